@@ -1,0 +1,72 @@
+"""Checking every invariant on a reference: after each step, and over a whole trace."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pcpuverify.invariants import hints, maps, population, steps
+from pcpuverify.invariants.base import REGISTRY, ChunkSnapshot, Invariant, Violation
+from pcpuverify.model.ops import Op
+from pcpuverify.model.reference import Reference, StepResult
+from pcpuverify.model.trace import Trace
+
+# Importing the modules registers their invariants; this is their order.
+_MODULES = (hints, maps, population, steps)
+INVARIANTS: tuple[Invariant, ...] = tuple(REGISTRY.values())
+STATE_INVARIANTS = tuple(i for i in INVARIANTS if i.kind == "state")
+STEP_INVARIANTS = tuple(i for i in INVARIANTS if i.kind == "step")
+
+
+class UnknownInvariant(ValueError):
+    """An invariant name that is not registered."""
+
+
+def invariant(name: str) -> Invariant:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise UnknownInvariant(
+            f"unknown invariant {name!r}; choose one of: {', '.join(REGISTRY)}"
+        ) from None
+
+
+def check_state(ref: Reference) -> list[Violation]:
+    return [v for chunk in ref.chunks.values() for inv in STATE_INVARIANTS for v in inv.violations(ref.alloc, chunk)]
+
+
+def check_step(ref: Reference, op: Op) -> tuple[StepResult, list[Violation]]:
+    """Apply ``op`` to ``ref`` and return what it returned with every invariant it broke."""
+    chunk = ref.chunk(op.reserved)
+    before = ChunkSnapshot.of(chunk)
+    result = ref.apply(op)
+    found = [v for inv in STEP_INVARIANTS for v in inv.violations(ref.alloc, before, result, chunk)]
+    return result, found + check_state(ref)
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """One replayed step: the op, its result, the state after it and the invariants it broke."""
+
+    index: int
+    result: StepResult
+    state: dict[str, object]
+    violations: tuple[Violation, ...]
+
+
+def replay(trace: Trace) -> tuple[list[Violation], list[Replayed]]:
+    """Replay ``trace`` on the reference: violations of the initial state, then every step."""
+    ref = Reference(trace.variant, trace.geometry, trace.init)
+    initial = check_state(ref)
+    steps_done = []
+    for index, op in enumerate(trace.ops):
+        result, found = check_step(ref, op)
+        steps_done.append(Replayed(index, result, ref.dump(), tuple(found)))
+    return initial, steps_done
+
+
+def first_violation(trace: Trace, name: str) -> int | None:
+    """The index of the first step after which invariant ``name`` is broken (-1: the initial state)."""
+    initial, done = replay(trace)
+    if any(v.invariant == name for v in initial):
+        return -1
+    return next((s.index for s in done if any(v.invariant == name for v in s.violations)), None)

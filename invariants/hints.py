@@ -1,0 +1,111 @@
+"""Invariants of the hints: the chunk's ``contig_hint`` and each block's ``pcpu_bitmap_md``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from pcpuverify.invariants.base import state_invariant
+from pcpuverify.invariants.scan import bits_of, first_zero, free_runs, leading_free, longest_free, trailing_free
+from pcpuverify.model.chunk import PcpuChunk
+from pcpuverify.model.percpu import PcpuAllocator
+
+
+def _map_bits(chunk: PcpuChunk) -> list[int]:
+    return bits_of(chunk.alloc_map.value, 0, chunk.alloc_map.nbits)
+
+
+@state_invariant(
+    "chunk-contig-hint-not-above-free-run",
+    patch="PATCH 00/10 and 09/10 (cover letter, commit message)",
+    seed="""Metadata is always kept accurate on allocation and therefore the situation
+    where a chunk has a larger contig_hint than available will never occur.""",
+)
+def chunk_contig_hint_not_above_free_run(alloc: PcpuAllocator, chunk: PcpuChunk) -> Iterator[tuple[str, str]]:
+    longest = longest_free(_map_bits(chunk))
+    if chunk.contig_hint > longest:
+        yield "contig_hint", f"contig_hint {chunk.contig_hint} > longest free run {longest}"
+
+
+@state_invariant(
+    "chunk-contig-hint-region-free",
+    patch="PATCH 10/10 (pcpu_alloc_area comment)",
+    seed="""The search for the start is limited to be within a block_size, but should in
+    reality never be hit as the contig_hint should be a valid placement.""",
+)
+def chunk_contig_hint_region_free(alloc: PcpuAllocator, chunk: PcpuChunk) -> Iterator[tuple[str, str]]:
+    start, end = chunk.contig_hint_start, chunk.contig_hint_start + chunk.contig_hint
+    if chunk.contig_hint == 0:
+        return
+    if start < 0 or end > chunk.alloc_map.nbits:
+        yield "contig_hint_start", f"hint region [{start}, {end}) leaves the chunk of {chunk.alloc_map.nbits} bits"
+        return
+    used = [i for i, b in enumerate(bits_of(chunk.alloc_map.value, start, end - start)) if b]
+    if used:
+        yield "contig_hint_start", f"hint region [{start}, {end}) holds allocated bit {start + used[0]}"
+
+
+@state_invariant(
+    "block-hints-match-scan",
+    patch="PATCH 09/10 (struct pcpu_bitmap_md, pcpu_block_refresh_hint)",
+    seed="""The metadata blocks provide a bound on the amount of scanning required by
+    maintaining a set of hints.""",
+)
+def block_hints_match_scan(alloc: PcpuAllocator, chunk: PcpuChunk) -> Iterator[tuple[str, str]]:
+    """Each block's hints equal a fresh scan of its bits, as exactly as the code relies on them.
+
+    ``contig_hint``, ``left_free`` and ``right_free`` are exact; ``contig_hint_start``
+    starts a maximal free run of ``contig_hint`` bits (a tie may be won by any
+    such run: the refresh keeps the first, a free keeps the older one);
+    ``first_free`` is never above the block's first free bit.
+    """
+    B = alloc.PCPU_BITMAP_BLOCK_SIZE
+    for i, block in enumerate(chunk.md_blocks):
+        bits = bits_of(chunk.alloc_map.value, i * B, B)
+        runs = free_runs(bits)
+        longest = max((r.length for r in runs), default=0)
+        where = f"md_blocks[{i}]"
+        if block.contig_hint != longest:
+            yield f"{where}.contig_hint", f"{where}.contig_hint {block.contig_hint}, a scan gives {longest}"
+        elif longest and not any(r.start == block.contig_hint_start and r.length == longest for r in runs):
+            yield (
+                f"{where}.contig_hint_start",
+                f"{where}.contig_hint_start {block.contig_hint_start} does not start a free run of {longest}",
+            )
+        if block.left_free != leading_free(bits):
+            yield f"{where}.left_free", f"{where}.left_free {block.left_free}, a scan gives {leading_free(bits)}"
+        if block.right_free != trailing_free(bits):
+            yield f"{where}.right_free", f"{where}.right_free {block.right_free}, a scan gives {trailing_free(bits)}"
+        if block.first_free > first_zero(bits):
+            yield f"{where}.first_free", f"{where}.first_free {block.first_free} > first free bit {first_zero(bits)}"
+
+
+@state_invariant(
+    "chunk-contig-hint-within-a-block",
+    patch="PATCH 00/10 and 09/10 (cover letter, commit message)",
+    seed="""This causes the chunk's contig_hint to be potentially smaller than what it
+    could allocate by up to a block.""",
+)
+def chunk_contig_hint_within_a_block(alloc: PcpuAllocator, chunk: PcpuChunk) -> Iterator[tuple[str, str]]:
+    longest = longest_free(_map_bits(chunk))
+    if longest - chunk.contig_hint > alloc.PCPU_BITMAP_BLOCK_SIZE:
+        yield (
+            "contig_hint",
+            f"contig_hint {chunk.contig_hint} is {longest - chunk.contig_hint} bits below the longest"
+            f" free run {longest}, more than a block ({alloc.PCPU_BITMAP_BLOCK_SIZE})",
+        )
+
+
+@state_invariant(
+    "chunk-contig-hint-exact-below-a-block",
+    patch="PATCH 00/10 and 09/10 (cover letter, commit message)",
+    seed="""If the chunk's contig_hint is smaller than a block, a check occurs and the
+    hint is kept accurate.""",
+)
+def chunk_contig_hint_exact_below_a_block(alloc: PcpuAllocator, chunk: PcpuChunk) -> Iterator[tuple[str, str]]:
+    longest = longest_free(_map_bits(chunk))
+    if chunk.contig_hint < alloc.PCPU_BITMAP_BLOCK_SIZE and chunk.contig_hint != longest:
+        yield (
+            "contig_hint",
+            f"contig_hint {chunk.contig_hint} is below a block ({alloc.PCPU_BITMAP_BLOCK_SIZE})"
+            f" but the longest free run is {longest}",
+        )

@@ -1,0 +1,77 @@
+"""Invariants of the maps: ``free_bits``, ``bound_map``, ``first_free_block`` and the hidden static region."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from pcpuverify.invariants.base import state_invariant
+from pcpuverify.invariants.scan import bits_of, first_zero
+from pcpuverify.model.chunk import PcpuChunk
+from pcpuverify.model.geometry import PCPU_MIN_ALLOC_SIZE
+from pcpuverify.model.percpu import PcpuAllocator
+
+
+@state_invariant(
+    "free-bits-count",
+    patch="PATCH 09/10 (struct pcpu_chunk)",
+    seed="int free_bits; /* free bits in the chunk */",
+)
+def free_bits_count(alloc: PcpuAllocator, chunk: PcpuChunk) -> Iterator[tuple[str, str]]:
+    nbits = chunk.alloc_map.nbits
+    free = nbits - bin(chunk.alloc_map.value).count("1")
+    if chunk.free_bits != free:
+        yield "free_bits", f"free_bits {chunk.free_bits}, alloc_map has {free} free bits"
+
+
+@state_invariant(
+    "bound-map-marks-allocations",
+    patch="PATCH 00/10 (cover letter)",
+    seed="""The allocation map serves as the ground truth for allocations while the
+    boundary map serves as a way to distinguish between consecutive allocations.""",
+)
+def bound_map_marks_allocations(alloc: PcpuAllocator, chunk: PcpuChunk) -> Iterator[tuple[str, str]]:
+    """Every live allocation is set in ``alloc_map``, and ``bound_map`` marks its start and end and nothing inside."""
+    amap, bmap = chunk.alloc_map.value, chunk.bound_map.value
+    for start, size in sorted(chunk.allocations.items()):
+        end = start + size
+        if any(b == 0 for b in bits_of(amap, start, size)) or end > chunk.alloc_map.nbits:
+            yield "alloc_map", f"allocation [{start}, {end}) is not all set in alloc_map"
+        if not (bmap >> start) & 1:
+            yield "bound_map", f"bound_map bit {start} (start of allocation [{start}, {end})) is clear"
+        if not (bmap >> end) & 1:
+            yield "bound_map", f"bound_map bit {end} (end of allocation [{start}, {end})) is clear"
+        inside = [start + 1 + i for i, b in enumerate(bits_of(bmap, start + 1, size - 1)) if b]
+        if inside:
+            yield "bound_map", f"bound_map bit {inside[0]} is set inside allocation [{start}, {end})"
+
+
+@state_invariant(
+    "no-free-bit-below-first-free-block",
+    patch="PATCH 09/10 (struct pcpu_chunk)",
+    seed="int first_free_block; /* block that contains the first free bit */",
+)
+def no_free_bit_below_first_free_block(alloc: PcpuAllocator, chunk: PcpuChunk) -> Iterator[tuple[str, str]]:
+    below = min(chunk.first_free_block * alloc.PCPU_BITMAP_BLOCK_SIZE, chunk.alloc_map.nbits)
+    free = first_zero(bits_of(chunk.alloc_map.value, 0, chunk.alloc_map.nbits))
+    if free < below:
+        yield "first_free_block", f"first_free_block {chunk.first_free_block} but bit {free} is free"
+
+
+@state_invariant(
+    "static-overlap-hidden",
+    patch="PATCH 05/10 and 09/10 (pcpu_setup_first_chunk)",
+    seed="""If the beginning of the reserved region overlaps the end of the static region,
+    hide that portion in the metadata.""",
+)
+def static_overlap_hidden(alloc: PcpuAllocator, chunk: PcpuChunk) -> Iterator[tuple[str, str]]:
+    """Every byte of the static region's last page is allocated in the first chunk's bitmap."""
+    if not chunk.has_reserved:
+        return
+    bits = -(-alloc.pcpu_reserved_offset // PCPU_MIN_ALLOC_SIZE)  # round up: a partly static bit
+    free = first_zero(bits_of(chunk.alloc_map.value, 0, bits))
+    if free < bits:
+        yield (
+            "alloc_map",
+            f"bit {free} holds static bytes (pcpu_reserved_offset {alloc.pcpu_reserved_offset})"
+            " but is free in alloc_map",
+        )

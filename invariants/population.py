@@ -1,0 +1,47 @@
+"""Invariants of population: ``nr_populated`` and ``nr_empty_pop_pages`` against ``populated`` and the bitmap."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from pcpuverify.invariants.base import state_invariant
+from pcpuverify.model.chunk import PcpuChunk
+from pcpuverify.model.percpu import PcpuAllocator
+
+
+@state_invariant(
+    "nr-populated-matches-populated",
+    patch="PATCH 08/10 and 09/10 (pcpu_chunk_populated, pcpu_chunk_depopulated)",
+    seed="""This patch changes the allocator to only mark allocated pages for the region
+    the population bitmap is used for.""",
+)
+def nr_populated_matches(alloc: PcpuAllocator, chunk: PcpuChunk) -> Iterator[tuple[str, str]]:
+    weight = bin(chunk.populated.value).count("1")
+    if chunk.nr_populated != weight:
+        yield "nr_populated", f"nr_populated {chunk.nr_populated}, populated has {weight} pages"
+
+
+@state_invariant(
+    "nr-empty-pop-pages-matches-bitmap",
+    patch="PATCH 08/10 (commit message)",
+    seed="""A new field, nr_empty_pop_pages, is added to the pcpu_chunk struct to keep track
+    of the number of empty pages.  This field is needed as the number of empty populated
+    pages is globally kept track of and deltas are used to update it.""",
+)
+def nr_empty_pop_pages_matches(alloc: PcpuAllocator, chunk: PcpuChunk) -> Iterator[tuple[str, str]]:
+    """``nr_empty_pop_pages`` counts the populated pages with no allocated bit; the global sums the chunks'."""
+    B = alloc.PCPU_BITMAP_BLOCK_SIZE
+    page_mask = (1 << B) - 1
+    empty = sum(
+        1
+        for page in range(chunk.nr_pages)
+        if (chunk.populated.value >> page) & 1 and not (chunk.alloc_map.value >> (page * B)) & page_mask
+    )
+    if chunk.nr_empty_pop_pages != empty:
+        yield "nr_empty_pop_pages", f"nr_empty_pop_pages {chunk.nr_empty_pop_pages}, {empty} populated pages are empty"
+    # the model has one chunk outside the reserved one: the global must equal its count
+    if chunk is not alloc.pcpu_reserved_chunk and alloc.pcpu_nr_empty_pop_pages != chunk.nr_empty_pop_pages:
+        yield (
+            "pcpu_nr_empty_pop_pages",
+            f"pcpu_nr_empty_pop_pages {alloc.pcpu_nr_empty_pop_pages} != chunk's {chunk.nr_empty_pop_pages}",
+        )

@@ -1,0 +1,69 @@
+"""Invariants of one operation: what an alloc returns, what a free releases, where the scans go."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from pcpuverify.invariants.base import ChunkSnapshot, step_invariant
+from pcpuverify.invariants.scan import bits_of
+from pcpuverify.model.chunk import PcpuChunk
+from pcpuverify.model.ops import Alloc, Free
+from pcpuverify.model.percpu import PcpuAllocator
+from pcpuverify.model.reference import StepResult
+
+
+@step_invariant(
+    "bitmap-access-in-bounds",
+    patch="PATCH 10/10 (commit message)",
+    seed="""An offset should never be returned unless it is known to fit, so here we just
+    bind the scanning to the size of a block.""",
+)
+def bitmap_access_in_bounds(
+    alloc: PcpuAllocator, before: ChunkSnapshot, step: StepResult, chunk: PcpuChunk
+) -> Iterator[tuple[str, str]]:
+    for access in step.accesses:
+        yield access.bitmap, access.describe()
+
+
+@step_invariant(
+    "alloc-returns-aligned-free-offset",
+    patch="PATCH 09/10 (pcpu_find_block_fit, pcpu_alloc_area)",
+    seed="""This is done by iterating over the bitmap metadata blocks and then only
+    returning regions that will be guaranteed to fit alignment""",
+)
+def alloc_returns_aligned_free_offset(
+    alloc: PcpuAllocator, before: ChunkSnapshot, step: StepResult, chunk: PcpuChunk
+) -> Iterator[tuple[str, str]]:
+    op = step.op
+    if not isinstance(op, Alloc) or step.bit_off is None:
+        return
+    off, end = step.bit_off, step.bit_off + op.bits
+    if off % op.align:
+        yield "alloc_map", f"alloc returned bit {off}, not aligned to {op.align}"
+    if end > chunk.alloc_map.nbits:
+        yield "alloc_map", f"alloc returned [{off}, {end}), past the chunk's {chunk.alloc_map.nbits} bits"
+    used = [off + i for i, b in enumerate(bits_of(before.alloc_map, off, op.bits)) if b]
+    if used:
+        yield "alloc_map", f"alloc returned [{off}, {end}) but bit {used[0]} was already allocated"
+
+
+@step_invariant(
+    "free-releases-one-allocation",
+    patch="PATCH 09/10 (pcpu_free_area)",
+    seed="""This function determines the size of an allocation to free using the boundary
+    bitmap and clears the allocation map.""",
+)
+def free_releases_one_allocation(
+    alloc: PcpuAllocator, before: ChunkSnapshot, step: StepResult, chunk: PcpuChunk
+) -> Iterator[tuple[str, str]]:
+    op = step.op
+    if not isinstance(op, Free):
+        return
+    size = before.allocations[op.bit_off]
+    expected = before.alloc_map & ~(((1 << size) - 1) << op.bit_off)
+    if chunk.alloc_map.value != expected:
+        changed = chunk.alloc_map.value ^ expected
+        bit = (changed & -changed).bit_length() - 1
+        yield "alloc_map", f"free of [{op.bit_off}, {op.bit_off + size}) changed alloc_map bit {bit} wrongly"
+    if chunk.free_bits - before.free_bits != size:
+        yield "free_bits", f"free of {size} bits raised free_bits by {chunk.free_bits - before.free_bits}"

@@ -1,0 +1,42 @@
+"""A state dump with the kernel's field names: what ``replay --json`` prints and what implementations are compared on."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from pcpuverify.model.bitmap import Bitmap
+from pcpuverify.model.chunk import PcpuChunk
+from pcpuverify.model.percpu import PcpuAllocator
+
+
+def bitmap_string(bitmap: Bitmap) -> str:
+    """Bit 0 first, one character per bit: the order a bitmap is drawn in."""
+    return "".join(str(b) for b in bitmap.bits())
+
+
+def dump_chunk(chunk: PcpuChunk) -> dict[str, object]:
+    return {
+        "nr_pages": chunk.nr_pages,
+        "alloc_map": bitmap_string(chunk.alloc_map),
+        "bound_map": bitmap_string(chunk.bound_map),
+        "populated": bitmap_string(chunk.populated),
+        "md_blocks": [asdict(block) for block in chunk.md_blocks],
+        "free_bits": chunk.free_bits,
+        "contig_hint": chunk.contig_hint,
+        "contig_hint_start": chunk.contig_hint_start,
+        "first_free_block": chunk.first_free_block,
+        "nr_populated": chunk.nr_populated,
+        "nr_empty_pop_pages": chunk.nr_empty_pop_pages,
+        "has_reserved": chunk.has_reserved,
+        "immutable": chunk.immutable,
+        "slot": chunk.slot,
+        "allocations": {str(off): bits for off, bits in sorted(chunk.allocations.items())},
+    }
+
+
+def dump_state(alloc: PcpuAllocator, chunks: dict[str, PcpuChunk]) -> dict[str, object]:
+    return {
+        "variant": alloc.variant,
+        "pcpu_nr_empty_pop_pages": alloc.pcpu_nr_empty_pop_pages,
+        "chunks": {name: dump_chunk(chunk) for name, chunk in chunks.items()},
+    }

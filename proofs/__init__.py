@@ -1,0 +1,1 @@
+"""Z3 encoding of the allocator state and transitions, proof obligations and solver runs."""
