@@ -1,0 +1,90 @@
+"""Drawing chunk states the way kernel developers draw bitmaps: one character per bit, bit 0 on the left.
+
+    alloc_map   |#.....##|########|     # allocated, . free; '|' separates blocks (pages)
+    bound_map   |^^....^.|^.......|^    ^ set (one more column: bit nr_bits)
+    contig_hint |      ==|========|     the chunk's hint region
+    block hints |.~~~~~~~|........|     each md_block's contig_hint region
+    populated   |   P    |   -    |     P populated page, - not
+
+Drawing is text built from the dumped state (kernel field names), so that a
+trace's replay reads the same on a terminal, in a mail and in a test.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+
+
+def _cells(row: str, block_bits: int, fill: str = "") -> str:
+    """Split a per-bit row into blocks separated by '|'."""
+    blocks = [row[i : i + block_bits] for i in range(0, len(row), block_bits)]
+    return "|" + "|".join(blocks) + "|" + fill
+
+
+def _region(nbits: int, start: int, length: int, char: str) -> str:
+    return "".join(char if start <= i < start + length else " " for i in range(nbits))
+
+
+def draw_chunk(name: str, chunk: dict[str, Any], block_bits: int, highlight: set[str] | None = None) -> Text:
+    """The picture of one dumped chunk; fields named in ``highlight`` are drawn in red."""
+    hot = highlight or set()
+    alloc_map: str = chunk["alloc_map"]
+    bound_map: str = chunk["bound_map"]
+    nbits = len(alloc_map)
+    md = chunk["md_blocks"]
+
+    out = Text()
+    out.append(
+        f"{name} chunk: {chunk['nr_pages']} pages x {block_bits} bits,"
+        f" free_bits {chunk['free_bits']}, first_free_block {chunk['first_free_block']},"
+        f" nr_populated {chunk['nr_populated']}, nr_empty_pop_pages {chunk['nr_empty_pop_pages']}\n"
+    )
+    ruler = "".join(f"{i:<{block_bits}}" for i in range(0, nbits, block_bits))
+    out.append(f"  {'bit':<12} {' ' + ruler}\n", style="dim")
+
+    def row(label: str, text: str, field: str, note: str = "") -> None:
+        style = "bold red" if field in hot else ""
+        out.append(f"  {label:<12} ")
+        out.append(text, style=style)
+        out.append(f"  {note}\n" if note else "\n", style="dim")
+
+    row("alloc_map", _cells(alloc_map.replace("1", "#").replace("0", "."), block_bits), "alloc_map")
+    bounds = bound_map.replace("1", "^").replace("0", ".")
+    row("bound_map", _cells(bounds[:nbits], block_bits, bounds[nbits:]), "bound_map")
+    hint = _region(nbits, chunk["contig_hint_start"], chunk["contig_hint"], "=")
+    row(
+        "contig_hint",
+        _cells(hint, block_bits),
+        "contig_hint",
+        f"{chunk['contig_hint']} bits at {chunk['contig_hint_start']}",
+    )
+    block_row = "".join(_region(block_bits, b["contig_hint_start"], b["contig_hint"], "~") for b in md)
+    row("block hints", _cells(block_row, block_bits), "md_blocks")
+    pages = "".join(
+        f"{('P' if p == '1' else '-'):^{block_bits}}" for p in chunk["populated"]
+    )
+    row("populated", _cells(pages, block_bits), "populated")
+    for i, b in enumerate(md):
+        fields = [
+            ("contig_hint", f"contig_hint={b['contig_hint']}@{b['contig_hint_start']}"),
+            ("left_free", f"left_free={b['left_free']}"),
+            ("right_free", f"right_free={b['right_free']}"),
+            ("first_free", f"first_free={b['first_free']}"),
+        ]
+        out.append(f"  md_blocks[{i}] ")
+        for key, text in fields:
+            wrong = f"md_blocks[{i}].{key}" in hot or (key == "contig_hint" and f"md_blocks[{i}].contig_hint_start" in hot)
+            out.append(text + " ", style="bold red" if wrong else "")
+        out.append("\n")
+    return out
+
+
+def draw_state(state: dict[str, Any], block_bits: int, highlight: dict[str, set[str]] | None = None) -> Text:
+    """Every chunk of a dumped state, then the global counter."""
+    out = Text()
+    for name, chunk in state["chunks"].items():
+        out.append(draw_chunk(name, chunk, block_bits, (highlight or {}).get(name)))
+    out.append(f"  pcpu_nr_empty_pop_pages {state['pcpu_nr_empty_pop_pages']}\n")
+    return out
