@@ -36,12 +36,13 @@ class ChunkSnapshot:
     """What a step invariant needs of a chunk before the operation."""
 
     alloc_map: int
+    populated: int
     free_bits: int
     allocations: dict[int, int]
 
     @classmethod
     def of(cls, chunk: PcpuChunk) -> ChunkSnapshot:
-        return cls(chunk.alloc_map.value, chunk.free_bits, dict(chunk.allocations))
+        return cls(chunk.alloc_map.value, chunk.populated.value, chunk.free_bits, dict(chunk.allocations))
 
 
 # A state check yields (field, message) pairs for what is wrong.

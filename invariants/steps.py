@@ -67,3 +67,21 @@ def free_releases_one_allocation(
         yield "alloc_map", f"free of [{op.bit_off}, {op.bit_off + size}) changed alloc_map bit {bit} wrongly"
     if chunk.free_bits - before.free_bits != size:
         yield "free_bits", f"free of {size} bits raised free_bits by {chunk.free_bits - before.free_bits}"
+
+
+@step_invariant(
+    "pop-only-alloc-on-populated-pages",
+    patch="PATCH 09/10 (pcpu_is_populated)",
+    seed="For atomic allocations, we must check if the backing pages are populated.",
+)
+def pop_only_alloc_on_populated_pages(
+    alloc: PcpuAllocator, before: ChunkSnapshot, step: StepResult, chunk: PcpuChunk
+) -> Iterator[tuple[str, str]]:
+    op = step.op
+    if not isinstance(op, Alloc) or not op.pop_only or step.bit_off is None:
+        return
+    B = alloc.PCPU_BITMAP_BLOCK_SIZE
+    first, last = step.bit_off // B, (step.bit_off + op.bits - 1) // B
+    unpopulated = [p for p in range(first, last + 1) if not (before.populated >> p) & 1]
+    if unpopulated:
+        yield "populated", f"atomic alloc placed [{step.bit_off}, {step.bit_off + op.bits}) on unpopulated page {unpopulated[0]}"

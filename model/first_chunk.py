@@ -51,30 +51,29 @@ def check_layout(init: FirstChunkInit, page_size: int) -> FirstChunkLayout:
     """Apply the layout conditions of ``pcpu_setup_first_chunk`` and derive its numbers.
 
     The base address is page aligned (``PCPU_SETUP_BUG_ON(offset_in_page(base_addr))``),
-    so ``pcpu_reserved_offset`` is the static size's offset in its page.  The
-    absolute minimums (``PCPU_MIN_UNIT_SIZE``, ``PERCPU_DYNAMIC_EARLY_SIZE``)
-    are not applied: small geometries scale the page down, not those.
+    so ``pcpu_reserved_offset`` is the static size's offset in its page.  Only
+    the setup code's own checks are applied -- nothing rounds or rejects what
+    it would accept (a ``static_size`` that is not a multiple of
+    PCPU_MIN_ALLOC_SIZE, a dynamic region not ending on a page).  The
+    absolute minimums scale with the page: ``PERCPU_DYNAMIC_EARLY_SIZE`` (3
+    pages of 4 KiB) becomes one page and ``PCPU_MIN_UNIT_SIZE`` is dropped.
     """
     static_size, reserved_size, dyn_size = init.static_size, init.reserved_size, init.dyn_size
     if min(static_size, reserved_size, dyn_size) < 0:
         raise LayoutError("static_size, reserved_size and dyn_size must not be negative")
     size_sum = static_size + reserved_size + dyn_size
+    if not static_size:
+        raise LayoutError("PCPU_SETUP_BUG_ON(!ai->static_size): static_size must be positive")
     if reserved_size and (static_size + reserved_size) % page_size:
         raise LayoutError(
             "PCPU_SETUP_BUG_ON(reserved_size && !PAGE_ALIGNED(static_size + reserved_size)):"
             f" {static_size} + {reserved_size} is not a multiple of PAGE_SIZE {page_size};"
             " size the reserved region with pcpu_align_reserved_region()"
         )
-    if size_sum % page_size:
+    if dyn_size < page_size:
         raise LayoutError(
-            f"static_size + reserved_size + dyn_size = {size_sum} must be page aligned"
-            f" (PAGE_SIZE {page_size}): the dynamic region ends on a page boundary"
-        )
-    if dyn_size == 0:
-        raise LayoutError("dyn_size must be positive: the first chunk needs a dynamic region")
-    if static_size % PCPU_MIN_ALLOC_SIZE:
-        raise LayoutError(
-            f"static_size must be a multiple of PCPU_MIN_ALLOC_SIZE ({PCPU_MIN_ALLOC_SIZE}) (got {static_size})"
+            f"PCPU_SETUP_BUG_ON(ai->dyn_size < PERCPU_DYNAMIC_EARLY_SIZE): dyn_size must be at least"
+            f" one page ({page_size} bytes) in a scaled geometry (got {dyn_size})"
         )
 
     # tmp_addr = base_addr + static_size; aligned_addr = tmp_addr & PAGE_MASK
@@ -91,7 +90,7 @@ def check_layout(init: FirstChunkInit, page_size: int) -> FirstChunkLayout:
         map_size_bytes=map_size_bytes,
         first_chunk_pages=map_size_bytes // page_size,  # map_size_bytes >> PAGE_SHIFT
         dyn_chunk_pages=dyn_size // page_size,  # dyn_size >> PAGE_SHIFT
-        unit_pages=size_sum // page_size,
+        unit_pages=-(-size_sum // page_size),  # unit_size = PFN_ALIGN(size_sum)
     )
 
 
