@@ -24,8 +24,8 @@ def ALIGN(x: int, a: int) -> int:
 
 
 def fls(x: int) -> int:
-    """``fls()``: 1-based index of the most significant set bit, 0 for 0."""
-    return x.bit_length()
+    """``fls(int x)``: 1-based index of the most significant set bit of the 32-bit value, 0 for 0."""
+    return (x & 0xFFFFFFFF).bit_length()
 
 
 class PcpuAllocator:

@@ -1,0 +1,192 @@
+"""Bit-parallel Z3 builders for the bitmap primitives and run-length questions (pure QF_BV).
+
+Scans are encoded with masks and shift-and doubling rather than per-bit
+``If`` chains (DESIGN.md, "Proofs": 0.15 s instead of 26 s at 64 bits).
+Scalars are C ``int``s: signed bit-vectors of ``INT_W`` bits.  A bitmap is
+a bit-vector of its logical size; bits past the size read as zero, and each
+primitive also returns whether it touched a bit past the size (the
+``OutOfBounds`` record of ``model/bitmap.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import z3
+
+INT_W = 16  # wide enough for every offset of a geometry up to 1024 bits, with the v1 overshoots
+
+Int = z3.BitVecRef
+Bool = z3.BoolRef
+
+
+def I(value: int) -> Int:
+    return z3.BitVecVal(value, INT_W)
+
+
+def ones(n: int) -> z3.BitVecRef:
+    return z3.BitVecVal((1 << n) - 1, n)
+
+
+def zeros(n: int) -> z3.BitVecRef:
+    return z3.BitVecVal(0, n)
+
+
+def ite(c: Bool | bool, a: z3.ExprRef, b: z3.ExprRef) -> z3.ExprRef:
+    if isinstance(c, bool):
+        return a if c else b
+    return z3.If(c, a, b)
+
+
+def smin(a: Int, b: Int) -> Int:
+    return z3.If(a < b, a, b)
+
+
+def smax(a: Int, b: Int) -> Int:
+    return z3.If(a > b, a, b)
+
+
+def to_amount(k: Int, n: int) -> z3.BitVecRef:
+    """``k`` (an int, 0 <= k) as an n-bit shift amount; anything >= n saturates to n."""
+    if n > INT_W:
+        return z3.ZeroExt(n - INT_W, k)
+    if n == INT_W:
+        return k
+    return z3.If(z3.ULT(k, n), z3.Extract(n - 1, 0, k), z3.BitVecVal(n, n))
+
+
+def low_mask(k: Int, n: int) -> z3.BitVecRef:
+    """Bits ``[0, k)`` of an n-bit vector (none for k <= 0, all for k >= n)."""
+    return z3.If(k <= 0, zeros(n), z3.If(k >= n, ones(n), ~(ones(n) << to_amount(k, n))))
+
+
+def range_mask(lo: Int, hi: Int, n: int) -> z3.BitVecRef:
+    """Bits ``[lo, hi)`` of an n-bit vector, clipped to ``[0, n)``."""
+    return low_mask(hi, n) & ~low_mask(lo, n)
+
+
+def _index_of_onehot(onehot: z3.BitVecRef, n: int) -> Int:
+    index: z3.ExprRef = I(0)
+    k = 0
+    while (1 << k) < n:
+        mask = sum(1 << p for p in range(n) if (p >> k) & 1)
+        index = index + z3.If(onehot & z3.BitVecVal(mask, n) != 0, I(1 << k), I(0))
+        k += 1
+    return index
+
+
+def lowest_set(x: z3.BitVecRef, n: int) -> Int:
+    """Index of the lowest set bit of ``x`` (meaningful when x != 0)."""
+    return _index_of_onehot(x & -x, n)
+
+
+def highest_set(x: z3.BitVecRef, n: int) -> Int:
+    """Index of the highest set bit of ``x`` (meaningful when x != 0)."""
+    s = x
+    shift = 1
+    while shift < n:
+        s = s | z3.LShR(s, shift)
+        shift *= 2
+    return _index_of_onehot(s ^ z3.LShR(s, 1), n)
+
+
+def popcount(x: z3.BitVecRef, n: int) -> Int:
+    terms: list[z3.ExprRef] = [z3.ZeroExt(INT_W - 1, z3.Extract(i, i, x)) for i in range(n)]
+    while len(terms) > 1:
+        terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i] for i in range(0, len(terms), 2)]
+    return terms[0] if terms else I(0)
+
+
+def one_bit(i: Int, n: int) -> z3.BitVecRef:
+    """``1 << i`` in n bits; zero when i is outside ``[0, n)`` (a dropped write)."""
+    return z3.BitVecVal(1, n) << to_amount(i, n)
+
+
+def bit(x: z3.BitVecRef, i: Int, n: int) -> Bool:
+    """Bit ``i`` of ``x`` (false past its size)."""
+    return z3.And(i >= 0, i < n, z3.LShR(x, to_amount(i, n)) & 1 == 1)
+
+
+def run_starts(free: z3.BitVecRef, n: int, length: Int) -> z3.BitVecRef:
+    """Positions p with bits ``[p, p + length)`` all set in ``free`` (zeros shift in past the top).
+
+    Shift-and doubling: F_{2k} = F_k & (F_k >> k), then the binary digits of
+    ``length`` pick which F_{2^j} to combine and by how much to shift them.
+    """
+    powers = [free]
+    while (1 << len(powers)) <= n:
+        f, k = powers[-1], 1 << (len(powers) - 1)
+        powers.append(f & z3.LShR(f, k))
+    result = ones(n)
+    offset: z3.ExprRef = I(0)
+    for j, f in enumerate(powers):
+        digit = z3.Extract(j, j, length) == 1
+        result = z3.If(digit, result & z3.LShR(f, to_amount(offset, n)), result)
+        offset = offset + z3.If(digit, I(1 << j), I(0))
+    too_long = length > n
+    return z3.If(length <= 0, ones(n), z3.If(too_long, zeros(n), result))
+
+
+def has_run(free: z3.BitVecRef, n: int, length: Int) -> Bool:
+    """Some run of at least ``length`` set bits exists (true for length <= 0)."""
+    return z3.Or(length <= 0, run_starts(free, n, length) != 0)
+
+
+def aligned_positions(align: Int, n: int, aligns: Sequence[int]) -> z3.BitVecRef:
+    """Positions that are multiples of ``align`` (one of ``aligns``)."""
+    out: z3.ExprRef = zeros(n)
+    for a in aligns:
+        out = z3.If(align == a, z3.BitVecVal(sum(1 << p for p in range(0, n, a)), n), out)
+    return out
+
+
+def ALIGN(x: Int, a: Int) -> Int:
+    """``ALIGN(x, a)`` for a power of two ``a``."""
+    return (x + a - 1) & ~(a - 1)
+
+
+class Bits:
+    """A bitmap of ``n`` bits seen from bit ``base`` (``pcpu_index_alloc_map``), with Linux scan semantics.
+
+    Each scan returns ``(value, oob)``: ``oob`` holds when the scan touched a
+    bit outside ``[0, n)``, exactly when ``model/bitmap.py`` records it.
+    """
+
+    def __init__(self, term: z3.BitVecRef, n: int, base: Int | None = None) -> None:
+        self.term, self.n = term, n
+        self.base = I(0) if base is None else base
+
+    def view(self, base: Int) -> Bits:
+        return Bits(self.term, self.n, self.base + base)
+
+    def _oob(self, start: Int, end: Int) -> Bool:
+        lo, hi = self.base + start, self.base + end
+        return z3.And(hi > lo, z3.Or(lo < 0, hi > self.n))
+
+    def find_next_bit(self, size: Int, offset: Int) -> tuple[Int, Bool]:
+        lo, hi = self.base + offset, self.base + size
+        found = self.term & range_mask(lo, hi, self.n)
+        value = z3.If(offset >= size, size, z3.If(found != 0, lowest_set(found, self.n) - self.base, size))
+        return value, z3.And(offset < size, self._oob(offset, size))
+
+    def find_next_zero_bit(self, size: Int, offset: Int) -> tuple[Int, Bool]:
+        lo, hi = self.base + offset, self.base + size
+        found = ~self.term & range_mask(lo, hi, self.n)
+        past = z3.If(hi > self.n, smax(lo, I(self.n)) - self.base, size)  # bits past n read as zero
+        value = z3.If(offset >= size, size, z3.If(found != 0, lowest_set(found, self.n) - self.base, past))
+        return value, z3.And(offset < size, self._oob(offset, size))
+
+    def find_last_bit(self, size: Int) -> tuple[Int, Bool]:
+        found = self.term & range_mask(self.base, self.base + size, self.n)
+        value = z3.If(size <= 0, size, z3.If(found != 0, highest_set(found, self.n) - self.base, size))
+        return value, z3.And(size > 0, self._oob(I(0), size))
+
+    def weight(self, size: Int) -> tuple[Int, Bool]:
+        value = z3.If(size <= 0, I(0), popcount(self.term & range_mask(self.base, self.base + size, self.n), self.n))
+        return value, z3.And(size > 0, self._oob(I(0), size))
+
+    def with_range(self, start: Int, nr: Int, value: bool) -> tuple[z3.BitVecRef, Bool]:
+        """``bitmap_set``/``bitmap_clear(map, start, nr)``: the new term; writes past n are dropped."""
+        mask = range_mask(self.base + start, self.base + start + nr, self.n)
+        term = self.term | mask if value else self.term & ~mask
+        return z3.If(nr > 0, term, self.term), z3.And(nr > 0, self._oob(start, start + nr))

@@ -1,0 +1,140 @@
+"""Conformance: the encoded transition, evaluated on a concrete state, must equal what ``model/`` computes.
+
+A proof about an encoding that disagrees with the reference proves nothing,
+so every proof run starts with a quick version of this check and refuses to
+report PROVED when it fails.  After a step that touched a bitmap out of
+bounds the kernel state is undefined (memory was corrupted), so such steps
+are compared on the out-of-bounds flag and the returned offset only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import z3
+
+from pcpuverify.model.ops import Alloc, Depopulate, Free, Op, Populate
+from pcpuverify.model.reference import Reference
+from pcpuverify.proofs.bv import INT_W, I
+from pcpuverify.proofs.encode import ENCODINGS, SymPercpu, SymStep
+from pcpuverify.proofs.state import BLOCK_FIELDS, CHUNK_FIELDS, SymBlock, SymChunk, ghost_width
+
+
+def model_fields(ref: Reference) -> dict[str, int | bool]:
+    """The dynamic chunk of ``ref`` flattened to the fields a SymChunk has."""
+    chunk, alloc = ref.chunks["dynamic"], ref.alloc
+    gw = ghost_width(ref.geometry)
+    g_start = g_used = 0
+    for off, bits in chunk.allocations.items():
+        g_start |= (1 << off) if off < gw else 0
+        g_used |= ((1 << bits) - 1) << off
+    out: dict[str, int | bool] = {
+        "alloc_map": chunk.alloc_map.value,
+        "bound_map": chunk.bound_map.value,
+        "populated": chunk.populated.value,
+        "free_bits": chunk.free_bits,
+        "contig_hint": chunk.contig_hint,
+        "contig_hint_start": chunk.contig_hint_start,
+        "first_free_block": chunk.first_free_block,
+        "nr_populated": chunk.nr_populated,
+        "nr_empty_pop_pages": chunk.nr_empty_pop_pages,
+        "slot": chunk.slot,
+        "pcpu_nr_empty_pop_pages": alloc.pcpu_nr_empty_pop_pages,
+        "g_start": g_start,
+        "g_used": g_used & ((1 << gw) - 1),
+    }
+    for i, block in enumerate(chunk.md_blocks):
+        for f in BLOCK_FIELDS:
+            out[f"md_blocks[{i}].{f}"] = getattr(block, f)
+    return out
+
+
+def symbolic_of(ref: Reference) -> SymChunk:
+    """The dynamic chunk of ``ref`` as a SymChunk of constants."""
+    values = model_fields(ref)
+    g = ref.geometry
+    gw = ghost_width(g)
+    return SymChunk(
+        geometry=g,
+        alloc_map=z3.BitVecVal(values["alloc_map"], g.nr_bits),
+        bound_map=z3.BitVecVal(values["bound_map"], g.nr_bits + 1),
+        populated=z3.BitVecVal(values["populated"], g.nr_pages),
+        md_blocks=tuple(
+            SymBlock(*(I(int(values[f"md_blocks[{i}].{f}"])) for f in BLOCK_FIELDS)) for i in range(g.nr_pages)
+        ),
+        **{f: I(int(values[f])) for f in CHUNK_FIELDS},
+        g_start=z3.BitVecVal(values["g_start"], gw),
+        g_used=z3.BitVecVal(values["g_used"], gw),
+        oob=z3.BoolVal(False),
+    )
+
+
+def _value(term: z3.ExprRef, signed: bool = True) -> int | bool:
+    """A constant term's value: C ints signed, bitmaps unsigned."""
+    v = z3.simplify(term)
+    if z3.is_true(v) or z3.is_false(v):
+        return z3.is_true(v)
+    if not z3.is_bv_value(v):
+        raise ValueError(f"encoding did not reduce to a constant: {v}")
+    width = v.size()
+    n = v.as_long()
+    return n - (1 << width) if signed and width == INT_W and n >= 1 << (INT_W - 1) else n
+
+
+def evaluate(chunk: SymChunk) -> dict[str, int | bool]:
+    out: dict[str, int | bool] = {}
+    for f in ("alloc_map", "bound_map", "populated", "g_start", "g_used"):
+        out[f] = _value(getattr(chunk, f), signed=False)
+    for f in CHUNK_FIELDS:
+        out[f] = _value(getattr(chunk, f))
+    for i, block in enumerate(chunk.md_blocks):
+        for f in BLOCK_FIELDS:
+            out[f"md_blocks[{i}].{f}"] = _value(getattr(block, f))
+    return out
+
+
+def encode_op(enc: SymPercpu, chunk: SymChunk, op: Op) -> SymStep:
+    """The encoded transition for a concrete operation."""
+    if isinstance(op, Alloc):
+        return enc.alloc(chunk, I(op.bits), I(op.align), z3.BoolVal(op.pop_only))
+    if isinstance(op, Free):
+        return enc.free(chunk, I(op.bit_off))
+    if isinstance(op, Populate):
+        return enc.populate(chunk, I(op.page_start), I(op.page_end))
+    assert isinstance(op, Depopulate)
+    return enc.depopulate(chunk, I(op.page_start), I(op.page_end))
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """A field on which the encoding and the reference disagree after one op."""
+
+    op: Op
+    field: str
+    model: int | bool
+    encoding: int | bool
+
+    def describe(self) -> str:
+        return f"after {self.op.describe()}: {self.field} is {self.model} in model/ but {self.encoding} encoded"
+
+
+def compare_step(ref: Reference, op: Op, encoding: type[SymPercpu] | None = None) -> list[Mismatch]:
+    """Apply ``op`` to ``ref`` (mutating it) and to its encoding; list every field that differs."""
+    enc = (encoding or ENCODINGS[ref.variant])(ref.geometry)
+    step = encode_op(enc, symbolic_of(ref), op)
+    result = ref.apply(op)
+    found: list[Mismatch] = []
+    oob = bool(result.accesses)
+    if _value(step.post.oob) != oob:
+        found.append(Mismatch(op, "oob", oob, _value(step.post.oob)))
+    if isinstance(op, Alloc):
+        model_off = -1 if result.bit_off is None else result.bit_off
+        if _value(step.bit_off) != model_off:
+            found.append(Mismatch(op, "bit_off", model_off, _value(step.bit_off)))
+    if not _value(step.unrolled):
+        found.append(Mismatch(op, "unrolled", True, False))
+    if oob:
+        return found
+    expected, got = model_fields(ref), evaluate(step.post)
+    found += [Mismatch(op, f, expected[f], got[f]) for f in expected if expected[f] != got[f]]
+    return found
