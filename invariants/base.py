@@ -61,6 +61,11 @@ class Invariant:
     check: Callable[..., Iterator[tuple[str, str]]]
     z3: Any = field(default=None)  # the symbolic predicate, attached by pcpuverify.proofs
 
+    def symbolic(self, predicate: Callable[..., Any]) -> Invariant:
+        """Attach the Z3 side: ``predicate(chunk)`` for a state invariant, ``predicate(pre, op, step)`` for a step one."""
+        self.z3 = predicate
+        return self
+
     def violations(self, *args: Any) -> list[Violation]:
         chunk: PcpuChunk = args[-1]
         return [Violation(self.name, chunk.name, f, m) for f, m in self.check(*args)]

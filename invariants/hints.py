@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import z3
+
 from pcpuverify.invariants.base import state_invariant
 from pcpuverify.invariants.scan import bits_of, first_zero, free_runs, leading_free, longest_free, trailing_free
 from pcpuverify.model.chunk import PcpuChunk
 from pcpuverify.model.percpu import PcpuAllocator
+from pcpuverify.proofs.bv import I, Int, bit, has_run, highest_set, lowest_set, range_mask
+from pcpuverify.proofs.state import SymChunk
 
 
 def _map_bits(chunk: PcpuChunk) -> list[int]:
@@ -109,3 +113,70 @@ def chunk_contig_hint_exact_below_a_block(alloc: PcpuAllocator, chunk: PcpuChunk
             f"contig_hint {chunk.contig_hint} is below a block ({alloc.PCPU_BITMAP_BLOCK_SIZE})"
             f" but the longest free run is {longest}",
         )
+
+
+# -- the Z3 side ---------------------------------------------------------------------
+
+
+def _block_seg(chunk: SymChunk, i: int) -> z3.BitVecRef:
+    B = chunk.geometry.block_bits
+    return z3.Extract((i + 1) * B - 1, i * B, chunk.alloc_map)
+
+
+def _longest_is(free: z3.BitVecRef, n: int, length: Int) -> z3.BoolRef:
+    """The longest run of set bits in ``free`` has exactly ``length`` bits."""
+    return z3.And(has_run(free, n, length), z3.Not(has_run(free, n, length + 1)))
+
+
+@chunk_contig_hint_not_above_free_run.symbolic
+def _chunk_contig_hint_not_above_free_run(chunk: SymChunk) -> z3.BoolRef:
+    return has_run(~chunk.alloc_map, chunk.nr_bits, chunk.contig_hint)
+
+
+@chunk_contig_hint_region_free.symbolic
+def _chunk_contig_hint_region_free(chunk: SymChunk) -> z3.BoolRef:
+    start, end = chunk.contig_hint_start, chunk.contig_hint_start + chunk.contig_hint
+    inside = z3.And(start >= 0, end <= chunk.nr_bits)
+    return z3.Or(
+        chunk.contig_hint == 0,
+        z3.And(inside, chunk.alloc_map & range_mask(start, end, chunk.nr_bits) == 0),
+        z3.And(z3.Not(inside), end < start),  # a negative hint: an empty region, as the concrete check reads it
+    )
+
+
+@block_hints_match_scan.symbolic
+def _block_hints_match_scan(chunk: SymChunk) -> z3.BoolRef:
+    B = chunk.geometry.block_bits
+    conds = []
+    for i, block in enumerate(chunk.md_blocks):
+        seg = _block_seg(chunk, i)
+        free = ~seg
+        h, s = block.contig_hint, block.contig_hint_start
+        # contig_hint_start starts a maximal free run of contig_hint bits
+        maximal = z3.And(
+            s >= 0,
+            s + h <= B,
+            seg & range_mask(s, s + h, B) == 0,
+            z3.Or(s == 0, bit(seg, s - 1, B)),
+            z3.Or(s + h == B, bit(seg, s + h, B)),
+        )
+        conds += [
+            _longest_is(free, B, h),
+            z3.Or(h == 0, maximal),
+            block.left_free == z3.If(seg == 0, I(B), lowest_set(seg, B)),
+            block.right_free == z3.If(seg == 0, I(B), I(B - 1) - highest_set(seg, B)),
+            block.first_free <= z3.If(free == 0, I(B), lowest_set(free, B)),
+        ]
+    return z3.And(conds)
+
+
+@chunk_contig_hint_within_a_block.symbolic
+def _chunk_contig_hint_within_a_block(chunk: SymChunk) -> z3.BoolRef:
+    B = chunk.geometry.block_bits
+    return z3.Not(has_run(~chunk.alloc_map, chunk.nr_bits, chunk.contig_hint + B + 1))
+
+
+@chunk_contig_hint_exact_below_a_block.symbolic
+def _chunk_contig_hint_exact_below_a_block(chunk: SymChunk) -> z3.BoolRef:
+    B = chunk.geometry.block_bits
+    return z3.Implies(chunk.contig_hint < B, _longest_is(~chunk.alloc_map, chunk.nr_bits, chunk.contig_hint))

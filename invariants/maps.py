@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import z3
+
 from pcpuverify.invariants.base import state_invariant
 from pcpuverify.invariants.scan import bits_of, first_zero
 from pcpuverify.model.chunk import PcpuChunk
 from pcpuverify.model.geometry import PCPU_MIN_ALLOC_SIZE
 from pcpuverify.model.percpu import PcpuAllocator
+from pcpuverify.proofs.bv import I, low_mask, popcount, smin
+from pcpuverify.proofs.state import SymChunk
 
 
 @state_invariant(
@@ -75,3 +79,33 @@ def static_overlap_hidden(alloc: PcpuAllocator, chunk: PcpuChunk) -> Iterator[tu
             f"bit {free} holds static bytes (pcpu_reserved_offset {alloc.pcpu_reserved_offset})"
             " but is free in alloc_map",
         )
+
+
+# -- the Z3 side ---------------------------------------------------------------------
+
+
+@free_bits_count.symbolic
+def _free_bits_count(chunk: SymChunk) -> z3.BoolRef:
+    return chunk.free_bits == chunk.nr_bits - popcount(chunk.alloc_map, chunk.nr_bits)
+
+
+@bound_map_marks_allocations.symbolic
+def _bound_map_marks_allocations(chunk: SymChunk) -> z3.BoolRef:
+    gw = chunk.g_used.size()
+    n = chunk.nr_bits
+    amap = z3.ZeroExt(gw - n, chunk.alloc_map)
+    bmap = z3.ZeroExt(gw - n - 1, chunk.bound_map)
+    starts, used = chunk.g_start, chunk.g_used
+    ends = (used << 1) & (~used | starts)  # e with e-1 allocated and e free or another start
+    return z3.And(
+        used & ~amap == 0,  # every allocated bit is set in alloc_map (and inside the chunk)
+        starts & ~bmap == 0,  # bound_map marks each start
+        ends & ~bmap == 0,  # ... and each end
+        used & ~starts & bmap == 0,  # ... and nothing inside an allocation
+    )
+
+
+@no_free_bit_below_first_free_block.symbolic
+def _no_free_bit_below_first_free_block(chunk: SymChunk) -> z3.BoolRef:
+    below = low_mask(smin(chunk.first_free_block * chunk.geometry.block_bits, I(chunk.nr_bits)), chunk.nr_bits)
+    return chunk.alloc_map & below == below

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import z3
+
 from pcpuverify.invariants.base import state_invariant
 from pcpuverify.model.chunk import PcpuChunk
 from pcpuverify.model.percpu import PcpuAllocator
+from pcpuverify.proofs.bv import I, bit, popcount
+from pcpuverify.proofs.state import SymChunk
 
 
 @state_invariant(
@@ -45,3 +49,23 @@ def nr_empty_pop_pages_matches(alloc: PcpuAllocator, chunk: PcpuChunk) -> Iterat
             "pcpu_nr_empty_pop_pages",
             f"pcpu_nr_empty_pop_pages {alloc.pcpu_nr_empty_pop_pages} != chunk's {chunk.nr_empty_pop_pages}",
         )
+
+
+# -- the Z3 side ---------------------------------------------------------------------
+
+
+@nr_populated_matches.symbolic
+def _nr_populated_matches(chunk: SymChunk) -> z3.BoolRef:
+    return chunk.nr_populated == popcount(chunk.populated, chunk.geometry.nr_pages)
+
+
+@nr_empty_pop_pages_matches.symbolic
+def _nr_empty_pop_pages_matches(chunk: SymChunk) -> z3.BoolRef:
+    B, N = chunk.geometry.block_bits, chunk.geometry.nr_pages
+    empty: z3.ExprRef = I(0)
+    for page in range(N):
+        is_empty = z3.And(
+            bit(chunk.populated, I(page), N), z3.Extract((page + 1) * B - 1, page * B, chunk.alloc_map) == 0
+        )
+        empty = empty + z3.If(is_empty, I(1), I(0))
+    return z3.And(chunk.nr_empty_pop_pages == empty, chunk.pcpu_nr_empty_pop_pages == chunk.nr_empty_pop_pages)

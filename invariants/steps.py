@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import z3
+
 from pcpuverify.invariants.base import ChunkSnapshot, step_invariant
 from pcpuverify.invariants.scan import bits_of
 from pcpuverify.model.chunk import PcpuChunk
 from pcpuverify.model.ops import Alloc, Free
 from pcpuverify.model.percpu import PcpuAllocator
 from pcpuverify.model.reference import StepResult
+from pcpuverify.proofs.bv import I, Bits, range_mask, smin
+from pcpuverify.proofs.encode import SymStep
+from pcpuverify.proofs.state import SymChunk, SymOp
 
 
 @step_invariant(
@@ -85,3 +90,54 @@ def pop_only_alloc_on_populated_pages(
     unpopulated = [p for p in range(first, last + 1) if not (before.populated >> p) & 1]
     if unpopulated:
         yield "populated", f"atomic alloc placed [{step.bit_off}, {step.bit_off + op.bits}) on unpopulated page {unpopulated[0]}"
+
+
+# -- the Z3 side ---------------------------------------------------------------------
+
+
+@bitmap_access_in_bounds.symbolic
+def _bitmap_access_in_bounds(pre: SymChunk, op: SymOp, step: SymStep) -> z3.BoolRef:
+    return z3.Not(step.post.oob)
+
+
+@alloc_returns_aligned_free_offset.symbolic
+def _alloc_returns_aligned_free_offset(pre: SymChunk, op: SymOp, step: SymStep) -> z3.BoolRef:
+    if op.kind != "alloc":
+        return z3.BoolVal(True)
+    off, n = step.bit_off, pre.nr_bits
+    return z3.Implies(
+        step.ok,
+        z3.And(
+            off & (op.align - 1) == 0,
+            off + op.bits <= n,
+            pre.alloc_map & range_mask(off, off + op.bits, n) == 0,
+        ),
+    )
+
+
+@free_releases_one_allocation.symbolic
+def _free_releases_one_allocation(pre: SymChunk, op: SymOp, step: SymStep) -> z3.BoolRef:
+    if op.kind != "free":
+        return z3.BoolVal(True)
+    gw, n = pre.g_used.size(), pre.nr_bits
+    end = smin(
+        Bits(pre.g_start, gw).find_next_bit(I(gw), op.bit_off + 1)[0],
+        Bits(pre.g_used, gw).find_next_zero_bit(I(gw), op.bit_off + 1)[0],
+    )
+    return z3.And(
+        step.post.alloc_map == pre.alloc_map & ~range_mask(op.bit_off, end, n),
+        step.post.free_bits - pre.free_bits == end - op.bit_off,
+    )
+
+
+@pop_only_alloc_on_populated_pages.symbolic
+def _pop_only_alloc_on_populated_pages(pre: SymChunk, op: SymOp, step: SymStep) -> z3.BoolRef:
+    if op.kind != "alloc":
+        return z3.BoolVal(True)
+    shift = pre.geometry.block_bits.bit_length() - 1
+    N = pre.geometry.nr_pages
+    first, last = step.bit_off >> shift, (step.bit_off + op.bits - 1) >> shift
+    return z3.Implies(
+        z3.And(step.ok, op.pop_only),
+        z3.And(last < N, ~pre.populated & range_mask(first, last + 1, N) == 0),
+    )

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import z3
 
 from pcpuverify.model.ops import Alloc, Depopulate, Free, Op, Populate
-from pcpuverify.model.reference import Reference
+from pcpuverify.model.reference import Reference, StepResult
 from pcpuverify.proofs.bv import INT_W, I
 from pcpuverify.proofs.encode import ENCODINGS, SymPercpu, SymStep
-from pcpuverify.proofs.state import BLOCK_FIELDS, CHUNK_FIELDS, SymBlock, SymChunk, ghost_width
+from pcpuverify.proofs.state import BLOCK_FIELDS, CHUNK_FIELDS, SymBlock, SymChunk, SymOp, ghost_width
 
 
 def model_fields(ref: Reference) -> dict[str, int | bool]:
@@ -95,14 +95,7 @@ def evaluate(chunk: SymChunk) -> dict[str, int | bool]:
 
 def encode_op(enc: SymPercpu, chunk: SymChunk, op: Op) -> SymStep:
     """The encoded transition for a concrete operation."""
-    if isinstance(op, Alloc):
-        return enc.alloc(chunk, I(op.bits), I(op.align), z3.BoolVal(op.pop_only))
-    if isinstance(op, Free):
-        return enc.free(chunk, I(op.bit_off))
-    if isinstance(op, Populate):
-        return enc.populate(chunk, I(op.page_start), I(op.page_end))
-    assert isinstance(op, Depopulate)
-    return enc.depopulate(chunk, I(op.page_start), I(op.page_end))
+    return enc.step(chunk, sym_op_of(op))
 
 
 @dataclass(frozen=True)
@@ -138,3 +131,41 @@ def compare_step(ref: Reference, op: Op, encoding: type[SymPercpu] | None = None
     expected, got = model_fields(ref), evaluate(step.post)
     found += [Mismatch(op, f, expected[f], got[f]) for f in expected if expected[f] != got[f]]
     return found
+
+
+def compare_invariants(ref: Reference, before: Reference, op: Op, step_result: StepResult) -> list[str]:
+    """Invariants whose Z3 predicate disagrees with the concrete one on ``before --op--> ref``.
+
+    ``ref`` is the state after ``op``, ``before`` a copy of the state before.
+    """
+    from pcpuverify.invariants.base import ChunkSnapshot
+    from pcpuverify.invariants.check import STATE_INVARIANTS, STEP_INVARIANTS
+
+    chunk = ref.chunks["dynamic"]
+    post = symbolic_of(ref).set(oob=z3.BoolVal(bool(step_result.accesses)))
+    pre = symbolic_of(before)
+    enc = ENCODINGS[ref.variant](ref.geometry)
+    sym_step = encode_op(enc, pre, op)
+    sym_op = sym_op_of(op)
+    problems = []
+    for inv in STATE_INVARIANTS:
+        if inv.z3 is None:
+            continue
+        concrete = not inv.violations(ref.alloc, chunk)
+        if _value(inv.z3(post)) != concrete:
+            problems.append(f"{inv.name}: concrete {concrete}, Z3 {not concrete} after {op.describe()}")
+    snapshot = ChunkSnapshot.of(before.chunks["dynamic"])
+    for inv in STEP_INVARIANTS:
+        concrete = not inv.violations(ref.alloc, snapshot, step_result, chunk)
+        if _value(inv.z3(pre, sym_op, sym_step)) != concrete:
+            problems.append(f"{inv.name}: concrete {concrete}, Z3 {not concrete} on {op.describe()}")
+    return problems
+
+
+def sym_op_of(op: Op) -> SymOp:
+    if isinstance(op, Alloc):
+        return SymOp("alloc", bits=I(op.bits), align=I(op.align), pop_only=z3.BoolVal(op.pop_only))
+    if isinstance(op, Free):
+        return SymOp("free", bit_off=I(op.bit_off))
+    kind = "populate" if isinstance(op, Populate) else "depopulate"
+    return SymOp(kind, page_start=I(op.page_start), page_end=I(op.page_end))

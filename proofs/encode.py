@@ -36,7 +36,7 @@ from pcpuverify.proofs.bv import (
     smin,
     to_amount,
 )
-from pcpuverify.proofs.state import SymBlock, SymChunk, ghost_width
+from pcpuverify.proofs.state import SymBlock, SymChunk, SymOp, ghost_width
 
 
 @dataclass(frozen=True)
@@ -560,6 +560,17 @@ class SymPercpu:
     def depopulate(self, chunk: SymChunk, page_start: Int, page_end: Int) -> SymStep:
         post = self.depopulate_range(chunk.set(oob=z3.BoolVal(False)), page_start, page_end)
         return SymStep(post, I(-1), z3.BoolVal(True), z3.BoolVal(True))
+
+
+    def step(self, chunk: SymChunk, op: SymOp) -> SymStep:
+        """The encoded transition of one operation."""
+        if op.kind == "alloc":
+            return self.alloc(chunk, op.bits, op.align, op.pop_only)
+        if op.kind == "free":
+            return self.free(chunk, op.bit_off)
+        if op.kind == "populate":
+            return self.populate(chunk, op.page_start, op.page_end)
+        return self.depopulate(chunk, op.page_start, op.page_end)
 
 
 class SymV1(SymPercpu):

@@ -28,6 +28,19 @@ CHUNK_FIELDS = (
 )
 
 
+@dataclass(frozen=True)
+class SymOp:
+    """An operation with symbolic arguments; ``kind`` is concrete (one obligation per kind)."""
+
+    kind: str  # "alloc", "free", "populate", "depopulate"
+    bits: Int = I(0)
+    align: Int = I(1)
+    pop_only: z3.BoolRef = z3.BoolVal(False)
+    bit_off: Int = I(0)
+    page_start: Int = I(0)
+    page_end: Int = I(0)
+
+
 def ghost_width(geometry: Geometry) -> int:
     """Room for every offset v1 can return: ``pcpu_is_populated``'s 4x overshoot plus a request."""
     return 6 * geometry.nr_bits + 4 * geometry.block_bits
@@ -140,6 +153,7 @@ def well_formed(chunk: SymChunk) -> z3.BoolRef:
         chunk.slot >= 0,
         chunk.slot < 64,
         z3.Not(chunk.oob),
+        chunk.g_start & ~chunk.g_used == 0,  # the ghost: an allocation covers its start
     ]
     for b in chunk.md_blocks:
         for f in BLOCK_FIELDS:
