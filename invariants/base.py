@@ -59,6 +59,7 @@ class Invariant:
     seed: str  # the sentence of the seed it encodes, quoted
     kind: str  # "state" or "step"
     check: Callable[..., Iterator[tuple[str, str]]]
+    reads_post_state: bool  # whether it looks at the state after the op (meaningless after a stray write)
     z3: Any = field(default=None)  # the symbolic predicate, attached by pcpuverify.proofs
 
     def symbolic(self, predicate: Callable[..., Any]) -> Invariant:
@@ -74,11 +75,20 @@ class Invariant:
 REGISTRY: dict[str, Invariant] = {}
 
 
-def _register(kind: str, name: str, patch: str, seed: str) -> Callable[[Callable[..., Any]], Invariant]:
+def _register(
+    kind: str, name: str, patch: str, seed: str, reads_post_state: bool
+) -> Callable[[Callable[..., Any]], Invariant]:
     def decorate(check: Callable[..., Iterator[tuple[str, str]]]) -> Invariant:
         if name in REGISTRY:
             raise ValueError(f"invariant {name!r} defined twice")
-        inv = Invariant(name=name, patch=patch, seed=" ".join(seed.split()), kind=kind, check=check)
+        inv = Invariant(
+            name=name,
+            patch=patch,
+            seed=" ".join(seed.split()),
+            kind=kind,
+            check=check,
+            reads_post_state=reads_post_state,
+        )
         REGISTRY[name] = inv
         return inv
 
@@ -87,9 +97,11 @@ def _register(kind: str, name: str, patch: str, seed: str) -> Callable[[Callable
 
 def state_invariant(name: str, *, patch: str, seed: str) -> Callable[[StateCheck], Invariant]:
     """Register ``check(alloc, chunk)`` as a state invariant."""
-    return _register("state", name, patch, seed)
+    return _register("state", name, patch, seed, reads_post_state=True)
 
 
-def step_invariant(name: str, *, patch: str, seed: str) -> Callable[[StepCheck], Invariant]:
+def step_invariant(
+    name: str, *, patch: str, seed: str, reads_post_state: bool = False
+) -> Callable[[StepCheck], Invariant]:
     """Register ``check(alloc, before, step, chunk)`` as a step invariant."""
-    return _register("step", name, patch, seed)
+    return _register("step", name, patch, seed, reads_post_state)

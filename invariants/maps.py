@@ -28,6 +28,22 @@ def free_bits_count(alloc: PcpuAllocator, chunk: PcpuChunk) -> Iterator[tuple[st
 
 
 @state_invariant(
+    "alloc-map-is-allocations",
+    patch="PATCH 00/10 (cover letter)",
+    seed="The allocation map serves as the ground truth for allocations",
+)
+def alloc_map_is_allocations(alloc: PcpuAllocator, chunk: PcpuChunk) -> Iterator[tuple[str, str]]:
+    """``alloc_map`` has exactly the bits of the live allocations set."""
+    covered = 0
+    for start, size in chunk.allocations.items():
+        covered |= ((1 << size) - 1) << start
+    stray = chunk.alloc_map.value & ~covered
+    if stray:
+        bit = (stray & -stray).bit_length() - 1
+        yield "alloc_map", f"alloc_map bit {bit} is set but no live allocation covers it"
+
+
+@state_invariant(
     "bound-map-marks-allocations",
     patch="PATCH 00/10 (cover letter)",
     seed="""The allocation map serves as the ground truth for allocations while the
@@ -87,6 +103,12 @@ def static_overlap_hidden(alloc: PcpuAllocator, chunk: PcpuChunk) -> Iterator[tu
 @free_bits_count.symbolic
 def _free_bits_count(chunk: SymChunk) -> z3.BoolRef:
     return chunk.free_bits == chunk.nr_bits - popcount(chunk.alloc_map, chunk.nr_bits)
+
+
+@alloc_map_is_allocations.symbolic
+def _alloc_map_is_allocations(chunk: SymChunk) -> z3.BoolRef:
+    gw, n = chunk.g_used.size(), chunk.nr_bits
+    return z3.ZeroExt(gw - n, chunk.alloc_map) & ~chunk.g_used == 0
 
 
 @bound_map_marks_allocations.symbolic

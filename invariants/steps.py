@@ -54,6 +54,7 @@ def alloc_returns_aligned_free_offset(
 
 @step_invariant(
     "free-releases-one-allocation",
+    reads_post_state=True,
     patch="PATCH 09/10 (pcpu_free_area)",
     seed="""This function determines the size of an allocation to free using the boundary
     bitmap and clears the allocation map.""",

@@ -6,7 +6,8 @@ helpers (``find_last_bit`` returns ``size`` when nothing is found,
 they are reproduced exactly.  Every read or write is checked against the
 bitmap's logical size: an access outside it is *recorded* in an access log
 (a finding, not a crash), reads there see zeros as the kernel's zeroed
-padding would, and writes there are dropped.
+padding would, and writes there are dropped.  A write outside is marked as
+such: it corrupts memory, after which the allocator's state means nothing.
 """
 
 from __future__ import annotations
@@ -16,19 +17,24 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class OutOfBounds:
-    """One bitmap access that left the bitmap: ``[start, end)`` against ``nbits``."""
+    """One access that left its array: ``[start, end)`` against ``nbits``; a write corrupts memory."""
 
     bitmap: str
     function: str
     start: int
     end: int
     nbits: int
+    write: bool = False
 
     def describe(self) -> str:
+        verb = "writes" if self.write else "reads"
         return (
-            f"{self.function} on {self.bitmap} touches bits [{self.start}, {self.end})"
+            f"{self.function} on {self.bitmap} {verb} bits [{self.start}, {self.end})"
             f" but {self.bitmap} has {self.nbits} bits"
         )
+
+
+BITS_PER_LONG = 64
 
 
 def _mask(nbits: int) -> int:
@@ -76,11 +82,11 @@ class Bitmap:
 
     # -- bounds ---------------------------------------------------------------
 
-    def _check(self, function: str, start: int, end: int) -> None:
+    def _check(self, function: str, start: int, end: int, write: bool = False) -> None:
         """Record the access ``[base+start, base+end)`` if it leaves the bitmap."""
         lo, hi = self.base + start, self.base + end
         if hi > lo and (lo < 0 or hi > self.nbits):
-            self.log.append(OutOfBounds(self.name, function, lo, hi, self.nbits))
+            self.log.append(OutOfBounds(self.name, function, lo, hi, self.nbits, write))
 
     def _bits_from(self, offset: int, size: int) -> int:
         """Bits ``[offset, size)`` of the view, shifted down to bit 0."""
@@ -93,11 +99,11 @@ class Bitmap:
         return bool((self._store[0] >> (self.base + nr)) & 1)
 
     def set_bit(self, nr: int) -> None:
-        self._check("set_bit", nr, nr + 1)
+        self._check("set_bit", nr, nr + 1, write=True)
         self.value = self._store[0] | (1 << (self.base + nr))
 
     def clear_bit(self, nr: int) -> None:
-        self._check("clear_bit", nr, nr + 1)
+        self._check("clear_bit", nr, nr + 1, write=True)
         self.value = self._store[0] & ~(1 << (self.base + nr))
 
     # -- scans (lib/find_bit.c) ----------------------------------------------
@@ -137,17 +143,23 @@ class Bitmap:
     def bitmap_set(self, start: int, nr: int) -> None:
         if nr <= 0:
             return
-        self._check("bitmap_set", start, start + nr)
+        self._check("bitmap_set", start, start + nr, write=True)
         self.value = self._store[0] | (_mask(nr) << (self.base + start))
 
     def bitmap_clear(self, start: int, nr: int) -> None:
         if nr <= 0:
             return
-        self._check("bitmap_clear", start, start + nr)
+        self._check("bitmap_clear", start, start + nr, write=True)
         self.value = self._store[0] & ~(_mask(nr) << (self.base + start))
 
     def bitmap_fill(self, nbits: int) -> None:
+        """include/linux/bitmap.h: whole words of ones, then the last word *assigned* its mask.
+
+        So bits ``[nbits, round_up(nbits, BITS_PER_LONG))`` are cleared too.
+        """
         self.bitmap_set(0, nbits)
+        tail_end = -(-nbits // BITS_PER_LONG) * BITS_PER_LONG
+        self.value = self._store[0] & ~(_mask(max(tail_end - nbits, 0)) << (self.base + nbits))
 
     def bitmap_weight(self, nbits: int) -> int:
         """Number of set bits in ``[0, nbits)``."""

@@ -36,7 +36,8 @@ class MdBlocks:
     def __getitem__(self, index: int) -> PcpuBitmapMd:
         if 0 <= index < len(self.blocks):
             return self.blocks[index]
-        self.log.append(OutOfBounds("md_blocks", "md_blocks[]", index, index + 1, len(self.blocks)))
+        # a block pointer past the array is written through: count it as a write
+        self.log.append(OutOfBounds("md_blocks", "md_blocks[]", index, index + 1, len(self.blocks), write=True))
         return PcpuBitmapMd()
 
     def __len__(self) -> int:

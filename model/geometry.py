@@ -27,6 +27,11 @@ def _is_power_of_2(n: int) -> bool:
     return n > 0 and n & (n - 1) == 0
 
 
+def _is_int(value: object) -> bool:
+    """An int that is not a bool (JSON ``true`` must not pass for 1)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 @dataclass(frozen=True)
 class Geometry:
     """``block_bits`` bits per page/block, ``nr_pages`` pages, ``populated`` pages at creation."""
@@ -37,7 +42,7 @@ class Geometry:
 
     def __post_init__(self) -> None:
         if not (
-            isinstance(self.block_bits, int)
+            _is_int(self.block_bits)
             and _is_power_of_2(self.block_bits)
             and MIN_BLOCK_BITS <= self.block_bits <= MAX_BLOCK_BITS
         ):
@@ -45,9 +50,9 @@ class Geometry:
                 f"block_bits must be a power of two between {MIN_BLOCK_BITS} and"
                 f" {MAX_BLOCK_BITS} (got {self.block_bits!r})"
             )
-        if not (isinstance(self.nr_pages, int) and 1 <= self.nr_pages <= MAX_PAGES):
+        if not (_is_int(self.nr_pages) and 1 <= self.nr_pages <= MAX_PAGES):
             raise GeometryError(f"nr_pages must be between 1 and {MAX_PAGES} (got {self.nr_pages!r})")
-        bad = [p for p in self.populated if not (isinstance(p, int) and 0 <= p < self.nr_pages)]
+        bad = [p for p in self.populated if not (_is_int(p) and 0 <= p < self.nr_pages)]
         if bad:
             raise GeometryError(
                 f"populated pages must lie in 0..{self.nr_pages - 1} (got {bad[0]!r})"

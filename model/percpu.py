@@ -64,6 +64,12 @@ class PcpuAllocator:
         return self.pcpu_pages_to_bits(chunk.nr_pages)
 
     def pcpu_index_alloc_map(self, chunk: PcpuChunk, index: int) -> Bitmap:
+        """``chunk->alloc_map + (index * PCPU_BITMAP_BLOCK_SIZE / BITS_PER_LONG)``: block ``index``'s bits.
+
+        The C divides into whole longs, which is exact for the kernel's
+        1024-bit blocks; a scaled geometry's smaller blocks are viewed at
+        their exact bit, as a kernel with that page size would need.
+        """
         return chunk.alloc_map.view(index * self.PCPU_BITMAP_BLOCK_SIZE)
 
     def pcpu_off_to_block_index(self, off: int) -> int:

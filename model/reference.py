@@ -51,6 +51,8 @@ class Reference:
         self.geometry = geometry
         self.init = init
         self.static_fill = 0
+        self.steps = 0
+        self.corrupted_at: int | None = None  # the step that first wrote out of bounds
         if isinstance(init, FirstChunkInit):
             layout = check_layout(init, geometry.page_size)
             self.alloc = cls(geometry.block_bits, layout.unit_pages)
@@ -99,7 +101,11 @@ class Reference:
             self._check_depopulate(chunk, op)
             for rs, re in self.alloc.pcpu_pop_regions(chunk, op.page_start, op.page_end):
                 self.alloc.pcpu_chunk_depopulated(chunk, rs, re)
-        return StepResult(op, bit_off, tuple(chunk.log[mark:]))
+        accesses = tuple(chunk.log[mark:])
+        if self.corrupted_at is None and any(a.write for a in accesses):
+            self.corrupted_at = self.steps
+        self.steps += 1
+        return StepResult(op, bit_off, accesses)
 
     def dump(self) -> dict[str, object]:
         return dump_state(self.alloc, self.chunks)

@@ -86,7 +86,7 @@ def _parse_op(index: int, data: Any, geometry: Geometry) -> Op:
     if not isinstance(data, dict):
         raise TraceError(f"{where}: each op must be an object with an 'op' key")
     name = data.get("op")
-    if name not in OP_NAMES:
+    if not isinstance(name, str) or name not in OP_NAMES:
         raise TraceError(f"{where}: 'op' must be one of {', '.join(OP_NAMES)} (got {name!r})")
     known = {"op", "reserved"} | set(OP_NAMES[name].__dataclass_fields__)
     extra = sorted(set(data) - known)
@@ -145,7 +145,7 @@ def trace_from_json(data: Any) -> Trace:
     if data.get("format") != FORMAT:
         raise TraceError(f"'format' must be {FORMAT!r} (got {data.get('format')!r})")
     variant = data.get("variant")
-    if variant not in VARIANTS:
+    if not isinstance(variant, str) or variant not in VARIANTS:
         raise TraceError(f"unknown variant {variant!r}; choose one of: {', '.join(sorted(VARIANTS))}")
     init = _parse_init(data.get("init"))
     try:
@@ -164,9 +164,11 @@ def trace_from_json(data: Any) -> Trace:
 def load_trace(path: str | os.PathLike[str]) -> Trace:
     """Read and validate a trace file; every problem is a TraceError naming the file."""
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_text(encoding="utf-8")
     except OSError as e:
         raise TraceError(f"{path}: cannot read: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise TraceError(f"{path}: not a text file (not UTF-8)") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
@@ -184,6 +186,9 @@ def write_atomically(path: str | os.PathLike[str], text: str) -> None:
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, target.stat().st_mode & 0o777 if target.exists() else 0o666 & ~umask)
         os.replace(tmp, target)
     except BaseException:
         os.unlink(tmp)

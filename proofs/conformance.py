@@ -2,18 +2,21 @@
 
 A proof about an encoding that disagrees with the reference proves nothing,
 so every proof run starts with a quick version of this check and refuses to
-report PROVED when it fails.  After a step that touched a bitmap out of
-bounds the kernel state is undefined (memory was corrupted), so such steps
-are compared on the out-of-bounds flag and the returned offset only.
+report PROVED when it fails.  After a step that wrote outside a bitmap the
+kernel state is undefined (memory was corrupted), so such steps are compared
+on the out-of-bounds flags and the returned offset only.
 """
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 
 import z3
 
-from pcpuverify.model.ops import Alloc, Depopulate, Free, Op, Populate
+from pcpuverify.model.geometry import Geometry
+from pcpuverify.model.ops import Alloc, ChunkInit, Free, Op, Populate
+from pcpuverify.model.random_ops import random_op
 from pcpuverify.model.reference import Reference, StepResult
 from pcpuverify.proofs.bv import INT_W, I
 from pcpuverify.proofs.encode import ENCODINGS, SymPercpu, SymStep
@@ -66,6 +69,7 @@ def symbolic_of(ref: Reference) -> SymChunk:
         g_start=z3.BitVecVal(values["g_start"], gw),
         g_used=z3.BitVecVal(values["g_used"], gw),
         oob=z3.BoolVal(False),
+        oob_write=z3.BoolVal(False),
     )
 
 
@@ -118,15 +122,18 @@ def compare_step(ref: Reference, op: Op, encoding: type[SymPercpu] | None = None
     result = ref.apply(op)
     found: list[Mismatch] = []
     oob = bool(result.accesses)
+    oob_write = any(a.write for a in result.accesses)
     if _value(step.post.oob) != oob:
         found.append(Mismatch(op, "oob", oob, _value(step.post.oob)))
+    if _value(step.post.oob_write) != oob_write:
+        found.append(Mismatch(op, "oob_write", oob_write, _value(step.post.oob_write)))
     if isinstance(op, Alloc):
         model_off = -1 if result.bit_off is None else result.bit_off
         if _value(step.bit_off) != model_off:
             found.append(Mismatch(op, "bit_off", model_off, _value(step.bit_off)))
     if not _value(step.unrolled):
         found.append(Mismatch(op, "unrolled", True, False))
-    if oob:
+    if oob_write:
         return found
     expected, got = model_fields(ref), evaluate(step.post)
     found += [Mismatch(op, f, expected[f], got[f]) for f in expected if expected[f] != got[f]]
@@ -143,6 +150,8 @@ def compare_invariants(ref: Reference, before: Reference, op: Op, step_result: S
 
     chunk = ref.chunks["dynamic"]
     post = symbolic_of(ref).set(oob=z3.BoolVal(bool(step_result.accesses)))
+    if any(a.write for a in step_result.accesses):
+        return []
     pre = symbolic_of(before)
     enc = ENCODINGS[ref.variant](ref.geometry)
     sym_step = encode_op(enc, pre, op)
@@ -169,3 +178,32 @@ def sym_op_of(op: Op) -> SymOp:
         return SymOp("free", bit_off=I(op.bit_off))
     kind = "populate" if isinstance(op, Populate) else "depopulate"
     return SymOp(kind, page_start=I(op.page_start), page_end=I(op.page_end))
+
+
+def quick_conformance(variant: str, geometry: Geometry, steps: int, seed: int) -> str | None:
+    """Random walks from new chunks (all pages, none, every other one populated): the first disagreement, if any.
+
+    Checks transitions (``compare_step``) and the invariants' two sides
+    (``compare_invariants``); a walk restarts after a step out of bounds.
+    """
+    rng = random.Random(f"{seed}:{variant}:{geometry.name}")
+    layouts = [geometry.populated, (), tuple(range(0, geometry.nr_pages, 2))]
+    done = 0
+    while done < steps:
+        g = Geometry(geometry.block_bits, geometry.nr_pages, layouts[done % len(layouts)])
+        ref = Reference(variant, g, ChunkInit())
+        for _ in range(8):
+            op = random_op(ref, rng)
+            before = ref.copy()
+            mismatches = compare_step(ref, op)
+            done += 1
+            if mismatches:
+                return mismatches[0].describe()
+            after = before.copy()
+            result = after.apply(op)
+            problems = compare_invariants(after, before, op, result)
+            if problems:
+                return problems[0]
+            if any(a.write for a in result.accesses) or done >= steps:
+                break
+    return None

@@ -110,7 +110,10 @@ class SymPercpu:
         return chunk.set(md_blocks=blocks)
 
     @staticmethod
-    def oob(chunk: SymChunk, cond: Bool) -> SymChunk:
+    def oob(chunk: SymChunk, cond: Bool, write: bool = False) -> SymChunk:
+        """Record an out-of-bounds access under ``cond`` (a write also marks the state undefined)."""
+        if write:
+            return chunk.set(oob=z3.Or(chunk.oob, cond), oob_write=z3.Or(chunk.oob_write, cond))
         return chunk.set(oob=z3.Or(chunk.oob, cond))
 
     # -- slots ---------------------------------------------------------------------
@@ -164,7 +167,7 @@ class SymPercpu:
             nr_empty_pop_pages=chunk.nr_empty_pop_pages + nr,
             pcpu_nr_empty_pop_pages=chunk.pcpu_nr_empty_pop_pages + nr,
         )
-        return self.oob(chunk, oob)
+        return self.oob(chunk, oob, write=True)
 
     def depopulate_range(self, chunk: SymChunk, page_start: Int, page_end: Int) -> SymChunk:
         """``pcpu_chunk_depopulated`` on every populated region of ``[page_start, page_end)``."""
@@ -266,7 +269,7 @@ class SymPercpu:
         )
         scan_oob = z3.And(block.first_free < B, view._oob(block.first_free, I(B)))
         chunk = self.put(chunk, index, new)
-        return self.oob(chunk, z3.Or(scan_oob, self.md_oob(index)))
+        return self.oob(self.oob(chunk, scan_oob), self.md_oob(index), write=True)
 
     def _block_range(self, bit_off: Int, bit_size: Int) -> tuple[Int, Int, Int, Int]:
         s_index = self.pcpu_off_to_block_index(bit_off)
@@ -280,7 +283,7 @@ class SymPercpu:
         """PATCH 09 ``pcpu_block_update_hint_alloc``; returns whether the chunk hint must be refreshed."""
         B = self.B
         s_index, e_index, s_off, e_off = self._block_range(bit_off, bit_size)
-        chunk = self.oob(chunk, z3.Or(self.md_oob(s_index), self.md_oob(e_index)))
+        chunk = self.oob(chunk, z3.Or(self.md_oob(s_index), self.md_oob(e_index)), write=True)
 
         # Update s_block.
         s_block = self.md(chunk, s_index)
@@ -313,7 +316,7 @@ class SymPercpu:
             between = z3.And(s_index + 1 <= k, k < e_index)
             b = chunk.md_blocks[k]
             chunk = self.put(chunk, k, SymBlock(I(0), b.contig_hint_start, I(0), I(0), b.first_free), between)
-        chunk = self.oob(chunk, z3.And(e_index > s_index + 1, e_index > self.N))
+        chunk = self.oob(chunk, z3.And(e_index > s_index + 1, e_index > self.N), write=True)
 
         update_chunk = z3.And(
             bit_off >= chunk.contig_hint_start, bit_off < chunk.contig_hint_start + chunk.contig_hint
@@ -324,7 +327,7 @@ class SymPercpu:
         """PATCH 09 ``pcpu_block_update_hint_free``; returns whether the chunk hint must be refreshed."""
         B = self.B
         s_index, e_index, s_off, e_off = self._block_range(bit_off, bit_size)
-        chunk = self.oob(chunk, z3.Or(self.md_oob(s_index), self.md_oob(e_index)))
+        chunk = self.oob(chunk, z3.Or(self.md_oob(s_index), self.md_oob(e_index)), write=True)
         s_block, e_block = self.md(chunk, s_index), self.md(chunk, e_index)
 
         # start and end of the free region within their blocks
@@ -374,7 +377,7 @@ class SymPercpu:
         across = self.put(across, e_index, e_new, end != B)
         for k in range(self.N):
             across = self.put(across, k, SymBlock(I(B), I(0), I(B), I(B), I(0)), z3.And(lo + 1 <= k, k < hi))
-        across = self.oob(across, z3.And(hi > lo + 1, z3.Or(lo + 1 < 0, hi > self.N)))
+        across = self.oob(across, z3.And(hi > lo + 1, z3.Or(lo + 1 < 0, hi > self.N)), write=True)
         chunk = in_block.merge(same, across)
         s_index, e_index = z3.If(same, s_index, lo), z3.If(same, e_index, hi)
 
@@ -479,7 +482,7 @@ class SymPercpu:
         end_bit = bit_off + bit_size
         bmap = bmap | one_bit(end_bit, self.n + 1)
         set_oob = z3.Or(bound._oob(bit_off, bit_off + 1), bound._oob(end_bit, end_bit + 1))
-        chunk = self.oob(failed, z3.Or(o1, o2, set_oob)).set(
+        chunk = self.oob(failed, z3.Or(o1, o2, set_oob), write=True).set(
             alloc_map=amap, bound_map=bmap, free_bits=chunk.free_bits - bit_size
         )
 
@@ -505,12 +508,12 @@ class SymPercpu:
         end, o1 = Bits(chunk.bound_map, self.n + 1).find_next_bit(I(self.n), bit_off + 1)
         bit_size = end - bit_off
         amap, o2 = self.alloc_bits(chunk).with_range(bit_off, bit_size, False)
-        chunk = self.oob(chunk, z3.Or(o1, o2)).set(alloc_map=amap, free_bits=chunk.free_bits + bit_size)
+        chunk = self.oob(self.oob(chunk, o1), o2, write=True).set(alloc_map=amap, free_bits=chunk.free_bits + bit_size)
 
         index = self.pcpu_off_to_block_index(bit_off)
         block = self.md(chunk, index)
         chunk = self.put(chunk, index, SymBlock(**{**vars(block), "first_free": smin(block.first_free, self.pcpu_off_to_block_off(bit_off))}))
-        chunk = self.oob(chunk, self.md_oob(index))
+        chunk = self.oob(chunk, self.md_oob(index), write=True)
         chunk = chunk.set(first_free_block=smin(chunk.first_free_block, index))
 
         chunk, update = self.pcpu_block_update_hint_free(chunk, bit_off, bit_size)
@@ -522,7 +525,7 @@ class SymPercpu:
     def alloc(self, chunk: SymChunk, bits: Int, align: Int, pop_only: Bool) -> SymStep:
         """What ``pcpu_alloc`` does with the one dynamic chunk (see ``PcpuAllocator.pcpu_alloc``)."""
         self.unrolled = []
-        start = chunk.set(oob=z3.BoolVal(False))
+        start = chunk.set(oob=z3.BoolVal(False), oob_write=z3.BoolVal(False))
         considered = z3.And(start.slot >= self.pcpu_size_to_slot(bits), bits <= start.contig_hint)
         fit, o = self.pcpu_find_block_fit(start, bits, align, pop_only)
         searched = self.oob(start, z3.And(considered, o))
@@ -542,7 +545,7 @@ class SymPercpu:
 
     def free(self, chunk: SymChunk, bit_off: Int) -> SymStep:
         """``free_percpu`` of the live allocation at ``bit_off``; the ghost forgets it."""
-        start = chunk.set(oob=z3.BoolVal(False))
+        start = chunk.set(oob=z3.BoolVal(False), oob_write=z3.BoolVal(False))
         post = self.pcpu_free_area(start, bit_off)
         gw = ghost_width(self.g)
         g_end = smin(Bits(chunk.g_start, gw).find_next_bit(I(gw), bit_off + 1)[0],
@@ -554,11 +557,11 @@ class SymPercpu:
         return SymStep(post, bit_off, z3.BoolVal(True), z3.BoolVal(True))
 
     def populate(self, chunk: SymChunk, page_start: Int, page_end: Int) -> SymStep:
-        post = self.populate_range(chunk.set(oob=z3.BoolVal(False)), page_start, page_end)
+        post = self.populate_range(chunk.set(oob=z3.BoolVal(False), oob_write=z3.BoolVal(False)), page_start, page_end)
         return SymStep(post, I(-1), z3.BoolVal(True), z3.BoolVal(True))
 
     def depopulate(self, chunk: SymChunk, page_start: Int, page_end: Int) -> SymStep:
-        post = self.depopulate_range(chunk.set(oob=z3.BoolVal(False)), page_start, page_end)
+        post = self.depopulate_range(chunk.set(oob=z3.BoolVal(False), oob_write=z3.BoolVal(False)), page_start, page_end)
         return SymStep(post, I(-1), z3.BoolVal(True), z3.BoolVal(True))
 
 

@@ -2,8 +2,8 @@
 
 Besides the kernel fields it carries the ghost record of live allocations
 (``g_start``: the bits where one starts, ``g_used``: the bits they cover)
-and ``oob``: whether the last operation touched a bitmap out of bounds.
-The ghost is wider than the chunk because v1 can hand out offsets past it.
+and ``oob``/``oob_write``: whether the last operation touched (wrote) an
+array out of bounds.
 """
 
 from __future__ import annotations
@@ -42,8 +42,13 @@ class SymOp:
 
 
 def ghost_width(geometry: Geometry) -> int:
-    """Room for every offset v1 can return: ``pcpu_is_populated``'s 4x overshoot plus a request."""
-    return 6 * geometry.nr_bits + 4 * geometry.block_bits
+    """The chunk's bits plus the end bit of an allocation reaching the end.
+
+    An allocation past the chunk (v1 can hand one out) writes past
+    ``alloc_map``; nothing after that step is judged, so the ghost need not
+    hold it.
+    """
+    return geometry.nr_bits + 1
 
 
 @dataclass(frozen=True)
@@ -82,7 +87,8 @@ class SymChunk:
     pcpu_nr_empty_pop_pages: Int
     g_start: z3.BitVecRef  # ghost_width
     g_used: z3.BitVecRef  # ghost_width
-    oob: z3.BoolRef
+    oob: z3.BoolRef  # the last operation touched an array out of bounds
+    oob_write: z3.BoolRef  # ... and wrote there: the state after it is undefined
 
     @property
     def nr_bits(self) -> int:
@@ -124,6 +130,7 @@ def fresh_chunk(geometry: Geometry, prefix: str) -> SymChunk:
         g_start=var("g_start", gw),
         g_used=var("g_used", gw),
         oob=z3.Bool(f"{prefix}.oob"),
+        oob_write=z3.Bool(f"{prefix}.oob_write"),
     )
 
 
@@ -153,7 +160,11 @@ def well_formed(chunk: SymChunk) -> z3.BoolRef:
         chunk.slot >= 0,
         chunk.slot < 64,
         z3.Not(chunk.oob),
-        chunk.g_start & ~chunk.g_used == 0,  # the ghost: an allocation covers its start
+        z3.Not(chunk.oob_write),
+        # the ghost is a set of disjoint allocations: each covers its start, each run of
+        # covered bits begins at a start
+        chunk.g_start & ~chunk.g_used == 0,
+        chunk.g_used & ~(chunk.g_used << 1) & ~chunk.g_start == 0,
     ]
     for b in chunk.md_blocks:
         for f in BLOCK_FIELDS:

@@ -5,8 +5,9 @@ exactly the bits the C leaves (including the conventions the allocator
 leans on: ``size`` when a scan finds nothing, ``find_last_bit`` returning
 ``size`` rather than -1, ``bitmap_find_next_zero_area`` returning a value
 past ``size`` on failure).  Out of bounds, the model's contract is its own:
-the access is recorded as an ``OutOfBounds`` entry, reads see zeros (what
-the C reads from zeroed memory past the end) and writes are dropped.
+the access is recorded as an ``OutOfBounds`` entry (``write=True`` for a
+write, which corrupts memory), reads see zeros (what the C reads from zeroed
+memory past the end) and writes are dropped.
 """
 
 from __future__ import annotations
@@ -24,13 +25,7 @@ except ImportError:  # pragma: no cover - tests/ made a package
 
 MAX_BITS = 200
 
-settings.register_profile(
-    "bitmap-oracle",
-    max_examples=150,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
-ORACLE = settings.get_profile("bitmap-oracle")
+ORACLE = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _mask(n: int) -> int:
@@ -291,7 +286,7 @@ def test_find_next_zero_bit_past_a_full_map_finds_the_first_bit_outside_it() -> 
     assert bitmap.find_next_zero_bit(19, 10) == 16
     assert bitmap.log == [OutOfBounds("alloc_map", "find_next_zero_bit", 10, 19, 16)]
     assert bitmap.log[0].describe() == (
-        "find_next_zero_bit on alloc_map touches bits [10, 19) but alloc_map has 16 bits"
+        "find_next_zero_bit on alloc_map reads bits [10, 19) but alloc_map has 16 bits"
     )
 
 
@@ -323,7 +318,9 @@ def test_single_bit_access_past_the_end_is_recorded(linux_bitmap: LinuxBitmap, d
     bitmap.clear_bit(nr)
     assert bitmap.value == value
     assert bitmap.log == [
-        OutOfBounds("bound_map", fn, nr, nr + 1, nbits) for fn in ("test_bit", "set_bit", "clear_bit")
+        OutOfBounds("bound_map", "test_bit", nr, nr + 1, nbits, write=False),
+        OutOfBounds("bound_map", "set_bit", nr, nr + 1, nbits, write=True),
+        OutOfBounds("bound_map", "clear_bit", nr, nr + 1, nbits, write=True),
     ]
 
 
@@ -342,7 +339,7 @@ def test_range_write_past_the_end_is_recorded_and_dropped(
     assert bitmap.value == c_after & _mask(nbits)
     if fn == "bitmap_set":
         assert c_after >> nbits == _mask(nr) << start >> nbits  # what the C wrote outside
-    assert bitmap.log == [OutOfBounds("alloc_map", fn, start, start + nr, nbits)]
+    assert bitmap.log == [OutOfBounds("alloc_map", fn, start, start + nr, nbits, write=True)]
 
 
 def test_write_ending_exactly_at_the_end_is_not_recorded() -> None:
@@ -353,7 +350,7 @@ def test_write_ending_exactly_at_the_end_is_not_recorded() -> None:
     assert bitmap.value == _mask(4) << 20
     assert bitmap.log == []
     bitmap.set_bit(25)
-    assert bitmap.log == [OutOfBounds("bound_map", "set_bit", 25, 26, 25)]
+    assert bitmap.log == [OutOfBounds("bound_map", "set_bit", 25, 26, 25, write=True)]
 
 
 @ORACLE
@@ -390,10 +387,12 @@ def test_view_past_the_end_is_recorded_in_parent_coordinates(linux_bitmap: Linux
     expected, _ = linux_bitmap.call("find_next_zero_bit", value >> base, size, offset)
     assert view.find_next_zero_bit(size, offset) == expected
     assert view.log is parent.log
-    assert parent.log == [OutOfBounds("alloc_map", "find_next_zero_bit", base + offset, base + size, nbits)]
+    assert parent.log == [
+        OutOfBounds("alloc_map", "find_next_zero_bit", base + offset, base + size, nbits, write=False)
+    ]
     view.bitmap_set(offset, size - offset)
     assert parent.value == value | (_mask(size - offset) << (base + offset)) & _mask(nbits)
-    assert parent.log[1] == OutOfBounds("alloc_map", "bitmap_set", base + offset, base + size, nbits)
+    assert parent.log[1] == OutOfBounds("alloc_map", "bitmap_set", base + offset, base + size, nbits, write=True)
 
 
 def test_views_share_storage_and_log_with_their_map() -> None:

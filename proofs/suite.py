@@ -1,0 +1,281 @@
+"""The proof suite for one variant and geometry: conformance, initiation, consecution, bounded model checking.
+
+Consecution uses the conjunction of the invariants as the strengthening,
+but only of those that hold: a Houdini loop drops every invariant whose
+initiation or consecution fails until the rest is inductive, so a PROVED
+never rests on an invariant the allocator breaks.  Each dropped invariant is
+then searched for from the initial chunk by bounded model checking: a
+reachable violation that replays on ``model/`` is VIOLATED; none within the
+depth leaves it NOT-INDUCTIVE with its counterexample to induction.
+
+State invariants are judged over steps that write nothing outside their
+arrays: a stray write has undefined effects in C, and is itself reported by
+``bitmap-access-in-bounds``.  Stray reads see zeros, as in ``model/``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import z3
+
+from pcpuverify.invariants.base import Invariant
+from pcpuverify.invariants.check import STATE_INVARIANTS, STEP_INVARIANTS, first_violation
+from pcpuverify.model.geometry import Geometry
+from pcpuverify.model.ops import ChunkInit, Op, op_to_json
+from pcpuverify.model.trace import Trace
+from pcpuverify.proofs.conformance import quick_conformance
+from pcpuverify.proofs.encode import ENCODINGS, SymPercpu
+from pcpuverify.proofs.obligations import (
+    OPS,
+    Transition,
+    concrete_op,
+    concrete_populated,
+    concrete_state,
+    initial_chunk,
+    transition,
+)
+from pcpuverify.proofs.results import Result, Verdict
+from pcpuverify.proofs.solver import Answer, SolverOptions, check
+from pcpuverify.proofs.state import SymChunk, fresh_chunk, well_formed
+
+
+@dataclass(frozen=True)
+class SuiteOptions:
+    solver: SolverOptions = field(default_factory=SolverOptions)
+    depth: int = 5  # bounded model checking depth (operations from a new chunk)
+    conformance_steps: int = 60
+
+    def to_json(self) -> dict[str, object]:
+        return {**self.solver.to_json(), "depth": self.depth, "conformance_steps": self.conformance_steps}
+
+
+Progress = Callable[[Result], None]
+
+
+def _violated_state(inv: Invariant) -> Callable[[SymChunk, Transition], z3.BoolRef]:
+    return lambda pre, t: z3.And(z3.Not(t.step.post.oob_write), z3.Not(inv.z3(t.step.post)))
+
+
+def _violated_step(inv: Invariant) -> Callable[[SymChunk, Transition], z3.BoolRef]:
+    if inv.reads_post_state:
+        return lambda pre, t: z3.And(z3.Not(t.step.post.oob_write), z3.Not(inv.z3(pre, t.op, t.step)))
+    return lambda pre, t: z3.Not(inv.z3(pre, t.op, t.step))
+
+
+class Bmc:
+    """Bounded model checking from a new chunk: a prefix of free operations, then one of a given kind."""
+
+    def __init__(self, enc: SymPercpu, options: SuiteOptions) -> None:
+        self.enc, self.options = enc, options
+        self.populated = z3.BitVec("init.populated", enc.g.nr_pages)
+        self.states: list[SymChunk] = [initial_chunk(enc, self.populated)]
+        self.constraints: list[z3.BoolRef] = []
+        self.choices: list[tuple[z3.BitVecRef, dict[str, Transition]]] = []
+
+    def _extend(self) -> None:
+        k = len(self.states)
+        pre = self.states[-1]
+        kind = z3.BitVec(f"bmc{k}.kind", 2)
+        ts = {name: transition(self.enc, name, pre, f"bmc{k}.{name}") for name in OPS}
+        post = ts[OPS[0]].step.post
+        for i, name in enumerate(OPS[1:], start=1):
+            post = ts[name].step.post.merge(kind == i, post)
+        self.constraints.append(
+            z3.Or(*[z3.And(kind == i, t.precondition, z3.Not(t.step.post.oob_write), t.step.unrolled)
+                    for i, t in enumerate(ts.values())])
+        )
+        self.states.append(post)
+        self.choices.append((kind, ts))
+
+    def _held_before(self, depth: int, violated: Callable[[SymChunk, Transition], z3.BoolRef]) -> list[z3.BoolRef]:
+        """The invariant is intact through the first ``depth - 1`` steps, so the last one breaks it."""
+        held = []
+        for sel, ts in self.choices[: depth - 1]:
+            held += [z3.Implies(sel == i, z3.Not(violated(t_pre, t))) for i, (t_pre, t) in
+                     enumerate((self._pre_of(ts), t) for t in ts.values())]
+        return held
+
+    def _pre_of(self, ts: dict[str, Transition]) -> SymChunk:
+        return self.states[[c[1] for c in self.choices].index(ts)]
+
+    def search(
+        self, kind: str, violated: Callable[[SymChunk, Transition], z3.BoolRef]
+    ) -> tuple[int, z3.ModelRef | None, list[Op], Answer | None]:
+        """The shortest trace whose last operation, of ``kind``, is the first to break: (depth, model, ops, unknown)."""
+        for depth in range(1, self.options.depth + 1):
+            while len(self.states) < depth:
+                self._extend()
+            pre = self.states[depth - 1]
+            t = transition(self.enc, kind, pre, f"bmc{depth}.last")
+            answer = check(
+                [*self.constraints[: depth - 1], *self._held_before(depth, violated),
+                 t.precondition, t.step.unrolled, violated(pre, t)],
+                self.options.solver,
+            )
+            if answer.status == "unknown":
+                return depth, None, [], answer
+            if answer.status == "sat":
+                assert answer.model is not None
+                ops = []
+                for sel, ts in self.choices[: depth - 1]:
+                    chosen = OPS[answer.model.eval(sel, True).as_long()]
+                    ops.append(concrete_op(answer.model, ts[chosen].op))
+                ops.append(concrete_op(answer.model, t.op))
+                return depth, answer.model, ops, None
+        return self.options.depth, None, [], None
+
+
+def run_suite(
+    variant: str,
+    geometry: Geometry,
+    options: SuiteOptions | None = None,
+    invariants: set[str] | None = None,
+    ops: set[str] | None = None,
+    progress: Progress | None = None,
+) -> list[Result]:
+    """Every obligation for ``variant`` on ``geometry``; ``invariants``/``ops`` select which rows to report."""
+    options = options or SuiteOptions()
+    report = progress or (lambda r: None)
+    wanted_inv = (lambda name: invariants is None or name in invariants)
+    wanted_ops = [k for k in OPS if ops is None or k in ops]
+    results: list[Result] = []
+
+    def emit(r: Result) -> None:
+        results.append(r)
+        report(r)
+
+    def row(inv: str, op: str, verdict: Verdict, seconds: float, detail: str = "",
+            cti: dict[str, object] | None = None, depth: int | None = None) -> Result:
+        return Result(variant, geometry.name, inv, op, verdict, seconds, detail=detail, cti=cti, depth=depth)
+
+    state_invs = [i for i in STATE_INVARIANTS if i.z3 is not None]
+    mismatch = quick_conformance(variant, geometry, options.conformance_steps, options.solver.seed)
+    if mismatch is not None:
+        for inv in [*state_invs, *STEP_INVARIANTS]:
+            if wanted_inv(inv.name):
+                for op in ["init", *wanted_ops] if inv.kind == "state" else wanted_ops:
+                    emit(row(inv.name, op, Verdict.NONCONFORMANT, 0.0, detail=mismatch))
+        return results
+
+    enc = ENCODINGS[variant](geometry)
+    bmc = Bmc(enc, options)
+    init = bmc.states[0]
+
+    # initiation
+    held: list[Invariant] = []
+    init_rows: dict[str, Result] = {}
+    for inv in state_invs:
+        ans = check([z3.Not(inv.z3(init))], options.solver)
+        if ans.status == "unsat":
+            init_rows[inv.name] = row(inv.name, "init", Verdict.PROVED, ans.seconds)
+            held.append(inv)
+        elif ans.status == "unknown":
+            init_rows[inv.name] = row(inv.name, "init", Verdict.UNKNOWN, ans.seconds, detail=ans.reason)
+        else:
+            assert ans.model is not None
+            g = concrete_populated(ans.model, bmc.populated, geometry)
+            init_rows[inv.name] = _replayed(variant, g, inv.name, [], ans.seconds, "init")
+    for inv in state_invs:
+        if wanted_inv(inv.name):
+            emit(init_rows[inv.name])
+
+    # Houdini: drop invariants until the rest is inductive for every operation
+    pre = fresh_chunk(geometry, "pre")
+    trans = {kind: transition(enc, kind, pre, "op") for kind in OPS}
+
+    def assumptions(kind: str, invs: list[Invariant]) -> list[z3.BoolRef]:
+        t = trans[kind]
+        return [well_formed(pre), *[i.z3(pre) for i in invs], t.precondition, t.step.unrolled]
+
+    consecution: dict[tuple[str, str], Answer] = {}
+    dropped: set[str] = set()
+    while True:
+        again = False
+        for kind in OPS:
+            base = assumptions(kind, held) + [z3.Not(trans[kind].step.post.oob_write)]
+            for inv in list(held):
+                ans = check([*base, z3.Not(inv.z3(trans[kind].step.post))], options.solver)
+                consecution[(inv.name, kind)] = ans
+                if ans.status != "unsat":
+                    held.remove(inv)
+                    dropped.add(inv.name)
+                    again = True
+        if not again:
+            break
+
+    # sanity of the assumptions under the final strengthening: satisfiable, unrolling sufficient
+    sanity: dict[str, tuple[Verdict, str] | None] = {}
+    for kind in wanted_ops:
+        t = trans[kind]
+        vac = check(assumptions(kind, held), options.solver)
+        unroll = check([*assumptions(kind, held)[:-1], z3.Not(t.step.unrolled)], options.solver)
+        if vac.status != "sat":
+            sanity[kind] = (Verdict.VACUOUS if vac.status == "unsat" else Verdict.UNKNOWN, "assumptions unsatisfiable")
+        elif unroll.status != "unsat":
+            sanity[kind] = (Verdict.UNKNOWN, "pcpu_find_block_fit unrolling bound not shown sufficient")
+        else:
+            sanity[kind] = None
+
+    def consecution_row(inv: Invariant, kind: str, violated: Callable[[SymChunk, Transition], z3.BoolRef],
+                        strengthening: list[Invariant]) -> Result:
+        bad = sanity[kind]
+        if bad is not None:
+            return row(inv.name, kind, bad[0], 0.0, detail=bad[1])
+        t = trans[kind]
+        ans = check([*assumptions(kind, strengthening), violated(pre, t)], options.solver)
+        if ans.status == "unsat":
+            return row(inv.name, kind, Verdict.PROVED, ans.seconds)
+        if ans.status == "unknown":
+            return row(inv.name, kind, Verdict.UNKNOWN, ans.seconds, detail=ans.reason)
+        assert ans.model is not None
+        cti = {
+            "before": concrete_state(ans.model, pre),
+            "op": op_to_json(concrete_op(ans.model, t.op)),
+            "after": concrete_state(ans.model, t.step.post),
+        }
+        depth, model, ops_found, unknown = bmc.search(kind, violated)
+        seconds = ans.seconds
+        if unknown is not None:
+            return row(inv.name, kind, Verdict.UNKNOWN, seconds + unknown.seconds, detail=unknown.reason, cti=cti)
+        if model is None:
+            return row(inv.name, kind, Verdict.NOT_INDUCTIVE, seconds, cti=cti, depth=depth)
+        g = concrete_populated(model, bmc.populated, geometry)
+        return _replayed(variant, g, inv.name, ops_found, seconds, kind)
+
+    for inv in state_invs:
+        if not wanted_inv(inv.name):
+            continue
+        for kind in wanted_ops:
+            if inv.name not in dropped and init_rows[inv.name].verdict is Verdict.PROVED:
+                ans = consecution[(inv.name, kind)]
+                bad = sanity[kind]
+                if bad is not None:
+                    emit(row(inv.name, kind, bad[0], ans.seconds, detail=bad[1]))
+                else:
+                    emit(row(inv.name, kind, Verdict.PROVED, ans.seconds))
+            else:
+                emit(consecution_row(inv, kind, _violated_state(inv), [*held, inv]))
+
+    for inv in STEP_INVARIANTS:
+        if wanted_inv(inv.name):
+            for kind in wanted_ops:
+                emit(consecution_row(inv, kind, _violated_step(inv), held))
+    return results
+
+
+def _replayed(variant: str, geometry: Geometry, invariant: str, ops: list[Op], seconds: float, kind: str) -> Result:
+    """VIOLATED when the solver's trace breaks ``invariant`` at its last step on ``model/``, else SPURIOUS."""
+    trace = Trace(variant, geometry, ChunkInit(), tuple(ops), invariant)
+    try:
+        at = first_violation(trace, invariant)
+    except ValueError as e:  # the trace asks the reference for something its callers never do
+        return Result(variant, geometry.name, invariant, kind, Verdict.SPURIOUS, seconds,
+                      detail=f"replay refused: {e}", trace=trace.to_json())
+    expected = len(ops) - 1
+    if at == expected:
+        return Result(variant, geometry.name, invariant, kind, Verdict.VIOLATED, seconds,
+                      trace=trace.to_json(), depth=len(ops))
+    return Result(variant, geometry.name, invariant, kind, Verdict.SPURIOUS, seconds,
+                  detail=f"replay breaks it at step {at}, the solver at step {expected}", trace=trace.to_json())
