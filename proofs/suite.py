@@ -72,7 +72,7 @@ class Bmc:
         self.populated = z3.BitVec("init.populated", enc.g.nr_pages)
         self.states: list[SymChunk] = [initial_chunk(enc, self.populated)]
         self.constraints: list[z3.BoolRef] = []
-        self.choices: list[tuple[z3.BitVecRef, dict[str, Transition]]] = []
+        self.choices: list[tuple[z3.BitVecRef, dict[str, Transition]]] = []  # step k: its kind, its transitions
 
     def _extend(self) -> None:
         k = len(self.states)
@@ -91,14 +91,11 @@ class Bmc:
 
     def _held_before(self, depth: int, violated: Callable[[SymChunk, Transition], z3.BoolRef]) -> list[z3.BoolRef]:
         """The invariant is intact through the first ``depth - 1`` steps, so the last one breaks it."""
-        held = []
-        for sel, ts in self.choices[: depth - 1]:
-            held += [z3.Implies(sel == i, z3.Not(violated(t_pre, t))) for i, (t_pre, t) in
-                     enumerate((self._pre_of(ts), t) for t in ts.values())]
-        return held
-
-    def _pre_of(self, ts: dict[str, Transition]) -> SymChunk:
-        return self.states[[c[1] for c in self.choices].index(ts)]
+        return [
+            z3.Implies(sel == i, z3.Not(violated(self.states[k], t)))
+            for k, (sel, ts) in enumerate(self.choices[: depth - 1])
+            for i, t in enumerate(ts.values())
+        ]
 
     def search(
         self, kind: str, violated: Callable[[SymChunk, Transition], z3.BoolRef]
