@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pcpuverify.invariants import hints, maps, population, steps
 from pcpuverify.invariants.base import REGISTRY, ChunkSnapshot, Invariant, Violation
 from pcpuverify.model.ops import Op
-from pcpuverify.model.reference import Reference, StepResult
+from pcpuverify.model.reference import OpError, Reference, StepResult
 from pcpuverify.model.trace import Trace
 
 # Importing the modules registers their invariants; this is their order.
@@ -71,7 +71,10 @@ def replay(trace: Trace) -> tuple[list[Violation], list[Replayed]]:
     initial = check_state(ref)
     steps_done = []
     for index, op in enumerate(trace.ops):
-        result, found = check_step(ref, op)
+        try:
+            result, found = check_step(ref, op)
+        except OpError as e:
+            raise OpError(f"ops[{index}]: {e}") from None
         steps_done.append(Replayed(index, result, ref.dump(), tuple(found)))
     return initial, steps_done
 

@@ -28,9 +28,10 @@ class OutOfBounds:
 
     def describe(self) -> str:
         verb = "writes" if self.write else "reads"
+        unit = "entries" if self.bitmap == "md_blocks" else "bits"
         return (
-            f"{self.function} on {self.bitmap} {verb} bits [{self.start}, {self.end})"
-            f" but {self.bitmap} has {self.nbits} bits"
+            f"{self.function} on {self.bitmap} {verb} {unit} [{self.start}, {self.end})"
+            f" but {self.bitmap} has {self.nbits} {unit}"
         )
 
 

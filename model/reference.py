@@ -111,7 +111,41 @@ class Reference:
         return dump_state(self.alloc, self.chunks)
 
     def copy(self) -> Reference:
-        return copy.deepcopy(self)
+        """An independent copy (chunks, their bitmaps and the allocator's globals)."""
+        new = copy.copy(self)
+        new.alloc = copy.copy(self.alloc)
+        new.chunks = {name: chunk.copy() for name, chunk in self.chunks.items()}
+        renamed = {id(self.chunks[name]): new.chunks[name] for name in self.chunks}
+        for attr in ("pcpu_reserved_chunk", "pcpu_first_chunk"):
+            old = getattr(self.alloc, attr)
+            if old is not None:
+                setattr(new.alloc, attr, renamed[id(old)])
+        return new
+
+    def key(self) -> tuple[object, ...]:
+        """Everything the next steps can depend on, hashable: for deduplicating explored states."""
+        return (
+            self.alloc.pcpu_nr_empty_pop_pages,
+            self.corrupted_at is not None,
+            *(
+                (
+                    c.alloc_map.value,
+                    c.bound_map.value,
+                    c.populated.value,
+                    tuple((b.contig_hint, b.contig_hint_start, b.left_free, b.right_free, b.first_free)
+                          for b in c.md_blocks),
+                    c.free_bits,
+                    c.contig_hint,
+                    c.contig_hint_start,
+                    c.first_free_block,
+                    c.nr_populated,
+                    c.nr_empty_pop_pages,
+                    c.slot,
+                    tuple(sorted(c.allocations.items())),
+                )
+                for c in self.chunks.values()
+            ),
+        )
 
     # -- what a caller of the allocator guarantees -----------------------------
 

@@ -91,7 +91,7 @@ def _parse_op(index: int, data: Any, geometry: Geometry) -> Op:
     known = {"op", "reserved"} | set(OP_NAMES[name].__dataclass_fields__)
     extra = sorted(set(data) - known)
     if extra:
-        raise TraceError(f"{where}: unknown key {extra[0]!r} for a {name} op")
+        raise TraceError(f"{where}: unknown key {extra[0]!r} for an op {name!r}")
     reserved = _bool(where, data, "reserved")
     if name == "alloc":
         bits = _int(where, data, "bits")
@@ -173,6 +173,8 @@ def load_trace(path: str | os.PathLike[str]) -> Trace:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise TraceError(f"{path}: not JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    except RecursionError:
+        raise TraceError(f"{path}: JSON nested too deeply to be a trace") from None
     try:
         return trace_from_json(data)
     except TraceError as e:

@@ -74,14 +74,22 @@ def _highlight(violations: tuple[Violation, ...] | list[Violation]) -> dict[str,
 
 
 @main.command()
-@click.argument("trace_file", type=click.Path(dir_okay=False))
+@click.argument("trace_file")
 @click.option("--json", "as_json", is_flag=True, help="Print the state after every step as JSON.")
 @user_errors
 def replay(trace_file: str, as_json: bool) -> None:
     """Replay TRACE_FILE on the reference and show the state after every step."""
     trace = load_trace(trace_file)
-    initial_state = Reference(trace.variant, trace.geometry, trace.init).dump()
-    initial, steps = replay_trace(trace)
+    if trace.violates is not None:
+        try:
+            invariant(trace.violates)
+        except UnknownInvariant as e:
+            raise TraceError(f"{trace_file}: 'violates': {e}") from None
+    try:
+        initial_state = Reference(trace.variant, trace.geometry, trace.init).dump()
+        initial, steps = replay_trace(trace)
+    except (OpError, LayoutError) as e:
+        raise TraceError(f"{trace_file}: {e}") from None
     found = {v.invariant for v in initial} | {v.invariant for s in steps for v in s.violations}
 
     if as_json:

@@ -1,5 +1,8 @@
 """The proof suite for one variant and geometry: conformance, initiation, consecution, bounded model checking.
 
+Initiation covers a new chunk (symbolically, for every set of populated
+pages) and the first chunk (exhaustively, for every admissible layout).
+
 Consecution uses the conjunction of the invariants as the strengthening,
 but only of those that hold: a Houdini loop drops every invariant whose
 initiation or consecution fails until the rest is inductive, so a PROVED
@@ -27,6 +30,7 @@ from pcpuverify.model.ops import ChunkInit, Op, op_to_json
 from pcpuverify.model.trace import Trace
 from pcpuverify.proofs.conformance import quick_conformance
 from pcpuverify.proofs.encode import ENCODINGS, SymPercpu
+from pcpuverify.proofs.initiation import first_chunk_initiation
 from pcpuverify.proofs.obligations import (
     OPS,
     Transition,
@@ -54,14 +58,29 @@ class SuiteOptions:
 Progress = Callable[[Result], None]
 
 
-def _violated_state(inv: Invariant) -> Callable[[SymChunk, Transition], z3.BoolRef]:
-    return lambda pre, t: z3.And(z3.Not(t.step.post.oob_write), z3.Not(inv.z3(t.step.post)))
+@dataclass(frozen=True)
+class Breach:
+    """How an invariant is broken by one transition, and how it is kept by a prefix of them."""
 
+    inv: Invariant
 
-def _violated_step(inv: Invariant) -> Callable[[SymChunk, Transition], z3.BoolRef]:
-    if inv.reads_post_state:
-        return lambda pre, t: z3.And(z3.Not(t.step.post.oob_write), z3.Not(inv.z3(pre, t.op, t.step)))
-    return lambda pre, t: z3.Not(inv.z3(pre, t.op, t.step))
+    def at(self, pre: SymChunk, t: Transition) -> z3.BoolRef:
+        """``t`` from ``pre`` breaks the invariant (a state one: in a state a stray write left meaningful)."""
+        if self.inv.kind == "state":
+            return z3.And(z3.Not(t.step.post.oob_write), z3.Not(self.inv.z3(t.step.post)))
+        if self.inv.reads_post_state:
+            return z3.And(z3.Not(t.step.post.oob_write), z3.Not(self.inv.z3(pre, t.op, t.step)))
+        return z3.Not(self.inv.z3(pre, t.op, t.step))
+
+    def kept(self, bmc: Bmc, steps: int) -> list[z3.BoolRef]:
+        """The invariant holds through the first ``steps`` operations of ``bmc``."""
+        if self.inv.kind == "state":
+            return [self.inv.z3(state) for state in bmc.states[: steps + 1]]
+        return [
+            z3.Implies(sel == i, z3.Not(self.at(bmc.states[k], t)))
+            for k, (sel, ts) in enumerate(bmc.choices[:steps])
+            for i, t in enumerate(ts.values())
+        ]
 
 
 class Bmc:
@@ -89,30 +108,25 @@ class Bmc:
         self.states.append(post)
         self.choices.append((kind, ts))
 
-    def _held_before(self, depth: int, violated: Callable[[SymChunk, Transition], z3.BoolRef]) -> list[z3.BoolRef]:
-        """The invariant is intact through the first ``depth - 1`` steps, so the last one breaks it."""
-        return [
-            z3.Implies(sel == i, z3.Not(violated(self.states[k], t)))
-            for k, (sel, ts) in enumerate(self.choices[: depth - 1])
-            for i, t in enumerate(ts.values())
-        ]
+    def search(self, kind: str, breach: Breach) -> tuple[int, z3.ModelRef | None, list[Op], Answer | None, float]:
+        """The shortest trace whose last operation, of ``kind``, is the first to break.
 
-    def search(
-        self, kind: str, violated: Callable[[SymChunk, Transition], z3.BoolRef]
-    ) -> tuple[int, z3.ModelRef | None, list[Op], Answer | None]:
-        """The shortest trace whose last operation, of ``kind``, is the first to break: (depth, model, ops, unknown)."""
+        Returns (depth, model, ops, the unknown answer if any, solver seconds).
+        """
+        seconds = 0.0
         for depth in range(1, self.options.depth + 1):
             while len(self.states) < depth:
                 self._extend()
             pre = self.states[depth - 1]
             t = transition(self.enc, kind, pre, f"bmc{depth}.last")
             answer = check(
-                [*self.constraints[: depth - 1], *self._held_before(depth, violated),
-                 t.precondition, t.step.unrolled, violated(pre, t)],
+                [*self.constraints[: depth - 1], *breach.kept(self, depth - 1),
+                 t.precondition, t.step.unrolled, breach.at(pre, t)],
                 self.options.solver,
             )
+            seconds += answer.seconds
             if answer.status == "unknown":
-                return depth, None, [], answer
+                return depth, None, [], answer, seconds
             if answer.status == "sat":
                 assert answer.model is not None
                 ops = []
@@ -120,8 +134,8 @@ class Bmc:
                     chosen = OPS[answer.model.eval(sel, True).as_long()]
                     ops.append(concrete_op(answer.model, ts[chosen].op))
                 ops.append(concrete_op(answer.model, t.op))
-                return depth, answer.model, ops, None
-        return self.options.depth, None, [], None
+                return depth, answer.model, ops, None, seconds
+        return self.options.depth, None, [], None, seconds
 
 
 def run_suite(
@@ -177,6 +191,8 @@ def run_suite(
     for inv in state_invs:
         if wanted_inv(inv.name):
             emit(init_rows[inv.name])
+    for r in first_chunk_initiation(variant, geometry, invariants):
+        emit(r)
 
     # Houdini: drop invariants until the rest is inductive for every operation
     pre = fresh_chunk(geometry, "pre")
@@ -215,13 +231,13 @@ def run_suite(
         else:
             sanity[kind] = None
 
-    def consecution_row(inv: Invariant, kind: str, violated: Callable[[SymChunk, Transition], z3.BoolRef],
-                        strengthening: list[Invariant]) -> Result:
+    def consecution_row(inv: Invariant, kind: str, strengthening: list[Invariant]) -> Result:
+        breach = Breach(inv)
         bad = sanity[kind]
         if bad is not None:
             return row(inv.name, kind, bad[0], 0.0, detail=bad[1])
         t = trans[kind]
-        ans = check([*assumptions(kind, strengthening), violated(pre, t)], options.solver)
+        ans = check([*assumptions(kind, strengthening), breach.at(pre, t)], options.solver)
         if ans.status == "unsat":
             return row(inv.name, kind, Verdict.PROVED, ans.seconds)
         if ans.status == "unknown":
@@ -232,10 +248,10 @@ def run_suite(
             "op": op_to_json(concrete_op(ans.model, t.op)),
             "after": concrete_state(ans.model, t.step.post),
         }
-        depth, model, ops_found, unknown = bmc.search(kind, violated)
-        seconds = ans.seconds
+        depth, model, ops_found, unknown, bmc_seconds = bmc.search(kind, breach)
+        seconds = ans.seconds + bmc_seconds
         if unknown is not None:
-            return row(inv.name, kind, Verdict.UNKNOWN, seconds + unknown.seconds, detail=unknown.reason, cti=cti)
+            return row(inv.name, kind, Verdict.UNKNOWN, seconds, detail=f"bounded check at depth {depth}: {unknown.reason}", cti=cti)
         if model is None:
             return row(inv.name, kind, Verdict.NOT_INDUCTIVE, seconds, cti=cti, depth=depth)
         g = concrete_populated(model, bmc.populated, geometry)
@@ -253,12 +269,12 @@ def run_suite(
                 else:
                     emit(row(inv.name, kind, Verdict.PROVED, ans.seconds))
             else:
-                emit(consecution_row(inv, kind, _violated_state(inv), [*held, inv]))
+                emit(consecution_row(inv, kind, [*held, inv]))
 
     for inv in STEP_INVARIANTS:
         if wanted_inv(inv.name):
             for kind in wanted_ops:
-                emit(consecution_row(inv, kind, _violated_step(inv), held))
+                emit(consecution_row(inv, kind, held))
     return results
 
 

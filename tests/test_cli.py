@@ -31,9 +31,12 @@ def pcpu_verify(*args: str | Path, cwd: Path | None = None) -> subprocess.Comple
     )
 
 
-def write_trace(tmp_path: Path, data: dict[str, Any] | str, name: str = "trace.json") -> Path:
+def write_trace(tmp_path: Path, data: dict[str, Any] | str | bytes, name: str = "trace.json") -> Path:
     path = tmp_path / name
-    path.write_text(data if isinstance(data, str) else json.dumps(data))
+    if isinstance(data, bytes):
+        path.write_bytes(data)
+    else:
+        path.write_text(data if isinstance(data, str) else json.dumps(data))
     return path
 
 
@@ -211,9 +214,10 @@ def test_a_violates_claim_that_does_not_reproduce_exits_1(tmp_path: Path, varian
 
 # -- bad input: one line, exit 2 ----------------------------------------------------
 
-BAD_INPUTS: dict[str, tuple[dict[str, Any] | str | None, tuple[str, ...]]] = {
+BAD_INPUTS: dict[str, tuple[dict[str, Any] | str | bytes | None, tuple[str, ...]]] = {
     # name: (file content, None for no file; fragments the error line must hold)
     "missing file": (None, ("cannot read", "No such file")),
+    "not UTF-8": (b"\xff\xfe{}", ("UTF-8",)),
     "not JSON": ("{ not json", ("not JSON", "line 1")),
     "not an object": ("[1, 2]", ("must be a JSON object",)),
     "bad format tag": (chunk_trace([]) | {"format": "pcpu-verify-trace/9"}, ("'format' must be", FORMAT)),
@@ -259,52 +263,42 @@ BAD_INPUTS: dict[str, tuple[dict[str, Any] | str | None, tuple[str, ...]]] = {
 }
 
 
-@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
 @pytest.mark.parametrize("case", list(BAD_INPUTS))
-def test_bad_input_is_one_error_line_and_exit_2(tmp_path: Path, case: str, as_json: bool) -> None:
+def test_bad_input_is_one_error_line_and_exit_2(tmp_path: Path, case: str) -> None:
     content, fragments = BAD_INPUTS[case]
     path = tmp_path / "trace.json" if content is None else write_trace(tmp_path, content)
-    args = ["replay", "--json", path] if as_json else ["replay", path]
-    assert_one_error_line(pcpu_verify(*args), *fragments)
+    assert_one_error_line(pcpu_verify("replay", path), *fragments)
 
 
-# Inputs that break the one-line rule today (cli.py / model/trace.py, not ours to
-# change here).  strict: when one is fixed its xfail fails and must go.
-KNOWN_GAPS = {
-    "not UTF-8": (b"\xff\xfe{}", "load_trace lets UnicodeDecodeError through: a traceback, exit 1"),
-    "JSON nested too deep": (
-        b"[" * 100_000 + b"]" * 100_000,
-        "json.loads raises RecursionError, which load_trace lets through: a traceback, exit 1",
+# --json must not turn an error into half a JSON document: one case per layer
+# (reading the file, validating the trace, replaying it).
+@pytest.mark.parametrize("case", ["missing file", "block_bits 12", "free of a non-allocated offset"])
+def test_bad_input_with_json_is_one_error_line_and_exit_2(tmp_path: Path, case: str) -> None:
+    content, fragments = BAD_INPUTS[case]
+    path = tmp_path / "trace.json" if content is None else write_trace(tmp_path, content)
+    assert_one_error_line(pcpu_verify("replay", "--json", path), *fragments)
+
+
+# Inputs that once escaped the one-line rule.
+EDGE_INPUTS = {
+    "JSON nested too deep": (b"[" * 100_000 + b"]" * 100_000, ("nested too deeply",)),
+    "a directory": (None, ("cannot read",)),
+    "unknown invariant in violates": (
+        json.dumps(chunk_trace([{"op": "alloc", "bits": 2}], violates="no-such-invariant")).encode(),
+        ("no-such-invariant",),
     ),
-    "a directory": (None, "click.Path(dir_okay=False) answers with click's 3-line usage error"),
 }
 
 
-@pytest.mark.parametrize("case", list(KNOWN_GAPS))
-def test_known_gaps_in_the_one_line_rule(tmp_path: Path, case: str) -> None:
-    content, reason = KNOWN_GAPS[case]
+@pytest.mark.parametrize("case", list(EDGE_INPUTS))
+def test_edge_inputs_are_one_error_line(tmp_path: Path, case: str) -> None:
+    content, fragments = EDGE_INPUTS[case]
     if content is None:
         path = tmp_path
     else:
         path = tmp_path / "trace.json"
         path.write_bytes(content)
-    result = pcpu_verify("replay", path)
-    try:
-        assert_one_error_line(result)
-    except AssertionError:
-        pytest.xfail(reason)
-    pytest.fail(f"{case} is now reported on one line: remove it from KNOWN_GAPS")
-
-
-def test_unknown_invariant_in_violates_is_not_yet_a_usage_error(tmp_path: Path) -> None:
-    """A misspelt ``violates`` reads as "the bug no longer reproduces" (exit 1), not as bad input (exit 2).
-
-    Pinned so that the day the loader checks the name against the registry,
-    this test says so.
-    """
-    path = write_trace(tmp_path, chunk_trace([{"op": "alloc", "bits": 2}], violates="no-such-invariant"))
-    result = pcpu_verify("replay", path)
-    assert result.returncode == 1 and "no-such-invariant" in result.stderr, result.stderr
+    assert_one_error_line(pcpu_verify("replay", path), *fragments)
 
 
 # -- the first chunk ------------------------------------------------------------------

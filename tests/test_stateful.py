@@ -9,19 +9,22 @@ after every step with ``invariants.check.check_step``.
 seed's own claims (DESIGN.md: "If the seed's code breaks a claim, that is
 the finding").  So the machine does not assert the invariants: it *records*
 every broken invariant with the shortest operation sequence that showed it
-(a ``pcpu-verify-trace/1`` counterexample).  It starts over from a fresh
-chunk when the state itself went wrong -- a state invariant broke, or a
-write left its bitmap -- because what follows such a state is a consequence
-of the first violation, not a finding of its own.  A step that broke only
-step invariants and wrote nothing out of bounds (an out-of-bounds *read* of
-PATCH 10's search window, an atomic allocation on an unpopulated page)
-left a state the state invariants accept, and the walk goes on: stopping
-there would hide, on ``v1``, every bug of the PATCH 09 code behind the
-search window's read past the bitmap, which nearly every allocation
-reaching the last page makes.  The tests then hold each variant to ``KNOWN_BROKEN``, the manifest
-of expected results (as the TLA+ examples ship theirs): an invariant that
-newly breaks fails, and so does a known one that the fixed, seeded budget no
-longer finds.  Every other invariant must hold on every step explored.
+(a ``pcpu-verify-trace/1`` counterexample).
+
+It starts over from a fresh chunk when the state itself went wrong -- a
+state invariant broke, or a write left its bitmap -- since what follows
+is a consequence of that first violation, not a finding of its own.  A
+step that broke only step invariants and wrote nothing out of bounds (an
+out-of-bounds *read* of PATCH 10's search window, an atomic allocation on
+an unpopulated page) leaves a state the state invariants accept, and the
+walk goes on: on ``v1`` nearly every allocation reaching the last page
+reads past the bitmap, and stopping there would hide the PATCH 09 bugs
+behind it.  So a counterexample's earlier steps may break step invariants.
+
+The tests hold each variant to ``KNOWN_BROKEN``, the manifest of expected
+results (as the TLA+ examples ship theirs): an invariant that newly breaks
+fails, and so does a known one that the fixed, seeded budget no longer
+finds.  Every other invariant must hold on every step explored.
 
 ``PCPU_SAVE_TRACES=1 pytest tests/test_stateful.py`` writes the shortest
 counterexample of every broken invariant to

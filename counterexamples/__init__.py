@@ -1,0 +1,1 @@
+"""Counterexamples a kernel developer can act on: shortest traces, minimisation, showing them."""
