@@ -185,7 +185,8 @@ def pcpu_pages_to_bits(pages: BV, p: LayoutParams) -> BV:
 def pcpu_nr_pages_to_blocks(pages: BV, p: LayoutParams) -> BV:
     """PATCH 09: ``chunk->nr_pages * PAGE_SIZE / PCPU_MIN_ALLOC_SIZE / PCPU_BITMAP_BLOCK_SIZE`` (unsigned long, to int)."""
     bits = z3.LShR(ulong_of_int(pages) << p.page_shift, PCPU_MIN_ALLOC_SHIFT)
-    return int_of_ulong(z3.UDiv(bits, ulong(p.block_bits)))
+    # unsigned division by a power of two: a logical shift (cheaper to bit-blast than a divider)
+    return int_of_ulong(z3.LShR(bits, p.page_shift - PCPU_MIN_ALLOC_SHIFT))
 
 
 def pcpu_align_reserved_region(static_size: BV, reserved_size: BV, p: LayoutParams) -> BV:
@@ -362,7 +363,7 @@ def layout_of(x: LayoutInputs, p: LayoutParams) -> SymLayout:
     tmp_addr = x.base_addr + x.static_size
     aligned_addr = tmp_addr & ulong(~(p.page_size - 1))
     offset = tmp_addr - aligned_addr
-    begin_fill_bits = z3.UDiv(offset, ulong(PCPU_MIN_ALLOC_SIZE))
+    begin_fill_bits = z3.LShR(offset, PCPU_MIN_ALLOC_SHIFT)  # unsigned long / PCPU_MIN_ALLOC_SIZE
     map_size_bytes = z3.If(x.reserved_size != 0, x.reserved_size, x.dyn_size) + offset
     first = _chunk(aligned_addr, z3.LShR(map_size_bytes, p.page_shift), begin_fill_bits, p)
     dyn = _chunk(
@@ -855,7 +856,7 @@ def _begin_fill_inside(L: SymLayout) -> Bool:
 def _whole_blocks(L: SymLayout) -> Bool:
     def whole(c: ChunkLayout) -> Bool:
         # int * unsigned long compared with an int: both widened to unsigned long
-        return ulong_of_int(c.nr_blocks) * ulong(L.p.block_bits) == ulong_of_int(c.nr_bits)
+        return ulong_of_int(c.nr_blocks) << (L.p.page_shift - PCPU_MIN_ALLOC_SHIFT) == ulong_of_int(c.nr_bits)
 
     return z3.And(whole(L.first), z3.Implies(L.has_reserved_chunk, whole(L.dyn)))
 
@@ -967,7 +968,14 @@ def _describe(values: dict[str, int], prop: LayoutProperty, set_name: str) -> st
 
 
 def _minimize(assertions: list[Bool], L: SymLayout, options: SolverOptions) -> tuple[z3.ModelRef | None, float]:
-    """The lexicographically smallest model in ``_MINIMIZE_ORDER``; None if the solver gives up on the first check."""
+    """The lexicographically smallest model in ``_MINIMIZE_ORDER``; None if the solver gives up on the first check.
+
+    One incremental solver; per variable: is 0 possible, else the smallest
+    bit length (binary search on the exponent), else the smallest value of
+    that length (binary search, each sat answer jumping to the model's
+    value).  Every check has the obligation's rlimit; an ``unknown`` keeps
+    the model found so far (a counterexample, maybe not the smallest).
+    """
     start = time.perf_counter()
     solver = z3.SolverFor("QF_BV")
     solver.set("rlimit", options.rlimit)
@@ -977,25 +985,48 @@ def _minimize(assertions: list[Bool], L: SymLayout, options: SolverOptions) -> t
     if solver.check() != z3.sat:
         return None, time.perf_counter() - start
     model = solver.model()
+
+    def value(var: BV) -> int:
+        return model.eval(var, model_completion=True).as_long()
+
+    def probe(condition: Bool) -> str:
+        nonlocal model
+        solver.push()
+        solver.add(condition)
+        status = solver.check()
+        if status == z3.sat:
+            model = solver.model()
+        solver.pop()
+        return "sat" if status == z3.sat else "unsat" if status == z3.unsat else "unknown"
+
     for name in _MINIMIZE_ORDER:
         var = getattr(L.x, name)
-        lo, hi = 0, model.eval(var, model_completion=True).as_long()
+        hi = value(var)
+        lo = 0
+        # the bit length first: few checks even for values near 2^64
+        klo, khi = 0, hi.bit_length()
+        while klo < khi:
+            k = (klo + khi) // 2
+            status = probe(z3.ULT(var, ulong(1 << k)) if k < BITS_PER_LONG else z3.BoolVal(True))
+            if status == "sat":
+                hi = value(var)
+                khi = hi.bit_length()
+            elif status == "unsat":
+                klo = k + 1
+            else:
+                break
+        lo = (1 << (klo - 1)) if klo > 0 else 0
         while lo < hi:
             mid = (lo + hi) // 2
-            solver.push()
-            solver.add(z3.ULE(var, ulong(mid)))
-            status = solver.check()
-            if status == z3.sat:
-                model = solver.model()
-                hi = model.eval(var, model_completion=True).as_long()
-            solver.pop()
-            if status == z3.unsat:
+            status = probe(z3.ULE(var, ulong(mid)))
+            if status == "sat":
+                hi = value(var)
+            elif status == "unsat":
                 lo = mid + 1
-            elif status == z3.unknown:
-                break  # keep what we have: a counterexample, just not the smallest
+            else:
+                break
         solver.add(var == ulong(hi))
-        if solver.check() != z3.sat:  # cannot happen: hi is a model's value
-            break
+    if solver.check() == z3.sat:
         model = solver.model()
     return model, time.perf_counter() - start
 

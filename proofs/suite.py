@@ -108,34 +108,49 @@ class Bmc:
         self.states.append(post)
         self.choices.append((kind, ts))
 
-    def search(self, kind: str, breach: Breach) -> tuple[int, z3.ModelRef | None, list[Op], Answer | None, float]:
-        """The shortest trace whose last operation, of ``kind``, is the first to break.
+    def search(self, kinds: list[str], breach: Breach) -> dict[str, Search]:
+        """For each of ``kinds``, the shortest trace whose last operation, of that kind, first breaks.
 
-        Returns (depth, model, ops, the unknown answer if any, solver seconds).
+        Iterative deepening with the last kind left open: one unsat query
+        settles a depth for every kind still looked for.
         """
-        seconds = 0.0
+        remaining, found, seconds = list(kinds), {}, 0.0
         for depth in range(1, self.options.depth + 1):
             while len(self.states) < depth:
                 self._extend()
             pre = self.states[depth - 1]
-            t = transition(self.enc, kind, pre, f"bmc{depth}.last")
-            answer = check(
-                [*self.constraints[: depth - 1], *breach.kept(self, depth - 1),
-                 t.precondition, t.step.unrolled, breach.at(pre, t)],
-                self.options.solver,
-            )
-            seconds += answer.seconds
-            if answer.status == "unknown":
-                return depth, None, [], answer, seconds
-            if answer.status == "sat":
-                assert answer.model is not None
-                ops = []
-                for sel, ts in self.choices[: depth - 1]:
-                    chosen = OPS[answer.model.eval(sel, True).as_long()]
-                    ops.append(concrete_op(answer.model, ts[chosen].op))
-                ops.append(concrete_op(answer.model, t.op))
-                return depth, answer.model, ops, None, seconds
-        return self.options.depth, None, [], None, seconds
+            while remaining:
+                sel = z3.BitVec(f"bmc{depth}.last.kind", 2)
+                ts = {k: transition(self.enc, k, pre, f"bmc{depth}.last.{k}") for k in remaining}
+                last = z3.Or(*[z3.And(sel == i, t.precondition, t.step.unrolled, breach.at(pre, t))
+                               for i, t in enumerate(ts.values())])
+                answer = check([*self.constraints[: depth - 1], *breach.kept(self, depth - 1), last],
+                               self.options.solver)
+                seconds += answer.seconds
+                if answer.status == "unknown":
+                    return {**found, **{k: Search(depth, None, (), answer, seconds) for k in remaining}}
+                if answer.status == "unsat":
+                    break
+                model = answer.model
+                assert model is not None
+                kind = remaining[model.eval(sel, True).as_long()]
+                ops = [concrete_op(model, choices[OPS[model.eval(k_sel, True).as_long()]].op)
+                       for k_sel, choices in self.choices[: depth - 1]]
+                ops.append(concrete_op(model, ts[kind].op))
+                found[kind] = Search(depth, model, tuple(ops), None, seconds)
+                remaining.remove(kind)
+        return {**found, **{k: Search(self.options.depth, None, (), None, seconds) for k in remaining}}
+
+
+@dataclass(frozen=True)
+class Search:
+    """What bounded model checking found for one kind of last operation."""
+
+    depth: int  # the depth of the trace, or the depth searched in vain
+    model: z3.ModelRef | None
+    ops: tuple[Op, ...]
+    unknown: Answer | None  # the solver's unknown answer that stopped the search
+    seconds: float
 
 
 def run_suite(
@@ -231,50 +246,65 @@ def run_suite(
         else:
             sanity[kind] = None
 
-    def consecution_row(inv: Invariant, kind: str, strengthening: list[Invariant]) -> Result:
+    def consecution_rows(inv: Invariant, strengthening: list[Invariant]) -> list[Result]:
+        """Consecution of ``inv`` per operation; each failure searched for from a new chunk."""
         breach = Breach(inv)
-        bad = sanity[kind]
-        if bad is not None:
-            return row(inv.name, kind, bad[0], 0.0, detail=bad[1])
-        t = trans[kind]
-        ans = check([*assumptions(kind, strengthening), breach.at(pre, t)], options.solver)
-        if ans.status == "unsat":
-            return row(inv.name, kind, Verdict.PROVED, ans.seconds)
-        if ans.status == "unknown":
-            return row(inv.name, kind, Verdict.UNKNOWN, ans.seconds, detail=ans.reason)
-        assert ans.model is not None
-        cti = {
-            "before": concrete_state(ans.model, pre),
-            "op": op_to_json(concrete_op(ans.model, t.op)),
-            "after": concrete_state(ans.model, t.step.post),
-        }
-        depth, model, ops_found, unknown, bmc_seconds = bmc.search(kind, breach)
-        seconds = ans.seconds + bmc_seconds
-        if unknown is not None:
-            return row(inv.name, kind, Verdict.UNKNOWN, seconds, detail=f"bounded check at depth {depth}: {unknown.reason}", cti=cti)
-        if model is None:
-            return row(inv.name, kind, Verdict.NOT_INDUCTIVE, seconds, cti=cti, depth=depth)
-        g = concrete_populated(model, bmc.populated, geometry)
-        return _replayed(variant, g, inv.name, ops_found, seconds, kind)
+        answers: dict[str, Answer] = {}
+        for kind in wanted_ops:
+            if sanity[kind] is None:
+                t = trans[kind]
+                answers[kind] = check([*assumptions(kind, strengthening), breach.at(pre, t)], options.solver)
+        failing = [k for k, a in answers.items() if a.status == "sat"]
+        searched = bmc.search(failing, breach) if failing else {}
+        rows = []
+        for kind in wanted_ops:
+            bad = sanity[kind]
+            if bad is not None:
+                rows.append(row(inv.name, kind, bad[0], 0.0, detail=bad[1]))
+                continue
+            ans = answers[kind]
+            if ans.status == "unsat":
+                rows.append(row(inv.name, kind, Verdict.PROVED, ans.seconds))
+                continue
+            if ans.status == "unknown":
+                rows.append(row(inv.name, kind, Verdict.UNKNOWN, ans.seconds, detail=ans.reason))
+                continue
+            assert ans.model is not None
+            t = trans[kind]
+            cti = {
+                "before": concrete_state(ans.model, pre),
+                "op": op_to_json(concrete_op(ans.model, t.op)),
+                "after": concrete_state(ans.model, t.step.post),
+            }
+            found = searched[kind]
+            seconds = ans.seconds + found.seconds
+            if found.unknown is not None:
+                rows.append(row(inv.name, kind, Verdict.UNKNOWN, seconds, cti=cti,
+                                detail=f"bounded check at depth {found.depth}: {found.unknown.reason}"))
+            elif found.model is None:
+                rows.append(row(inv.name, kind, Verdict.NOT_INDUCTIVE, seconds, cti=cti, depth=found.depth))
+            else:
+                g = concrete_populated(found.model, bmc.populated, geometry)
+                rows.append(_replayed(variant, g, inv.name, list(found.ops), seconds, kind))
+        return rows
 
     for inv in state_invs:
         if not wanted_inv(inv.name):
             continue
-        for kind in wanted_ops:
-            if inv.name not in dropped and init_rows[inv.name].verdict is Verdict.PROVED:
-                ans = consecution[(inv.name, kind)]
+        if inv.name not in dropped and init_rows[inv.name].verdict is Verdict.PROVED:
+            for kind in wanted_ops:
                 bad = sanity[kind]
-                if bad is not None:
-                    emit(row(inv.name, kind, bad[0], ans.seconds, detail=bad[1]))
-                else:
-                    emit(row(inv.name, kind, Verdict.PROVED, ans.seconds))
-            else:
-                emit(consecution_row(inv, kind, [*held, inv]))
+                seconds = consecution[(inv.name, kind)].seconds
+                emit(row(inv.name, kind, bad[0], seconds, detail=bad[1]) if bad is not None
+                     else row(inv.name, kind, Verdict.PROVED, seconds))
+        else:
+            for r in consecution_rows(inv, [*held, inv]):
+                emit(r)
 
     for inv in STEP_INVARIANTS:
         if wanted_inv(inv.name):
-            for kind in wanted_ops:
-                emit(consecution_row(inv, kind, held))
+            for r in consecution_rows(inv, held):
+                emit(r)
     return results
 
 
