@@ -102,23 +102,25 @@ def pcpu_setup_first_chunk(alloc: PcpuAllocator, layout: FirstChunkLayout) -> di
     region; a reserved layout gets a second chunk for the dynamic region.
     """
     alloc.pcpu_reserved_offset = layout.pcpu_reserved_offset
+    begin_fill_bits = alloc.pcpu_begin_fill_bits(layout.pcpu_reserved_offset)
     name = "reserved" if layout.reserved_size else "dynamic"
     chunk = alloc.pcpu_alloc_first_chunk(name, layout.first_chunk_pages)
     chunk.immutable = True
 
     # set metadata
-    chunk.contig_hint = alloc.pcpu_nr_pages_to_bits(chunk) - layout.begin_fill_bits
-    chunk.free_bits = alloc.pcpu_nr_pages_to_bits(chunk) - layout.begin_fill_bits
+    chunk.contig_hint = alloc.pcpu_nr_pages_to_bits(chunk) - begin_fill_bits
+    chunk.free_bits = alloc.pcpu_nr_pages_to_bits(chunk) - begin_fill_bits
 
     # If the beginning of the reserved region overlaps the end of the static
     # region, hide that portion in the metadata.
-    if layout.begin_fill_bits:
+    if begin_fill_bits:
         chunk.has_reserved = True
-        chunk.alloc_map.bitmap_fill(layout.begin_fill_bits)
+        chunk.alloc_map.bitmap_fill(begin_fill_bits)
         chunk.bound_map.set_bit(0)
-        chunk.bound_map.set_bit(layout.begin_fill_bits)
+        chunk.bound_map.set_bit(begin_fill_bits)
+        chunk.allocations[0] = begin_fill_bits  # the ghost: hidden, never freed
 
-        if alloc.pcpu_block_update_hint_alloc(chunk, 0, layout.begin_fill_bits):
+        if alloc.pcpu_block_update_hint_alloc(chunk, 0, begin_fill_bits):
             alloc.pcpu_chunk_update_hint(chunk)
 
     chunks = {name: chunk}

@@ -613,9 +613,22 @@ class PcpuAllocator:
             return -1
 
         if not is_atomic:
-            size = bit_size * PCPU_MIN_ALLOC_SIZE
-            page_start = self.PFN_DOWN(off)
-            page_end = self.PFN_UP(off + size)
-            for rs, re in self.pcpu_unpop_regions(chunk, page_start, page_end):
-                self.pcpu_chunk_populated(chunk, rs, re)
+            self.pcpu_alloc_populate(chunk, off, bit_size * PCPU_MIN_ALLOC_SIZE)
         return off
+
+    def pcpu_alloc_populate(self, chunk: PcpuChunk, off: int, size: int) -> None:
+        """The ``if (!is_atomic)`` block of ``pcpu_alloc``: populate the area's unpopulated pages.
+
+        A function of its own only so that a variant can change these lines alone.
+        """
+        page_start = self.PFN_DOWN(off)
+        page_end = self.PFN_UP(off + size)
+        for rs, re in self.pcpu_unpop_regions(chunk, page_start, page_end):
+            self.pcpu_chunk_populated(chunk, rs, re)
+
+    def pcpu_begin_fill_bits(self, pcpu_reserved_offset: int) -> int:
+        """``begin_fill_bits = pcpu_reserved_offset / PCPU_MIN_ALLOC_SIZE`` (PATCH 09, pcpu_setup_first_chunk).
+
+        A function of its own only so that a variant can change this line alone.
+        """
+        return pcpu_reserved_offset // PCPU_MIN_ALLOC_SIZE

@@ -50,17 +50,12 @@ class Reference:
         self.variant = variant
         self.geometry = geometry
         self.init = init
-        self.static_fill = 0
         self.steps = 0
         self.corrupted_at: int | None = None  # the step that first wrote out of bounds
         if isinstance(init, FirstChunkInit):
             layout = check_layout(init, geometry.page_size)
             self.alloc = cls(geometry.block_bits, layout.unit_pages)
             self.chunks = pcpu_setup_first_chunk(self.alloc, layout)
-            self.static_fill = layout.begin_fill_bits
-            first = self.chunks["reserved" if layout.reserved_size else "dynamic"]
-            if layout.begin_fill_bits:
-                first.allocations[0] = layout.begin_fill_bits
         else:
             self.alloc = cls(geometry.block_bits, geometry.nr_pages)
             chunk = self.alloc.pcpu_alloc_chunk()
@@ -150,7 +145,7 @@ class Reference:
     # -- what a caller of the allocator guarantees -----------------------------
 
     def _check_free(self, chunk: PcpuChunk, op: Free) -> None:
-        if op.bit_off == 0 and self.static_fill and chunk.has_reserved:
+        if op.bit_off == 0 and chunk.has_reserved:
             raise OpError("free bit_off=0: that is the static region hidden by pcpu_setup_first_chunk")
         if op.bit_off not in chunk.allocations:
             live = sorted(b for b in chunk.allocations if not (b == 0 and chunk.has_reserved))

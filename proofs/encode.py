@@ -152,22 +152,27 @@ class SymPercpu:
         b, o2 = self.populated_bits(chunk).weight(start)
         return a - b, z3.Or(o1, o2)
 
-    def populate_range(self, chunk: SymChunk, page_start: Int, page_end: Int) -> SymChunk:
+    def populate_range(self, chunk: SymChunk, page_start: Int, page_end: Int, for_alloc: bool = False) -> SymChunk:
         """``pcpu_chunk_populated`` on every unpopulated region of ``[page_start, page_end)``.
 
         The regions' sizes add up to the number of unpopulated pages in the
-        range, which is what the counters gain.
+        range, which is what the counters gain (the empty-page counters only
+        when not ``for_alloc``, the ``fixed`` variant's argument).
         """
         newly = ~chunk.populated & range_mask(page_start, page_end, self.N)
         nr = popcount(newly, self.N)
         oob = z3.And(page_start < page_end, z3.Or(page_start < 0, page_end > self.N))
-        chunk = chunk.set(
-            populated=chunk.populated | newly,
-            nr_populated=chunk.nr_populated + nr,
-            nr_empty_pop_pages=chunk.nr_empty_pop_pages + nr,
-            pcpu_nr_empty_pop_pages=chunk.pcpu_nr_empty_pop_pages + nr,
-        )
+        chunk = chunk.set(populated=chunk.populated | newly, nr_populated=chunk.nr_populated + nr)
+        if not for_alloc:
+            chunk = chunk.set(
+                nr_empty_pop_pages=chunk.nr_empty_pop_pages + nr,
+                pcpu_nr_empty_pop_pages=chunk.pcpu_nr_empty_pop_pages + nr,
+            )
         return self.oob(chunk, oob, write=True)
+
+    def pcpu_alloc_populate(self, chunk: SymChunk, off: Int, size: Int) -> SymChunk:
+        """The ``if (!is_atomic)`` block of ``pcpu_alloc``."""
+        return self.populate_range(chunk, self.PFN_DOWN(off), self.PFN_UP(off + size))
 
     def depopulate_range(self, chunk: SymChunk, page_start: Int, page_end: Int) -> SymChunk:
         """``pcpu_chunk_depopulated`` on every populated region of ``[page_start, page_end)``."""
@@ -533,8 +538,9 @@ class SymPercpu:
         ok = z3.And(considered, fit >= 0, found)
 
         off = bit_off * PCPU_MIN_ALLOC_SIZE
-        page_start, page_end = self.PFN_DOWN(off), self.PFN_UP(off + bits * PCPU_MIN_ALLOC_SIZE)
-        populated = self.populate_range(allocated, page_start, page_end).merge(z3.Not(pop_only), allocated)
+        populated = self.pcpu_alloc_populate(allocated, off, bits * PCPU_MIN_ALLOC_SIZE).merge(
+            z3.Not(pop_only), allocated
+        )
         gw = ghost_width(self.g)
         post = populated.set(
             g_start=populated.g_start | one_bit(bit_off, gw),
@@ -594,4 +600,43 @@ class SymV1(SymPercpu):
         return self.bitmap_find_next_zero_area(chunk, end, start, bit_size, align)
 
 
-ENCODINGS: dict[str, type[SymPercpu]] = {"v1": SymV1, "v1-patch09": SymPercpu}
+class SymFixed(SymV1):
+    """Encoding of variant ``fixed``: the overrides of ``model.variants.Fixed``, one for one."""
+
+    variant = "fixed"
+
+    def pcpu_is_populated(self, chunk: SymChunk, index: Int, block_off: Int, bit_size: Int) -> tuple[Bool, Int, Bool]:
+        """Fix 1: page numbers from byte offsets, next_index in blocks."""
+        off = index * self.B + block_off
+        page_start = self.PFN_DOWN(off * PCPU_MIN_ALLOC_SIZE)
+        page_end = self.PFN_UP((off + bit_size) * PCPU_MIN_ALLOC_SIZE)
+        rs, re, oob = self.pcpu_next_unpop(chunk, page_start, page_end)
+        return rs >= page_end, re * self.PAGE_SIZE / (self.B * PCPU_MIN_ALLOC_SIZE), oob
+
+    def pcpu_alloc_area_search(self, chunk: SymChunk, bit_size: Int, align: Int, start: Int) -> tuple[Bool, Int, Bool]:
+        """Fix 2: the search window stops at the end of the bitmap."""
+        end = smin(start + bit_size + self.B, I(self.n))
+        return self.bitmap_find_next_zero_area(chunk, end, start, bit_size, align)
+
+    def pcpu_block_update_hint_alloc(self, chunk: SymChunk, bit_off: Int, bit_size: Int) -> tuple[SymChunk, Bool]:
+        """Fixes 3 and 4: refresh when the area overlaps the chunk's hint or fills an empty page."""
+        hint_start, hint_end = chunk.contig_hint_start, chunk.contig_hint_start + chunk.contig_hint
+        s_index, e_index, _, _ = self._block_range(bit_off, bit_size)
+        fills_empty_page = z3.Or(
+            *[z3.And(s_index <= k, k <= e_index, chunk.md_blocks[k].contig_hint == self.B) for k in range(self.N)]
+        )
+        chunk, update = super().pcpu_block_update_hint_alloc(chunk, bit_off, bit_size)
+        overlaps_hint = z3.And(bit_off < hint_end, hint_start < bit_off + bit_size)
+        return chunk, z3.Or(update, overlaps_hint, fills_empty_page)
+
+    def pcpu_block_update_hint_free(self, chunk: SymChunk, bit_off: Int, bit_size: Int) -> tuple[SymChunk, Bool]:
+        """Fix 5: below a block the chunk hint is rescanned."""
+        chunk, update = super().pcpu_block_update_hint_free(chunk, bit_off, bit_size)
+        return chunk, z3.Or(update, chunk.contig_hint < self.B)
+
+    def pcpu_alloc_populate(self, chunk: SymChunk, off: Int, size: Int) -> SymChunk:
+        """Fix 6: pages populated for an allocation are not counted as empty."""
+        return self.populate_range(chunk, self.PFN_DOWN(off), self.PFN_UP(off + size), for_alloc=True)
+
+
+ENCODINGS: dict[str, type[SymPercpu]] = {"v1": SymV1, "v1-patch09": SymPercpu, "fixed": SymFixed}

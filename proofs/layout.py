@@ -458,7 +458,9 @@ def _caller_guarantees(p: LayoutParams) -> list[Precondition]:
     sizes as stored, exactly what the setup checks ask, so it adds nothing.
     ``base_addr`` is the lowest unit of memory the caller allocated
     (``alloc_fn(cpu, gi->nr_units * ai->unit_size, atom_size)``), so
-    ``[base_addr, base_addr + unit_size)`` does not wrap the address space.
+    ``[base_addr, base_addr + unit_size)`` does not wrap the address space,
+    and the static area is copied into each unit (``memcpy(ptr,
+    __per_cpu_load, ai->static_size)`` in both callers), so it fits one.
     """
     return [
         Precondition(
@@ -483,6 +485,10 @@ def _caller_guarantees(p: LayoutParams) -> list[Precondition]:
         Precondition(
             "base_addr = lowest unit of alloc_fn(cpu, gi->nr_units * ai->unit_size, atom_size): no wrap",
             lambda L: no_carry(L.x.base_addr, L.x.unit_size),
+        ),
+        Precondition(
+            "memcpy(ptr, __per_cpu_load, ai->static_size) into each unit of ai->unit_size bytes",
+            lambda L: z3.ULE(L.x.static_size, L.x.unit_size),
         ),
     ]
 
@@ -967,6 +973,9 @@ def _describe(values: dict[str, int], prop: LayoutProperty, set_name: str) -> st
     return head + (f" -> {tail}" if tail else "")
 
 
+_PROBE_SHARE = 40  # a minimisation probe may use 1/40 of an obligation's rlimit
+
+
 def _minimize(assertions: list[Bool], L: SymLayout, options: SolverOptions) -> tuple[z3.ModelRef | None, float]:
     """The lexicographically smallest model in ``_MINIMIZE_ORDER``; None if the solver gives up on the first check.
 
@@ -985,6 +994,8 @@ def _minimize(assertions: list[Bool], L: SymLayout, options: SolverOptions) -> t
     if solver.check() != z3.sat:
         return None, time.perf_counter() - start
     model = solver.model()
+    # Probes are a nicety: each gets a small share of the budget, and an unknown just stops the search.
+    solver.set("rlimit", max(options.rlimit // _PROBE_SHARE, 1))
 
     def value(var: BV) -> int:
         return model.eval(var, model_completion=True).as_long()

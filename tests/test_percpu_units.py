@@ -873,7 +873,7 @@ def test_setup_first_chunk_with_reserved_region_and_static_overlap() -> None:
     ref = Reference("v1-patch09", Geometry(8, 1, (0,)), FirstChunkInit(20, 12, 32))
     alloc = ref.alloc
     reserved, dynamic = ref.chunks["reserved"], ref.chunks["dynamic"]
-    assert alloc.pcpu_reserved_offset == 20 and ref.static_fill == 5
+    assert alloc.pcpu_reserved_offset == 20 and reserved.allocations == {0: 5}
     assert alloc.pcpu_nr_slots == 6
     assert alloc.pcpu_reserved_chunk is reserved and alloc.pcpu_first_chunk is dynamic
     assert alloc.pcpu_nr_empty_pop_pages == 1
