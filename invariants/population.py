@@ -69,3 +69,29 @@ def _nr_empty_pop_pages_matches(chunk: SymChunk) -> z3.BoolRef:
         )
         empty = empty + z3.If(is_empty, I(1), I(0))
     return z3.And(chunk.nr_empty_pop_pages == empty, chunk.pcpu_nr_empty_pop_pages == chunk.nr_empty_pop_pages)
+
+
+@state_invariant(
+    "allocations-on-populated-pages",
+    patch="PATCH 09/10 (pcpu_is_populated)",
+    seed="For atomic allocations, we must check if the backing pages are populated.",
+)
+def allocations_on_populated_pages(alloc: PcpuAllocator, chunk: PcpuChunk) -> Iterator[tuple[str, str]]:
+    """Every page that holds an allocated bit is populated: the memory handed out is backed."""
+    B = alloc.PCPU_BITMAP_BLOCK_SIZE
+    for page in range(chunk.nr_pages):
+        used = (chunk.alloc_map.value >> (page * B)) & ((1 << B) - 1)
+        if used and not (chunk.populated.value >> page) & 1:
+            yield "populated", f"page {page} holds allocated bits but is not populated"
+            return
+
+
+@allocations_on_populated_pages.symbolic
+def _allocations_on_populated_pages(chunk: SymChunk) -> z3.BoolRef:
+    B, N = chunk.geometry.block_bits, chunk.geometry.nr_pages
+    return z3.And(
+        *[
+            z3.Or(bit(chunk.populated, I(page), N), z3.Extract((page + 1) * B - 1, page * B, chunk.alloc_map) == 0)
+            for page in range(N)
+        ]
+    )
