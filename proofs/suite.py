@@ -48,7 +48,7 @@ from pcpuverify.proofs.state import SymChunk, fresh_chunk, well_formed
 @dataclass(frozen=True)
 class SuiteOptions:
     solver: SolverOptions = field(default_factory=SolverOptions)
-    depth: int = 5  # bounded model checking depth (operations from a new chunk)
+    depth: int = 4  # bounded model checking depth (operations from a new chunk)
     conformance_steps: int = 60
 
     def to_json(self) -> dict[str, object]:
