@@ -84,8 +84,13 @@ def no_free_bit_below_first_free_block(alloc: PcpuAllocator, chunk: PcpuChunk) -
     hide that portion in the metadata.""",
 )
 def static_overlap_hidden(alloc: PcpuAllocator, chunk: PcpuChunk) -> Iterator[tuple[str, str]]:
-    """Every byte of the static region's last page is allocated in the first chunk's bitmap."""
-    if not chunk.has_reserved:
+    """Every static byte in the first page of the chunk next to the static region is allocated there.
+
+    That chunk is the reserved chunk when there is one, else the first
+    (dynamic) chunk; its bit 0 starts at the static region's last page.
+    """
+    adjacent = alloc.pcpu_reserved_chunk or alloc.pcpu_first_chunk
+    if chunk is not adjacent:
         return
     bits = -(-alloc.pcpu_reserved_offset // PCPU_MIN_ALLOC_SIZE)  # round up: a partly static bit
     free = first_zero(bits_of(chunk.alloc_map.value, 0, bits))

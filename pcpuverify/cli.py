@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
-from pcpuverify.draw import draw_state
+from pcpuverify.counterexamples.minimize import minimize as minimize_trace
+from pcpuverify.counterexamples.regression import regression_test
+from pcpuverify.draw import draw_fresh_scans, draw_state
 from pcpuverify.invariants.base import Violation
-from pcpuverify.invariants.check import UnknownInvariant, invariant
+from pcpuverify.invariants.check import Replayed, UnknownInvariant, invariant
 from pcpuverify.invariants.check import replay as replay_trace
 from pcpuverify.model.first_chunk import LayoutError
 from pcpuverify.model.geometry import Geometry, GeometryError
-from pcpuverify.model.ops import op_to_json
+from pcpuverify.model.ops import FirstChunkInit, op_to_json
 from pcpuverify.model.reference import OpError, Reference
-from pcpuverify.model.trace import TraceError, load_trace, write_atomically
+from pcpuverify.model.trace import Trace, TraceError, load_trace, write_atomically
 from pcpuverify.model.variants import VARIANTS, UnknownVariant
 from pcpuverify.proofs.obligations import OPS
 from pcpuverify.proofs.results import Result, Verdict
@@ -37,7 +42,12 @@ EXIT_TOOL_FAILURE = 4  # VACUOUS, SPURIOUS or NONCONFORMANT: pcpu-verify itself 
 
 DEFAULT_GEOMETRIES = ("1x8", "2x8", "3x8", "2x16")
 
-USER_ERRORS = (TraceError, OpError, LayoutError, GeometryError, UnknownVariant, UnknownInvariant)
+
+class OutputError(ValueError):
+    """A file pcpu-verify was asked to write and cannot."""
+
+
+USER_ERRORS = (TraceError, OpError, LayoutError, GeometryError, UnknownVariant, UnknownInvariant, OutputError)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -73,64 +83,205 @@ def _highlight(violations: tuple[Violation, ...] | list[Violation]) -> dict[str,
     return hot
 
 
-@main.command()
-@click.argument("trace_file")
-@click.option("--json", "as_json", is_flag=True, help="Print the state after every step as JSON.")
-@user_errors
-def replay(trace_file: str, as_json: bool) -> None:
-    """Replay TRACE_FILE on the reference and show the state after every step."""
-    trace = load_trace(trace_file)
+def _write(path: str | Path, text: str) -> None:
+    try:
+        write_atomically(path, text)
+    except OSError as e:
+        raise OutputError(f"{path}: cannot write: {e.strerror or e}") from None
+
+
+@dataclass(frozen=True)
+class Replay:
+    """A trace replayed on the reference: the initial state and its violations, then every step."""
+
+    trace: Trace
+    initial_state: dict[str, object]
+    initial: list[Violation]
+    steps: list[Replayed]
+
+    @property
+    def found(self) -> set[str]:
+        return {v.invariant for v in self.initial} | {v.invariant for s in self.steps for v in s.violations}
+
+    def first(self, name: str) -> int | None:
+        """The step that first breaks ``name`` (-1: the initial state), as ``first_violation`` says."""
+        if any(v.invariant == name for v in self.initial):
+            return -1
+        return next((s.index for s in self.steps if any(v.invariant == name for v in s.violations)), None)
+
+    def first_broken(self) -> str | None:
+        for violations in [self.initial, *(s.violations for s in self.steps)]:
+            if violations:
+                return violations[0].invariant
+        return None
+
+
+def _check_claim(trace: Trace, trace_file: str) -> None:
     if trace.violates is not None:
         try:
             invariant(trace.violates)
         except UnknownInvariant as e:
             raise TraceError(f"{trace_file}: 'violates': {e}") from None
+
+
+def _replay(trace: Trace, trace_file: str) -> Replay:
     try:
         initial_state = Reference(trace.variant, trace.geometry, trace.init).dump()
         initial, steps = replay_trace(trace)
     except (OpError, LayoutError) as e:
         raise TraceError(f"{trace_file}: {e}") from None
-    found = {v.invariant for v in initial} | {v.invariant for s in steps for v in s.violations}
+    return Replay(trace, initial_state, initial, steps)
+
+
+def _replay_json(r: Replay) -> dict[str, Any]:
+    return {
+        "trace": r.trace.to_json(),
+        "initial": {"state": r.initial_state, "violations": [_violation_json(v) for v in r.initial]},
+        "steps": [
+            {
+                "index": s.index,
+                "op": op_to_json(s.result.op),
+                "bit_off": s.result.bit_off,
+                "state": s.state,
+                "violations": [_violation_json(v) for v in s.violations],
+            }
+            for s in r.steps
+        ],
+    }
+
+
+def _draw_replay(console: Console, r: Replay, title: str) -> None:
+    """The step-by-step picture: each state, each broken invariant, each wrong field against a fresh scan."""
+    B = r.trace.geometry.block_bits
+    console.print(f"[bold]{escape(title)}[/]: variant {r.trace.variant}, {len(r.trace.ops)} ops")
+    console.print("initial state")
+    console.print(draw_state(r.initial_state, B, _highlight(r.initial)))
+    _draw_violations(console, r.initial_state, r.initial, B)
+    for s in r.steps:
+        ret = ""
+        if s.result.bit_off is not None:
+            ret = f" -> bit_off {s.result.bit_off}"
+        elif op_to_json(s.result.op)["op"] == "alloc":
+            ret = " -> failed"
+        console.print(f"[bold]step {s.index}[/]: {s.result.op.describe()}{ret}")
+        console.print(draw_state(s.state, B, _highlight(s.violations)))
+        _draw_violations(console, s.state, list(s.violations), B)
+
+
+def _draw_violations(console: Console, state: dict[str, Any], violations: list[Violation], block_bits: int) -> None:
+    for v in violations:
+        console.print(f"  [bold red]VIOLATED[/] {escape(v.describe())}")
+    if violations:
+        console.print(draw_fresh_scans(state, [(v.chunk, v.field) for v in violations], block_bits), end="")
+
+
+def _html(r: Replay, title: str) -> str:
+    """The same drawing as a self-contained HTML page: inline styles, no external assets."""
+    console = Console(record=True, file=io.StringIO(), width=200, highlight=False, soft_wrap=True,
+                      color_system="truecolor", force_terminal=True)
+    _draw_replay(console, r, title)
+    return console.export_html(inline_styles=True)
+
+
+@main.command()
+@click.argument("trace_file")
+@click.option("--json", "as_json", is_flag=True, help="Print the state after every step as JSON.")
+@click.option("--html", "html_file", metavar="FILE", default=None,
+              help="Also write the step-by-step drawing as a self-contained HTML page (for a mail or a review).")
+@click.option("--pytest", "pytest_file", metavar="FILE", default=None,
+              help="Write a regression test: the violation at the same step here, none on variant 'fixed'.")
+@user_errors
+def replay(trace_file: str, as_json: bool, html_file: str | None, pytest_file: str | None) -> None:
+    """Replay TRACE_FILE on the reference and show the state after every step.
+
+    Under a step that breaks an invariant, each wrong field is shown next
+    to the value a fresh scan of the bitmap gives.
+    """
+    trace = load_trace(trace_file)
+    _check_claim(trace, trace_file)
+    r = _replay(trace, trace_file)
+    claim_fails = trace.violates is not None and trace.violates not in r.found
+    regression: str | None = None
+    if pytest_file is not None and not claim_fails:
+        name = trace.violates or r.first_broken()
+        if name is None:
+            click.echo(f"pcpu-verify: {trace_file}: the replay violates no invariant: no regression test to write",
+                       err=True)
+            sys.exit(EXIT_VIOLATION)
+        step = r.first(name)
+        assert step is not None
+        regression = regression_test(trace, name, step, trace_file)
+    # every file is written before anything is printed: an unwritable path is one error line, nothing else
+    if html_file is not None:
+        _write(html_file, _html(r, trace_file))
+    if regression is not None and pytest_file is not None:
+        _write(pytest_file, regression)
 
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "trace": trace.to_json(),
-                    "initial": {"state": initial_state, "violations": [_violation_json(v) for v in initial]},
-                    "steps": [
-                        {
-                            "index": s.index,
-                            "op": op_to_json(s.result.op),
-                            "bit_off": s.result.bit_off,
-                            "state": s.state,
-                            "violations": [_violation_json(v) for v in s.violations],
-                        }
-                        for s in steps
-                    ],
-                },
-                indent=2,
-            )
-        )
+        click.echo(json.dumps(_replay_json(r), indent=2))
     else:
-        console = Console(highlight=False, soft_wrap=True)
-        B = trace.geometry.block_bits
-        console.print(f"[bold]{trace_file}[/]: variant {trace.variant}, {len(trace.ops)} ops")
-        console.print("initial state")
-        console.print(draw_state(initial_state, B, _highlight(initial)))
-        for s in steps:
-            ret = ""
-            if s.result.bit_off is not None:
-                ret = f" -> bit_off {s.result.bit_off}"
-            elif op_to_json(s.result.op)["op"] == "alloc":
-                ret = " -> failed"
-            console.print(f"[bold]step {s.index}[/]: {s.result.op.describe()}{ret}")
-            console.print(draw_state(s.state, B, _highlight(s.violations)))
-            for v in s.violations:
-                console.print(f"  [bold red]VIOLATED[/] {v.describe()}")
-    if trace.violates is not None and trace.violates not in found:
+        _draw_replay(Console(highlight=False, soft_wrap=True), r, trace_file)
+    if claim_fails:
         click.echo(f"pcpu-verify: trace claims to violate {trace.violates!r} but the replay does not", err=True)
         sys.exit(EXIT_VIOLATION)
+
+
+@main.command()
+@click.argument("trace_file")
+@click.option("-o", "--output", "out_file", metavar="OUT", default=None,
+              help="Where to write the minimised trace (default: TRACE_FILE with suffix .min.json).")
+@click.option("--json", "as_json", is_flag=True, help="Print the lengths and the minimised trace's replay as JSON.")
+@user_errors
+def minimize(trace_file: str, out_file: str | None, as_json: bool) -> None:
+    """Reduce the counterexample TRACE_FILE to a 1-minimal trace breaking the same invariant.
+
+    Fewer operations (ddmin), then smaller arguments, then a smaller chunk,
+    to a fixpoint; every candidate is replayed on the reference.  The result
+    is written (never over TRACE_FILE unless -o names it), replayed and
+    drawn.  Exit 0: minimised; 1: TRACE_FILE breaks no invariant (or not the
+    one it claims); 2: bad input.
+    """
+    trace = load_trace(trace_file)
+    _check_claim(trace, trace_file)
+    original = _replay(trace, trace_file)  # bad input is reported here, before any work
+    name = trace.violates or original.first_broken()
+    if name is None or original.first(name) is None:
+        what = "violates no invariant" if name is None else f"does not violate {name!r}"
+        click.echo(f"pcpu-verify: {trace_file}: the replay {what}: nothing to minimise", err=True)
+        sys.exit(EXIT_VIOLATION)
+    minimized = minimize_trace(Trace(trace.variant, trace.geometry, trace.init, trace.ops, name))
+    out = Path(out_file) if out_file is not None else Path(trace_file).with_suffix(".min.json")
+    _write(out, json.dumps(minimized.to_json(), indent=2) + "\n")
+    result = _replay(minimized, str(out))
+
+    if as_json:
+        click.echo(json.dumps({
+            "input": trace_file,
+            "output": str(out),
+            "invariant": name,
+            "original_ops": len(trace.ops),
+            "minimized_ops": len(minimized.ops),
+            "original_geometry": trace.geometry.to_json(),
+            "minimized_geometry": minimized.geometry.to_json(),
+            "replay": _replay_json(result),
+        }, indent=2))
+    else:
+        console = Console(highlight=False, soft_wrap=True)
+        console.print(f"{escape(trace_file)}: {len(trace.ops)} ops -> {len(minimized.ops)} ops,"
+                      f" geometry {_geometry_name(trace)} -> {_geometry_name(minimized)}, still violates {name}")
+        console.print(f"wrote {escape(str(out))}")
+        _draw_replay(console, result, str(out))
+    if result.first(name) is None:  # minimize only returns traces that break it: this is our bug
+        click.echo(f"pcpu-verify: internal error: the minimised trace does not violate {name!r}", err=True)
+        sys.exit(EXIT_TOOL_FAILURE)
+
+
+def _geometry_name(trace: Trace) -> str:
+    g = trace.geometry
+    if isinstance(trace.init, FirstChunkInit):
+        i = trace.init
+        return f"first chunk {i.static_size}+{i.reserved_size}+{i.dyn_size} bytes, {g.block_bits} bits per page"
+    return f"{g.nr_pages}x{g.block_bits} (populated {list(g.populated)})"
 
 
 def _geometry(spec: str) -> Geometry:

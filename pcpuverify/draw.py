@@ -6,15 +6,23 @@
     block hints |.~~~~~~~|........|     each md_block's contig_hint region
     populated   |   P    |   -    |     P populated page, - not
 
+Under a step that breaks an invariant, each wrong field is set against what
+a fresh scan of the bitmap gives (``fresh_scan``):
+
+    md_blocks[1].contig_hint: 5 (fresh scan: 3)
+
 Drawing is text built from the dumped state (kernel field names), so that a
 trace's replay reads the same on a terminal, in a mail and in a test.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from rich.text import Text
+
+from pcpuverify.invariants.scan import first_zero, free_runs, leading_free, longest_free, trailing_free
 
 
 def _cells(row: str, block_bits: int, fill: str = "") -> str:
@@ -87,4 +95,84 @@ def draw_state(state: dict[str, Any], block_bits: int, highlight: dict[str, set[
     for name, chunk in state["chunks"].items():
         out.append(draw_chunk(name, chunk, block_bits, (highlight or {}).get(name)))
     out.append(f"  pcpu_nr_empty_pop_pages {state['pcpu_nr_empty_pop_pages']}\n")
+    return out
+
+
+# -- wrong fields against a fresh scan --------------------------------------------------
+
+_MAPS = ("alloc_map", "bound_map", "populated")  # the ground truth: nothing to scan them against
+_BLOCK_FIELD = re.compile(r"md_blocks\[(\d+)\]\.(\w+)")
+
+
+def _bits(bitmap: str) -> list[int]:
+    return [int(c) for c in bitmap]
+
+
+def _longest_start(bits: list[int]) -> int | None:
+    """Where the first longest free run starts, as pcpu_block_refresh_hint keeps it (None: nothing free)."""
+    runs = free_runs(bits)
+    longest = max((r.length for r in runs), default=0)
+    return next((r.start for r in runs if r.length == longest), None)
+
+
+def _empty_pop_pages(chunk: dict[str, Any], block_bits: int) -> int:
+    amap = _bits(chunk["alloc_map"])
+    return sum(
+        1
+        for page, pop in enumerate(chunk["populated"])
+        if pop == "1" and not any(amap[page * block_bits : (page + 1) * block_bits])
+    )
+
+
+def fresh_scan(state: dict[str, Any], chunk_name: str, field: str, block_bits: int) -> tuple[Any, Any] | None:
+    """``(value in the state, value a fresh scan of the bitmaps gives)`` for one field; None for a map.
+
+    The scans are those of invariants/scan.py, written from the definitions
+    (longest, leading and trailing free runs, first free bit), not the port.
+    """
+    chunk = state["chunks"][chunk_name]
+    amap = _bits(chunk["alloc_map"])
+    block = _BLOCK_FIELD.fullmatch(field)
+    if block is not None:
+        index, key = int(block.group(1)), block.group(2)
+        bits = amap[index * block_bits : (index + 1) * block_bits]
+        fresh = {
+            "contig_hint": longest_free(bits),
+            "contig_hint_start": _longest_start(bits),
+            "left_free": leading_free(bits),
+            "right_free": trailing_free(bits),
+            "first_free": first_zero(bits),
+        }
+        return chunk["md_blocks"][index][key], fresh.get(key)
+    if field == "pcpu_nr_empty_pop_pages":
+        fresh_total = sum(_empty_pop_pages(c, block_bits) for name, c in state["chunks"].items() if name != "reserved")
+        return state["pcpu_nr_empty_pop_pages"], fresh_total
+    scans = {
+        "contig_hint": lambda: longest_free(amap),
+        "contig_hint_start": lambda: _longest_start(amap),
+        "free_bits": lambda: amap.count(0),
+        "first_free_block": lambda: first_zero(amap) // block_bits,
+        "nr_populated": lambda: chunk["populated"].count("1"),
+        "nr_empty_pop_pages": lambda: _empty_pop_pages(chunk, block_bits),
+    }
+    if field not in scans:
+        return None
+    return chunk[field], scans[field]()
+
+
+def draw_fresh_scans(state: dict[str, Any], fields: list[tuple[str, str]], block_bits: int) -> Text:
+    """One line per wrong ``(chunk, field)``: ``field: value (fresh scan: X)``; a map is named, not scanned."""
+    out = Text()
+    several = len(state["chunks"]) > 1
+    for chunk_name, field in dict.fromkeys(fields):
+        where = f"{chunk_name} chunk " if several else ""
+        compared = fresh_scan(state, chunk_name, field, block_bits)
+        out.append(f"  {where}{field}: ")
+        if compared is None:
+            why = "see its row above (a map is the ground truth: no fresh scan)" if field in _MAPS else "no fresh scan"
+            out.append(why + "\n", style="dim")
+            continue
+        value, fresh = compared
+        out.append(str(value), style="bold red")
+        out.append(f" (fresh scan: {'nothing free' if fresh is None else fresh})\n")
     return out

@@ -47,7 +47,7 @@ import z3
 from pcpuverify.model.first_chunk import LayoutError, check_layout, pcpu_setup_first_chunk
 from pcpuverify.model.geometry import PCPU_MIN_ALLOC_SHIFT, PCPU_MIN_ALLOC_SIZE
 from pcpuverify.model.ops import FirstChunkInit
-from pcpuverify.model.variants import variant_class
+from pcpuverify.model.variants import VARIANTS, variant_class
 from pcpuverify.proofs.results import Result, Verdict
 from pcpuverify.proofs.solver import SolverOptions, check
 
@@ -84,6 +84,7 @@ class LayoutParams:
     dynamic_reserve: int  # PERCPU_DYNAMIC_RESERVE
     smp: bool = True  # CONFIG_SMP: PCPU_SETUP_BUG_ON(!ai->static_size)
     scaled_constants: bool = False
+    variant: str = "v1"  # whose pcpu_setup_first_chunk: "v1"/"v1-patch09" as posted, or "fixed"
 
     def __post_init__(self) -> None:
         p = self.page_size
@@ -92,10 +93,13 @@ class LayoutParams:
                 f"page_size must be a power of two between 16 and {1 << 21} bytes (got {p!r});"
                 " PCPU_BITMAP_BLOCK_SIZE = PAGE_SIZE / 4 must be at least 4 bits"
             )
+        if self.variant not in VARIANTS:
+            raise ValueError(f"unknown variant {self.variant!r}; choose one of: {', '.join(sorted(VARIANTS))}")
 
     @classmethod
-    def kernel(cls, page_size: int = 4096, smp: bool = True) -> LayoutParams:
+    def kernel(cls, page_size: int = 4096, smp: bool = True, variant: str = "v1") -> LayoutParams:
         return cls(
+            variant=variant,
             page_size=page_size,
             early_size=PERCPU_DYNAMIC_EARLY_SIZE,
             min_unit_size=_pfn_align_int(32 << 10, page_size),
@@ -105,9 +109,10 @@ class LayoutParams:
         )
 
     @classmethod
-    def scaled(cls, page_size: int) -> LayoutParams:
+    def scaled(cls, page_size: int, variant: str = "v1") -> LayoutParams:
         """``check_layout``'s constants: EARLY one page, MIN_UNIT dropped, reserves kept in pages."""
         return cls(
+            variant=variant,
             page_size=page_size,
             early_size=page_size,
             min_unit_size=0,
@@ -187,6 +192,16 @@ def pcpu_nr_pages_to_blocks(pages: BV, p: LayoutParams) -> BV:
     bits = z3.LShR(ulong_of_int(pages) << p.page_shift, PCPU_MIN_ALLOC_SHIFT)
     # unsigned division by a power of two: a logical shift (cheaper to bit-blast than a divider)
     return int_of_ulong(z3.LShR(bits, p.page_shift - PCPU_MIN_ALLOC_SHIFT))
+
+
+def pcpu_begin_fill_bits(pcpu_reserved_offset: BV, p: LayoutParams) -> BV:
+    """PATCH 09: ``begin_fill_bits = pcpu_reserved_offset / PCPU_MIN_ALLOC_SIZE`` (unsigned long).
+
+    The ``fixed`` variant rounds up (model/variants.py ``Fixed.pcpu_begin_fill_bits``).
+    """
+    if p.variant == "fixed":
+        return z3.LShR(pcpu_reserved_offset + ulong(PCPU_MIN_ALLOC_SIZE - 1), PCPU_MIN_ALLOC_SHIFT)
+    return z3.LShR(pcpu_reserved_offset, PCPU_MIN_ALLOC_SHIFT)
 
 
 def pcpu_align_reserved_region(static_size: BV, reserved_size: BV, p: LayoutParams) -> BV:
@@ -363,7 +378,7 @@ def layout_of(x: LayoutInputs, p: LayoutParams) -> SymLayout:
     tmp_addr = x.base_addr + x.static_size
     aligned_addr = tmp_addr & ulong(~(p.page_size - 1))
     offset = tmp_addr - aligned_addr
-    begin_fill_bits = z3.LShR(offset, PCPU_MIN_ALLOC_SHIFT)  # unsigned long / PCPU_MIN_ALLOC_SIZE
+    begin_fill_bits = pcpu_begin_fill_bits(offset, p)
     map_size_bytes = z3.If(x.reserved_size != 0, x.reserved_size, x.dyn_size) + offset
     first = _chunk(aligned_addr, z3.LShR(map_size_bytes, p.page_shift), begin_fill_bits, p)
     dyn = _chunk(
@@ -973,7 +988,9 @@ def _describe(values: dict[str, int], prop: LayoutProperty, set_name: str) -> st
     return head + (f" -> {tail}" if tail else "")
 
 
-_PROBE_SHARE = 40  # a minimisation probe may use 1/40 of an obligation's rlimit
+# A minimisation probe's resource limit (about half a second here): probes only make a
+# counterexample smaller, so a probe that runs out just ends the search, deterministically.
+_PROBE_RLIMIT = 2_000_000
 
 
 def _minimize(assertions: list[Bool], L: SymLayout, options: SolverOptions) -> tuple[z3.ModelRef | None, float]:
@@ -995,7 +1012,7 @@ def _minimize(assertions: list[Bool], L: SymLayout, options: SolverOptions) -> t
         return None, time.perf_counter() - start
     model = solver.model()
     # Probes are a nicety: each gets a small share of the budget, and an unknown just stops the search.
-    solver.set("rlimit", max(options.rlimit // _PROBE_SHARE, 1))
+    solver.set("rlimit", min(options.rlimit, _PROBE_RLIMIT))
 
     def value(var: BV) -> int:
         return model.eval(var, model_completion=True).as_long()
@@ -1036,9 +1053,7 @@ def _minimize(assertions: list[Bool], L: SymLayout, options: SolverOptions) -> t
                 lo = mid + 1
             else:
                 break
-        solver.add(var == ulong(hi))
-    if solver.check() == z3.sat:
-        model = solver.model()
+        solver.add(var == ulong(hi))  # ``model`` (the last sat answer) already has var == hi
     return model, time.perf_counter() - start
 
 
@@ -1108,12 +1123,15 @@ def run_layout_suite(
     constants at this page size and at 32 bytes).  If it does not, every
     result is NONCONFORMANT.
     """
-    params = params or LayoutParams.kernel(page_size)
+    code = variant if variant in VARIANTS else "v1"  # "layout" names v1's setup code
+    params = params or LayoutParams.kernel(page_size, variant=code)
     sets = tuple(sets)
     start = time.perf_counter()
-    mismatches = cross_check(32, conformance_layouts, options.seed)
+    mismatches = cross_check(32, conformance_layouts, options.seed, variant=params.variant)
     if not mismatches and page_size != 32:
-        mismatches = cross_check(page_size, max(conformance_layouts // 6, 1), options.seed, max_pages=4)
+        mismatches = cross_check(
+            page_size, max(conformance_layouts // 6, 1), options.seed, max_pages=4, variant=params.variant
+        )
     conformance_seconds = time.perf_counter() - start
     results: list[Result] = []
     for set_name in sets:
@@ -1162,7 +1180,9 @@ def _model_free_range(chunk_map: int, nbits: int) -> tuple[int, int]:
     return (free[0] if free else nbits), len(free)
 
 
-def cross_check(page_size: int = 32, count: int = 300, seed: int = 0, max_pages: int = 8) -> list[str]:
+def cross_check(
+    page_size: int = 32, count: int = 300, seed: int = 0, max_pages: int = 8, variant: str = "v1"
+) -> list[str]:
     """Concrete layouts through ``layout_of`` and ``model/first_chunk``: every disagreement, one line each.
 
     Uses ``LayoutParams.scaled(page_size)`` (the model's constants),
@@ -1173,9 +1193,9 @@ def cross_check(page_size: int = 32, count: int = 300, seed: int = 0, max_pages:
     the bits it can hand out, and the static-overlap property against the
     model chunk's ``alloc_map`` (every bit holding a static byte allocated).
     """
-    params = LayoutParams.scaled(page_size)
+    params = LayoutParams.scaled(page_size, variant)
     rng = random.Random(f"layout:{seed}:{page_size}")
-    alloc_cls = variant_class("v1")
+    alloc_cls = variant_class(variant)
     out: list[str] = []
     for i in range(count):
         static = rng.choice([rng.randrange(1, page_size * 2), rng.randrange(1, 5) * page_size + rng.randrange(4)])
@@ -1208,7 +1228,6 @@ def cross_check(page_size: int = 32, count: int = 300, seed: int = 0, max_pages:
         enc = evaluate_layout(params, **values)
         pairs = [
             ("pcpu_reserved_offset", layout.pcpu_reserved_offset),
-            ("begin_fill_bits", layout.begin_fill_bits),
             ("map_size_bytes", layout.map_size_bytes),
             ("first.chunk_pages", layout.first_chunk_pages),
             ("pcpu_unit_pages", layout.unit_pages),
@@ -1216,6 +1235,8 @@ def cross_check(page_size: int = 32, count: int = 300, seed: int = 0, max_pages:
         if reserved:
             pairs.append(("dyn.chunk_pages", layout.dyn_chunk_pages))
         alloc = alloc_cls(params.block_bits, layout.unit_pages)
+        # the variant's own line, not FirstChunkLayout.begin_fill_bits (always v1's truncating division)
+        pairs.append(("begin_fill_bits", alloc.pcpu_begin_fill_bits(layout.pcpu_reserved_offset)))
         chunks = pcpu_setup_first_chunk(alloc, layout)
         roles = [("first", chunks["reserved" if reserved else "dynamic"])]
         if reserved:

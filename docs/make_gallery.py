@@ -1,0 +1,150 @@
+"""Write docs/gallery.md: one entry per finding on v1, from the minimised traces in tests/traces/gallery/.
+
+    python docs/make_gallery.py
+
+Each entry: the seed sentence the finding contradicts, the trace drawn step
+by step (the output of ``pcpu-verify replay``), the mechanism in kernel
+terms, and the fix the ``fixed`` variant carries.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from pcpuverify.invariants.check import invariant
+from pcpuverify.model.trace import load_trace, write_atomically
+
+ROOT = Path(__file__).resolve().parent.parent
+TRACES = ROOT / "tests" / "traces" / "gallery"
+
+
+@dataclass(frozen=True)
+class Finding:
+    title: str
+    traces: tuple[str, ...]  # file names in tests/traces/gallery/
+    mechanism: str
+    fix: str
+
+
+FINDINGS = (
+    Finding(
+        "The chunk's contig_hint can promise more than is free",
+        ("v1__chunk-contig-hint-not-above-free-run.json", "v1__chunk-contig-hint-region-free.json",
+         "v1-patch09__chunk-contig-hint-not-above-free-run.json"),
+        """`pcpu_block_update_hint_alloc()` asks for a chunk refresh only when the new area *starts*
+inside the chunk's hint: `bit_off >= chunk->contig_hint_start && bit_off < chunk->contig_hint_start +
+chunk->contig_hint`.  After a free inside one block the chunk hint is only raised to that block's hint
+(`pcpu_block_update_hint_free()`, the `else if` at its end), so the hint can sit to the right of a
+longer free run that starts in an earlier block.  `pcpu_find_block_fit()` then returns the start of that
+earlier run (`cur_free += block->left_free`), the area runs *into* the hint region, and the hint is kept:
+`contig_hint` now counts bits that are allocated, and `chunk-contig-hint-region-free` breaks with it.
+PATCH 09 alone has the same bug; PATCH 10 only adds the fail-fast on top of it.""",
+        "`fixed` refreshes the chunk when the area overlaps the hint region (`bit_off < hint_end && "
+        "hint_start < bit_off + bit_size`), the test mainline adopted in 2019 as `pcpu_region_overlap()`.",
+    ),
+    Finding(
+        "A chunk hint below a block is not kept accurate",
+        ("v1__chunk-contig-hint-exact-below-a-block.json", "v1-patch09__chunk-contig-hint-exact-below-a-block.json"),
+        """On the free path the chunk hint is only compared with the start block's own `contig_hint`
+(`else if (s_block->contig_hint > chunk->contig_hint)`).  A freed area that joins a free run at the end of
+the previous block makes a longer run across the block boundary, which no block hint describes; as long
+as the freed area neither empties its block nor spans blocks, no chunk scan happens, and the hint stays
+below the real longest run even though it is smaller than a block.""",
+        "`fixed` also refreshes the chunk after a free while `chunk->contig_hint < PCPU_BITMAP_BLOCK_SIZE`: "
+        "the check the cover letter describes.",
+    ),
+    Finding(
+        "nr_empty_pop_pages counts pages that hold allocations",
+        ("v1__nr-empty-pop-pages-matches-bitmap.json", "v1-patch09__nr-empty-pop-pages-matches-bitmap.json"),
+        """Two paths.  (a) A non-atomic `pcpu_alloc()` populates the area's pages with
+`pcpu_chunk_populated()`, which PATCH 09 makes add every such page to `chunk->nr_empty_pop_pages` (and to
+`pcpu_nr_empty_pop_pages`) although the new allocation occupies it: the 4.12 code subtracted `occ_pages`
+afterwards, PATCH 09 deletes that.  (b) `nr_empty_pop_pages` is recounted only inside
+`pcpu_chunk_update_hint()`, which an allocation triggers only when it starts inside the chunk hint; an
+allocation into an empty page elsewhere leaves the page counted as empty.  The count drives the balance
+work that keeps pages ready for atomic allocations.""",
+        "`fixed` gives `pcpu_chunk_populated()` a `for_alloc` argument that skips the empty-page counters "
+        "(as v4.14 does) and refreshes the chunk when an allocation lands in a block whose hint spans it.",
+    ),
+    Finding(
+        "Atomic allocations land on unpopulated pages",
+        ("v1__pop-only-alloc-on-populated-pages.json", "v1-patch09__pop-only-alloc-on-populated-pages.json",
+         "v1-patch09__allocations-on-populated-pages.json"),
+        """`pcpu_is_populated()` computes `off = pcpu_block_off_to_off(index, block_off)`, a *bit* offset,
+and passes it to `PFN_DOWN()`, which expects *bytes*; `e_off` adds `bit_size * PCPU_MIN_ALLOC_SIZE` bytes to
+it.  Block `i` is page `i`, but the code checks page `i / 4`, so an atomic (`pop_only`) request is placed on
+a page that has no backing memory.  `*next_index = re * PAGE_SIZE / PCPU_BITMAP_BLOCK_SIZE` is `4 * re`
+instead of `re`, so the search also skips blocks that would fit.""",
+        "`fixed` computes page numbers from byte offsets, `PFN_DOWN(off * PCPU_MIN_ALLOC_SIZE)` and "
+        "`PFN_UP((off + bit_size) * PCPU_MIN_ALLOC_SIZE)`, and the next block as `re * PAGE_SIZE / "
+        "(PCPU_BITMAP_BLOCK_SIZE * PCPU_MIN_ALLOC_SIZE)`, as v4.14 does.",
+    ),
+    Finding(
+        "The bitmap search reads past alloc_map",
+        ("v1__bitmap-access-in-bounds.json",),
+        """PATCH 10 bounds the search in `pcpu_alloc_area()` to `end = start + bit_size +
+PCPU_BITMAP_BLOCK_SIZE` and passes `end` to `bitmap_find_next_zero_area()` as the bitmap's size, without
+clipping it to `pcpu_nr_pages_to_bits(chunk)`.  Any allocation near the end of the chunk makes
+`find_next_zero_bit()` read past `alloc_map` (mainline fixed this in 2019, 8c43004af016 "percpu: do not
+search past bitmap when allocating an area").""",
+        "`fixed` clips the window: `end = min(start + bit_size + PCPU_BITMAP_BLOCK_SIZE, "
+        "pcpu_nr_pages_to_bits(chunk))`.",
+    ),
+    Finding(
+        "An atomic allocation is placed past the end of the chunk",
+        ("v1__alloc-returns-aligned-free-offset.json",),
+        """The two previous findings together.  When the overshooting `next_index` (4x the page) passes the
+last block, `pcpu_find_block_fit()` leaves its loop with `i != pcpu_nr_pages_to_blocks(chunk)` and
+returns `s_index * PCPU_BITMAP_BLOCK_SIZE`, an offset past the bitmap.  PATCH 09 alone then fails the
+search harmlessly; with PATCH 10's unclipped window the search reads zeros past `alloc_map`, "finds"
+room there, and `bitmap_set()` writes past the bitmap: memory corruption from an atomic allocation.""",
+        "Fixed by the two fixes above (page arithmetic in bytes, clipped window).",
+    ),
+    Finding(
+        "The first chunk can hand out a static byte",
+        ("v1__static-overlap-hidden.json",),
+        """(Geometry: 16-byte pages, a 1-byte static region.)  `pcpu_setup_first_chunk()` hides the part of the static region that shares the first chunk's first
+page with `begin_fill_bits = pcpu_reserved_offset / PCPU_MIN_ALLOC_SIZE`, rounding down.  A static size
+that is not a multiple of 4 bytes leaves its last bytes in a bit that is free for allocation.  Nothing in
+v1 rejects such a size (v2 aligns the static size up to PCPU_MIN_ALLOC_SIZE).  Real static sizes come
+from the linker and are usually multiples of 8, so this is a latent edge, not an observed failure.""",
+        "`fixed` rounds up: `begin_fill_bits = DIV_ROUND_UP(pcpu_reserved_offset, PCPU_MIN_ALLOC_SIZE)`.",
+    ),
+)
+
+
+def replay_text(path: Path) -> str:
+    relative = path.relative_to(ROOT)
+    out = subprocess.run(["pcpu-verify", "replay", str(relative)], capture_output=True, text=True, check=True,
+                         cwd=ROOT)
+    return out.stdout
+
+
+def render() -> str:
+    doc = io.StringIO()
+    doc.write("# Gallery: what pcpu-verify finds in the July 2017 bitmap allocator\n\n")
+    doc.write("Generated by `python docs/make_gallery.py` from the minimised traces in `tests/traces/gallery/`.\n")
+    doc.write("Every trace replays with `pcpu-verify replay FILE`; `tests/test_regressions.py` asserts each\n")
+    doc.write("violation on its variant and its absence on `fixed`.  Bitmaps are drawn bit 0 first.\n\n")
+    for number, finding in enumerate(FINDINGS, start=1):
+        doc.write(f"## {number}. {finding.title}\n\n")
+        for name in finding.traces:
+            path = TRACES / name
+            if not path.exists():
+                continue
+            trace = load_trace(path)
+            inv = invariant(trace.violates or "")
+            doc.write(f"**{trace.variant}**, invariant `{inv.name}` ({inv.patch}):\n\n")
+            doc.write(f"> {inv.seed}\n\n")
+            doc.write(f"`tests/traces/gallery/{name}`, {len(trace.ops)} operation(s):\n\n")
+            doc.write("```\n" + replay_text(path) + "```\n\n")
+        doc.write("**Mechanism.** " + finding.mechanism + "\n\n")
+        doc.write("**Fix.** " + finding.fix + "\n\n")
+    return doc.getvalue()
+
+
+if __name__ == "__main__":
+    write_atomically(ROOT / "docs" / "gallery.md", render())

@@ -1,0 +1,148 @@
+"""The ``pcpu-verify check`` command: read the config, run the check with progress, write the reports, exit.
+
+Exit codes (pcpuverify/check.py):
+
+    0  every row equals the baseline, nothing UNKNOWN, nothing left unrun
+    1  regression: a new violation, a known violation that disappeared, another change of verdict,
+       or a regression trace that no longer reproduces
+    2  bad usage or input (config, baseline, trace, variant, geometry): one line on stderr
+    3  undecided: some obligation UNKNOWN (solver limit, timeout) or NOT RUN (budget)
+    4  tool failure: VACUOUS, SPURIOUS or NONCONFORMANT (the encoding disagrees with model/)
+  130  interrupted (Ctrl-C): no report written, no half-written cache entry
+
+When several apply, the first of 4, 1, 3 wins.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+
+from pcpuverify.check import (
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    USER_ERRORS,
+    CheckRun,
+    load_config,
+    run_check,
+)
+from pcpuverify.check import Progress as CheckProgress
+from pcpuverify.model.trace import write_atomically
+from pcpuverify.reports import junit_xml, markdown, print_check, sarif_json
+
+
+class _Display:
+    """Progress on stderr: a live bar per running item on a terminal, one line per finished item otherwise."""
+
+    def __init__(self, console: Console, quiet: bool) -> None:
+        self.console, self.quiet = console, quiet
+        self.live = console.is_terminal and not quiet
+        self.bars = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                             TimeElapsedColumn(), console=console, transient=True, disable=not self.live)
+        self.tasks: dict[str, TaskID] = {}
+
+    def __call__(self, p: CheckProgress) -> None:
+        if self.quiet:
+            return
+        if self.live:
+            if p.event in ("start", "row") and p.label not in self.tasks:
+                self.tasks[p.label] = self.bars.add_task(p.label, total=p.total or None)
+            if p.event == "row":
+                self.bars.update(self.tasks[p.label], completed=p.done, total=p.total)
+            if p.event in ("done", "not run") and p.label in self.tasks:
+                self.bars.remove_task(self.tasks.pop(p.label))
+        if p.event in ("done", "cached", "not run"):
+            self.console.print(f"check: {p.label}: {p.event}{': ' + p.message if p.message else ''}", highlight=False)
+
+
+def _write(path: str | None, text: str) -> None:
+    if path is not None:
+        write_atomically(path, text)
+
+
+@click.command()
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+              help="A TOML file with a [tool.pcpu-verify] table (default: the nearest pyproject.toml).")
+@click.option("--variant", "variants", multiple=True, help="Check this variant (repeatable; default: the config's).")
+@click.option("--geometry", "geometries", multiple=True, metavar="PAGESxBITS",
+              help="Check this geometry (repeatable; default: the config's).")
+@click.option("--invariant", "invariants", multiple=True, help="Only this invariant (repeatable).")
+@click.option("--op", "ops", multiple=True, help="Only this operation (repeatable).")
+@click.option("--variant-module", "plugins", multiple=True, type=click.Path(dir_okay=False),
+              help="A Python file that registers extra variants (pcpuverify.check.register_variant).")
+@click.option("--depth", type=int, default=None, help="Bounded model checking depth.")
+@click.option("--rlimit", type=int, default=None, help="Z3 resource limit per query.")
+@click.option("--seed", type=int, default=None, help="Z3 and conformance seed.")
+@click.option("--timeout", type=float, default=None, help="Wall-clock seconds per query (a safety net).")
+@click.option("--budget", type=float, default=None,
+              help="Seconds for the whole check; what it does not reach is reported NOT RUN (exit 3).")
+@click.option("--jobs", type=int, default=None, help="Worker processes (0: one per core).")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None, help="The result cache directory.")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the cache.")
+@click.option("--baseline", type=click.Path(dir_okay=False), default=None, help="The baseline file.")
+@click.option("--stateful-examples", type=int, default=None,
+              help="Hypothesis examples per geometry for the stateful machines (0: skip them).")
+@click.option("--update-baseline", is_flag=True,
+              help="Run the check and rewrite the baseline from its results (refused on UNKNOWN, NOT RUN, tool failure).")
+@click.option("--junit", "junit_file", type=click.Path(dir_okay=False), default=None, help="Write a JUnit XML report.")
+@click.option("--sarif", "sarif_file", type=click.Path(dir_okay=False), default=None, help="Write a SARIF 2.1.0 report.")
+@click.option("--markdown", "markdown_file", type=click.Path(dir_okay=False), default=None,
+              help="Write a Markdown summary for a pull-request comment.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary and every row as JSON on stdout.")
+@click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
+def check(config_file: str | None, variants: tuple[str, ...], geometries: tuple[str, ...],
+          invariants: tuple[str, ...], ops: tuple[str, ...], plugins: tuple[str, ...], depth: int | None,
+          rlimit: int | None, seed: int | None, timeout: float | None, budget: float | None, jobs: int | None,
+          cache_dir: str | None, no_cache: bool, baseline: str | None, stateful_examples: int | None,
+          update_baseline: bool, junit_file: str | None, sarif_file: str | None, markdown_file: str | None,
+          as_json: bool, quiet: bool) -> None:
+    """The pre-merge check: the matrix of the config against the baseline, with reports for CI.
+
+    Exit 0 only when every row equals the baseline and nothing is UNKNOWN or
+    NOT RUN; 1 regression, 2 bad usage or input, 3 UNKNOWN or NOT RUN,
+    4 tool failure (e.g. NONCONFORMANT), 130 interrupted.
+    """
+    err = Console(stderr=True, highlight=False)
+    cwd = Path.cwd()
+    overrides: dict[str, Any] = {
+        "variants": list(variants) or None,
+        "geometries": list(geometries) or None,
+        "depth": depth, "rlimit": rlimit, "seed": seed, "timeout": timeout, "budget": budget, "jobs": jobs,
+        # command-line paths are relative to where the command runs, the config's to the config file
+        "cache-dir": False if no_cache else (str(cwd / cache_dir) if cache_dir else None),
+        "baseline": str(cwd / baseline) if baseline else None,
+        "stateful-examples": stateful_examples,
+        "invariants": list(invariants) or None,
+        "ops": list(ops) or None,
+        "plugins": [str(cwd / p) for p in plugins] or None,
+    }
+    try:
+        config = load_config(Path(config_file) if config_file else None, overrides)
+        display = _Display(err, quiet or as_json and not err.is_terminal)
+        with display.bars:
+            run = run_check(config, display, update_baseline=update_baseline)
+        _write(junit_file, junit_xml(run))
+        _write(sarif_file, sarif_json(run))
+        _write(markdown_file, markdown(run))
+    except USER_ERRORS as e:
+        click.echo(f"pcpu-verify: error: {e}", err=True)
+        sys.exit(EXIT_USAGE)
+    except KeyboardInterrupt:
+        click.echo("pcpu-verify: interrupted: no report written", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    _print(run, as_json)
+    sys.exit(run.exit_code)
+
+
+def _print(run: CheckRun, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps({**run.summary_json(), "results": [r.to_json() for r in run.rows]}, indent=1))
+        return
+    console = Console(highlight=False)
+    print_check(console if console.is_terminal else Console(highlight=False, width=200), run)
