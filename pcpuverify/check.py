@@ -1081,7 +1081,7 @@ def run_check(config: Config, progress: ProgressFn | None = None, update_baselin
         failed = any(r.outcome is not Outcome.OK for r in rows if (r.variant, r.geometry) == (
             s.variant, s.geometry.name if isinstance(s, SuiteItem) else "stateful"))
         entry = history.setdefault(s.label, {})
-        if items_state.get(s.label) == "ran" and isinstance(entry, dict):
+        if items_state.get(s.label) == "ran" and isinstance(entry, dict) and not update_baseline:
             entry["failures"] = int(entry.get("failures", 0)) + int(failed)
     cache.save_history(history)
 

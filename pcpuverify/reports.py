@@ -76,6 +76,10 @@ def summary_line(run: CheckRun) -> str:
 def print_check(console: Console, run: CheckRun) -> None:
     """The terminal summary: every row that is not OK, then one line of counts and the verdict."""
     bad = [r for r in run.rows if r.outcome is not Outcome.OK]
+    if run.update_baseline:  # the rows that differ from the old baseline are the diff to review, not failures
+        changed = [r for r in bad if r.outcome.regression and r.kind != "trace"]
+        console.print(f"{len(changed)} rows differ from the old baseline {run.config.baseline}")
+        bad = [r for r in bad if r not in changed]
     if bad:
         table = Table(pad_edge=False)
         for column in ("outcome", "variant", "geometry", "invariant", "op", "result", "baseline", "detail"):

@@ -12,7 +12,7 @@ from pcpuverify.model.geometry import Geometry
 from pcpuverify.model.ops import Alloc, Depopulate, Free, Op, Populate
 from pcpuverify.proofs.bv import INT_W, I, bit, popcount
 from pcpuverify.proofs.encode import SymPercpu, SymStep
-from pcpuverify.proofs.state import BLOCK_FIELDS, SymBlock, SymChunk, SymOp, ghost_width
+from pcpuverify.proofs.state import BLOCK_FIELDS, CHUNK_FIELDS, SymBlock, SymChunk, SymOp, ghost_width
 
 OPS = ("alloc", "free", "populate", "depopulate")
 
@@ -138,18 +138,7 @@ def concrete_state(model: z3.ModelRef, chunk: SymChunk) -> dict[str, object]:
                 "bound_map": bits(chunk.bound_map, g.nr_bits + 1),
                 "populated": bits(chunk.populated, g.nr_pages),
                 "md_blocks": [{f: _int(model, getattr(b, f)) for f in BLOCK_FIELDS} for b in chunk.md_blocks],
-                **{
-                    f: _int(model, getattr(chunk, f))
-                    for f in (
-                        "free_bits",
-                        "contig_hint",
-                        "contig_hint_start",
-                        "first_free_block",
-                        "nr_populated",
-                        "nr_empty_pop_pages",
-                        "slot",
-                    )
-                },
+                **{f: _int(model, getattr(chunk, f)) for f in CHUNK_FIELDS if f != "pcpu_nr_empty_pop_pages"},
                 "has_reserved": False,
                 "immutable": False,
                 "allocations": allocations,

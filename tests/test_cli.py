@@ -186,7 +186,10 @@ def test_every_committed_trace_replays_and_reproduces_its_claim(path: Path) -> N
             data = json.loads(result.stdout)
     claim = json.loads(path.read_text()).get("violates")
     if claim is not None:  # exit 0 says it reproduced; the JSON says where
-        where = [s["index"] for s in data["steps"] if claim in {v["invariant"] for v in s["violations"]}]
+        initially = claim in {v["invariant"] for v in data["initial"]["violations"]}
+        where = [-1] * initially + [
+            s["index"] for s in data["steps"] if claim in {v["invariant"] for v in s["violations"]}
+        ]
         assert where, claim
         if path.parent.name == "found":  # the machine's counterexamples break their claim last
             assert where[0] == len(data["steps"]) - 1

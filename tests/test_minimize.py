@@ -116,13 +116,13 @@ def _breaks(trace: Trace, name: str) -> bool:
 def _as_calls(trace: Trace) -> list[tuple[Op, int | None]]:
     """Each op with, for a free, the index of the op whose allocation it frees."""
     ref = Reference(trace.variant, trace.geometry, trace.init)
-    live: dict[int, int] = {}
+    live: dict[tuple[bool, int], int] = {}
     calls: list[tuple[Op, int | None]] = []
     for index, op in enumerate(trace.ops):
         got = ref.apply(op).bit_off
-        calls.append((op, live.pop(op.bit_off) if isinstance(op, Free) else None))
+        calls.append((op, live.pop((op.reserved, op.bit_off)) if isinstance(op, Free) else None))
         if got is not None:
-            live[got] = index
+            live[(op.reserved, got)] = index
     return calls
 
 
@@ -138,7 +138,7 @@ def _from_calls(trace: Trace, calls: list[tuple[int, Op, int | None]]) -> Trace:
         if freed is not None:
             if freed not in returned:
                 continue
-            op = Free(returned.pop(freed))
+            op = replace(op, bit_off=returned.pop(freed))
         try:
             got = ref.apply(op).bit_off
         except OpError:
@@ -170,6 +170,9 @@ def one_step_reductions(trace: Trace) -> Iterator[tuple[str, Trace]]:
         for lower in _lower(op):
             yield f"ops[{i}] -> {lower}", _from_calls(trace, [(j, lower if j == i else o, f) for j, o, f in calls])
     g = trace.geometry
+    if isinstance(trace.init, FirstChunkInit):
+        yield from _smaller_layouts(trace, trace.init, calls)
+        return
     for pages in range(1, g.nr_pages):
         smaller = Geometry(g.block_bits, pages, tuple(p for p in g.populated if p < pages))
         clipped = [
@@ -193,6 +196,26 @@ def one_step_reductions(trace: Trace) -> Iterator[tuple[str, Trace]]:
     for page in g.populated:
         fewer = Geometry(g.block_bits, g.nr_pages, tuple(p for p in g.populated if p != page))
         yield f"page {page} not populated", _from_calls(replace(trace, geometry=fewer), calls)
+
+
+def _smaller_layouts(trace: Trace, init: FirstChunkInit, calls: list[tuple[int, Op, int | None]]
+                     ) -> Iterator[tuple[str, Trace]]:
+    """A first chunk's page halved (sizes scaled), its dyn_size and reserved_size lowered by whole pages."""
+    g = trace.geometry
+    bits = 4
+    while bits < g.block_bits:
+        sizes = [-(-size * bits // g.block_bits) for size in (init.static_size, init.reserved_size, init.dyn_size)]
+        smaller = Trace(trace.variant, Geometry(bits, 1, (0,)), FirstChunkInit(*sizes), trace.ops, trace.violates)
+        aligned = [(j, replace(o, align=min(o.align, bits)) if isinstance(o, Alloc) else o, f) for j, o, f in calls]
+        yield f"block_bits {bits}", _from_calls(smaller, aligned)
+        bits *= 2
+    page = g.page_size
+    for dyn in range(page, init.dyn_size, page):
+        yield f"dyn_size {dyn}", _from_calls(replace(trace, init=replace(init, dyn_size=dyn)), calls)
+    for reserved in range(init.reserved_size - page, -1, -page):
+        yield f"reserved_size {reserved}", _from_calls(replace(trace, init=replace(init, reserved_size=reserved)), calls)
+    if init.reserved_size:
+        yield "reserved_size 0", _from_calls(replace(trace, init=replace(init, reserved_size=0)), calls)
 
 
 def assert_one_minimal(trace: Trace, name: str) -> None:

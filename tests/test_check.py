@@ -1,0 +1,348 @@
+"""``pcpu-verify check`` as CI runs it: a subprocess on a small config, its exit codes, cache and reports.
+
+Each test writes its own config (one variant on one block of 4 bits, the
+stateful machines off) so that the whole file stays within a few minutes;
+the project's own matrix is checked by ``.ci/run``.  Exit codes
+(pcpuverify/check_cli.py): 0 pass, 1 regression, 2 bad input, 3 UNKNOWN or
+NOT RUN, 4 tool failure.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import shutil
+import subprocess
+import textwrap
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from pcpuverify.model.percpu import PcpuAllocator
+from pcpuverify.proofs.encode import SymPercpu
+
+TESTS = Path(__file__).parent
+SARIF_SCHEMA = TESTS / "schemas" / "sarif-2.1.0-subset.schema.json"
+HINT_OVERLAP = TESTS / "traces" / "v1_hint_overlap.json"
+
+# The seeded bug: the same-block branch of pcpu_block_update_hint_free sets
+# right_free one short -- in a copy of the port and of its encoding alike,
+# so conformance holds and the proof must find the broken block hints.
+MODEL_LINE = ("s_block.right_free = contig\n", "s_block.right_free = contig - 1\n")  # the first: same block
+ENCODING_LINE = ("right_free=z3.If(end == B, contig, s_block.right_free)",
+                 "right_free=z3.If(end == B, contig - 1, s_block.right_free)")
+
+
+def pcpu_verify(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    exe = shutil.which("pcpu-verify")
+    if exe is None:
+        pytest.fail("pcpu-verify is not on PATH: install the project (pip install -e .) before running the CLI tests")
+    return subprocess.run([exe, *map(str, args)], capture_output=True, text=True, timeout=600, cwd=cwd, check=False)
+
+
+def check(tmp: Path, *args: str | Path) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """``pcpu-verify check --config check.toml --json ARGS`` in ``tmp``: the process and its JSON summary."""
+    result = pcpu_verify("check", "--config", tmp / "check.toml", "--json", *args, cwd=tmp)
+    assert "Traceback" not in result.stderr, result.stderr
+    try:
+        summary = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        summary = {}
+    return result, summary
+
+
+def write_config(tmp: Path, **overrides: Any) -> Path:
+    keys: dict[str, Any] = {
+        "variants": ["v1-patch09"],
+        "geometries": ["1x4"],
+        "depth": 2,
+        "rlimit": 2_000_000_000,
+        "seed": 0,
+        "timeout": 900.0,
+        "budget": 0,
+        "jobs": 2,
+        "cache-dir": "cache",
+        "baseline": "baseline.json",
+        "traces": ["traces"],
+        "stateful-examples": 0,
+        "stateful-module": str(TESTS / "test_stateful.py"),
+    }
+    keys.update(overrides)
+    lines = ["[tool.pcpu-verify]"] + [f"{k} = {json.dumps(v)}" for k, v in keys.items() if v is not None]
+    (tmp / "check.toml").write_text("\n".join(lines) + "\n")
+    traces = tmp / "traces"
+    traces.mkdir(exist_ok=True)
+    shutil.copy(HINT_OVERLAP, traces / HINT_OVERLAP.name)
+    return tmp / "check.toml"
+
+
+def _method_copy(function: Any, mutation: tuple[str, str]) -> str:
+    """The source of a method with one seeded change, ready to paste into a class body."""
+    source = textwrap.dedent(inspect.getsource(function))
+    mutated = source.replace(*mutation, 1)
+    assert mutated != source, f"the mutation no longer applies to {function.__qualname__}"
+    return textwrap.indent(mutated, "    ")
+
+
+def write_mutant(tmp: Path, name: str, conformant: bool = True) -> Path:
+    """A --variant-module: v1-patch09 with a seeded bug in a copy of ``pcpu_block_update_hint_free``.
+
+    With ``conformant=False`` only the model has the bug and the encoding is
+    v1-patch09's: the two disagree, and nothing may be proved.
+    """
+    model = _method_copy(PcpuAllocator.pcpu_block_update_hint_free, MODEL_LINE)
+    encoding = _method_copy(SymPercpu.pcpu_block_update_hint_free, ENCODING_LINE)
+    text = "\n".join([
+        f'"""Variant {name}: a seeded bug in a copy of pcpu_block_update_hint_free."""',
+        "from pcpuverify.check import register_variant",
+        "from pcpuverify.model.percpu import *  # noqa: F403 (the names the copied port uses)",
+        "from pcpuverify.model.percpu import PcpuAllocator",
+        "from pcpuverify.model.chunk import PcpuChunk",
+        "from pcpuverify.proofs.encode import *  # noqa: F403 (the names the copied encoding uses)",
+        "from pcpuverify.proofs.encode import SymPercpu",
+        "",
+        "",
+        "class Mutant(PcpuAllocator):",
+        f'    variant = "{name}"',
+        "",
+        model,
+        "",
+        "class SymMutant(SymPercpu):",
+        f'    variant = "{name}"',
+        "",
+        encoding,
+        "",
+        f'register_variant("{name}", Mutant, SymMutant if {conformant} else SymPercpu)',
+        "",
+    ])
+    path = tmp / f"{name}.py"
+    path.write_text(text)
+    return path
+
+
+# -- a baseline, then the same tree again: served from the cache ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def baselined(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A workspace whose baseline was written by ``check --update-baseline``."""
+    tmp = tmp_path_factory.mktemp("baselined")
+    write_config(tmp)
+    start = time.perf_counter()
+    result, summary = check(tmp, "--update-baseline")
+    print(f"\nfirst run (--update-baseline): {time.perf_counter() - start:.1f}s")
+    assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-3000:])
+    assert summary["baseline_written"] and (tmp / "baseline.json").exists()
+    assert summary["cache"]["written"] == 1
+    return tmp
+
+
+def test_second_run_is_served_from_the_cache(baselined: Path) -> None:
+    start = time.perf_counter()
+    result, summary = check(baselined, "--junit", "out.xml", "--sarif", "out.sarif", "--markdown", "out.md")
+    seconds = time.perf_counter() - start
+    print(f"\nsecond run (cached): {seconds:.1f}s")
+    assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-3000:])
+    assert summary["cache"] == {"hits": 1, "misses": 0, "ignored": 0, "written": 0}
+    assert summary["items"] == {"v1-patch09 1x4": "cached"}
+    assert summary["outcomes"]["ok"] == summary["rows"] > 80
+    assert seconds < 30
+    baseline = json.loads((baselined / "baseline.json").read_text())
+    known = baseline["suites"]["v1-patch09"]["1x4"]
+    violated = [(i, op) for i, ops in known.items() for op, v in ops.items() if isinstance(v, dict)]
+    assert violated and all(known[i][op]["trace"]["violates"] == i for i, op in violated)
+
+
+def test_reports_of_a_passing_run_validate(baselined: Path) -> None:
+    validate_junit(baselined / "out.xml")
+    validate_sarif(baselined / "out.sarif")
+    assert "## pcpu-verify check: PASSED" in (baselined / "out.md").read_text()
+
+
+def test_corrupt_and_foreign_cache_entries_are_recomputed(tmp_path: Path) -> None:
+    """A NONCONFORMANT suite stops at conformance, so it is cheap to cache, break and recompute."""
+    write_config(tmp_path, variants=["noncon"])
+    (tmp_path / "baseline.json").write_text(json.dumps({"format": "pcpu-verify-baseline/1", "suites": {}}))
+    plugin = write_mutant(tmp_path, "noncon", conformant=False)
+    first, s1 = check(tmp_path, "--variant-module", plugin)
+    assert first.returncode == 4 and s1["cache"]["written"] == 1
+    (entry,) = [p for p in (tmp_path / "cache").glob("*.json") if p.name != "history.json"]
+    for damage in ("{ not json", json.dumps({"format": "pcpu-verify-check-cache/1", "key": "0" * 64, "payload": []}),
+                   json.dumps({"format": "pcpu-verify-check-cache/1", "key": entry.stem, "payload": [{"x": 1}]})):
+        entry.write_text(damage)
+        again, s2 = check(tmp_path, "--variant-module", plugin)
+        assert again.returncode == 4
+        assert s2["cache"]["ignored"] == 1 and s2["cache"]["written"] == 1, s2["cache"]
+    hit, s3 = check(tmp_path, "--variant-module", plugin)
+    assert hit.returncode == 4 and s3["cache"]["hits"] == 1
+
+
+# -- the seeded bug, the nonconformant encoding, UNKNOWN, the budget ---------------------------------------
+
+
+def test_seeded_bug_fails_with_the_minimised_trace_in_markdown(baselined: Path) -> None:
+    """The mutant is expected to behave as v1-patch09 does; its broken free path is a new violation."""
+    tmp = baselined
+    plugin = write_mutant(tmp, "right-free-one-short")
+    baseline = json.loads((tmp / "baseline.json").read_text())
+    baseline["suites"]["right-free-one-short"] = baseline["suites"]["v1-patch09"]
+    (tmp / "mutant-baseline.json").write_text(json.dumps(baseline))
+    result, summary = check(tmp, "--variant-module", plugin, "--variant", "right-free-one-short",
+                            "--baseline", "mutant-baseline.json", "--markdown", "mutant.md",
+                            "--sarif", "mutant.sarif", "--junit", "mutant.xml")
+    assert result.returncode == 1, (result.stdout[-3000:], result.stderr[-3000:])
+    new = [r for r in summary["results"] if r["outcome"] == "new violation"]
+    assert ("block-hints-match-scan", "free") in {(r["invariant"], r["op"]) for r in new}
+    assert all(r["minimised"]["violates"] == r["invariant"] for r in new)
+    md = (tmp / "mutant.md").read_text()
+    assert "## pcpu-verify check: FAILED: regression" in md
+    assert "#### `block-hints-match-scan` / `free` on `right-free-one-short`" in md
+    assert "Minimised trace" in md and "alloc_map" in md and "VIOLATED block-hints-match-scan" in md
+    sarif = validate_sarif(tmp / "mutant.sarif")
+    (hit,) = [r for r in sarif["runs"][0]["results"]
+              if r["ruleId"] == "block-hints-match-scan" and r["properties"]["op"] == "free"]
+    location = hit["locations"][0]["physicalLocation"]
+    assert location["artifactLocation"]["uri"] == "model/percpu.py" or location["artifactLocation"]["uri"].endswith(
+        "/model/percpu.py")
+    assert hit["properties"]["function"] == "pcpu_free_area" and hit["baselineState"] == "new"
+    related = [loc["physicalLocation"]["artifactLocation"]["uri"] for loc in hit["relatedLocations"]]
+    assert any(uri.endswith("right-free-one-short.py") for uri in related)
+    validate_junit(tmp / "mutant.xml")
+
+
+def test_encoding_that_disagrees_with_the_model_fails_conformance(tmp_path: Path) -> None:
+    write_config(tmp_path)
+    plugin = write_mutant(tmp_path, "model-only-bug", conformant=False)
+    (tmp_path / "baseline.json").write_text(json.dumps({"format": "pcpu-verify-baseline/1", "suites": {}}))
+    result, summary = check(tmp_path, "--variant-module", plugin, "--variant", "model-only-bug",
+                            "--markdown", "out.md", "--junit", "out.xml")
+    assert result.returncode == 4, (result.stdout[-3000:], result.stderr[-3000:])
+    proofs = [r for r in summary["results"] if r["kind"] == "proof"]
+    assert proofs and all(r["result"] == "NONCONFORMANT" for r in proofs)
+    assert "right_free" in proofs[0]["detail"]
+    assert "Tool failures" in (tmp_path / "out.md").read_text()
+    validate_junit(tmp_path / "out.xml")
+
+
+def test_unknown_fails_with_its_own_exit_code_and_is_not_cached(baselined: Path) -> None:
+    result, summary = check(baselined, "--rlimit", "1", "--invariant", "block-hints-match-scan", "--op", "alloc")
+    assert result.returncode == 3, (result.stdout[-3000:], result.stderr[-3000:])
+    assert summary["outcomes"]["unknown"] > 0
+    assert summary["cache"]["written"] == 0
+
+
+def test_budget_reports_unreached_rows_as_not_run(baselined: Path) -> None:
+    result, summary = check(baselined, "--depth", "3", "--budget", "0.5", "--junit", "budget.xml")
+    assert result.returncode == 3, (result.stdout[-3000:], result.stderr[-3000:])
+    assert summary["budget_exhausted"] is True
+    not_run = [r for r in summary["results"] if r["outcome"] == "not run"]
+    assert not_run and all(r["result"] == "NOT RUN" for r in not_run)
+    root = validate_junit(baselined / "budget.xml")
+    assert int(root.get("skipped", "0")) == len(not_run)
+
+
+# -- bad input: one line, exit 2 --------------------------------------------------------------------------------
+
+
+def assert_one_error_line(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    assert result.returncode == 2, (result.returncode, result.stdout[-2000:], result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("pcpu-verify: error:"), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_missing_config_key(tmp_path: Path) -> None:
+    write_config(tmp_path, depth=None)
+    assert_one_error_line(check(tmp_path)[0], "missing key 'depth'")
+
+
+def test_invalid_config_value(tmp_path: Path) -> None:
+    write_config(tmp_path, jobs="many")
+    assert_one_error_line(check(tmp_path)[0], "'jobs'", "'many'")
+
+
+def test_unknown_config_key(tmp_path: Path) -> None:
+    write_config(tmp_path, jbos=2)
+    assert_one_error_line(check(tmp_path)[0], "unknown key 'jbos'")
+
+
+def test_unknown_variant(tmp_path: Path) -> None:
+    write_config(tmp_path)
+    assert_one_error_line(check(tmp_path, "--variant", "v2")[0], "unknown variant 'v2'")
+
+
+def test_impossible_geometry(tmp_path: Path) -> None:
+    write_config(tmp_path, geometries=["1x12"])
+    assert_one_error_line(check(tmp_path)[0], "block_bits must be a power of two")
+
+
+def test_malformed_baseline(tmp_path: Path) -> None:
+    write_config(tmp_path)
+    (tmp_path / "baseline.json").write_text('{"format": "pcpu-verify-baseline/1", "suites": {"v1": {"1x4": '
+                                            '{"free-bits-count": {"alloc": "MAYBE"}}}}}')
+    assert_one_error_line(check(tmp_path)[0], "suites.v1.1x4.free-bits-count.alloc", "'MAYBE'")
+
+
+def test_malformed_trace(tmp_path: Path) -> None:
+    write_config(tmp_path)
+    (tmp_path / "baseline.json").write_text(json.dumps({"format": "pcpu-verify-baseline/1", "suites": {}}))
+    (tmp_path / "traces" / "bad.json").write_text('{"format": "pcpu-verify-trace/1", "variant": "v1"')
+    assert_one_error_line(check(tmp_path)[0], "bad.json", "not JSON")
+
+
+def test_missing_baseline_says_how_to_create_it(tmp_path: Path) -> None:
+    write_config(tmp_path)
+    assert_one_error_line(check(tmp_path)[0], "--update-baseline")
+
+
+# -- schema checks -----------------------------------------------------------------------------------------------
+
+
+def validate_sarif(path: Path) -> dict[str, Any]:
+    """Against the required structure of SARIF 2.1.0 (tests/schemas/), and the fields code scanning reads."""
+    doc = json.loads(path.read_text())
+    jsonschema.validate(doc, json.loads(SARIF_SCHEMA.read_text()))
+    assert doc["version"] == "2.1.0"
+    run = doc["runs"][0]
+    assert run["tool"]["driver"]["name"] == "pcpu-verify"
+    rule_ids = [rule["id"] for rule in run["tool"]["driver"]["rules"]]
+    for result in run["results"]:
+        assert result["ruleId"] in rule_ids and rule_ids[result["ruleIndex"]] == result["ruleId"]
+        assert result["level"] in ("error", "warning", "note") and result["message"]["text"]
+        physical = result["locations"][0]["physicalLocation"]
+        assert physical["artifactLocation"]["uri"] and physical["region"]["startLine"] >= 1
+    return doc
+
+
+def validate_junit(path: Path) -> ET.Element:
+    """The structure of the JUnit XML schema CI systems read (Jenkins' junit-10.xsd): suites, cases, outcomes."""
+    root = ET.parse(path).getroot()
+    assert root.tag == "testsuites"
+    total = 0
+    for suite in root:
+        assert suite.tag == "testsuite" and suite.get("name")
+        cases = list(suite)
+        assert all(c.tag == "testcase" for c in cases)
+        assert int(suite.get("tests", "-1")) == len(cases)
+        float(suite.get("time", "x"))
+        for tag, attr in (("failure", "failures"), ("error", "errors"), ("skipped", "skipped")):
+            assert int(suite.get(attr, "-1")) == sum(1 for c in cases if c.find(tag) is not None)
+        for case in cases:
+            assert case.get("name") and case.get("classname")
+            float(case.get("time", "x"))
+            assert {child.tag for child in case} <= {"failure", "error", "skipped", "system-out", "system-err"}
+            outcomes = [child for child in case if child.tag in ("failure", "error", "skipped")]
+            assert len(outcomes) <= 1
+            for child in outcomes:
+                assert child.get("message")
+                if child.tag != "skipped":
+                    assert child.get("type")
+        total += len(cases)
+    assert int(root.get("tests", "-1")) == total
+    return root
