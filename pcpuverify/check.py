@@ -34,7 +34,6 @@ import signal
 import sys
 import tempfile
 import time
-import tomllib
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field, replace
@@ -43,11 +42,16 @@ from typing import Any
 
 import z3
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - the same parser, from PyPI
+    import tomli as tomllib
+
 from pcpuverify.invariants.base import REGISTRY
 from pcpuverify.invariants.check import STATE_INVARIANTS, STEP_INVARIANTS, UnknownInvariant, first_violation, invariant
 from pcpuverify.model import variants as model_variants
-from pcpuverify.model.geometry import Geometry, GeometryError
 from pcpuverify.model.first_chunk import LayoutError
+from pcpuverify.model.geometry import Geometry, GeometryError
 from pcpuverify.model.ops import FirstChunkInit
 from pcpuverify.model.reference import OpError
 from pcpuverify.model.trace import TraceError, load_trace, trace_from_json, write_atomically
@@ -1300,4 +1304,6 @@ def baseline_from(run: CheckRun, old: Baseline) -> Baseline:
         for variant in {r.variant for r in state_rows}:
             stateful[variant] = {r.invariant: r.trace for r in state_rows
                                  if r.variant == variant and r.verdict == "BROKEN"}
-    return Baseline(suites, examples, stateful)
+    # sorted variants and geometries, rows in the suite's order: a re-run rewrites the file identically
+    suites = {v: {g: suites[v][g] for g in sorted(suites[v])} for v in sorted(suites)}
+    return Baseline(suites, examples, {v: stateful[v] for v in sorted(stateful)})

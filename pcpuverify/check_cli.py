@@ -26,6 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 
 from pcpuverify.check import (
     EXIT_INTERRUPTED,
+    CheckError,
     EXIT_USAGE,
     USER_ERRORS,
     CheckRun,
@@ -62,8 +63,14 @@ class _Display:
 
 
 def _write(path: str | None, text: str) -> None:
-    if path is not None:
+    """Write a report atomically (a reader never sees half of it), creating its folder."""
+    if path is None:
+        return
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         write_atomically(path, text)
+    except OSError as e:
+        raise CheckError(f"{path}: cannot write the report: {e.strerror}") from None
 
 
 @click.command()

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
+from pcpuverify.check_cli import check
 from pcpuverify.counterexamples.minimize import minimize as minimize_trace
 from pcpuverify.counterexamples.regression import regression_test
 from pcpuverify.draw import draw_fresh_scans, draw_state
@@ -355,3 +356,6 @@ def _save_traces(results: list[Result], directory: Path) -> None:
         if r.verdict is Verdict.VIOLATED and r.trace is not None:
             name = f"{r.variant}__{r.geometry}__{r.invariant}__{r.op}.json"
             write_atomically(directory / name, json.dumps(r.trace, indent=2) + "\n")
+
+
+main.add_command(check)

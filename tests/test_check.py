@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import shutil
+import signal
 import subprocess
 import textwrap
 import time
@@ -346,3 +348,23 @@ def validate_junit(path: Path) -> ET.Element:
         total += len(cases)
     assert int(root.get("tests", "-1")) == total
     return root
+
+
+def test_ctrl_c_leaves_no_report_and_no_cache_entry(tmp_path: Path) -> None:
+    write_config(tmp_path)
+    (tmp_path / "baseline.json").write_text(json.dumps({"format": "pcpu-verify-baseline/1", "suites": {}}))
+    exe = shutil.which("pcpu-verify")
+    assert exe is not None
+    proc = subprocess.Popen(
+        [exe, "check", "--config", tmp_path / "check.toml", "--junit", "r/out.xml", "--markdown", "r/out.md"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as a terminal delivers Ctrl-C
+    )
+    time.sleep(4)  # the suite is running in the pool by now
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted" in err
+    assert not (tmp_path / "r").exists()
+    cache = tmp_path / "cache"
+    assert not cache.exists() or not list(cache.glob("*"))
