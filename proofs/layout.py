@@ -465,12 +465,21 @@ def _setup_checks(p: LayoutParams) -> list[Precondition]:
     return out
 
 
+def _min_unit_size(L: SymLayout) -> BV:
+    """``pcpu_build_alloc_info``: ``min_unit_size = max_t(size_t, size_sum, PCPU_MIN_UNIT_SIZE)``."""
+    return max_t_size_t(L.build_size_sum, ulong(L.p.min_unit_size))
+
+
 def _caller_guarantees(p: LayoutParams) -> list[Precondition]:
     """What ``pcpu_embed_first_chunk``/``pcpu_page_first_chunk`` hand over, via ``pcpu_build_alloc_info``.
 
     ``ai->unit_size = alloc_size / upa`` is a page multiple of at least
-    ``min_unit_size = max(size_sum, PCPU_MIN_UNIT_SIZE)`` -- with ``ai``'s
-    sizes as stored, exactly what the setup checks ask, so it adds nothing.
+    ``min_unit_size = max(size_sum, PCPU_MIN_UNIT_SIZE)`` (with ``ai``'s
+    sizes as stored, what the setup checks ask) and, since every 4.12
+    caller's ``atom_size`` is a power of two of at least a page (PAGE_SIZE,
+    PMD_SIZE, 1 MiB on powerpc) and ``upa`` is the largest count that splits
+    ``alloc_size = roundup(min_unit_size, atom_size)`` into page multiples,
+    less than twice ``min_unit_size``.
     ``base_addr`` is the lowest unit of memory the caller allocated
     (``alloc_fn(cpu, gi->nr_units * ai->unit_size, atom_size)``), so
     ``[base_addr, base_addr + unit_size)`` does not wrap the address space,
@@ -493,9 +502,12 @@ def _caller_guarantees(p: LayoutParams) -> list[Precondition]:
         ),
         Precondition(
             "ai->unit_size = alloc_size / upa >= min_unit_size = max_t(size_t, size_sum, PCPU_MIN_UNIT_SIZE)",
-            lambda L: z3.And(
-                z3.UGE(L.x.unit_size, L.build_size_sum), z3.UGE(L.x.unit_size, ulong(L.p.min_unit_size))
-            ),
+            lambda L: z3.UGE(L.x.unit_size, _min_unit_size(L)),
+        ),
+        Precondition(
+            "alloc_size = roundup(min_unit_size, atom_size), atom_size a power of two >= PAGE_SIZE, upa the"
+            " largest count that splits it into page multiples: ai->unit_size < 2 * min_unit_size",
+            lambda L: z3.ULT(z3.ZeroExt(1, L.x.unit_size), z3.ZeroExt(1, _min_unit_size(L)) << 1),
         ),
         Precondition(
             "base_addr = lowest unit of alloc_fn(cpu, gi->nr_units * ai->unit_size, atom_size): no wrap",
@@ -543,9 +555,24 @@ def preconditions(L: SymLayout, set_name: str) -> list[Bool]:
 # -- properties ----------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Characterisation:
+    """Which inputs break a property under one precondition set, proved alongside the property.
+
+    ``kind`` "iff": pre => (not property <=> condition) -- exactly these inputs;
+    ``kind`` "only-if": pre => (not property => condition) -- nothing else breaks it.
+    Stated for the code as posted (v1); ``slow`` ones (minutes) run only when asked.
+    """
+
+    kind: str
+    text: str
+    condition: Callable[[SymLayout], Bool]
+    slow: bool = False
+
+
 @dataclass
 class LayoutProperty:
-    """One named claim about the layout; ``breaks_iff`` states exactly which inputs break it, per set."""
+    """One named claim about the layout, with per-set characterisations of the inputs that break it."""
 
     name: str
     statement: str
@@ -555,14 +582,16 @@ class LayoutProperty:
     sets: tuple[str, ...]
     shows: tuple[str, ...]  # derived values worth printing with a counterexample
     reads_request: bool
-    breaks_iff: dict[str, tuple[str, Callable[[SymLayout], Bool]]] = field(default_factory=dict)
+    breaks: dict[str, Characterisation] = field(default_factory=dict)
 
-    def breaks_when(self, *sets: str, text: str) -> Callable[[Callable[[SymLayout], Bool]], Callable[[SymLayout], Bool]]:
-        """Attach an exact characterisation of the breaking inputs under ``sets`` (proved with the property)."""
+    def breaks_when(
+        self, *sets: str, text: str, kind: str = "iff", slow: bool = False
+    ) -> Callable[[Callable[[SymLayout], Bool]], Callable[[SymLayout], Bool]]:
+        """Attach a characterisation of the breaking inputs under ``sets`` (proved with the property)."""
 
         def attach(fn: Callable[[SymLayout], Bool]) -> Callable[[SymLayout], Bool]:
-            for s in sets:
-                self.breaks_iff[s] = (text, fn)
+            for set_name in sets or tuple(PRECONDITION_SETS):
+                self.breaks[set_name] = Characterisation(kind, text, fn, slow)
             return fn
 
         return attach
@@ -700,6 +729,18 @@ def _size_sum_no_wrap(L: SymLayout) -> Bool:
 
 
 # pcpu_setup_first_chunk (PATCH 06..09) ---------------------------------------------------
+
+
+@layout_property(
+    "setup-size-sum-no-wrap",
+    statement="pcpu_setup_first_chunk's size_sum = static_size + reserved_size + dyn_size does not wrap past"
+    " 2^64, so PCPU_SETUP_BUG_ON(ai->unit_size < size_sum) compares the real sum",
+    source="pcpu_setup_first_chunk: size_t size_sum = ai->static_size + ai->reserved_size + dyn_size;",
+    shows=("size_sum",),
+)
+def _setup_size_sum_no_wrap(L: SymLayout) -> Bool:
+    return z3.And(no_carry(L.x.static_size, L.x.reserved_size), no_carry(L.x.static_size + L.x.reserved_size, L.x.dyn_size))
+
 
 _OFFSET = ("pcpu_reserved_offset", "begin_fill_bits")
 
@@ -931,9 +972,167 @@ def _unit_int_no_overflow(L: SymLayout) -> Bool:
     )
 
 
-# -- exact characterisations of the breaking inputs -----------------------------------
+# -- which inputs break what (v1's code) ------------------------------------------------
+#
+# Each condition below is proved, not assumed: ``prove_layout_property`` checks
+# ``pre => (not property <=> condition)`` (or ``=>`` for "only-if") under its set.
 
 P = LAYOUT_PROPERTIES
+
+
+def _carry(a: BV, b: BV) -> Bool:
+    return z3.Not(no_carry(a, b))
+
+
+def _sum_above_2_64(a: BV, b: BV) -> Bool:
+    """``a + b > 2^64`` as integers (the sum wraps and does not land exactly on 0)."""
+    return z3.And(_carry(a, b), a + b != 0)
+
+
+def _round_up_pad(L: SymLayout) -> BV:
+    """What PFN_ALIGN adds to static_size + reserved_size: ``-(s + q) mod PAGE_SIZE``."""
+    return (ulong(0) - (L.x.static_size + L.x.req_reserved_size)) & ulong(L.p.page_size - 1)
+
+
+def _int_pages_limit(L: SymLayout) -> int:
+    """Pages whose bit count first overflows an int: 2^31 / PCPU_BITMAP_BLOCK_SIZE."""
+    return 1 << (INT_BITS - 1 - (L.p.page_shift - PCPU_MIN_ALLOC_SHIFT))
+
+
+@P["align-reserved-region-never-shrinks"].breaks_when(
+    text="reserved_size + (-(static_size + reserved_size) mod PAGE_SIZE) >= 2^64: a reserved_size within a page"
+    " of 2^64 whose round-up to the page passes 2^64 (the result wraps to a small value)"
+)
+@P["align-reserved-region-adds-under-a-page"].breaks_when(
+    text="the same inputs as align-reserved-region-never-shrinks: reserved_size + (-(static_size +"
+    " reserved_size) mod PAGE_SIZE) >= 2^64"
+)
+def _shrinks(L: SymLayout) -> Bool:
+    return z3.And(_asks_reserved(L), _carry(L.x.req_reserved_size, _round_up_pad(L)))
+
+
+@P["align-reserved-region-pfn-align-no-wrap"].breaks_when(
+    text="reserved_size != 0 and (static_size + reserved_size) mod 2^64 > 2^64 - PAGE_SIZE"
+)
+def _pfn_wraps(L: SymLayout) -> Bool:
+    return z3.And(_asks_reserved(L), z3.UGT(L.x.static_size + L.x.req_reserved_size, ulong(-L.p.page_size)))
+
+
+@P["align-reserved-region-no-overflow"].breaks_when(
+    text="reserved_size != 0 and static_size + reserved_size >= 2^63 (as integers): an argument or the"
+    " ssize_t sum leaves ssize_t (static_size != 0, as CONFIG_SMP's check asks)"
+)
+def _ssize_overflow(L: SymLayout) -> Bool:
+    s, q, top = L.x.static_size, L.x.req_reserved_size, ulong(1 << (BITS_PER_LONG - 1))
+    return z3.And(_asks_reserved(L), z3.Not(z3.And(z3.ULT(s, top), z3.ULT(q, top), z3.ULT(s + q, top))))
+
+
+@P["reserved-offset-aligned"].breaks_when(text="static_size % 4 != 0")
+def _static_unaligned(L: SymLayout) -> Bool:
+    return L.x.static_size & ulong(PCPU_MIN_ALLOC_SIZE - 1) != 0
+
+
+@P["first-chunk-static-region-not-allocatable"].breaks_when(
+    text="the first chunk hands out any byte and either static_size % 4 != 0 (the bit holding the last"
+    " 1-3 static bytes is left free: begin_fill_bits rounds down), or (static_size & ~3) + its bytes > 2^64"
+    " (its range wraps the address space onto base_addr)"
+)
+def _first_overlaps_static(L: SymLayout) -> Bool:
+    s = L.x.static_size
+    return z3.And(
+        L.first.alloc_len != 0,
+        z3.Or(_static_unaligned(L), _sum_above_2_64(s & ulong(~(PCPU_MIN_ALLOC_SIZE - 1)), L.first.alloc_len)),
+    )
+
+
+@P["dyn-chunk-static-region-not-allocatable"].breaks_when(
+    text="reserved_size != 0, the dynamic chunk hands out any byte, and static_size + reserved_size >= 2^64,"
+    " or (static_size + reserved_size) + its bytes > 2^64: only address-space wraps"
+)
+def _dyn_overlaps_static(L: SymLayout) -> Bool:
+    s, r = L.x.static_size, L.x.reserved_size
+    return z3.And(r != 0, L.dyn.alloc_len != 0, z3.Or(_carry(s, r), _sum_above_2_64(s + r, L.dyn.alloc_len)))
+
+
+@P["first-chunk-pages-cover-region"].breaks_when(
+    text="reserved_size == 0 and static_size + dyn_size is not a multiple of PAGE_SIZE (the dynamic region"
+    " does not end on a page; a reserved region always does, by the PAGE_ALIGNED check)"
+)
+def _first_truncated(L: SymLayout) -> Bool:
+    return z3.And(L.x.reserved_size == 0, offset_in_page(L.x.static_size + L.x.dyn_size, L.p) != 0)
+
+
+@P["dyn-chunk-pages-cover-region"].breaks_when(text="reserved_size != 0 and dyn_size % PAGE_SIZE != 0")
+def _dyn_truncated(L: SymLayout) -> Bool:
+    return z3.And(L.x.reserved_size != 0, offset_in_page(L.x.dyn_size, L.p) != 0)
+
+
+@P["dyn-chunk-starts-at-reserved-end"].breaks_when(
+    text="reserved_size != 0 and 2^31 <= map_size_bytes >> PAGE_SHIFT < 2^(64-PAGE_SHIFT) - 2^31"
+    " (int chunk_pages cannot hold the reserved chunk's page count: 8 TiB and more at 4 KiB pages)"
+)
+def _reserved_end_truncated(L: SymLayout) -> Bool:
+    e = L.first.exact_pages
+    return z3.And(
+        L.x.reserved_size != 0,
+        z3.UGE(e, ulong(1 << 31)),
+        z3.ULT(e, ulong((1 << (BITS_PER_LONG - L.p.page_shift)) - (1 << 31))),
+    )
+
+
+@P["chunks-inside-unit"].breaks_when(
+    text="static_size + reserved_size + dyn_size >= 2^64: size_sum wraps, so PCPU_SETUP_BUG_ON(ai->unit_size"
+    " < size_sum) compares a wrapped sum",
+    kind="only-if",
+    slow=True,  # minutes: the solver must see that int truncation only ever shrinks a chunk
+)
+def _size_sum_wraps(L: SymLayout) -> Bool:
+    s, r, d = L.x.static_size, L.x.reserved_size, L.x.dyn_size
+    return z3.Or(_carry(s, r), _carry(s + r, d))
+
+
+@P["first-chunk-begin-fill-inside-bitmap"].breaks_when(
+    text="begin_fill_bits > 0 and the first chunk has no page (map_size_bytes < PAGE_SIZE), or"
+    " (map_size_bytes >> PAGE_SHIFT) * PCPU_BITMAP_BLOCK_SIZE >= 2^31 and its int truncation is below"
+    " begin_fill_bits (a chunk of 8 GiB or more)"
+)
+def _begin_fill_outside(L: SymLayout) -> Bool:
+    exact_bits = L.first.exact_pages << (L.p.page_shift - PCPU_MIN_ALLOC_SHIFT)
+    return z3.Or(
+        z3.And(L.begin_fill_bits != 0, L.first.exact_pages == 0),
+        z3.And(z3.UGE(exact_bits, ulong(1 << 31)), ulong_of_int(L.first.nr_bits) < L.begin_fill_bits),
+    )
+
+
+@P["chunk-sizes-whole-blocks"].breaks_when(
+    text="the int chunk_pages of the first chunk, or with a reserved region of the dynamic chunk, lies outside"
+    " [-2^31/PCPU_BITMAP_BLOCK_SIZE, 2^31/PCPU_BITMAP_BLOCK_SIZE) (2^21 pages = 8 GiB at 4 KiB pages):"
+    " pcpu_nr_pages_to_bits overflows int while pcpu_nr_pages_to_blocks does not"
+)
+def _blocks_mismatch(L: SymLayout) -> Bool:
+    limit = _int_pages_limit(L)
+
+    def outside(c: ChunkLayout) -> Bool:
+        return z3.Not(z3.And(c.chunk_pages >= -limit, c.chunk_pages < limit))
+
+    return z3.Or(outside(L.first), z3.And(L.has_reserved_chunk, outside(L.dyn)))
+
+
+@P["bitmap-int-arithmetic-no-overflow"].breaks_when(
+    text="the first chunk, or with a reserved region the dynamic chunk, spans more than 2 GiB:"
+    " (map_size_bytes >> PAGE_SHIFT) * PAGE_SIZE > 2^31 or (dyn_size >> PAGE_SHIFT) * PAGE_SIZE > 2^31"
+    " (the int byte offset bit_off * PCPU_MIN_ALLOC_SIZE overflows first)"
+)
+def _chunk_over_2g(L: SymLayout) -> Bool:
+    def big(c: ChunkLayout) -> Bool:
+        return z3.UGT(c.exact_pages << L.p.page_shift, ulong(1 << 31))
+
+    return z3.Or(big(L.first), z3.And(L.has_reserved_chunk, big(L.dyn)))
+
+
+@P["unit-int-arithmetic-no-overflow"].breaks_when(text="unit_size >= 2^31 (2 GiB)")
+def _unit_over_2g(L: SymLayout) -> Bool:
+    return z3.UGE(L.x.unit_size, ulong(1 << 31))
 
 
 # -- running the obligations -----------------------------------------------------------
@@ -1063,8 +1262,14 @@ def prove_layout_property(
     params: LayoutParams,
     options: SolverOptions,
     variant: str = "layout",
+    thorough: bool = False,
 ) -> Result:
-    """One obligation: ``preconditions(set_name) and not prop`` over 64-bit values."""
+    """One obligation: ``preconditions(set_name) and not prop`` over 64-bit values.
+
+    Then the characterisation of the breaking inputs, if the property has
+    one for this set (``thorough`` includes the slow ones).  A PROVED
+    property breaks "never" -- that is the PROVED itself.
+    """
     L = layout_of(LayoutInputs.fresh(), params)
     pre = preconditions(L, set_name)
     extra: dict[str, object] = {"preconditions": set_name}
@@ -1084,14 +1289,17 @@ def prove_layout_property(
     if answer.status == "unknown":
         return result(Verdict.UNKNOWN, seconds, answer.reason)
 
-    if set_name in prop.breaks_iff:
-        text, condition = prop.breaks_iff[set_name]
-        exact = check([*pre, z3.Not(prop.holds(L)) != condition(L)], options)
-        seconds += exact.seconds
-        extra["breaks_iff"] = text
-        extra["breaks_iff_verdict"] = {"unsat": "PROVED", "sat": "VIOLATED", "unknown": "UNKNOWN"}[exact.status]
-    elif answer.status == "unsat":
-        extra["breaks_iff"] = "never"
+    char = prop.breaks.get(set_name) if params.variant in ("v1", "v1-patch09") else None
+    if answer.status == "unsat":
+        extra.update(breaks_when="never", breaks_when_kind="iff", breaks_when_verdict="PROVED")
+    elif char is not None:
+        extra.update(breaks_when=char.text, breaks_when_kind=char.kind, breaks_when_verdict="NOT-CHECKED")
+        if thorough or not char.slow:  # slow ones take minutes: only when asked
+            broken = z3.Not(prop.holds(L))
+            claim = broken != char.condition(L) if char.kind == "iff" else z3.And(broken, z3.Not(char.condition(L)))
+            exact = check([*pre, claim], options)
+            seconds += exact.seconds
+            extra["breaks_when_verdict"] = {"unsat": "PROVED", "sat": "VIOLATED", "unknown": "UNKNOWN"}[exact.status]
 
     if answer.status == "unsat":
         return result(Verdict.PROVED, seconds)
@@ -1115,6 +1323,7 @@ def run_layout_suite(
     sets: Iterable[str] = ("setup", "callers", "arch"),
     params: LayoutParams | None = None,
     conformance_layouts: int = 120,
+    thorough: bool = False,
 ) -> list[Result]:
     """Every layout property under every precondition set, at one page size (kernel constants by default).
 
@@ -1144,7 +1353,7 @@ def run_layout_suite(
                            conformance_seconds, mismatches[0], extra={"preconditions": set_name})
                 )
                 continue
-            results.append(prove_layout_property(prop, set_name, params, options, variant))
+            results.append(prove_layout_property(prop, set_name, params, options, variant, thorough))
     return results
 
 

@@ -179,10 +179,9 @@ def direct_states(draw: st.DrawFn, variant: str, spec: str) -> State:
     segments = list(zip(bounds, bounds[1:]))
     used = draw(st.lists(st.booleans(), min_size=len(segments), max_size=len(segments)), label="allocated")
     allocations = {s: e - s for (s, e), u in zip(segments, used) if u}
-    pages = set(draw(st.sets(st.integers(0, N - 1)), label="populated"))
-    # The kernel populates what it hands out; an atomic alloc of the seed's code may not.
-    if not draw(st.booleans(), label="allocations on unpopulated pages"):
-        pages |= {p for s, size in allocations.items() for p in range(s // B, (s + size - 1) // B + 1)}
+    # Pages holding an allocation are populated (allocations-on-populated-pages); others may be.
+    pages = set(draw(st.sets(st.integers(0, N - 1)), label="more populated pages"))
+    pages |= {p for s, size in allocations.items() for p in range(s // B, (s + size - 1) // B + 1)}
     stale = draw(st.integers(0, (1 << (n + 1)) - 1), label="stale bound_map bits")
     geometry = Geometry(B, N, tuple(sorted(pages)))
     ref = build_state(variant, geometry, allocations, stale)
@@ -532,6 +531,30 @@ def test_pcpu_alloc_area(variant: str, spec: str, source: str) -> None:
         sym = _value(bit_off) * PCPU_MIN_ALLOC_SIZE if _value(found) else -1
         # the offset is found before anything is written: compared even after a stray write
         compare(ref, since, post, {"byte offset": (off, sym)}, returns_survive_write=True)
+
+    run()
+
+
+@matrix
+def test_pcpu_alloc_populate(variant: str, spec: str, source: str) -> None:
+    """The ``if (!is_atomic)`` block of ``pcpu_alloc``, right after ``pcpu_alloc_area`` handed out ``off``."""
+
+    @hypothesis(spec)
+    @given(data=st.data())
+    def run(data: st.DataObject) -> None:
+        state = data.draw(states(source, variant, spec), label="state")
+        ref = state.ref.copy()
+        chunk = ref.chunks["dynamic"]
+        bits = data.draw(sizes(ref), label="bit_size")
+        align = data.draw(aligns(ref), label="align")
+        start = ref.alloc.pcpu_find_block_fit(chunk, bits, align, False)
+        assume(start >= 0)
+        off = ref.alloc.pcpu_alloc_area(chunk, bits, align, start)
+        assume(off >= 0)
+        pre = symbolic_of(ref)
+        since = mark(ref)
+        ref.alloc.pcpu_alloc_populate(chunk, off, bits * PCPU_MIN_ALLOC_SIZE)
+        compare(ref, since, encoding(ref).pcpu_alloc_populate(pre, I(off), I(bits * PCPU_MIN_ALLOC_SIZE)))
 
     run()
 
