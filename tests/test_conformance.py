@@ -54,7 +54,7 @@ from pcpuverify.proofs.conformance import _value, compare_step, evaluate, model_
 from pcpuverify.proofs.encode import ENCODINGS, SymPercpu
 from pcpuverify.proofs.state import SymBlock, SymChunk
 
-VARIANTS = ("v1", "v1-patch09")
+VARIANTS = ("v1", "v1-patch09", "fixed")
 GEOMETRIES = ("1x8", "2x8", "3x8", "2x16")  # the default matrix of `pcpu-verify prove`
 SOURCES = ("walk", "direct")
 
