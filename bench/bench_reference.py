@@ -15,8 +15,9 @@ import math
 import random
 import time
 from dataclasses import dataclass
+from typing import cast
 
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.table import Table
 
 from pcpuverify.invariants.check import check_step
@@ -137,7 +138,7 @@ def main() -> None:
         ("slowdown", "right"),
         ("ops timed", "right"),
     ]:
-        table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+        table.add_column(name, justify=cast(JustifyMethod, justify), no_wrap=True)
 
     for spec in args.geometry or GEOMETRIES:
         geometry = Geometry.parse(spec)

@@ -1189,17 +1189,20 @@ def _describe(values: dict[str, int], prop: LayoutProperty, set_name: str) -> st
 
 # A minimisation probe's resource limit (about half a second here): probes only make a
 # counterexample smaller, so a probe that runs out just ends the search, deterministically.
-_PROBE_RLIMIT = 2_000_000
+_PROBE_RLIMIT = 1_000_000
+_PROBE_BUDGET = 64  # probes per counterexample; values near 2^64 may stay a little above their minimum
 
 
 def _minimize(assertions: list[Bool], L: SymLayout, options: SolverOptions) -> tuple[z3.ModelRef | None, float]:
     """The lexicographically smallest model in ``_MINIMIZE_ORDER``; None if the solver gives up on the first check.
 
-    One incremental solver; per variable: is 0 possible, else the smallest
-    bit length (binary search on the exponent), else the smallest value of
+    One incremental solver; per variable: the smallest bit length (binary
+    search on the exponent, which also tries 0), then the smallest value of
     that length (binary search, each sat answer jumping to the model's
-    value).  Every check has the obligation's rlimit; an ``unknown`` keeps
-    the model found so far (a counterexample, maybe not the smallest).
+    value).  Probes have a small rlimit (``_PROBE_RLIMIT``) and there are at
+    most ``_PROBE_BUDGET`` of them; an ``unknown`` or an exhausted budget
+    keeps the model found so far -- a counterexample, maybe not the
+    smallest, and the same one on every machine.
     """
     start = time.perf_counter()
     solver = z3.SolverFor("QF_BV")
@@ -1216,8 +1219,13 @@ def _minimize(assertions: list[Bool], L: SymLayout, options: SolverOptions) -> t
     def value(var: BV) -> int:
         return model.eval(var, model_completion=True).as_long()
 
+    probes = 0
+
     def probe(condition: Bool) -> str:
-        nonlocal model
+        nonlocal model, probes
+        probes += 1
+        if probes > _PROBE_BUDGET:
+            return "unknown"
         solver.push()
         solver.add(condition)
         status = solver.check()

@@ -18,10 +18,8 @@ from hypothesis import strategies as st
 
 from pcpuverify.model.bitmap import Bitmap, OutOfBounds
 
-try:  # tests/ is on sys.path when it is not a package (pytest's rootdir-less "prepend" import)
-    from c_oracle import BITS_PER_LONG, LinuxBitmap, linux_bitmap  # noqa: F401
-except ImportError:  # pragma: no cover - tests/ made a package
-    from tests.c_oracle import BITS_PER_LONG, LinuxBitmap, linux_bitmap  # noqa: F401
+# tests/ is not a package: pytest's "prepend" import mode puts it on sys.path
+from c_oracle import BITS_PER_LONG, LinuxBitmap, linux_bitmap
 
 MAX_BITS = 200
 

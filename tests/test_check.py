@@ -101,10 +101,10 @@ def write_mutant(tmp: Path, name: str, conformant: bool = True) -> Path:
     text = "\n".join([
         f'"""Variant {name}: a seeded bug in a copy of pcpu_block_update_hint_free."""',
         "from pcpuverify.check import register_variant",
-        "from pcpuverify.model.percpu import *  # noqa: F403 (the names the copied port uses)",
+        "from pcpuverify.model.percpu import *",
         "from pcpuverify.model.percpu import PcpuAllocator",
         "from pcpuverify.model.chunk import PcpuChunk",
-        "from pcpuverify.proofs.encode import *  # noqa: F403 (the names the copied encoding uses)",
+        "from pcpuverify.proofs.encode import *",
         "from pcpuverify.proofs.encode import SymPercpu",
         "",
         "",

@@ -689,7 +689,8 @@ def test_whole_operation(variant: str, spec: str, source: str) -> None:
 class DropsRightFree(SymPercpu):
     """A mutant: ``pcpu_block_update_hint_free`` forgets to update the start block's ``right_free``."""
 
-    def pcpu_block_update_hint_free(self, chunk: SymChunk, bit_off, bit_size):  # type: ignore[no-untyped-def]
+    def pcpu_block_update_hint_free(self, chunk: SymChunk, bit_off: z3.BitVecRef, bit_size: z3.BitVecRef
+                                    ) -> tuple[SymChunk, z3.BoolRef]:
         post, update = super().pcpu_block_update_hint_free(chunk, bit_off, bit_size)
         s_index = self.pcpu_off_to_block_index(bit_off)
         old, new = self.md(chunk, s_index), self.md(post, s_index)

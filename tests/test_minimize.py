@@ -373,8 +373,8 @@ def test_minimize_bad_claim_and_unwritable_output_are_one_error_line(tmp_path: P
 def test_fresh_scan_sets_each_wrong_field_against_the_bitmap() -> None:
     ref = Reference("v1", Geometry(8, 2, (0, 1)), ChunkInit())
     ref.apply(Alloc(3))
-    state = ref.dump()
-    block = state["chunks"]["dynamic"]["md_blocks"][0]  # type: ignore[index]
+    state: dict[str, Any] = ref.dump()
+    block = state["chunks"]["dynamic"]["md_blocks"][0]
     block["contig_hint"], block["left_free"] = 7, 2  # as a stale hint would be
     assert fresh_scan(state, "dynamic", "md_blocks[0].contig_hint", 8) == (7, 5)
     assert fresh_scan(state, "dynamic", "md_blocks[0].contig_hint_start", 8) == (3, 3)

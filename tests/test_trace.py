@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from hypothesis import given, settings
@@ -330,7 +330,7 @@ def test_a_trace_that_cannot_be_serialised_touches_nothing(tmp_path: Path) -> No
     # json.dumps runs before any file is created.
     path = tmp_path / "t.json"
     path.write_text(OLD)
-    trace = Trace("v1", Geometry(8, 2, (0, 1)), ChunkInit(), (Free(object()),))  # type: ignore[arg-type]
+    trace = Trace("v1", Geometry(8, 2, (0, 1)), ChunkInit(), (Free(cast(int, object())),))
     with pytest.raises(TypeError):
         save_trace(trace, path)
     assert path.read_text() == OLD
