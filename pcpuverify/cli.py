@@ -29,6 +29,7 @@ from pcpuverify.model.ops import FirstChunkInit, op_to_json
 from pcpuverify.model.reference import OpError, Reference
 from pcpuverify.model.trace import Trace, TraceError, load_trace, write_atomically
 from pcpuverify.model.variants import VARIANTS, UnknownVariant
+from pcpuverify.proofs.layout import LAYOUT_PROPERTIES, run_layout_suite
 from pcpuverify.proofs.obligations import OPS
 from pcpuverify.proofs.results import Result, Verdict
 from pcpuverify.proofs.solver import SolverOptions
@@ -308,10 +309,13 @@ def _geometry(spec: str) -> Geometry:
               help="Bounded model checking depth (operations from a new chunk).")
 @click.option("--traces", "traces_dir", type=click.Path(file_okay=False), default=None,
               help="Write the trace of every VIOLATED obligation into this directory.")
+@click.option("--layout/--no-layout", default=True, show_default=True,
+              help="Also prove the first-chunk layout arithmetic at 64 bits (PAGE_SIZE 4096; skipped with --op).")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @user_errors
 def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tuple[str, ...], ops: tuple[str, ...],
-          timeout: float, rlimit: int, seed: int, depth: int, traces_dir: str | None, as_json: bool) -> None:
+          timeout: float, rlimit: int, seed: int, depth: int, traces_dir: str | None, layout: bool,
+          as_json: bool) -> None:
     """Prove or refute every invariant for every operation on small geometries.
 
     One row per obligation: PROVED (unsat, assumptions satisfiable), VIOLATED
@@ -319,7 +323,8 @@ def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tu
     to induction, nothing reachable within --depth), UNKNOWN (never a pass).
     """
     for name in invariants:
-        invariant(name)
+        if name not in LAYOUT_PROPERTIES:
+            invariant(name)
     if depth < 1:
         raise click.BadParameter("--depth must be at least 1")
     geos = [_geometry(g) for g in geometries or DEFAULT_GEOMETRIES]
@@ -336,7 +341,14 @@ def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tu
                 def show(r: Result, task: TaskID = task, label: str = f"{variant} {geometry.name}") -> None:
                     progress.update(task, description=f"{label}: {r.invariant} / {r.op} {r.verdict.value}")
 
-                results += run_suite(variant, geometry, options, set(invariants) or None, set(ops) or None, show)
+                wanted = {n for n in invariants if n not in LAYOUT_PROPERTIES} if invariants else None
+                if wanted != set():
+                    results += run_suite(variant, geometry, options, wanted, set(ops) or None, show)
+                progress.remove_task(task)
+            if layout and not ops:
+                task = progress.add_task(f"{variant} first-chunk layout at 64 bits", total=None)
+                results += [r for r in run_layout_suite(4096, options.solver, variant=variant)
+                            if not invariants or r.invariant in invariants]
                 progress.remove_task(task)
     if traces_dir is not None:
         _save_traces(results, Path(traces_dir))

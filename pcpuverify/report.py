@@ -59,7 +59,7 @@ def summary(results: list[Result]) -> str:
     counts = Counter(r.verdict for r in results)
     total = sum(r.seconds for r in results)
     parts = [f"{counts[v]} {v.value}" for v in Verdict if counts[v]]
-    return f"{len(results)} obligations: {', '.join(parts)}; solver time {total:.1f}s"
+    return f"{len(results)} obligations: {', '.join(parts)}; sum of obligation times {total:.1f}s"
 
 
 def wide_console() -> Console:

@@ -14,12 +14,15 @@ bits.
 
 Each property is an obligation "preconditions and not property": unsat is
 PROVED (after a vacuity check that the preconditions, and the case the
-property speaks about, are satisfiable), sat is VIOLATED with the
-smallest counterexample in the order of ``_MINIMIZE_ORDER``, and anything
-else is UNKNOWN.  Where a property breaks, an exact characterisation of
-the breaking inputs is stated next to it and proved too
-(``preconditions => (not property <=> condition)``), so a report says
-*which* inputs break it, not just one.
+property speaks about, are satisfiable -- else VACUOUS), sat is VIOLATED
+with a counterexample made small in the order of ``_MINIMIZE_ORDER``, and
+anything else is UNKNOWN.  Where a property breaks, a characterisation of
+the breaking inputs is stated next to it and proved too -- "iff":
+``preconditions => (not property <=> condition)``, "only-if":
+``preconditions => (not property => condition)`` -- so a report says
+*which* inputs break it, not just one (``Result.extra``: ``breaks_when``,
+``breaks_when_kind``, ``breaks_when_verdict``; ``counterexample`` holds
+every input and derived value, C ints signed).
 
 The precondition sets (``PRECONDITION_SETS``) are the code's own words:
 
@@ -188,7 +191,7 @@ def pcpu_pages_to_bits(pages: BV, p: LayoutParams) -> BV:
 
 
 def pcpu_nr_pages_to_blocks(pages: BV, p: LayoutParams) -> BV:
-    """PATCH 09: ``chunk->nr_pages * PAGE_SIZE / PCPU_MIN_ALLOC_SIZE / PCPU_BITMAP_BLOCK_SIZE`` (unsigned long, to int)."""
+    """PATCH 09: ``nr_pages * PAGE_SIZE / PCPU_MIN_ALLOC_SIZE / PCPU_BITMAP_BLOCK_SIZE`` (unsigned long, to int)."""
     bits = z3.LShR(ulong_of_int(pages) << p.page_shift, PCPU_MIN_ALLOC_SHIFT)
     # unsigned division by a power of two: a logical shift (cheaper to bit-blast than a divider)
     return int_of_ulong(z3.LShR(bits, p.page_shift - PCPU_MIN_ALLOC_SHIFT))
@@ -739,7 +742,8 @@ def _size_sum_no_wrap(L: SymLayout) -> Bool:
     shows=("size_sum",),
 )
 def _setup_size_sum_no_wrap(L: SymLayout) -> Bool:
-    return z3.And(no_carry(L.x.static_size, L.x.reserved_size), no_carry(L.x.static_size + L.x.reserved_size, L.x.dyn_size))
+    s, r = L.x.static_size, L.x.reserved_size
+    return z3.And(no_carry(s, r), no_carry(s + r, L.x.dyn_size))
 
 
 _OFFSET = ("pcpu_reserved_offset", "begin_fill_bits")
@@ -1027,6 +1031,23 @@ def _ssize_overflow(L: SymLayout) -> Bool:
     return z3.And(_asks_reserved(L), z3.Not(z3.And(z3.ULT(s, top), z3.ULT(q, top), z3.ULT(s + q, top))))
 
 
+@P["build-alloc-info-size-sum-no-wrap"].breaks_when(
+    text="static_size + pcpu_align_reserved_region(static_size, reserved_size) + max(dyn_size,"
+    " PERCPU_DYNAMIC_EARLY_SIZE) > 2^64 - PAGE_SIZE (as integers, the aligned reserved size as computed)"
+)
+def _build_sum_wraps(L: SymLayout) -> Bool:
+    wide = BITS_PER_LONG + 2
+    d = max_t_size_t(L.x.req_dyn_size, ulong(L.p.early_size))
+    total = z3.ZeroExt(2, L.x.static_size) + z3.ZeroExt(2, L.build_reserved_size) + z3.ZeroExt(2, d)
+    return z3.UGT(total, z3.BitVecVal((1 << 64) - L.p.page_size, wide))
+
+
+@P["setup-size-sum-no-wrap"].breaks_when(text="static_size + reserved_size + dyn_size >= 2^64 (as integers)")
+def _setup_sum_wraps(L: SymLayout) -> Bool:
+    total = z3.ZeroExt(2, L.x.static_size) + z3.ZeroExt(2, L.x.reserved_size) + z3.ZeroExt(2, L.x.dyn_size)
+    return z3.UGE(total, z3.BitVecVal(1 << 64, BITS_PER_LONG + 2))
+
+
 @P["reserved-offset-aligned"].breaks_when(text="static_size % 4 != 0")
 def _static_unaligned(L: SymLayout) -> Bool:
     return L.x.static_size & ulong(PCPU_MIN_ALLOC_SIZE - 1) != 0
@@ -1190,7 +1211,7 @@ def _describe(values: dict[str, int], prop: LayoutProperty, set_name: str) -> st
 # A minimisation probe's resource limit (about half a second here): probes only make a
 # counterexample smaller, so a probe that runs out just ends the search, deterministically.
 _PROBE_RLIMIT = 1_000_000
-_PROBE_BUDGET = 64  # probes per counterexample; values near 2^64 may stay a little above their minimum
+_PROBE_BUDGET = 20  # probes per variable; values near 2^64 may stay a little above their minimum
 
 
 def _minimize(assertions: list[Bool], L: SymLayout, options: SolverOptions) -> tuple[z3.ModelRef | None, float]:
@@ -1200,7 +1221,7 @@ def _minimize(assertions: list[Bool], L: SymLayout, options: SolverOptions) -> t
     search on the exponent, which also tries 0), then the smallest value of
     that length (binary search, each sat answer jumping to the model's
     value).  Probes have a small rlimit (``_PROBE_RLIMIT``) and there are at
-    most ``_PROBE_BUDGET`` of them; an ``unknown`` or an exhausted budget
+    most ``_PROBE_BUDGET`` per variable; an ``unknown`` or an exhausted budget
     keeps the model found so far -- a counterexample, maybe not the
     smallest, and the same one on every machine.
     """
@@ -1236,6 +1257,7 @@ def _minimize(assertions: list[Bool], L: SymLayout, options: SolverOptions) -> t
 
     for name in _MINIMIZE_ORDER:
         var = getattr(L.x, name)
+        probes = 0
         hi = value(var)
         lo = 0
         # the bit length first: few checks even for values near 2^64
@@ -1283,13 +1305,16 @@ def prove_layout_property(
     extra: dict[str, object] = {"preconditions": set_name}
 
     def result(verdict: Verdict, seconds: float, detail: str = "") -> Result:
-        return Result(variant, params.geometry, prop.name, "layout", verdict, seconds, detail, extra=extra)
+        return Result(variant, f"{params.geometry}/{set_name}", prop.name, "layout", verdict, seconds, detail,
+                      extra=extra)
 
     vac = check([*pre, prop.guard(L)], options)
     if vac.status == "unknown":
         return result(Verdict.UNKNOWN, vac.seconds, f"vacuity check: {vac.reason}")
     if vac.status == "unsat":
-        return result(Verdict.VACUOUS, vac.seconds, f"the {set_name} preconditions admit no case this property is about")
+        return result(
+            Verdict.VACUOUS, vac.seconds, f"the {set_name} preconditions admit no case this property is about"
+        )
     seconds = vac.seconds
 
     answer = check([*pre, z3.Not(prop.holds(L))], options)
@@ -1476,7 +1501,8 @@ def cross_check(
         # model/'s own account of the static overlap: every bit holding a static byte is allocated
         first_chunk = roles[0][1]
         static_bits = -(-alloc.pcpu_reserved_offset // PCPU_MIN_ALLOC_SIZE)
-        hidden = all((first_chunk.alloc_map.value >> b) & 1 for b in range(min(static_bits, first_chunk.alloc_map.nbits)))
+        amap = first_chunk.alloc_map
+        hidden = all((amap.value >> b) & 1 for b in range(min(static_bits, amap.nbits)))
         if hidden != props["first-chunk-static-region-not-allocatable"]:
             out.append(
                 f"{where}: first-chunk-static-region-not-allocatable is"
