@@ -14,7 +14,7 @@ the C code -- including the places where the C code mixes them.
 from __future__ import annotations
 
 from pcpuverify.model.bitmap import Bitmap
-from pcpuverify.model.chunk import PcpuBitmapMd, PcpuChunk
+from pcpuverify.model.chunk import PcpuChunk
 from pcpuverify.model.geometry import PCPU_MIN_ALLOC_SIZE
 
 

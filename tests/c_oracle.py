@@ -110,7 +110,3 @@ def compile_linux_bitmap(out_dir: Path) -> LinuxBitmap:
     return LinuxBitmap(library)
 
 
-@pytest.fixture(scope="session")
-def linux_bitmap(tmp_path_factory: pytest.TempPathFactory) -> LinuxBitmap:
-    """The Linux 4.12 bitmap primitives, compiled once per test session."""
-    return compile_linux_bitmap(tmp_path_factory.mktemp("linux_bitmap"))

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from pcpuverify.model.bitmap import Bitmap, OutOfBounds
 
 # tests/ is not a package: pytest's "prepend" import mode puts it on sys.path
-from c_oracle import BITS_PER_LONG, LinuxBitmap, linux_bitmap
+from c_oracle import BITS_PER_LONG, LinuxBitmap
 
 MAX_BITS = 200
 
