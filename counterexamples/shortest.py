@@ -28,6 +28,7 @@ from pcpuverify.invariants.check import first_violation, invariant
 from pcpuverify.model.geometry import Geometry
 from pcpuverify.model.ops import ChunkInit
 from pcpuverify.model.trace import Trace
+from pcpuverify.proofs.bv import INT_W, I
 from pcpuverify.proofs.encode import ENCODINGS
 from pcpuverify.proofs.obligations import OPS, concrete_op, concrete_populated, transition
 from pcpuverify.proofs.solver import SolverOptions, check
@@ -47,7 +48,7 @@ def _lowered(assertions: list[z3.BoolRef], terms: list[z3.BitVecRef], model: z3.
     for term in terms:
         value = model.eval(term, True)
         while True:
-            smaller = z3.ULT(term, value) if term.size() != 16 else term < value
+            smaller = term < value if term.size() == INT_W else z3.ULT(term, value)  # C ints are signed
             answer = check([*fixed, smaller], options)
             if answer.status != "sat" or answer.model is None:
                 break
@@ -83,7 +84,7 @@ def shortest_on(variant: str, geometry: Geometry, name: str, max_depth: int,
         for op in steps
         for arg in {"alloc": ("bits", "align"), "free": ("bit_off",)}.get(op.kind, ("page_start", "page_end"))
     ]
-    pop_only = [z3.If(op.pop_only, z3.BitVecVal(1, 16), z3.BitVecVal(0, 16)) for op in steps if op.kind == "alloc"]
+    pop_only = [z3.If(op.pop_only, I(1), I(0)) for op in steps if op.kind == "alloc"]
     model = _lowered(assertions, [*terms, *pop_only, bmc.populated], model, options)
     ops = tuple(concrete_op(model, op) for op in steps)
     trace = Trace(variant, concrete_populated(model, bmc.populated, geometry), ChunkInit(), ops, name)
