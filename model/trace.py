@@ -161,14 +161,19 @@ def trace_from_json(data: Any) -> Trace:
     return Trace(variant, geometry, init, tuple(_parse_op(i, op, geometry) for i, op in enumerate(ops)), violates)
 
 
+def read_input(path: str | os.PathLike[str], error: type[Exception]) -> str:
+    """A user's input file as text; a file that cannot be read is one ``error`` naming it."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise error(f"{path}: cannot read: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise error(f"{path}: not a text file (not UTF-8)") from None
+
+
 def load_trace(path: str | os.PathLike[str]) -> Trace:
     """Read and validate a trace file; every problem is a TraceError naming the file."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as e:
-        raise TraceError(f"{path}: cannot read: {e.strerror}") from None
-    except UnicodeDecodeError:
-        raise TraceError(f"{path}: not a text file (not UTF-8)") from None
+    text = read_input(path, TraceError)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:

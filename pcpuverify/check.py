@@ -54,7 +54,7 @@ from pcpuverify.model.first_chunk import LayoutError
 from pcpuverify.model.geometry import Geometry, GeometryError
 from pcpuverify.model.ops import FirstChunkInit
 from pcpuverify.model.reference import OpError
-from pcpuverify.model.trace import TraceError, load_trace, trace_from_json, write_atomically
+from pcpuverify.model.trace import TraceError, load_trace, read_input, trace_from_json, write_atomically
 from pcpuverify.proofs import encode
 from pcpuverify.proofs.initiation import OP as FIRST_CHUNK_OP
 from pcpuverify.proofs.obligations import OPS
@@ -239,12 +239,7 @@ def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> C
     line); a value of None leaves the file's.
     """
     path = find_config(Path.cwd()) if path is None else path
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise CheckError(f"{path}: cannot read: {e.strerror}") from None
-    except UnicodeDecodeError:
-        raise CheckError(f"{path}: not a text file (not UTF-8)") from None
+    text = read_input(path, CheckError)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -630,12 +625,9 @@ def load_baseline(path: Path, required: bool = True) -> Baseline:
         if required:
             raise CheckError(f"{path}: no baseline; create it with `pcpu-verify check --update-baseline`")
         return Baseline()
+    text = read_input(path, CheckError)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise CheckError(f"{path}: cannot read: {e.strerror}") from None
-    except UnicodeDecodeError:
-        raise CheckError(f"{path}: not a text file (not UTF-8)") from None
+        data = json.loads(text)
     except json.JSONDecodeError as e:
         raise CheckError(f"{path}: not JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
     except RecursionError:

@@ -43,14 +43,20 @@ import pytest
 import z3
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
-
 from pcpuverify.invariants.check import check_state
+from pcpuverify.model.chunk import PcpuChunk
 from pcpuverify.model.geometry import PCPU_MIN_ALLOC_SIZE, Geometry
 from pcpuverify.model.ops import Alloc, ChunkInit, Depopulate, Free, Op, Populate
 from pcpuverify.model.random_ops import random_op
 from pcpuverify.model.reference import Reference
 from pcpuverify.proofs.bv import I
-from pcpuverify.proofs.conformance import _value, compare_step, evaluate, model_fields, symbolic_of
+from pcpuverify.proofs.conformance import (
+    _value,
+    compare_step,
+    evaluate,
+    model_fields,
+    symbolic_of,
+)
 from pcpuverify.proofs.encode import ENCODINGS, SymPercpu
 from pcpuverify.proofs.state import SymBlock, SymChunk
 
@@ -486,6 +492,19 @@ def test_pcpu_is_populated(variant: str, spec: str, source: str) -> None:
     run()
 
 
+def _fit_start(data: st.DataObject, source: str, variant: str, spec: str
+               ) -> tuple[Reference, PcpuChunk, int, int, int]:
+    """A state, a request, and the start ``pcpu_find_block_fit`` returns for it (as ``pcpu_alloc`` calls them)."""
+    state = data.draw(states(source, variant, spec), label="state")
+    ref = state.ref.copy()
+    chunk = ref.chunks["dynamic"]
+    bits = data.draw(sizes(ref), label="bit_size")
+    align = data.draw(aligns(ref), label="align")
+    start = ref.alloc.pcpu_find_block_fit(chunk, bits, align, data.draw(st.booleans(), label="pop_only"))
+    assume(start >= 0)
+    return ref, chunk, bits, align, start
+
+
 @matrix
 def test_pcpu_alloc_area_search(variant: str, spec: str, source: str) -> None:
     """The search step of ``pcpu_alloc_area`` (PATCH 10 bounds its window) from a ``pcpu_find_block_fit`` start."""
@@ -493,13 +512,7 @@ def test_pcpu_alloc_area_search(variant: str, spec: str, source: str) -> None:
     @hypothesis(spec)
     @given(data=st.data())
     def run(data: st.DataObject) -> None:
-        state = data.draw(states(source, variant, spec), label="state")
-        ref = state.ref.copy()
-        chunk = ref.chunks["dynamic"]
-        bits = data.draw(sizes(ref), label="bit_size")
-        align = data.draw(aligns(ref), label="align")
-        start = ref.alloc.pcpu_find_block_fit(chunk, bits, align, data.draw(st.booleans(), label="pop_only"))
-        assume(start >= 0)
+        ref, chunk, bits, align, start = _fit_start(data, source, variant, spec)
         pre = symbolic_of(ref)
         since = mark(ref)
         off = ref.alloc.pcpu_alloc_area_search(chunk, bits, align - 1, start)
@@ -517,13 +530,7 @@ def test_pcpu_alloc_area(variant: str, spec: str, source: str) -> None:
     @hypothesis(spec)
     @given(data=st.data())
     def run(data: st.DataObject) -> None:
-        state = data.draw(states(source, variant, spec), label="state")
-        ref = state.ref.copy()
-        chunk = ref.chunks["dynamic"]
-        bits = data.draw(sizes(ref), label="bit_size")
-        align = data.draw(aligns(ref), label="align")
-        start = ref.alloc.pcpu_find_block_fit(chunk, bits, align, data.draw(st.booleans(), label="pop_only"))
-        assume(start >= 0)
+        ref, chunk, bits, align, start = _fit_start(data, source, variant, spec)
         pre = symbolic_of(ref)
         since = mark(ref)
         off = ref.alloc.pcpu_alloc_area(chunk, bits, align, start)
