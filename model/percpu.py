@@ -381,7 +381,7 @@ class PcpuAllocator:
                 block.left_free = B
                 block.right_free = B
 
-        if (start == 0 and end == B) or s_index != e_index:
+        if self.pcpu_free_refreshes_chunk(chunk, s_index, e_index, start, end):
             update_chunk = True
         elif s_block.contig_hint > chunk.contig_hint:
             # check if block contig_hint is bigger
@@ -389,6 +389,15 @@ class PcpuAllocator:
             chunk.contig_hint_start = self.pcpu_block_off_to_off(s_index, s_block.contig_hint_start)
 
         return update_chunk
+
+    def pcpu_free_refreshes_chunk(self, chunk: PcpuChunk, s_index: int, e_index: int, start: int, end: int) -> bool:
+        """PATCH 09, the test closing ``pcpu_block_update_hint_free``: refresh the chunk's metadata?
+
+        ``[start, end)`` is the freed area grown by the free bits of its own
+        blocks.  PATCH 09 refreshes "when the free makes a page free" or
+        spans blocks; otherwise the chunk hint is raised to the block's hint.
+        """
+        return (start == 0 and end == self.PCPU_BITMAP_BLOCK_SIZE) or s_index != e_index
 
     # -- allocation path (PATCH 09) ---------------------------------------------
 

@@ -85,15 +85,27 @@ class Fixed(V1):
         overlaps_hint = bit_off < hint_end and hint_start < bit_off + bit_size
         return update_chunk or overlaps_hint or fills_empty_page
 
-    def pcpu_block_update_hint_free(self, chunk: PcpuChunk, bit_off: int, bit_size: int) -> bool:
-        """Fix 5 (chunk-contig-hint-exact-below-a-block): below a block the chunk hint is rescanned.
+    def pcpu_free_refreshes_chunk(self, chunk: PcpuChunk, s_index: int, e_index: int, start: int, end: int) -> bool:
+        """Fix 5 (chunk-contig-hint-exact-below-a-block, chunk-contig-hint-within-a-block).
 
-        The seed says "If the chunk's contig_hint is smaller than a block, a
-        check occurs and the hint is kept accurate"; PATCH 09 only compares
-        the start block's hint, missing runs that cross into the next block.
+        Also refresh when the freed run reaches into a neighbouring block's
+        free bits.  PATCH 09 grows the freed area only within its own block,
+        then raises the chunk hint to that block's hint: a run that goes on
+        into the previous or next block is counted short.  The cover letter
+        allows a hint "smaller than what it could allocate by up to a block",
+        but two such frees, one on each side of a free block, leave it short
+        by up to two blocks less two bits; and below a block the seed's "a
+        check occurs and the hint is kept accurate" does not hold either.
+        In C, after the test of PATCH 09::
+
+            || (!start && s_index && (s_block - 1)->right_free)
+            || (end == PCPU_BITMAP_BLOCK_SIZE && e_index + 1 < pcpu_nr_pages_to_blocks(chunk)
+                && (e_block + 1)->left_free)
         """
-        update_chunk = super().pcpu_block_update_hint_free(chunk, bit_off, bit_size)
-        return update_chunk or chunk.contig_hint < self.PCPU_BITMAP_BLOCK_SIZE
+        blocks = chunk.md_blocks
+        left = start == 0 and s_index > 0 and blocks[s_index - 1].right_free > 0
+        right = end == self.PCPU_BITMAP_BLOCK_SIZE and e_index + 1 < len(blocks) and blocks[e_index + 1].left_free > 0
+        return super().pcpu_free_refreshes_chunk(chunk, s_index, e_index, start, end) or left or right
 
     def pcpu_chunk_populated(self, chunk: PcpuChunk, page_start: int, page_end: int, for_alloc: bool = False) -> None:
         """Fix 6 (nr-empty-pop-pages-matches-bitmap): pages populated for an allocation are not empty.

@@ -386,7 +386,7 @@ class SymPercpu:
         chunk = in_block.merge(same, across)
         s_index, e_index = z3.If(same, s_index, lo), z3.If(same, e_index, hi)
 
-        update_chunk = z3.Or(z3.And(start == 0, end == B), s_index != e_index)
+        update_chunk = self.pcpu_free_refreshes_chunk(chunk, s_index, e_index, start, end)
         s_block = self.md(chunk, s_index)
         raise_hint = z3.And(z3.Not(update_chunk), s_block.contig_hint > chunk.contig_hint)
         chunk = chunk.set(
@@ -394,6 +394,10 @@ class SymPercpu:
             contig_hint_start=z3.If(raise_hint, s_index * B + s_block.contig_hint_start, chunk.contig_hint_start),
         )
         return chunk, update_chunk
+
+    def pcpu_free_refreshes_chunk(self, chunk: SymChunk, s_index: Int, e_index: Int, start: Int, end: Int) -> Bool:
+        """PATCH 09: refresh the chunk's metadata when the free makes a page free or spans blocks."""
+        return z3.Or(z3.And(start == 0, end == self.B), s_index != e_index)
 
     # -- allocation path -------------------------------------------------------------
 
@@ -629,10 +633,11 @@ class SymFixed(SymV1):
         overlaps_hint = z3.And(bit_off < hint_end, hint_start < bit_off + bit_size)
         return chunk, z3.Or(update, overlaps_hint, fills_empty_page)
 
-    def pcpu_block_update_hint_free(self, chunk: SymChunk, bit_off: Int, bit_size: Int) -> tuple[SymChunk, Bool]:
-        """Fix 5: below a block the chunk hint is rescanned."""
-        chunk, update = super().pcpu_block_update_hint_free(chunk, bit_off, bit_size)
-        return chunk, z3.Or(update, chunk.contig_hint < self.B)
+    def pcpu_free_refreshes_chunk(self, chunk: SymChunk, s_index: Int, e_index: Int, start: Int, end: Int) -> Bool:
+        """Fix 5: also refresh when the freed run reaches into a neighbouring block's free bits."""
+        left = z3.And(start == 0, self.md(chunk, s_index - 1).right_free > 0)
+        right = z3.And(end == self.B, self.md(chunk, e_index + 1).left_free > 0)
+        return z3.Or(super().pcpu_free_refreshes_chunk(chunk, s_index, e_index, start, end), left, right)
 
     def pcpu_alloc_populate(self, chunk: SymChunk, off: Int, size: Int) -> SymChunk:
         """Fix 6: pages populated for an allocation are not counted as empty."""
