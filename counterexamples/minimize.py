@@ -55,7 +55,16 @@ from typing import Union
 from pcpuverify.invariants.check import first_violation, invariant, replay
 from pcpuverify.model.first_chunk import LayoutError
 from pcpuverify.model.geometry import MIN_BLOCK_BITS, Geometry, GeometryError
-from pcpuverify.model.ops import Alloc, Depopulate, FirstChunkInit, Free, Init, Op, Populate
+from pcpuverify.model.ops import (
+    Alloc,
+    ChunkInit,
+    Depopulate,
+    FirstChunkInit,
+    Free,
+    Init,
+    Op,
+    Populate,
+)
 from pcpuverify.model.reference import OpError, Reference
 from pcpuverify.model.trace import Trace, TraceError, trace_from_json
 
@@ -136,6 +145,23 @@ def on_variant(trace: Trace, variant: str) -> Trace:
     """
     ops, _ = _concrete(variant, _linked(trace))
     return Trace(variant, trace.geometry, trace.init, ops, trace.violates)
+
+
+def scaled_up(trace: Trace, variant: str, block_bits: int) -> Trace:
+    """The same calls on ``variant`` with blocks of ``block_bits`` bits, a multiple of the trace's.
+
+    Sizes and alignments grow by the ratio (so a run of the trace's blocks
+    keeps its shape in blocks), each free frees what the same alloc
+    returned; pages and the populated set stay.  Raises OpError or
+    GeometryError when the reference refuses the result.
+    """
+    old = trace.geometry.block_bits
+    if block_bits % old or not isinstance(trace.init, ChunkInit):
+        raise GeometryError(f"a {old}-bit-block chunk trace cannot be scaled to {block_bits}-bit blocks")
+    linked = _linked(trace)
+    geometry = Geometry(block_bits, trace.geometry.nr_pages, trace.geometry.populated)
+    ops, _ = _concrete(variant, Candidate(geometry, trace.init, _rescaled(linked.steps, old, block_bits, True)))
+    return Trace(variant, geometry, trace.init, ops, trace.violates)
 
 
 def violated_invariant(trace: Trace) -> str | None:

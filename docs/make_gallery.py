@@ -29,6 +29,13 @@ class Finding:
     fix: str
 
 
+FREE_RUN_FIX = (
+    "`fixed` also refreshes the chunk when the freed run reaches into a neighbouring block's free bits: "
+    "`(!start && s_index && (s_block - 1)->right_free) || (end == PCPU_BITMAP_BLOCK_SIZE && e_index + 1 < "
+    "nr_blocks && (e_block + 1)->left_free)`.  A run that stays inside its block is then exactly the block "
+    "hint the code already compares, and one that leaves it is rescanned."
+)
+
 FINDINGS = (
     Finding(
         "The chunk's contig_hint can promise more than is free",
@@ -53,8 +60,22 @@ PATCH 09 alone has the same bug; PATCH 10 only adds the fail-fast on top of it."
 the previous block makes a longer run across the block boundary, which no block hint describes; as long
 as the freed area neither empties its block nor spans blocks, no chunk scan happens, and the hint stays
 below the real longest run even though it is smaller than a block.""",
-        "`fixed` also refreshes the chunk after a free while `chunk->contig_hint < PCPU_BITMAP_BLOCK_SIZE`: "
-        "the check the cover letter describes.",
+        FREE_RUN_FIX,
+    ),
+    Finding(
+        "The chunk hint falls short by more than a block",
+        ("v1__chunk-contig-hint-within-a-block.json", "v1-patch09__chunk-contig-hint-within-a-block.json"),
+        """The same path as the previous finding, twice.  A free that empties a whole block makes
+`pcpu_block_update_hint_free()` ask for a chunk scan, and the hint is exact.  Each later free inside one
+block grows the freed area only to that block's edge (`find_last_bit()` and `find_next_bit()` on
+`pcpu_index_alloc_map(chunk, s_index)`), and the chunk hint is at most raised to the block's own
+`contig_hint`.  Free the rest of the block on the left of the free block and the start of the block on its
+right, and the run across the three blocks grows by nearly two blocks while `chunk->contig_hint` stays
+where the scan left it.  The cover letter allows "smaller than what it could allocate by up to a block";
+the shortfall reaches `2 * (PCPU_BITMAP_BLOCK_SIZE - 1)`, so `pcpu_find_block_fit()`'s chunk-hint test
+(and PATCH 10's fail-fast) turns away requests the chunk could place.  It takes three blocks; on one or
+two blocks the invariant is proved.""",
+        FREE_RUN_FIX,
     ),
     Finding(
         "nr_empty_pop_pages counts pages that hold allocations",

@@ -19,6 +19,7 @@ from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElaps
 from pcpuverify.check_cli import check
 from pcpuverify.counterexamples.minimize import minimize as minimize_trace
 from pcpuverify.counterexamples.regression import regression_test
+from pcpuverify.counterexamples.witness import load_witnesses
 from pcpuverify.draw import draw_fresh_scans, draw_state
 from pcpuverify.invariants.base import Violation
 from pcpuverify.invariants.check import Replayed, UnknownInvariant, invariant
@@ -309,13 +310,16 @@ def _geometry(spec: str) -> Geometry:
               help="Bounded model checking depth (operations from a new chunk).")
 @click.option("--traces", "traces_dir", type=click.Path(file_okay=False), default=None,
               help="Write the trace of every VIOLATED obligation into this directory.")
+@click.option("--witnesses", "witness_paths", multiple=True, type=click.Path(exists=True),
+              help="Violating traces (files or directories of *.json) to carry to each obligation that bounded"
+                   " model checking leaves NOT-INDUCTIVE: one that replays there makes it VIOLATED (repeatable).")
 @click.option("--layout/--no-layout", default=True, show_default=True,
               help="Also prove the first-chunk layout arithmetic at 64 bits (PAGE_SIZE 4096; skipped with --op).")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @user_errors
 def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tuple[str, ...], ops: tuple[str, ...],
-          timeout: float, rlimit: int, seed: int, depth: int, traces_dir: str | None, layout: bool,
-          as_json: bool) -> None:
+          timeout: float, rlimit: int, seed: int, depth: int, traces_dir: str | None,
+          witness_paths: tuple[str, ...], layout: bool, as_json: bool) -> None:
     """Prove or refute every invariant for every operation on small geometries.
 
     One row per obligation: PROVED (unsat, assumptions satisfiable), VIOLATED
@@ -328,6 +332,7 @@ def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tu
     if depth < 1:
         raise click.BadParameter("--depth must be at least 1")
     geos = [_geometry(g) for g in geometries or DEFAULT_GEOMETRIES]
+    witnesses = load_witnesses(Path(p) for p in witness_paths)
     chosen = list(variants) or sorted(VARIANTS)
     options = SuiteOptions(solver=SolverOptions(rlimit=rlimit, seed=seed, timeout=timeout), depth=depth)
     err = Console(stderr=True)
@@ -343,7 +348,7 @@ def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tu
 
                 wanted = {n for n in invariants if n not in LAYOUT_PROPERTIES} if invariants else None
                 if wanted != set():
-                    results += run_suite(variant, geometry, options, wanted, set(ops) or None, show)
+                    results += run_suite(variant, geometry, options, wanted, set(ops) or None, show, witnesses)
                 progress.remove_task(task)
             if layout and not ops:
                 task = progress.add_task(f"{variant} first-chunk layout at 64 bits", total=None)

@@ -30,7 +30,8 @@ def _detail(r: Result) -> str:
             " ".join(f"{k}={v}" for k, v in op.items() if k != "op").join([op["op"] + " ", ""]) for op in ops
         )
         populated = r.trace["geometry"].get("populated")
-        return f"{len(ops)} ops (populated {populated}): {steps}"
+        found = f"; {r.detail}" if r.detail else ""
+        return f"{len(ops)} ops (populated {populated}): {steps}{found}"
     if r.verdict is Verdict.NOT_INDUCTIVE:
         return f"no violation within {r.depth} ops; counterexample to induction: {r.cti['op'] if r.cti else ''}"
     return r.detail

@@ -8,8 +8,9 @@ but only of those that hold: a Houdini loop drops every invariant whose
 initiation or consecution fails until the rest is inductive, so a PROVED
 never rests on an invariant the allocator breaks.  Each dropped invariant is
 then searched for from the initial chunk by bounded model checking: a
-reachable violation that replays on ``model/`` is VIOLATED; none within the
-depth leaves it NOT-INDUCTIVE with its counterexample to induction.
+reachable violation that replays on ``model/`` is VIOLATED; so is a known
+trace (a witness) carried to this variant and geometry that replays; with
+neither, it stays NOT-INDUCTIVE with its counterexample to induction.
 
 State invariants are judged over steps that write nothing outside their
 arrays: a stray write has undefined effects in C, and is itself reported by
@@ -18,13 +19,17 @@ arrays: a stray write has undefined effects in C, and is itself reported by
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import z3
-
+from pcpuverify.counterexamples.witness import Witness, carry
 from pcpuverify.invariants.base import Invariant
-from pcpuverify.invariants.check import STATE_INVARIANTS, STEP_INVARIANTS, first_violation
+from pcpuverify.invariants.check import (
+    STATE_INVARIANTS,
+    STEP_INVARIANTS,
+    first_violation,
+)
 from pcpuverify.model.geometry import Geometry
 from pcpuverify.model.ops import ChunkInit, Op, op_to_json
 from pcpuverify.model.trace import Trace
@@ -160,8 +165,13 @@ def run_suite(
     invariants: set[str] | None = None,
     ops: set[str] | None = None,
     progress: Progress | None = None,
+    witnesses: Sequence[Witness] = (),
 ) -> list[Result]:
-    """Every obligation for ``variant`` on ``geometry``; ``invariants``/``ops`` select which rows to report."""
+    """Every obligation for ``variant`` on ``geometry``; ``invariants``/``ops`` select which rows to report.
+
+    ``witnesses`` are tried, carried to ``variant`` and ``geometry``, where
+    bounded model checking finds no violation within its depth.
+    """
     options = options or SuiteOptions()
     report = progress or (lambda r: None)
     wanted_inv = (lambda name: invariants is None or name in invariants)
@@ -282,7 +292,14 @@ def run_suite(
                 rows.append(row(inv.name, kind, Verdict.UNKNOWN, seconds, cti=cti,
                                 detail=f"bounded check at depth {found.depth}: {found.unknown.reason}"))
             elif found.model is None:
-                rows.append(row(inv.name, kind, Verdict.NOT_INDUCTIVE, seconds, cti=cti, depth=found.depth))
+                carried = carry(witnesses, variant, geometry, inv.name, kind)
+                if carried is None:
+                    rows.append(row(inv.name, kind, Verdict.NOT_INDUCTIVE, seconds, cti=cti, depth=found.depth))
+                else:
+                    rows.append(Result(variant, geometry.name, inv.name, kind, Verdict.VIOLATED, seconds,
+                                       detail=f"none within depth {found.depth}; witness {carried.witness.source}"
+                                              " carried here and replayed on model/",
+                                       trace=carried.trace.to_json(), cti=cti, depth=len(carried.trace.ops)))
             else:
                 g = concrete_populated(found.model, bmc.populated, geometry)
                 rows.append(_replayed(variant, g, inv.name, list(found.ops), seconds, kind))

@@ -1,0 +1,63 @@
+"""Witnesses: known violating traces carried to the variant and geometry of an obligation.
+
+Bounded model checking settles a failed consecution only up to its depth;
+some reachable violations are longer (a three-block run grown from both
+sides takes eight operations).  A trace that already shows the violation
+on the same number of pages, with blocks of the same size or a power-of-two
+fraction of it, is carried there (``scaled_up``: each free frees what the
+same alloc returned) and replayed on ``model/``.  A witness is evidence of
+VIOLATED only, and only when the carried trace breaks the same invariant,
+with the last operation of the obligation's kind; it can never make an
+obligation PROVED.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pcpuverify.counterexamples.minimize import REFUSED, scaled_up
+from pcpuverify.invariants.check import first_violation
+from pcpuverify.model.geometry import Geometry
+from pcpuverify.model.ops import ChunkInit, op_to_json
+from pcpuverify.model.trace import Trace, load_trace
+
+
+@dataclass(frozen=True)
+class Witness:
+    source: str  # the file it was read from
+    trace: Trace
+
+
+def load_witnesses(paths: Iterable[Path]) -> list[Witness]:
+    """Every trace that names the invariant it violates, from files and directories (recursively, ``*.json``)."""
+    files: list[Path] = []
+    for path in paths:
+        files += sorted(path.rglob("*.json")) if path.is_dir() else [path]
+    witnesses = [Witness(str(f), load_trace(f)) for f in files]
+    return [w for w in witnesses if w.trace.violates is not None and isinstance(w.trace.init, ChunkInit)]
+
+
+@dataclass(frozen=True)
+class Carried:
+    witness: Witness
+    trace: Trace  # on the obligation's variant and geometry, ending at the violating operation
+
+
+def carry(witnesses: Sequence[Witness], variant: str, geometry: Geometry, invariant: str, kind: str) -> Carried | None:
+    """The shortest carried witness that breaks ``invariant`` on ``variant`` with a last op of ``kind``."""
+    found: list[Carried] = []
+    for w in witnesses:
+        g = w.trace.geometry
+        if w.trace.violates != invariant or g.nr_pages != geometry.nr_pages or geometry.block_bits % g.block_bits:
+            continue
+        try:
+            trace = scaled_up(w.trace, variant, geometry.block_bits)
+            at = first_violation(trace, invariant)
+        except REFUSED:
+            continue
+        if at is None or at < 0 or op_to_json(trace.ops[at])["op"] != kind:
+            continue
+        found.append(Carried(w, Trace(variant, trace.geometry, trace.init, trace.ops[: at + 1], invariant)))
+    return min(found, key=lambda c: (len(c.trace.ops), c.witness.source), default=None)

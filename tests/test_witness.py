@@ -1,0 +1,75 @@
+"""Witnesses: a violation longer than the bounded check's depth, carried from a smaller geometry and replayed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from pcpuverify.counterexamples.minimize import scaled_up
+from pcpuverify.counterexamples.witness import carry, load_witnesses
+from pcpuverify.invariants.check import first_violation
+from pcpuverify.model.geometry import Geometry, GeometryError
+from pcpuverify.model.trace import load_trace
+
+from tests.test_cli import pcpu_verify
+
+GALLERY = Path(__file__).parent / "traces" / "gallery"
+WITHIN = "chunk-contig-hint-within-a-block"
+THREE_BLOCKS = GALLERY / f"v1__{WITHIN}.json"
+
+
+def test_the_three_block_finding_is_longer_than_the_default_depth() -> None:
+    trace = load_trace(THREE_BLOCKS)
+    assert len(trace.ops) == 8
+    assert first_violation(trace, WITHIN) == 7
+
+
+@pytest.mark.parametrize("variant", ["v1", "v1-patch09"])
+@pytest.mark.parametrize("block_bits", [4, 8, 16])
+def test_carried_to_larger_blocks_it_still_breaks_the_invariant(variant: str, block_bits: int) -> None:
+    carried = carry(load_witnesses([GALLERY]), variant, Geometry(block_bits, 3, ()), WITHIN, "free")
+    assert carried is not None
+    assert carried.trace.geometry.block_bits == block_bits and carried.trace.variant == variant
+    assert first_violation(carried.trace, WITHIN) == len(carried.trace.ops) - 1
+
+
+def test_scaling_keeps_the_shape_in_blocks() -> None:
+    scaled = scaled_up(load_trace(THREE_BLOCKS), "v1", 8)
+    sizes = [op.bits for op in scaled.ops if hasattr(op, "bits")]
+    assert sizes == [2, 6, 8, 4, 2]  # each size doubled with the block
+    with pytest.raises(GeometryError):
+        scaled_up(load_trace(THREE_BLOCKS), "v1", 6)
+
+
+@pytest.mark.parametrize(
+    ("variant", "geometry", "kind"),
+    [
+        ("fixed", Geometry(8, 3, ()), "free"),  # the fix removes it
+        ("v1", Geometry(8, 2, ()), "free"),  # needs the same number of pages
+        ("v1", Geometry(8, 3, ()), "alloc"),  # the last operation is a free, not an alloc
+    ],
+)
+def test_no_witness_where_the_replay_does_not_show_it(variant: str, geometry: Geometry, kind: str) -> None:
+    assert carry(load_witnesses([GALLERY]), variant, geometry, WITHIN, kind) is None
+
+
+def test_prove_reports_a_witnessed_violation_beyond_its_depth(tmp_path: Path) -> None:
+    args = ["prove", "--variant", "v1-patch09", "--geometry", "3x4", "--invariant", WITHIN, "--op", "free",
+            "--depth", "2", "--json"]
+    alone = pcpu_verify(*args)
+    witnessed = pcpu_verify(*args, "--witnesses", GALLERY)
+    assert alone.returncode == 0 and witnessed.returncode == 0, alone.stderr + witnessed.stderr
+    [before] = [r for r in json.loads(alone.stdout)["results"] if r["op"] == "free"]
+    [after] = [r for r in json.loads(witnessed.stdout)["results"] if r["op"] == "free"]
+    assert before["result"] == "NOT-INDUCTIVE" and before["depth"] == 2
+    assert after["result"] == "VIOLATED" and "witness" in after["detail"]
+    assert len(after["trace"]["ops"]) == 8 and after["trace"]["geometry"]["block_bits"] == 4
+
+
+def test_a_malformed_witness_is_one_error_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    result = pcpu_verify("prove", "--variant", "v1", "--geometry", "1x4", "--witnesses", bad, "--no-layout")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "bad.json" in result.stderr
