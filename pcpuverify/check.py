@@ -4,18 +4,23 @@
 order of cost: the regression traces (tests/traces/ and the baseline's own
 known-violation traces, replayed on ``model/``), the proof suite
 (``proofs.suite.run_suite``, conformance first) for every variant x geometry
-of the matrix, and the stateful machines of ``tests/test_stateful.py`` for a
-bounded number of examples.  Every row is then held to ``baseline.json``.
+of the matrix, the first-chunk layout proofs (``proofs.layout.run_layout_suite``
+at PAGE_SIZE 4096, 64-bit values; config key ``layout``) for every variant,
+and the stateful machines of ``tests/test_stateful.py`` for a bounded number
+of examples.  Every row is then held to ``baseline.json``.
 
 The unit of scheduling is one suite, a (variant, geometry) pair: its
 obligations share the Houdini strengthening, so splitting them would redo
-that work.  Suites run in a ``ProcessPoolExecutor``; each worker streams
-its rows to a file as they finish, so a suite cut off by the budget still
-reports what it reached, and the rest as NOT RUN -- never as passed.
+that work; and one layout suite per variant (its conformance walk is shared
+by every property).  They run in a ``ProcessPoolExecutor``; each suite
+worker streams its rows to a file as they finish, so a suite cut off by the
+budget still reports what it reached, and the rest as NOT RUN -- never as
+passed (a layout suite reports nothing until it is done).
 
 Results are cached on disk by a hash of everything they depend on (see
-``suite_key``); a cache entry is only used when it parses, carries its own
-key and holds no UNKNOWN, else it is ignored and recomputed.
+``suite_key`` and ``layout_key``); a cache entry is only used when it parses,
+carries its own key, holds no UNKNOWN and every row its item owes, else it
+is ignored and recomputed.
 
 Nothing here prints: the CLI (check_cli.py) and reports.py turn a
 ``CheckRun`` into text.
@@ -57,6 +62,7 @@ from pcpuverify.model.reference import OpError
 from pcpuverify.model.trace import TraceError, load_trace, read_input, trace_from_json, write_atomically
 from pcpuverify.proofs import encode
 from pcpuverify.proofs.initiation import OP as FIRST_CHUNK_OP
+from pcpuverify.proofs.layout import LAYOUT_PROPERTIES, PRECONDITION_SETS
 from pcpuverify.proofs.obligations import OPS
 from pcpuverify.proofs.results import Result, Verdict
 from pcpuverify.proofs.solver import SolverOptions
@@ -74,6 +80,11 @@ CACHE_FORMAT = "pcpu-verify-check-cache/1"
 BASELINE_FORMAT = "pcpu-verify-baseline/1"
 CONFIG_TABLE = "tool.pcpu-verify"
 
+# The first-chunk layout proofs (proofs/layout.py): one page size, every precondition set.
+LAYOUT_OP = "layout"  # the op of every layout row
+LAYOUT_PAGE_SIZE = 4096
+LAYOUT_SETS = tuple(PRECONDITION_SETS)  # "setup", "callers", "arch": the geometry of a row is "page4096/<set>"
+
 # The ported function each kind of obligation exercises first (SARIF points there).
 OP_FUNCTIONS = {
     "init": "pcpu_alloc_chunk",
@@ -82,6 +93,7 @@ OP_FUNCTIONS = {
     "free": "pcpu_free_area",
     "populate": "pcpu_chunk_populated",
     "depopulate": "pcpu_chunk_depopulated",
+    LAYOUT_OP: "pcpu_setup_first_chunk",  # model/first_chunk.py: a function of the module, not a method
 }
 
 TOOL_FAILURES = (Verdict.VACUOUS, Verdict.SPURIOUS, Verdict.NONCONFORMANT)
@@ -138,6 +150,8 @@ class Row:
     trace: dict[str, Any] | None = None  # the counterexample of a VIOLATED/BROKEN row
     minimised: dict[str, Any] | None = None  # the minimised counterexample of a new violation
     source: str | None = None  # the trace file a "trace" row replays
+    # a layout row's findings (proofs/layout.py's Result.extra): preconditions, breaks_when, counterexample
+    layout: dict[str, Any] | None = None
 
     @property
     def name(self) -> str:
@@ -149,7 +163,7 @@ class Row:
             "op": self.op, "result": self.verdict, "expected": self.expected, "outcome": self.outcome.value,
             "seconds": round(self.seconds, 3), "cached": self.cached,
         }
-        for key in ("detail", "trace", "minimised", "source"):
+        for key in ("detail", "trace", "minimised", "source", "layout"):
             value = getattr(self, key)
             if value not in (None, ""):
                 data[key] = value
@@ -173,6 +187,7 @@ CONFIG_KEYS: dict[str, str] = {
     "traces": "a list of directories of regression traces, relative to the config file",
     "stateful-examples": "Hypothesis examples per geometry for the stateful machines, 0 to skip them",
     "stateful-module": "the file defining the stateful machines, relative to the config file",
+    "layout": "true or false: run the first-chunk layout proofs (PAGE_SIZE 4096) for every variant",
 }
 
 
@@ -194,6 +209,7 @@ class Config:
     traces: tuple[Path, ...]
     stateful_examples: int
     stateful_module: Path
+    layout: bool  # the first-chunk layout proofs, once per variant
     invariants: frozenset[str] | None = None  # only these invariants (a filter of the matrix)
     ops: frozenset[str] | None = None
     plugins: tuple[Path, ...] = ()
@@ -202,6 +218,33 @@ class Config:
     def suite_options(self) -> SuiteOptions:
         return SuiteOptions(solver=SolverOptions(rlimit=self.rlimit, seed=self.seed, timeout=self.timeout),
                             depth=self.depth)
+
+    @property
+    def suite_filters(self) -> tuple[frozenset[str] | None, frozenset[str] | None] | None:
+        """The --invariant/--op filters as ``run_suite`` sees them; None when they leave the suites nothing.
+
+        A layout property is not a suite invariant, nor "layout" a suite
+        operation: those select the layout rows only.
+        """
+        invariants = ops = None
+        if self.invariants is not None:
+            invariants = frozenset(self.invariants - set(LAYOUT_PROPERTIES))
+            if not invariants:
+                return None
+        if self.ops is not None:
+            ops = frozenset(self.ops - {LAYOUT_OP})
+            if not ops:
+                return None
+        return invariants, ops
+
+    @property
+    def layout_properties(self) -> frozenset[str] | None:
+        """The layout properties to report (None: every one), or an empty set when layout is off or filtered out."""
+        if not self.layout or (self.ops is not None and LAYOUT_OP not in self.ops):
+            return frozenset()
+        if self.invariants is None:
+            return None
+        return frozenset(self.invariants & set(LAYOUT_PROPERTIES))
 
     @property
     def workers(self) -> int:
@@ -297,6 +340,8 @@ def _validated(path: Path, v: dict[str, Any]) -> Config:
     if not geometries:
         raise bad("geometries")
     cache = v["cache-dir"]
+    if not isinstance(v["layout"], bool):
+        raise bad("layout")
     return Config(
         root=path.parent.resolve(),
         variants=variants,
@@ -312,6 +357,7 @@ def _validated(path: Path, v: dict[str, Any]) -> Config:
         traces=tuple((path.parent / t).resolve() for t in strings("traces")),
         stateful_examples=integer("stateful-examples", 0),
         stateful_module=a_path("stateful-module"),
+        layout=v["layout"],
         invariants=frozenset(v["invariants"]) if v.get("invariants") else None,
         ops=frozenset(v["ops"]) if v.get("ops") else None,
         plugins=tuple(Path(p).resolve() for p in v.get("plugins") or ()),
@@ -379,6 +425,21 @@ def suite_rows(invariants: frozenset[str] | None, ops: frozenset[str] | None) ->
     return rows
 
 
+def layout_geometry(set_name: str) -> str:
+    return f"page{LAYOUT_PAGE_SIZE}/{set_name}"
+
+
+def layout_rows(properties: frozenset[str] | None = None) -> list[tuple[str, str]]:
+    """Every (geometry, property) row ``run_layout_suite`` reports (``properties``: only those), in its order.
+
+    Derived from ``LAYOUT_PROPERTIES`` and each property's ``sets``: a
+    property added to proofs/layout.py is owed without a change here.
+    """
+    return [(layout_geometry(set_name), name) for set_name in LAYOUT_SETS
+            for name, prop in LAYOUT_PROPERTIES.items()
+            if set_name in prop.sets and (properties is None or name in properties)]
+
+
 # -- cache keys ------------------------------------------------------------------------------------------
 
 
@@ -436,6 +497,7 @@ def _digest(parts: dict[str, Any]) -> str:
 
 def suite_key(config: Config, variant: str, geometry: Geometry) -> str:
     """Everything a suite's results depend on: sources, geometry, variant, Z3's version, the options, the filters."""
+    invariants, ops = config.suite_filters or (None, None)
     return _digest({
         "format": CACHE_FORMAT,
         "kind": "suite",
@@ -444,8 +506,26 @@ def suite_key(config: Config, variant: str, geometry: Geometry) -> str:
         "geometry": geometry.to_json(),
         "z3": z3.get_version_string(),
         "options": config.suite_options.to_json(),
-        "invariants": sorted(config.invariants) if config.invariants is not None else None,
-        "ops": sorted(config.ops) if config.ops is not None else None,
+        "invariants": sorted(invariants) if invariants is not None else None,
+        "ops": sorted(ops) if ops is not None else None,
+    })
+
+
+def layout_key(config: Config, variant: str) -> str:
+    """Everything a layout suite's results depend on: sources, variant, page size, sets, Z3, the solver options.
+
+    No filter: the layout suite always proves every property, the filters
+    only choose which rows are reported, so every filter shares one entry.
+    """
+    return _digest({
+        "format": CACHE_FORMAT,
+        "kind": "layout",
+        "sources": source_digest(variant, config.plugins),
+        "variant": variant,
+        "page_size": LAYOUT_PAGE_SIZE,
+        "sets": list(LAYOUT_SETS),
+        "z3": z3.get_version_string(),
+        "options": config.suite_options.solver.to_json(),
     })
 
 
@@ -577,6 +657,25 @@ def _suite_payload(variant: str, geometry: str, expected: list[tuple[str, str]])
     return parse
 
 
+def _layout_payload(variant: str) -> Callable[[Any], list[Result]]:
+    owed = set(layout_rows())
+    geometries = {g for g, _ in owed}
+
+    def parse(payload: Any) -> list[Result]:
+        if not isinstance(payload, list):
+            raise ValueError("results must be a list")
+        results = [result_from_json(r) for r in payload]
+        if any(r.verdict is Verdict.UNKNOWN for r in results):
+            raise ValueError("UNKNOWN is never cached")
+        if any(r.variant != variant or r.geometry not in geometries or r.op != LAYOUT_OP for r in results):
+            raise ValueError("results of another suite")
+        if not owed <= {(r.geometry, r.invariant) for r in results}:
+            raise ValueError("not every row this layout suite owes")
+        return results
+
+    return parse
+
+
 # -- the baseline ------------------------------------------------------------------------------------------
 
 
@@ -585,7 +684,10 @@ class Baseline:
     """Per variant and geometry, the expected verdict of every row, with the trace of each known violation.
 
     ``suites[variant][geometry][invariant][op]`` is a verdict string, or for
-    a VIOLATED row ``{"verdict": "VIOLATED", "trace": {...}}``;
+    a VIOLATED row ``{"verdict": "VIOLATED", "trace": {...}}`` -- for a
+    layout row (geometry "page4096/<set>", op "layout"), which has no
+    operations to replay, ``{"verdict": "VIOLATED", "counterexample": "..."}``
+    with the inputs that break it, in words;
     ``stateful`` holds, per variant, the invariants the machines break within
     ``stateful_examples`` examples (with their traces).
     """
@@ -653,7 +755,11 @@ def load_baseline(path: Path, required: bool = True) -> Baseline:
                     if verdict not in verdicts:
                         raise CheckError(f"{where}: the verdict must be one of {', '.join(sorted(verdicts))}"
                                          f" (got {verdict!r})")
-                    if verdict == Verdict.VIOLATED.value:
+                    if verdict == Verdict.VIOLATED.value and op == LAYOUT_OP:
+                        # 64-bit inputs, not a sequence of operations: nothing to replay
+                        if isinstance(entry, dict) and not isinstance(entry.get("counterexample", ""), str):
+                            raise CheckError(f"{where}: a layout row's counterexample must be a string")
+                    elif verdict == Verdict.VIOLATED.value:
                         if not isinstance(entry, dict) or not isinstance(entry.get("trace"), dict):
                             raise CheckError(f"{where}: a VIOLATED row needs its trace")
                         try:
@@ -714,6 +820,21 @@ class SuiteItem:
 
 
 @dataclass(frozen=True)
+class LayoutItem:
+    """The first-chunk layout proofs of one variant: every property under every precondition set."""
+
+    variant: str
+    solver: SolverOptions
+    properties: frozenset[str] | None  # the rows to report (the suite proves them all: one cache entry)
+    key: str
+    estimate: float = 30.0
+
+    @property
+    def label(self) -> str:
+        return f"{self.variant} layout"
+
+
+@dataclass(frozen=True)
 class StatefulItem:
     variant: str
     examples: int
@@ -742,7 +863,18 @@ class MinimiseItem:
         return f"minimise {self.variant} {self.geometry.name} {self.invariant}"
 
 
-Item = SuiteItem | StatefulItem | MinimiseItem
+Item = SuiteItem | LayoutItem | StatefulItem | MinimiseItem
+
+
+def _owns(item: Item, row: Row) -> bool:
+    """``row`` is one of the rows ``item`` produced."""
+    if isinstance(item, SuiteItem):
+        return (row.kind, row.variant, row.geometry) == ("proof", item.variant, item.geometry.name)
+    if isinstance(item, LayoutItem):
+        return (row.kind, row.variant, row.op) == ("proof", item.variant, LAYOUT_OP)
+    if isinstance(item, StatefulItem):
+        return (row.kind, row.variant) == ("stateful", item.variant)
+    return False
 
 
 def _worker_init(plugins: tuple[Path, ...]) -> None:
@@ -756,6 +888,8 @@ def run_item(item: Item, rows_file: str | None = None) -> Any:
     """Run one work item (in a worker process); a suite appends each row to ``rows_file`` as it finishes."""
     if isinstance(item, SuiteItem):
         return _run_suite_item(item, rows_file)
+    if isinstance(item, LayoutItem):
+        return run_layout(item.variant, item.solver)
     if isinstance(item, StatefulItem):
         return run_stateful(item.variant, item.examples, item.module)
     return run_minimise(item)
@@ -777,6 +911,24 @@ def _run_suite_item(item: SuiteItem, rows_file: str | None) -> list[Result]:
             out.flush()
 
         return run(streamed)
+
+
+def run_layout(variant: str, solver: SolverOptions) -> list[Result]:
+    """``run_layout_suite`` at PAGE_SIZE 4096 on every precondition set, each row's geometry "page4096/<set>".
+
+    (A NONCONFORMANT row -- conformance failed before any proof -- names the
+    page size only; it gets its set here, like every other row.)
+    """
+    from pcpuverify.proofs.layout import run_layout_suite
+
+    results = run_layout_suite(LAYOUT_PAGE_SIZE, solver, variant=variant, sets=LAYOUT_SETS)
+    out = []
+    for r in results:
+        set_name = r.extra.get("preconditions")
+        if isinstance(set_name, str) and r.geometry != layout_geometry(set_name):
+            r = replace(r, geometry=layout_geometry(set_name))
+        out.append(r)
+    return out
 
 
 def _load_stateful(module: Path) -> Any:
@@ -881,7 +1033,7 @@ class CheckRun:
             "items": self.items,
             "matrix": {"variants": list(self.config.variants), "geometries": list(self.config.geometries),
                        "options": self.config.suite_options.to_json(),
-                       "stateful_examples": self.config.stateful_examples},
+                       "stateful_examples": self.config.stateful_examples, "layout": self.config.layout},
             "baseline": str(self.config.baseline),
             "baseline_written": str(self.baseline_written) if self.baseline_written else None,
         }
@@ -899,10 +1051,24 @@ def validate(config: Config) -> list[Geometry]:
         if name not in encode.ENCODINGS:
             raise CheckError(f"variant {name!r} has no encoding; add it to ENCODINGS in proofs/encode.py")
     for name in config.invariants or ():
+        if name in LAYOUT_PROPERTIES:
+            if not config.layout:
+                raise CheckError(f"invariant {name!r} is a first-chunk layout property: set layout = true"
+                                 " (or pass --layout) to check it")
+            continue
         invariant(name)
     for op in config.ops or ():
+        if op == LAYOUT_OP:
+            if not config.layout:
+                raise CheckError(f"--op {LAYOUT_OP} selects the first-chunk layout rows: set layout = true"
+                                 " (or pass --layout) to check them")
+            continue
         if op not in OPS:
-            raise CheckError(f"unknown operation {op!r}; choose one of: {', '.join(OPS)}")
+            raise CheckError(f"unknown operation {op!r}; choose one of: {', '.join([*OPS, LAYOUT_OP])}")
+    if (config.invariants is not None or config.ops is not None) and config.suite_filters is None \
+            and config.layout_properties == frozenset():
+        raise CheckError("the --invariant/--op filters select no obligation: a layout property or --op layout"
+                         " selects layout rows only, any other name suite rows only")
     if config.stateful_examples and not config.stateful_module.is_file():
         raise CheckError(f"stateful-module {config.stateful_module}: no such file"
                          " (set stateful-examples = 0 to skip the stateful machines)")
@@ -1019,20 +1185,26 @@ def run_check(config: Config, progress: ProgressFn | None = None, update_baselin
             rows.append(_replay_row(variant, geometry, trace, f"{config.baseline.name}: {inv} / {op}"))
     say(Progress("regression traces", "done", f"{len(rows)} traces replayed"))
 
-    # 2. the proof suites and 3. the stateful machines: from the cache, or in the pool
+    # 2. the proof suites, the layout proofs and 3. the stateful machines: from the cache, or in the pool
     suites: list[SuiteItem] = []
-    for variant in config.variants:
+    filters = config.suite_filters
+    for variant in config.variants if filters is not None else ():
         for g in geometries:
             key = suite_key(config, variant, g)
-            suites.append(SuiteItem(variant, g, config.suite_options, config.invariants, config.ops, key,
+            suites.append(SuiteItem(variant, g, config.suite_options, *filters, key,
                                     estimate=0.6 * g.nr_bits ** 1.5 * config.depth))
+    layouts: list[LayoutItem] = []
+    if config.layout_properties != frozenset():
+        for variant in config.variants:
+            layouts.append(LayoutItem(variant, config.suite_options.solver, config.layout_properties,
+                                      layout_key(config, variant)))
     statefuls: list[StatefulItem] = []
     if config.stateful_examples:
         for variant in config.variants:
             statefuls.append(StatefulItem(variant, config.stateful_examples, config.stateful_module,
                                           stateful_key(config, variant), estimate=0.16 * config.stateful_examples))
 
-    suite_results: dict[str, list[Result]] = {}
+    suite_results: dict[str, list[Result]] = {}  # suites and layout suites, by label
     stateful_results: dict[str, dict[str, Any]] = {}
     partial: dict[str, list[Result]] = {}
     todo: list[Item] = []
@@ -1045,6 +1217,14 @@ def run_check(config: Config, progress: ProgressFn | None = None, update_baselin
             say(Progress(s.label, "cached", f"{len(hit)} rows from the cache"))
         else:
             todo.append(s)
+    for lay in layouts:
+        hit = cache.get(lay.key, _layout_payload(lay.variant))
+        if hit is not None:
+            suite_results[lay.label] = hit
+            items_state[lay.label] = "cached"
+            say(Progress(lay.label, "cached", f"{len(hit)} rows from the cache"))
+        else:
+            todo.append(lay)
     for st in statefuls:
         hit = cache.get(st.key, _stateful_payload)
         if hit is not None:
@@ -1065,6 +1245,10 @@ def run_check(config: Config, progress: ProgressFn | None = None, update_baselin
         cached = items_state.get(s.label) == "cached"
         done = results if results is not None else partial.get(s.label, [])
         rows += _suite_check_rows(s, done, baseline, cached, finished=results is not None)
+    for lay in layouts:
+        results = suite_results.get(lay.label)
+        rows += _layout_check_rows(lay, results or [], baseline, items_state.get(lay.label) == "cached",
+                                   finished=results is not None)
     for st in statefuls:
         rows += _stateful_check_rows(st, stateful_results.get(st.label), baseline, config,
                                      cached=items_state.get(st.label) == "cached")
@@ -1073,9 +1257,8 @@ def run_check(config: Config, progress: ProgressFn | None = None, update_baselin
     if not update_baseline:
         rows = _minimise_new_violations(config, rows, suites, deadline, cache, say, items_state)
 
-    for s in [*suites, *statefuls]:
-        failed = any(r.outcome is not Outcome.OK for r in rows if (r.variant, r.geometry) == (
-            s.variant, s.geometry.name if isinstance(s, SuiteItem) else "stateful"))
+    for s in [*suites, *layouts, *statefuls]:
+        failed = any(r.outcome is not Outcome.OK for r in rows if _owns(s, r))
         entry = history.setdefault(s.label, {})
         if items_state.get(s.label) == "ran" and isinstance(entry, dict) and not update_baseline:
             entry["failures"] = int(entry.get("failures", 0)) + int(failed)
@@ -1159,7 +1342,7 @@ def _finish(f: Future[Any], item: Item, cache: Cache, say: ProgressFn, suite_res
             history: dict[str, Any], seconds: float) -> None:
     value = f.result()  # a worker's exception is a bug of ours: let it surface
     items_state[item.label] = "ran"
-    if isinstance(item, SuiteItem):
+    if isinstance(item, (SuiteItem, LayoutItem)):
         suite_results[item.label] = value
         if not any(r.verdict is Verdict.UNKNOWN for r in value):  # UNKNOWN is never cached
             cache.put(item.key, [result_to_json(r) for r in value])
@@ -1205,6 +1388,37 @@ def _suite_check_rows(s: SuiteItem, results: list[Result], baseline: Baseline, c
     return out
 
 
+def _layout_check_rows(lay: LayoutItem, results: list[Result], baseline: Baseline, cached: bool,
+                       finished: bool) -> list[Row]:
+    """Every layout row owed (``layout_rows``), each held to the baseline like a suite row."""
+    by_row = {(r.geometry, r.invariant): r for r in results if r.op == LAYOUT_OP}
+    owed = layout_rows(lay.properties)
+    extra = [key for key in by_row if key not in set(owed)
+             and (lay.properties is None or key[1] in lay.properties)]  # a newer run_layout_suite's rows
+    out = []
+    for geometry, name in [*owed, *extra]:
+        expected = baseline.expected(lay.variant, geometry, name, LAYOUT_OP)
+        r = by_row.get((geometry, name))
+        if r is None:
+            if finished:
+                out.append(Row("proof", lay.variant, geometry, name, LAYOUT_OP, "MISSING", expected, Outcome.CHANGED,
+                               detail="the layout suite did not report this row"))
+            else:
+                out.append(Row("proof", lay.variant, geometry, name, LAYOUT_OP, NOT_RUN, expected, Outcome.NOT_RUN,
+                               detail="the budget ran out before the layout proofs finished"))
+            continue
+        outcome = _outcome(r.verdict.value, expected, Verdict.VIOLATED.value)
+        detail = r.detail
+        if expected is None and outcome.regression:
+            detail = (detail + "; " if detail else "") + "not in the baseline"
+        findings = dict(r.extra)
+        if r.verdict is Verdict.VIOLATED:
+            findings["description"] = r.detail  # the breaking inputs in words: the baseline keeps it
+        out.append(Row("proof", lay.variant, geometry, name, LAYOUT_OP, r.verdict.value, expected, outcome,
+                       r.seconds, cached, detail, layout=findings))
+    return out
+
+
 def _stateful_check_rows(st: StatefulItem, found: dict[str, Any] | None, baseline: Baseline, config: Config,
                          cached: bool) -> list[Row]:
     known = baseline.stateful.get(st.variant, {})
@@ -1239,7 +1453,7 @@ def _minimise_new_violations(config: Config, rows: list[Row], suites: list[Suite
     wanted: dict[int, MinimiseItem] = {}
     for i, r in enumerate(rows):
         if r.kind != "proof" or r.outcome is not Outcome.NEW_VIOLATION or not r.trace or not r.trace.get("ops"):
-            continue
+            continue  # a layout row has no trace: its counterexample is already minimal (proofs/layout.py)
         s = by_label[f"{r.variant} {r.geometry}"]
         wanted[i] = MinimiseItem(r.variant, s.geometry, r.invariant, r.op, len(r.trace["ops"]),
                                  config.suite_options.solver, minimise_key(s.key, r.invariant, r.op))
@@ -1291,7 +1505,11 @@ def baseline_from(run: CheckRun, old: Baseline) -> Baseline:
         for variant, geometry in {(r.variant, r.geometry) for r in proof_rows}:
             suites.setdefault(variant, {})[geometry] = {}
     for r in proof_rows:
-        entry: Any = r.verdict if r.verdict != Verdict.VIOLATED.value else {"verdict": r.verdict, "trace": r.trace}
+        entry: Any = r.verdict
+        if r.verdict == Verdict.VIOLATED.value and r.op == LAYOUT_OP:
+            entry = {"verdict": r.verdict, "counterexample": (r.layout or {}).get("description", "")}
+        elif r.verdict == Verdict.VIOLATED.value:
+            entry = {"verdict": r.verdict, "trace": r.trace}
         suites.setdefault(r.variant, {}).setdefault(r.geometry, {}).setdefault(r.invariant, {})[r.op] = entry
     stateful: dict[str, Any] = json.loads(json.dumps(old.stateful))
     examples = old.stateful_examples

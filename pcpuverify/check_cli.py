@@ -79,8 +79,8 @@ def _write(path: str | None, text: str) -> None:
 @click.option("--variant", "variants", multiple=True, help="Check this variant (repeatable; default: the config's).")
 @click.option("--geometry", "geometries", multiple=True, metavar="PAGESxBITS",
               help="Check this geometry (repeatable; default: the config's).")
-@click.option("--invariant", "invariants", multiple=True, help="Only this invariant (repeatable).")
-@click.option("--op", "ops", multiple=True, help="Only this operation (repeatable).")
+@click.option("--invariant", "invariants", multiple=True, help="Only this invariant, or layout property (repeatable).")
+@click.option("--op", "ops", multiple=True, help="Only this operation, or `layout` for the layout rows (repeatable).")
 @click.option("--variant-module", "plugins", multiple=True, type=click.Path(dir_okay=False),
               help="A Python file that registers extra variants (pcpuverify.check.register_variant).")
 @click.option("--depth", type=int, default=None, help="Bounded model checking depth.")
@@ -95,6 +95,9 @@ def _write(path: str | None, text: str) -> None:
 @click.option("--baseline", type=click.Path(dir_okay=False), default=None, help="The baseline file.")
 @click.option("--stateful-examples", type=int, default=None,
               help="Hypothesis examples per geometry for the stateful machines (0: skip them).")
+@click.option("--layout/--no-layout", default=None,
+              help="Run (or skip) the first-chunk layout proofs, PAGE_SIZE 4096, for every variant"
+                   " (default: the config's `layout`).")
 @click.option("--update-baseline", is_flag=True,
               help="Run the check and rewrite the baseline from its results (refused on UNKNOWN, NOT RUN, tool failure).")
 @click.option("--junit", "junit_file", type=click.Path(dir_okay=False), default=None, help="Write a JUnit XML report.")
@@ -107,8 +110,8 @@ def check(config_file: str | None, variants: tuple[str, ...], geometries: tuple[
           invariants: tuple[str, ...], ops: tuple[str, ...], plugins: tuple[str, ...], depth: int | None,
           rlimit: int | None, seed: int | None, timeout: float | None, budget: float | None, jobs: int | None,
           cache_dir: str | None, no_cache: bool, baseline: str | None, stateful_examples: int | None,
-          update_baseline: bool, junit_file: str | None, sarif_file: str | None, markdown_file: str | None,
-          as_json: bool, quiet: bool) -> None:
+          layout: bool | None, update_baseline: bool, junit_file: str | None, sarif_file: str | None,
+          markdown_file: str | None, as_json: bool, quiet: bool) -> None:
     """The pre-merge check: the matrix of the config against the baseline, with reports for CI.
 
     Exit 0 only when every row equals the baseline and nothing is UNKNOWN or
@@ -125,6 +128,7 @@ def check(config_file: str | None, variants: tuple[str, ...], geometries: tuple[
         "cache-dir": False if no_cache else (str(cwd / cache_dir) if cache_dir else None),
         "baseline": str(cwd / baseline) if baseline else None,
         "stateful-examples": stateful_examples,
+        "layout": layout,
         "invariants": list(invariants) or None,
         "ops": list(ops) or None,
         "plugins": [str(cwd / p) for p in plugins] or None,

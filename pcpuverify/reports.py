@@ -3,7 +3,9 @@
 Each report is text built from a ``CheckRun``; writing it (atomically) is
 the CLI's job.  SARIF results point at the ported function the failing
 obligation exercises (``check.OP_FUNCTIONS``), as resolved on the variant's
-class, with every function the variant overrides as a related location.
+class -- or, for a function of the port that is not a method (a layout row's
+``pcpu_setup_first_chunk``, model/first_chunk.py), in its module -- with
+every function the variant overrides as a related location.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pcpuverify.check import (
     EXIT_REGRESSION,
     EXIT_TOOL_FAILURE,
     EXIT_UNDECIDED,
+    LAYOUT_OP,
     OP_FUNCTIONS,
     CheckRun,
     Outcome,
@@ -33,10 +36,15 @@ from pcpuverify.check import (
 from pcpuverify.draw import draw_state
 from pcpuverify.invariants.base import REGISTRY
 from pcpuverify.invariants.check import replay
+from pcpuverify.model import first_chunk
 from pcpuverify.model.percpu import PcpuAllocator
 from pcpuverify.model.reference import OpError, Reference
 from pcpuverify.model.trace import trace_from_json
 from pcpuverify.model.variants import VARIANTS
+from pcpuverify.proofs.layout import LAYOUT_PROPERTIES
+
+# The port's functions that are not methods of the allocator: where OP_FUNCTIONS may name one.
+FUNCTION_MODULES = (first_chunk,)
 
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 
@@ -128,7 +136,9 @@ def junit_xml(run: CheckRun) -> str:
                               errors=str(counts["errors"]), skipped=str(counts["skipped"]),
                               time=f"{sum(r.seconds for r in rows):.3f}")
         for r in rows:
-            case = ET.SubElement(suite, "testcase", classname=f"pcpu-verify.{name.replace(' ', '.')}",
+            # "v1 page4096/setup" -> pcpu-verify.v1.page4096.setup
+            classname = "pcpu-verify." + name.replace(" ", ".").replace("/", ".")
+            case = ET.SubElement(suite, "testcase", classname=classname,
                                  name=_case_name(r), time=f"{r.seconds:.3f}")
             message = _message(r)
             if r.outcome.regression:
@@ -177,7 +187,22 @@ def _case_text(r: Row) -> str:
     trace = r.minimised or r.trace
     if trace is not None and r.outcome is Outcome.NEW_VIOLATION:
         parts.append("trace: " + json.dumps(trace))
+    parts += _layout_lines(r)
     return "\n".join(parts)
+
+
+def _layout_lines(r: Row) -> list[str]:
+    """A VIOLATED layout row's findings: which inputs break the property, and the counterexample's values."""
+    found = r.layout or {}
+    if r.op != LAYOUT_OP or r.verdict != "VIOLATED":
+        return []
+    out = []
+    if found.get("breaks_when"):
+        out.append(f"breaks when ({found.get('breaks_when_kind', '?')}, {found.get('breaks_when_verdict', '?')}):"
+                   f" {found['breaks_when']}")
+    if found.get("counterexample"):
+        out.append("counterexample: " + json.dumps(found["counterexample"]))
+    return out
 
 
 # -- SARIF 2.1.0 ----------------------------------------------------------------------------------------
@@ -198,6 +223,10 @@ def _location(file: str, line: int, root: Path, message: str | None = None) -> d
 def _function_location(variant: str, function: str, root: Path) -> dict[str, Any] | None:
     cls = VARIANTS.get(variant, PcpuAllocator)
     fn = getattr(cls, function, None)
+    for module in FUNCTION_MODULES if fn is None else ():  # not a method: a function of the port's module
+        fn = getattr(module, function, None)
+        if fn is not None:
+            break
     if fn is None:
         return None
     try:
@@ -264,10 +293,14 @@ def sarif_json(run: CheckRun) -> str:
     rules = []
     for rid in rule_ids:
         inv = REGISTRY.get(rid)
+        prop = LAYOUT_PROPERTIES.get(rid)
         rule: dict[str, Any] = {"id": rid, "name": rid, "shortDescription": {"text": rid}}
         if inv is not None:
             rule["fullDescription"] = {"text": f"{inv.seed} ({inv.patch})"}
             rule["properties"] = {"kind": inv.kind}
+        elif prop is not None:
+            rule["fullDescription"] = {"text": f"{prop.statement} ({prop.source})"}
+            rule["properties"] = {"kind": "layout"}
         rules.append(rule)
     results = []
     for r in rows:
@@ -301,6 +334,8 @@ def sarif_json(run: CheckRun) -> str:
         trace = r.minimised or r.trace
         if trace is not None:
             result["properties"]["trace"] = trace
+        if r.layout:
+            result["properties"]["layout"] = r.layout
         results.append(result)
     doc = {
         "$schema": SARIF_SCHEMA,
@@ -352,6 +387,19 @@ def markdown(run: CheckRun) -> str:
             function = OP_FUNCTIONS.get(_last_op(r))
             if function:
                 out += [f"Exercises `{function}`."]
+            if r.op == LAYOUT_OP:
+                found = r.layout or {}
+                page = r.geometry.split("/")[0].removeprefix("page")
+                where = f"Under the `{found.get('preconditions', '?')}` preconditions, PAGE_SIZE {page}, 64-bit values:"
+                example = f"`{found['description']}`" if found.get("description") else r.detail or "(no counterexample)"
+                out += ["", where, "", example, ""]
+                if found.get("breaks_when"):
+                    how = f"{found.get('breaks_when_kind', '?')}, {found.get('breaks_when_verdict', '?')}"
+                    out += [f"Breaks when ({how}): {found['breaks_when']}", ""]
+                if found.get("counterexample"):
+                    out += ["<details><summary>counterexample</summary>", "", "```json",
+                            json.dumps(found["counterexample"], indent=2), "```", "", "</details>", ""]
+                continue
             if trace is None:
                 out += [r.detail or "(no trace)", ""]
                 continue

@@ -1,7 +1,8 @@
 """``pcpu-verify check`` as CI runs it: a subprocess on a small config, its exit codes, cache and reports.
 
 Each test writes its own config (one variant on one block of 4 bits, the
-stateful machines off) so that the whole file stays within a few minutes;
+stateful machines and the layout proofs off; one test turns the layout
+proofs on) so that the whole file stays within a few minutes;
 the project's own matrix is checked by ``.ci/run``.  Exit codes
 (pcpuverify/check_cli.py): 0 pass, 1 regression, 2 bad input, 3 UNKNOWN or
 NOT RUN, 4 tool failure.
@@ -26,8 +27,10 @@ import pytest
 import xmlschema
 from jsonschema.validators import validator_for
 
+from pcpuverify.check import Cache, _layout_payload
 from pcpuverify.model.percpu import PcpuAllocator
 from pcpuverify.proofs.encode import SymPercpu
+from pcpuverify.proofs.layout import LAYOUT_PROPERTIES
 
 TESTS = Path(__file__).parent
 SARIF_SCHEMA = TESTS / "schemas" / "sarif-schema-2.1.0.json"  # the OASIS schema: tests/schemas/README.md
@@ -75,6 +78,7 @@ def write_config(tmp: Path, **overrides: Any) -> Path:
         "traces": ["traces"],
         "stateful-examples": 0,
         "stateful-module": str(TESTS / "test_stateful.py"),
+        "layout": False,
     }
     keys.update(overrides)
     lines = ["[tool.pcpu-verify]"] + [f"{k} = {json.dumps(v)}" for k, v in keys.items() if v is not None]
@@ -184,6 +188,78 @@ def test_corrupt_and_foreign_cache_entries_are_recomputed(tmp_path: Path) -> Non
         assert s2["cache"]["ignored"] == 1 and s2["cache"]["written"] == 1, s2["cache"]
     hit, s3 = check(tmp_path, "--variant-module", plugin)
     assert hit.returncode == 4 and s3["cache"]["hits"] == 1
+
+
+# -- the first-chunk layout proofs -----------------------------------------------------------------------------
+
+STATIC_OVERLAP = "first-chunk-static-region-not-allocatable"  # VIOLATED by design on v1-patch09 (setup set)
+
+
+def test_layout_rows_are_checked_cached_and_filtered(tmp_path: Path) -> None:
+    """layout = true: one row per layout property and precondition set, held to the baseline, cached, filtered."""
+    owed = {(f"page4096/{s}", name) for name, prop in LAYOUT_PROPERTIES.items() for s in prop.sets}
+    write_config(tmp_path, layout=True)
+    start = time.perf_counter()
+    first, s1 = check(tmp_path, "--update-baseline")
+    print(f"\nlayout on, first run (--update-baseline): {time.perf_counter() - start:.1f}s")
+    assert first.returncode == 0, (first.stdout[-3000:], first.stderr[-3000:])
+    assert s1["items"] == {"v1-patch09 1x4": "ran", "v1-patch09 layout": "ran"}
+    layout = [r for r in s1["results"] if r["op"] == "layout"]
+    assert {(r["geometry"], r["invariant"]) for r in layout} == owed and len(layout) == len(owed)
+    assert all(r["kind"] == "proof" and r["variant"] == "v1-patch09" for r in layout)
+    static = {r["geometry"]: r for r in layout if r["invariant"] == STATIC_OVERLAP}
+    assert static["page4096/setup"]["result"] == "VIOLATED" and static["page4096/setup"]["layout"]["counterexample"]
+    suites = json.loads((tmp_path / "baseline.json").read_text())["suites"]
+    entry = suites["v1-patch09"]["page4096/setup"][STATIC_OVERLAP]
+    assert entry["layout"]["verdict"] == "VIOLATED" and "static_size=" in entry["layout"]["counterexample"]
+
+    start = time.perf_counter()
+    second, s2 = check(tmp_path, "--junit", "out.xml", "--sarif", "out.sarif", "--markdown", "out.md")
+    print(f"layout on, second run (cached): {time.perf_counter() - start:.1f}s")
+    assert second.returncode == 0, (second.stdout[-3000:], second.stderr[-3000:])
+    assert s2["items"] == {"v1-patch09 1x4": "cached", "v1-patch09 layout": "cached"}
+    assert s2["cache"] == {"hits": 2, "misses": 0, "ignored": 0, "written": 0}
+    again = [r for r in s2["results"] if r["op"] == "layout"]
+    assert len(again) == len(owed) and all(r["cached"] and r["outcome"] == "ok" for r in again)
+    validate_junit(tmp_path / "out.xml")
+    sarif = validate_sarif(tmp_path / "out.sarif")
+    (hit,) = [r for r in sarif["runs"][0]["results"]
+              if r["ruleId"] == STATIC_OVERLAP and r["properties"]["geometry"] == "page4096/setup"]
+    assert hit["properties"]["function"] == "pcpu_setup_first_chunk" and hit["level"] == "note"
+    assert hit["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].endswith("model/first_chunk.py")
+    assert "## pcpu-verify check: PASSED" in (tmp_path / "out.md").read_text()
+
+    # a layout property is an --invariant: its rows only, from the cache (no suite runs)
+    third, s3 = check(tmp_path, "--invariant", STATIC_OVERLAP)
+    assert third.returncode == 0 and s3["items"] == {"v1-patch09 layout": "cached"}, s3["items"]
+    proofs = [r for r in s3["results"] if r["kind"] == "proof"]
+    assert {(r["geometry"], r["invariant"]) for r in proofs} == {k for k in owed if k[1] == STATIC_OVERLAP}
+
+    # the budget: layout rows it does not reach are NOT RUN, never passed
+    cut, s4 = check(tmp_path, "--no-cache", "--budget", "1")
+    assert cut.returncode == 3 and s4["items"]["v1-patch09 layout"] == "not run", s4["items"]
+    assert {r["outcome"] for r in s4["results"] if r["op"] == "layout"} == {"not run"}
+
+    # a damaged layout entry is ignored (and so recomputed): a row missing, another variant's rows, UNKNOWN
+    (path,) = [p for p in (tmp_path / "cache").glob("*.json")
+               if p.name != "history.json" and '"op": "layout"' in p.read_text()]
+    good = json.loads(path.read_text())
+    rows = good["payload"]
+    for payload in (rows[1:], [{**r, "variant": "v1"} for r in rows], [{**rows[0], "result": "UNKNOWN"}, *rows[1:]],
+                    [{**r, "geometry": "page4096"} for r in rows]):
+        path.write_text(json.dumps({**good, "payload": payload}))
+        cache = Cache(tmp_path / "cache")
+        assert cache.get(path.stem, _layout_payload("v1-patch09")) is None and cache.stats.ignored == 1
+    path.write_text(json.dumps(good))
+    assert Cache(tmp_path / "cache").get(path.stem, _layout_payload("v1-patch09")) is not None
+
+    # the key is required and boolean: one error line, exit 2
+    write_config(tmp_path, layout=None)
+    assert_one_error_line(check(tmp_path)[0], "missing key 'layout'")
+    write_config(tmp_path, layout="yes")
+    assert_one_error_line(check(tmp_path)[0], "'layout'", "'yes'")
+    write_config(tmp_path)  # layout = false: naming a layout property is refused
+    assert_one_error_line(check(tmp_path, "--invariant", STATIC_OVERLAP)[0], "layout = true")
 
 
 # -- the seeded bug, the nonconformant encoding, UNKNOWN, the budget ---------------------------------------
