@@ -106,12 +106,26 @@ def chunk_contig_hint_within_a_block(alloc: PcpuAllocator, chunk: PcpuChunk) -> 
     hint is kept accurate.""",
 )
 def chunk_contig_hint_exact_below_a_block(alloc: PcpuAllocator, chunk: PcpuChunk) -> Iterator[tuple[str, str]]:
+    """Below a block the hint is accurate: its length is the longest free run, and it is placed on one.
+
+    The hint is ``contig_hint`` and ``contig_hint_start``: PATCH 10 starts the
+    search at the start "as the contig_hint should be a valid placement".
+    """
+    B = alloc.PCPU_BITMAP_BLOCK_SIZE
+    if chunk.contig_hint >= B:
+        return
     longest = longest_free(_map_bits(chunk))
-    if chunk.contig_hint < alloc.PCPU_BITMAP_BLOCK_SIZE and chunk.contig_hint != longest:
+    if chunk.contig_hint != longest:
+        yield "contig_hint", f"contig_hint {chunk.contig_hint} is below a block ({B}) but the longest free run is {longest}"
+        return
+    start = chunk.contig_hint_start
+    region = bits_of(chunk.alloc_map.value, start, chunk.contig_hint) if 0 <= start <= start + chunk.contig_hint <= (
+        chunk.alloc_map.nbits) else None
+    if chunk.contig_hint and (region is None or any(region)):
         yield (
-            "contig_hint",
-            f"contig_hint {chunk.contig_hint} is below a block ({alloc.PCPU_BITMAP_BLOCK_SIZE})"
-            f" but the longest free run is {longest}",
+            "contig_hint_start",
+            f"contig_hint {chunk.contig_hint} is below a block ({B}) but [{start}, {start + chunk.contig_hint})"
+            " is not free",
         )
 
 
@@ -179,4 +193,8 @@ def _chunk_contig_hint_within_a_block(chunk: SymChunk) -> z3.BoolRef:
 @chunk_contig_hint_exact_below_a_block.symbolic
 def _chunk_contig_hint_exact_below_a_block(chunk: SymChunk) -> z3.BoolRef:
     B = chunk.geometry.block_bits
-    return z3.Implies(chunk.contig_hint < B, _longest_is(~chunk.alloc_map, chunk.nr_bits, chunk.contig_hint))
+    start, end = chunk.contig_hint_start, chunk.contig_hint_start + chunk.contig_hint
+    placed = z3.Or(chunk.contig_hint == 0, z3.And(start >= 0, start <= end, end <= chunk.nr_bits,
+                                                  chunk.alloc_map & range_mask(start, end, chunk.nr_bits) == 0))
+    return z3.Implies(chunk.contig_hint < B,
+                      z3.And(_longest_is(~chunk.alloc_map, chunk.nr_bits, chunk.contig_hint), placed))
