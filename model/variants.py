@@ -36,8 +36,8 @@ class V1(PcpuAllocator):
 class Fixed(V1):
     """Variant ``fixed``: ``v1`` plus the smallest change that removes each violation pcpu-verify finds.
 
-    One override per finding; each names the invariant it restores and the
-    minimised trace that shows it (docs/gallery.md, tests/traces/).
+    One override per fix; each names the invariants it restores, whose
+    minimised traces show why (docs/gallery.md, tests/traces/).
     """
 
     variant = "fixed"
