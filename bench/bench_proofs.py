@@ -128,6 +128,8 @@ def main() -> None:
 
     options = SuiteOptions(solver=SolverOptions(), depth=args.depth)
     console = Console()
+    if not console.is_terminal:
+        console = Console(width=200)  # a file or a pipe: full names, one line per row
     runs: list[Run] = []
     for geometry in args.geometries:
         run = run_one(args.variant, geometry, options, args.budget)
