@@ -35,8 +35,16 @@ def load_witnesses(paths: Iterable[Path]) -> list[Witness]:
     files: list[Path] = []
     for path in paths:
         files += sorted(path.rglob("*.json")) if path.is_dir() else [path]
-    witnesses = [Witness(str(f), load_trace(f)) for f in files]
+    witnesses = [Witness(_shown(f), load_trace(f)) for f in files]
     return [w for w in witnesses if w.trace.violates is not None and isinstance(w.trace.init, ChunkInit)]
+
+
+def _shown(path: Path) -> str:
+    """``path`` as the user would type it: relative to the working directory when under it."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)
 
 
 @dataclass(frozen=True)

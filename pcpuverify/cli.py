@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
+from pcpuverify.check import CheckError, find_config, load_config
 from pcpuverify.check_cli import check
 from pcpuverify.counterexamples.minimize import minimize as minimize_trace
 from pcpuverify.counterexamples.regression import regression_test
@@ -312,14 +313,16 @@ def _geometry(spec: str) -> Geometry:
               help="Write the trace of every VIOLATED obligation into this directory.")
 @click.option("--witnesses", "witness_paths", multiple=True, type=click.Path(exists=True),
               help="Violating traces (files or directories of *.json) to carry to each obligation that bounded"
-                   " model checking leaves NOT-INDUCTIVE: one that replays there makes it VIOLATED (repeatable).")
+                   " model checking leaves NOT-INDUCTIVE: one that replays there makes it VIOLATED (repeatable;"
+                   " default: the `traces` of the project's [tool.pcpu-verify] config, if run inside it).")
+@click.option("--no-witnesses", is_flag=True, help="Carry no traces, not even the project's.")
 @click.option("--layout/--no-layout", default=True, show_default=True,
               help="Also prove the first-chunk layout arithmetic at 64 bits (PAGE_SIZE 4096; skipped with --op).")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @user_errors
 def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tuple[str, ...], ops: tuple[str, ...],
           timeout: float, rlimit: int, seed: int, depth: int, traces_dir: str | None,
-          witness_paths: tuple[str, ...], layout: bool, as_json: bool) -> None:
+          witness_paths: tuple[str, ...], no_witnesses: bool, layout: bool, as_json: bool) -> None:
     """Prove or refute every invariant for every operation on small geometries.
 
     One row per obligation: PROVED (unsat, assumptions satisfiable), VIOLATED
@@ -332,7 +335,9 @@ def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tu
     if depth < 1:
         raise click.BadParameter("--depth must be at least 1")
     geos = [_geometry(g) for g in geometries or DEFAULT_GEOMETRIES]
-    witnesses = load_witnesses(Path(p) for p in witness_paths)
+    if no_witnesses and witness_paths:
+        raise click.UsageError("--witnesses and --no-witnesses exclude each other")
+    witnesses = [] if no_witnesses else load_witnesses([Path(p) for p in witness_paths] or _project_traces())
     chosen = list(variants) or sorted(VARIANTS)
     options = SuiteOptions(solver=SolverOptions(rlimit=rlimit, seed=seed, timeout=timeout), depth=depth)
     err = Console(stderr=True)
@@ -365,6 +370,18 @@ def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tu
         sys.exit(EXIT_TOOL_FAILURE)
     if any(r.verdict is Verdict.UNKNOWN for r in results):
         sys.exit(EXIT_UNKNOWN)
+
+
+def _project_traces() -> list[Path]:
+    """The regression trace directories of the [tool.pcpu-verify] config at or above the working directory."""
+    try:
+        config_file = find_config(Path.cwd())
+    except CheckError:  # not inside a project: no witnesses
+        return []
+    try:
+        return [p for p in load_config(config_file).traces if p.is_dir()]
+    except CheckError as e:
+        raise click.UsageError(f"the witnesses come from the project's config: {e}") from None
 
 
 def _save_traces(results: list[Result], directory: Path) -> None:

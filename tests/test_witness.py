@@ -14,7 +14,8 @@ from pcpuverify.model.trace import load_trace
 
 from tests.test_cli import pcpu_verify
 
-GALLERY = Path(__file__).parent / "traces" / "gallery"
+ROOT = Path(__file__).resolve().parent.parent
+GALLERY = ROOT / "tests" / "traces" / "gallery"
 WITHIN = "chunk-contig-hint-within-a-block"
 THREE_BLOCKS = GALLERY / f"v1__{WITHIN}.json"
 
@@ -55,16 +56,22 @@ def test_no_witness_where_the_replay_does_not_show_it(variant: str, geometry: Ge
 
 
 def test_prove_reports_a_witnessed_violation_beyond_its_depth(tmp_path: Path) -> None:
+    """Inside the project its regression traces are the witnesses; outside it there are none unless named."""
     args = ["prove", "--variant", "v1-patch09", "--geometry", "3x4", "--invariant", WITHIN, "--op", "free",
             "--depth", "2", "--json"]
-    alone = pcpu_verify(*args)
-    witnessed = pcpu_verify(*args, "--witnesses", GALLERY)
+    alone = pcpu_verify(*args, cwd=tmp_path)
+    witnessed = pcpu_verify(*args, cwd=ROOT)
     assert alone.returncode == 0 and witnessed.returncode == 0, alone.stderr + witnessed.stderr
     [before] = [r for r in json.loads(alone.stdout)["results"] if r["op"] == "free"]
     [after] = [r for r in json.loads(witnessed.stdout)["results"] if r["op"] == "free"]
     assert before["result"] == "NOT-INDUCTIVE" and before["depth"] == 2
-    assert after["result"] == "VIOLATED" and "witness" in after["detail"]
+    assert after["result"] == "VIOLATED" and "witness tests/traces/" in after["detail"]
     assert len(after["trace"]["ops"]) == 8 and after["trace"]["geometry"]["block_bits"] == 4
+
+
+def test_witnesses_and_no_witnesses_exclude_each_other() -> None:
+    result = pcpu_verify("prove", "--geometry", "1x4", "--no-witnesses", "--witnesses", GALLERY)
+    assert result.returncode == 2 and "exclude each other" in result.stderr
 
 
 def test_a_malformed_witness_is_one_error_line(tmp_path: Path) -> None:
