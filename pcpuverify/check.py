@@ -52,6 +52,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - the same parser, from PyPI
     import tomli as tomllib
 
+from pcpuverify.counterexamples.witness import load_witnesses
 from pcpuverify.invariants.base import REGISTRY
 from pcpuverify.invariants.check import STATE_INVARIANTS, STEP_INVARIANTS, UnknownInvariant, first_violation, invariant
 from pcpuverify.model import variants as model_variants
@@ -508,7 +509,18 @@ def suite_key(config: Config, variant: str, geometry: Geometry) -> str:
         "options": config.suite_options.to_json(),
         "invariants": sorted(invariants) if invariants is not None else None,
         "ops": sorted(ops) if ops is not None else None,
+        "witnesses": traces_digest(config),
     })
+
+
+def traces_digest(config: Config) -> str:
+    """A hash of every regression trace file: the suites carry them to rows left NOT-INDUCTIVE."""
+    h = hashlib.sha256()
+    for folder in config.traces:
+        for path in sorted(folder.rglob("*.json")) if folder.is_dir() else ():
+            h.update(f"{path.relative_to(folder).as_posix()}\0".encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()
 
 
 def layout_key(config: Config, variant: str) -> str:
@@ -813,6 +825,7 @@ class SuiteItem:
     ops: frozenset[str] | None
     key: str
     estimate: float
+    witnesses: tuple[Path, ...] = ()  # the regression trace directories, carried to rows left NOT-INDUCTIVE
 
     @property
     def label(self) -> str:
@@ -901,7 +914,8 @@ def _run_suite_item(item: SuiteItem, rows_file: str | None) -> list[Result]:
     def run(progress: Callable[[Result], None] | None) -> list[Result]:
         return run_suite(item.variant, item.geometry, item.options,
                          set(item.invariants) if item.invariants is not None else None,
-                         set(item.ops) if item.ops is not None else None, progress)
+                         set(item.ops) if item.ops is not None else None, progress,
+                         load_witnesses(item.witnesses))
 
     if rows_file is None:
         return run(None)
@@ -1192,7 +1206,7 @@ def run_check(config: Config, progress: ProgressFn | None = None, update_baselin
         for g in geometries:
             key = suite_key(config, variant, g)
             suites.append(SuiteItem(variant, g, config.suite_options, *filters, key,
-                                    estimate=0.6 * g.nr_bits ** 1.5 * config.depth))
+                                    estimate=0.6 * g.nr_bits ** 1.5 * config.depth, witnesses=config.traces))
     layouts: list[LayoutItem] = []
     if config.layout_properties != frozenset():
         for variant in config.variants:

@@ -27,7 +27,8 @@ import pytest
 import xmlschema
 from jsonschema.validators import validator_for
 
-from pcpuverify.check import Cache, _layout_payload
+from pcpuverify.check import Cache, _layout_payload, load_config, suite_key
+from pcpuverify.model.geometry import Geometry
 from pcpuverify.model.percpu import PcpuAllocator
 from pcpuverify.proofs.encode import SymPercpu
 from pcpuverify.proofs.layout import LAYOUT_PROPERTIES
@@ -469,3 +470,13 @@ def test_ctrl_c_leaves_no_report_and_no_cache_entry(tmp_path: Path) -> None:
     assert not (tmp_path / "r").exists()
     cache = tmp_path / "cache"
     assert not cache.exists() or not list(cache.glob("*"))
+
+
+def test_a_changed_regression_trace_re_checks_the_suites(tmp_path: Path) -> None:
+    """The suites carry the regression traces to rows left NOT-INDUCTIVE: the traces are part of their key."""
+    config = load_config(write_config(tmp_path))
+    one_block = Geometry.parse("1x4")
+    before = suite_key(config, "v1-patch09", one_block)
+    assert suite_key(config, "v1-patch09", one_block) == before
+    (tmp_path / "traces" / "another.json").write_text(HINT_OVERLAP.read_text())
+    assert suite_key(config, "v1-patch09", one_block) != before
