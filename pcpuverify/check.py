@@ -652,13 +652,19 @@ def result_from_json(data: Any) -> Result:
                   extra={k: v for k, v in data.items() if k not in known})
 
 
+def _cached_results(payload: Any) -> list[Result]:
+    """A cache entry's results, parsed; an UNKNOWN among them makes the whole entry foreign."""
+    if not isinstance(payload, list):
+        raise ValueError("results must be a list")
+    results = [result_from_json(r) for r in payload]
+    if any(r.verdict is Verdict.UNKNOWN for r in results):
+        raise ValueError("UNKNOWN is never cached")
+    return results
+
+
 def _suite_payload(variant: str, geometry: str, expected: list[tuple[str, str]]) -> Callable[[Any], list[Result]]:
     def parse(payload: Any) -> list[Result]:
-        if not isinstance(payload, list):
-            raise ValueError("results must be a list")
-        results = [result_from_json(r) for r in payload]
-        if any(r.verdict is Verdict.UNKNOWN for r in results):
-            raise ValueError("UNKNOWN is never cached")
+        results = _cached_results(payload)
         if any((r.variant, r.geometry) != (variant, geometry) for r in results):
             raise ValueError("results of another suite")
         rows = {(r.invariant, r.op) for r in results}
@@ -674,11 +680,7 @@ def _layout_payload(variant: str) -> Callable[[Any], list[Result]]:
     geometries = {g for g, _ in owed}
 
     def parse(payload: Any) -> list[Result]:
-        if not isinstance(payload, list):
-            raise ValueError("results must be a list")
-        results = [result_from_json(r) for r in payload]
-        if any(r.verdict is Verdict.UNKNOWN for r in results):
-            raise ValueError("UNKNOWN is never cached")
+        results = _cached_results(payload)
         if any(r.variant != variant or r.geometry not in geometries or r.op != LAYOUT_OP for r in results):
             raise ValueError("results of another suite")
         if not owed <= {(r.geometry, r.invariant) for r in results}:
