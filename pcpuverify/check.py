@@ -61,7 +61,7 @@ from pcpuverify.model.geometry import Geometry, GeometryError
 from pcpuverify.model.ops import FirstChunkInit
 from pcpuverify.model.reference import OpError
 from pcpuverify.model.trace import TraceError, load_trace, read_input, trace_from_json, write_atomically
-from pcpuverify.proofs import encode
+from pcpuverify.symbolic import encode
 from pcpuverify.proofs.initiation import OP as FIRST_CHUNK_OP
 from pcpuverify.proofs.layout import LAYOUT_PROPERTIES, PRECONDITION_SETS
 from pcpuverify.proofs.obligations import OPS
@@ -373,7 +373,7 @@ def register_variant(name: str, model: type, encoding: type) -> None:
 
     For a patch under review and for tests: a ``--variant-module FILE``
     calls this at import time.  A patch that lands adds its variant to
-    ``model/variants.py`` and ``proofs/encode.py`` instead.
+    ``pcpuverify/model/variants.py`` and ``pcpuverify/symbolic/encode.py`` instead.
     """
     from pcpuverify.model.percpu import PcpuAllocator
 
@@ -448,7 +448,13 @@ def _package_dir(module: str) -> Path:
     return Path(importlib.import_module(module).__file__ or "").parent
 
 
-SOURCE_PACKAGES = ("pcpuverify.model", "pcpuverify.invariants", "pcpuverify.proofs")
+SOURCE_PACKAGES = (
+    "pcpuverify.model",
+    "pcpuverify.symbolic",
+    "pcpuverify.invariants",
+    "pcpuverify.counterexamples",
+    "pcpuverify.proofs",
+)
 
 
 def _without_other_variants(path: Path, text: str, keep: set[type]) -> str:
@@ -982,7 +988,7 @@ def run_stateful(variant: str, examples: int, module: Path) -> dict[str, Any]:
 
 def run_minimise(item: MinimiseItem) -> dict[str, Any] | None:
     """The shortest counterexample (fewest ops, smallest arguments and geometry) for a new violation."""
-    from pcpuverify.counterexamples.shortest import shortest_counterexample
+    from pcpuverify.proofs.shortest import shortest_counterexample
 
     try:
         found = shortest_counterexample(item.variant, item.geometry, item.invariant, item.depth, item.solver)
@@ -1065,7 +1071,7 @@ def validate(config: Config) -> list[Geometry]:
     for name in config.variants:
         model_variants.variant_class(name)
         if name not in encode.ENCODINGS:
-            raise CheckError(f"variant {name!r} has no encoding; add it to ENCODINGS in proofs/encode.py")
+            raise CheckError(f"variant {name!r} has no encoding; add it to ENCODINGS in pcpuverify/symbolic/encode.py")
     for name in config.invariants or ():
         if name in LAYOUT_PROPERTIES:
             if not config.layout:

@@ -310,7 +310,7 @@ def sarif_json(run: CheckRun) -> str:
             primary = _location(str(root / r.source), 1, root, "the regression trace")
         if primary is None:
             primary = _function_location(r.variant, function, root) or _location(
-                str(root / "model" / "percpu.py"), 1, root)
+                str(root / "pcpuverify" / "model" / "percpu.py"), 1, root)
         text = _message(r) + (f". {r.detail}" if r.detail else "")
         result: dict[str, Any] = {
             "ruleId": r.invariant,

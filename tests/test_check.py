@@ -30,7 +30,7 @@ from jsonschema.validators import validator_for
 from pcpuverify.check import Cache, _layout_payload, load_config, suite_key
 from pcpuverify.model.geometry import Geometry
 from pcpuverify.model.percpu import PcpuAllocator
-from pcpuverify.proofs.encode import SymPercpu
+from pcpuverify.symbolic.encode import SymPercpu
 from pcpuverify.proofs.layout import LAYOUT_PROPERTIES
 
 TESTS = Path(__file__).parent
@@ -112,8 +112,8 @@ def write_mutant(tmp: Path, name: str, conformant: bool = True) -> Path:
         "from pcpuverify.model.percpu import *",
         "from pcpuverify.model.percpu import PcpuAllocator",
         "from pcpuverify.model.chunk import PcpuChunk",
-        "from pcpuverify.proofs.encode import *",
-        "from pcpuverify.proofs.encode import SymPercpu",
+        "from pcpuverify.symbolic.encode import *",
+        "from pcpuverify.symbolic.encode import SymPercpu",
         "",
         "",
         "class Mutant(PcpuAllocator):",

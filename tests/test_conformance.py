@@ -1,4 +1,4 @@
-"""Conformance: every encoded function of proofs/encode.py, evaluated on concrete states, equals model/.
+"""Conformance: every encoded function of pcpuverify/symbolic/encode.py, evaluated on concrete states, equals model/.
 
 DESIGN.md ("Proofs"): "on states that satisfy the invariants, the encoded
 transition evaluated concretely must equal what ``model/`` computes.  A proof
@@ -49,7 +49,7 @@ from pcpuverify.model.geometry import PCPU_MIN_ALLOC_SIZE, Geometry
 from pcpuverify.model.ops import Alloc, ChunkInit, Depopulate, Free, Op, Populate
 from pcpuverify.model.random_ops import random_op
 from pcpuverify.model.reference import Reference
-from pcpuverify.proofs.bv import I
+from pcpuverify.symbolic.bv import I
 from pcpuverify.proofs.conformance import (
     _value,
     compare_step,
@@ -57,8 +57,8 @@ from pcpuverify.proofs.conformance import (
     model_fields,
     symbolic_of,
 )
-from pcpuverify.proofs.encode import ENCODINGS, SymPercpu
-from pcpuverify.proofs.state import SymBlock, SymChunk
+from pcpuverify.symbolic.encode import ENCODINGS, SymPercpu
+from pcpuverify.symbolic.state import SymBlock, SymChunk
 
 VARIANTS = ("v1", "v1-patch09", "fixed")
 GEOMETRIES = ("1x8", "2x8", "3x8", "2x16")  # the default matrix of `pcpu-verify prove`

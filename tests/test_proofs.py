@@ -10,11 +10,11 @@ from pcpuverify.model import variants as model_variants
 from pcpuverify.model.chunk import PcpuChunk
 from pcpuverify.model.geometry import Geometry
 from pcpuverify.model.percpu import PcpuAllocator
-from pcpuverify.proofs import encode
-from pcpuverify.proofs.bv import Int
+from pcpuverify.symbolic import encode
+from pcpuverify.symbolic.bv import Int
 from pcpuverify.proofs.results import Verdict
 from pcpuverify.proofs.solver import SolverOptions
-from pcpuverify.proofs.state import SymChunk
+from pcpuverify.symbolic.state import SymChunk
 from pcpuverify.proofs.suite import SuiteOptions, run_suite
 
 ONE_BLOCK = Geometry.parse("1x8")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pcpuverify.counterexamples.explore import explore
-from pcpuverify.counterexamples.shortest import shortest_on
+from pcpuverify.proofs.shortest import shortest_on
 from pcpuverify.invariants.check import INVARIANTS, first_violation
 from pcpuverify.model.geometry import Geometry
 

@@ -18,9 +18,9 @@ from pcpuverify.model.geometry import Geometry
 from pcpuverify.model.ops import Alloc, ChunkInit, Free, Op, Populate
 from pcpuverify.model.random_ops import random_op
 from pcpuverify.model.reference import Reference, StepResult
-from pcpuverify.proofs.bv import INT_W, I
-from pcpuverify.proofs.encode import ENCODINGS, SymPercpu, SymStep
-from pcpuverify.proofs.state import BLOCK_FIELDS, CHUNK_FIELDS, SymBlock, SymChunk, SymOp, ghost_width
+from pcpuverify.symbolic.bv import INT_W, I
+from pcpuverify.symbolic.encode import ENCODINGS, SymPercpu, SymStep
+from pcpuverify.symbolic.state import BLOCK_FIELDS, CHUNK_FIELDS, SymBlock, SymChunk, SymOp, ghost_width
 
 
 def model_fields(ref: Reference) -> dict[str, int | bool]:

@@ -34,7 +34,7 @@ from pcpuverify.model.geometry import Geometry
 from pcpuverify.model.ops import ChunkInit, Op, op_to_json
 from pcpuverify.model.trace import Trace
 from pcpuverify.proofs.conformance import quick_conformance
-from pcpuverify.proofs.encode import ENCODINGS, SymPercpu
+from pcpuverify.symbolic.encode import ENCODINGS, SymPercpu
 from pcpuverify.proofs.initiation import first_chunk_initiation
 from pcpuverify.proofs.obligations import (
     OPS,
@@ -47,7 +47,7 @@ from pcpuverify.proofs.obligations import (
 )
 from pcpuverify.proofs.results import Result, Verdict
 from pcpuverify.proofs.solver import Answer, SolverOptions, check
-from pcpuverify.proofs.state import SymChunk, fresh_chunk, well_formed
+from pcpuverify.symbolic.state import SymChunk, fresh_chunk, well_formed
 
 
 @dataclass(frozen=True)

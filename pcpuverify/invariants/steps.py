@@ -12,9 +12,9 @@ from pcpuverify.model.chunk import PcpuChunk
 from pcpuverify.model.ops import Alloc, Free
 from pcpuverify.model.percpu import PcpuAllocator
 from pcpuverify.model.reference import StepResult
-from pcpuverify.proofs.bv import I, Bits, range_mask, smin
-from pcpuverify.proofs.encode import SymStep
-from pcpuverify.proofs.state import SymChunk, SymOp
+from pcpuverify.symbolic.bv import I, Bits, range_mask, smin
+from pcpuverify.symbolic.encode import SymStep
+from pcpuverify.symbolic.state import SymChunk, SymOp
 
 
 @step_invariant(

@@ -10,9 +10,9 @@ import z3
 
 from pcpuverify.model.geometry import Geometry
 from pcpuverify.model.ops import Alloc, Depopulate, Free, Op, Populate
-from pcpuverify.proofs.bv import INT_W, I, bit, popcount
-from pcpuverify.proofs.encode import SymPercpu, SymStep
-from pcpuverify.proofs.state import BLOCK_FIELDS, CHUNK_FIELDS, SymBlock, SymChunk, SymOp, ghost_width
+from pcpuverify.symbolic.bv import INT_W, I, bit, popcount
+from pcpuverify.symbolic.encode import SymPercpu, SymStep
+from pcpuverify.symbolic.state import BLOCK_FIELDS, CHUNK_FIELDS, SymBlock, SymChunk, SymOp, ghost_width
 
 OPS = ("alloc", "free", "populate", "depopulate")
 

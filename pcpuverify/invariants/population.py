@@ -9,8 +9,8 @@ import z3
 from pcpuverify.invariants.base import state_invariant
 from pcpuverify.model.chunk import PcpuChunk
 from pcpuverify.model.percpu import PcpuAllocator
-from pcpuverify.proofs.bv import I, bit, popcount
-from pcpuverify.proofs.state import SymChunk
+from pcpuverify.symbolic.bv import I, bit, popcount
+from pcpuverify.symbolic.state import SymChunk
 
 
 @state_invariant(

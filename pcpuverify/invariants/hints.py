@@ -10,8 +10,8 @@ from pcpuverify.invariants.base import state_invariant
 from pcpuverify.invariants.scan import bits_of, first_zero, free_runs, leading_free, longest_free, trailing_free
 from pcpuverify.model.chunk import PcpuChunk
 from pcpuverify.model.percpu import PcpuAllocator
-from pcpuverify.proofs.bv import I, Int, bit, has_run, highest_set, lowest_set, range_mask
-from pcpuverify.proofs.state import SymChunk
+from pcpuverify.symbolic.bv import I, Int, bit, has_run, highest_set, lowest_set, range_mask
+from pcpuverify.symbolic.state import SymChunk
 
 
 def _map_bits(chunk: PcpuChunk) -> list[int]:

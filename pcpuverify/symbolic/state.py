@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields, replace
 import z3
 
 from pcpuverify.model.geometry import Geometry
-from pcpuverify.proofs.bv import INT_W, I, Int, ite
+from pcpuverify.symbolic.bv import INT_W, I, Int, ite
 
 BLOCK_FIELDS = ("contig_hint", "contig_hint_start", "left_free", "right_free", "first_free")
 CHUNK_FIELDS = (

@@ -11,8 +11,8 @@ from pcpuverify.invariants.scan import bits_of, first_zero
 from pcpuverify.model.chunk import PcpuChunk
 from pcpuverify.model.geometry import PCPU_MIN_ALLOC_SIZE
 from pcpuverify.model.percpu import PcpuAllocator
-from pcpuverify.proofs.bv import I, low_mask, popcount, smin
-from pcpuverify.proofs.state import SymChunk
+from pcpuverify.symbolic.bv import I, low_mask, popcount, smin
+from pcpuverify.symbolic.state import SymChunk
 
 
 @state_invariant(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import z3
 
 from pcpuverify.model.geometry import PCPU_MIN_ALLOC_SIZE, Geometry
-from pcpuverify.proofs.bv import (
+from pcpuverify.symbolic.bv import (
     ALIGN,
     I,
     Bits,
@@ -36,7 +36,7 @@ from pcpuverify.proofs.bv import (
     smin,
     to_amount,
 )
-from pcpuverify.proofs.state import SymBlock, SymChunk, SymOp, ghost_width
+from pcpuverify.symbolic.state import SymBlock, SymChunk, SymOp, ghost_width
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,8 @@ from pcpuverify.invariants.check import first_violation, invariant
 from pcpuverify.model.geometry import Geometry
 from pcpuverify.model.ops import ChunkInit
 from pcpuverify.model.trace import Trace
-from pcpuverify.proofs.bv import INT_W, I
-from pcpuverify.proofs.encode import ENCODINGS
+from pcpuverify.symbolic.bv import INT_W, I
+from pcpuverify.symbolic.encode import ENCODINGS
 from pcpuverify.proofs.obligations import OPS, concrete_op, concrete_populated, transition
 from pcpuverify.proofs.solver import SolverOptions, check
 from pcpuverify.proofs.suite import Bmc, Breach, SuiteOptions

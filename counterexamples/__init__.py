@@ -1,1 +1,0 @@
-"""Counterexamples a kernel developer can act on: shortest traces, minimisation, showing them."""

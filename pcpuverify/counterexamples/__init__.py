@@ -1,0 +1,1 @@
+"""Concrete counterexamples, with no solver: exhaustive exploration, minimisation, regression tests, witnesses."""

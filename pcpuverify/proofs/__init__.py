@@ -1,0 +1,1 @@
+"""Proof obligations and solver runs: initiation, consecution (Houdini), bounded checking, shortest traces."""

@@ -1,1 +1,0 @@
-"""Z3 encoding of the allocator state and transitions, proof obligations and solver runs."""
