@@ -187,7 +187,6 @@ CONFIG_KEYS: dict[str, str] = {
     "baseline": "the baseline file, relative to the config file",
     "traces": "a list of directories of regression traces, relative to the config file",
     "stateful-examples": "Hypothesis examples per geometry for the stateful machines, 0 to skip them",
-    "stateful-module": "the file defining the stateful machines, relative to the config file",
     "layout": "true or false: run the first-chunk layout proofs (PAGE_SIZE 4096) for every variant",
 }
 
@@ -209,7 +208,6 @@ class Config:
     baseline: Path
     traces: tuple[Path, ...]
     stateful_examples: int
-    stateful_module: Path
     layout: bool  # the first-chunk layout proofs, once per variant
     invariants: frozenset[str] | None = None  # only these invariants (a filter of the matrix)
     ops: frozenset[str] | None = None
@@ -291,6 +289,9 @@ def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> C
     table = data.get("tool", {}).get("pcpu-verify") if isinstance(data.get("tool"), dict) else None
     if not isinstance(table, dict):
         raise CheckError(f"{path}: no [{CONFIG_TABLE}] table; it needs the keys {', '.join(CONFIG_KEYS)}")
+    if "stateful-module" in table:
+        raise CheckError(f"{path}: [{CONFIG_TABLE}]: 'stateful-module' is no longer a key (the stateful machines"
+                         " are pcpuverify.counterexamples.stateful); remove it")
     unknown = sorted(set(table) - set(CONFIG_KEYS))
     if unknown:
         raise CheckError(f"{path}: [{CONFIG_TABLE}]: unknown key {unknown[0]!r}; the keys are {', '.join(CONFIG_KEYS)}")
@@ -357,7 +358,6 @@ def _validated(path: Path, v: dict[str, Any]) -> Config:
         baseline=a_path("baseline"),
         traces=tuple((path.parent / t).resolve() for t in strings("traces")),
         stateful_examples=integer("stateful-examples", 0),
-        stateful_module=a_path("stateful-module"),
         layout=v["layout"],
         invariants=frozenset(v["invariants"]) if v.get("invariants") else None,
         ops=frozenset(v["ops"]) if v.get("ops") else None,
@@ -554,7 +554,6 @@ def stateful_key(config: Config, variant: str) -> str:
         "format": CACHE_FORMAT,
         "kind": "stateful",
         "sources": source_digest(variant, config.plugins),
-        "module": hashlib.sha256(config.stateful_module.read_bytes()).hexdigest(),
         "variant": variant,
         "examples": config.stateful_examples,
         "hypothesis": hypothesis.__version__,
@@ -859,7 +858,6 @@ class LayoutItem:
 class StatefulItem:
     variant: str
     examples: int
-    module: Path
     key: str
     estimate: float
 
@@ -912,7 +910,7 @@ def run_item(item: Item, rows_file: str | None = None) -> Any:
     if isinstance(item, LayoutItem):
         return run_layout(item.variant, item.solver)
     if isinstance(item, StatefulItem):
-        return run_stateful(item.variant, item.examples, item.module)
+        return run_stateful(item.variant, item.examples)
     return run_minimise(item)
 
 
@@ -953,34 +951,13 @@ def run_layout(variant: str, solver: SolverOptions) -> list[Result]:
     return out
 
 
-def _load_stateful(module: Path) -> Any:
-    name = "pcpu_verify_stateful_machines"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, module)
-    if spec is None or spec.loader is None:
-        raise CheckError(f"stateful-module {module}: not a Python file")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod  # dataclasses look their module up while it loads
-    spec.loader.exec_module(mod)
-    return mod
+def run_stateful(variant: str, examples: int) -> dict[str, Any]:
+    """The stateful machines on every geometry they list: the invariants broken, with traces."""
+    from pcpuverify.counterexamples.stateful import run_machines
 
-
-def run_stateful(variant: str, examples: int, module: Path) -> dict[str, Any]:
-    """The stateful machines of ``module`` on every geometry it lists: the invariants broken, with traces."""
-    from hypothesis import settings
-    from hypothesis.stateful import run_state_machine_as_test
-
-    m = _load_stateful(module)
-    findings = m.Findings(variant)
-    budget = settings(m.EXPLORE_SETTINGS, max_examples=examples)
-    start = time.perf_counter()
-    for index, geometry in enumerate(m.GEOMETRIES):
-        machine = m.hypothesis_seed(m.SEED + index)(m.machine_for(variant, geometry, index, findings))
-        run_state_machine_as_test(machine, settings=budget)
-    findings.finish()
+    findings = run_machines(variant, examples)
     return {
-        "seconds": time.perf_counter() - start,
+        "seconds": findings.seconds,
         "steps": findings.steps,
         "broken": {name: trace.to_json() for name, trace in sorted(findings.shortest.items())},
     }
@@ -1091,9 +1068,6 @@ def validate(config: Config) -> list[Geometry]:
             and config.layout_properties == frozenset():
         raise CheckError("the --invariant/--op filters select no obligation: a layout property or --op layout"
                          " selects layout rows only, any other name suite rows only")
-    if config.stateful_examples and not config.stateful_module.is_file():
-        raise CheckError(f"stateful-module {config.stateful_module}: no such file"
-                         " (set stateful-examples = 0 to skip the stateful machines)")
     return config.geometry_objects()
 
 
@@ -1223,8 +1197,8 @@ def run_check(config: Config, progress: ProgressFn | None = None, update_baselin
     statefuls: list[StatefulItem] = []
     if config.stateful_examples:
         for variant in config.variants:
-            statefuls.append(StatefulItem(variant, config.stateful_examples, config.stateful_module,
-                                          stateful_key(config, variant), estimate=0.16 * config.stateful_examples))
+            statefuls.append(StatefulItem(variant, config.stateful_examples, stateful_key(config, variant),
+                                          estimate=0.16 * config.stateful_examples))
 
     suite_results: dict[str, list[Result]] = {}  # suites and layout suites, by label
     stateful_results: dict[str, dict[str, Any]] = {}

@@ -78,7 +78,6 @@ def write_config(tmp: Path, **overrides: Any) -> Path:
         "baseline": "baseline.json",
         "traces": ["traces"],
         "stateful-examples": 0,
-        "stateful-module": str(TESTS / "test_stateful.py"),
         "layout": False,
     }
     keys.update(overrides)

@@ -21,8 +21,9 @@ from pcpuverify.proofs.layout import (
     prove_layout_property,
     run_layout_suite,
 )
+from pcpuverify.proofs.layout.prove import _fmt
 from pcpuverify.proofs.results import Result, Verdict
-from pcpuverify.proofs.solver import SolverOptions
+from pcpuverify.proofs.solver import SolverOptions, check
 
 PAGE = 4096
 OPTIONS = SolverOptions(rlimit=400_000_000, seed=0, timeout=120.0)
@@ -248,7 +249,7 @@ def test_counterexample_breaks_the_property_in_plain_python(
         assert accepts(v), f"{set_name} counterexample not accepted in plain Python: {result.detail}"
         assert py_broken(name, v), f"{name} holds in plain Python for {result.detail}"
         # the one-line detail names the values
-        assert f"static_size={lay._fmt(v['static_size'])}" in result.detail
+        assert f"static_size={_fmt(v['static_size'])}" in result.detail
 
 
 def test_static_overlap_counterexample_is_an_unaligned_static_size(suite: dict[tuple[str, str], Result]) -> None:
@@ -308,7 +309,7 @@ def test_fixed_variant_hides_the_partly_static_bit() -> None:
 @pytest.mark.parametrize("set_name", list(lay.PRECONDITION_SETS))
 def test_preconditions_are_satisfiable(set_name: str) -> None:
     L = lay.layout_of(lay.LayoutInputs.fresh(), LayoutParams.kernel(PAGE))
-    answer = lay.check(lay.preconditions(L, set_name), OPTIONS)
+    answer = check(lay.preconditions(L, set_name), OPTIONS)
     assert answer.status == "sat"
 
 
@@ -337,14 +338,14 @@ def test_encoding_conforms_to_the_model(variant: str) -> None:
 def test_cross_check_catches_a_wrong_encoding(monkeypatch: pytest.MonkeyPatch) -> None:
     # round begin_fill_bits up in the encoding only: the v1 model must disagree
     monkeypatch.setattr(
-        lay, "pcpu_begin_fill_bits", lambda off, p: z3.LShR(off + lay.ulong(3), 2)
+        lay.encoding, "pcpu_begin_fill_bits", lambda off, p: z3.LShR(off + lay.ulong(3), 2)
     )
     mismatches = cross_check(32, 100, seed=0, variant="v1")
     assert mismatches and "begin_fill_bits" in " ".join(mismatches)
 
 
 def test_nonconformant_encoding_proves_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(lay, "cross_check", lambda *a, **k: ["layout 0: made up"])
+    monkeypatch.setattr(lay.prove, "cross_check", lambda *a, **k: ["layout 0: made up"])
     results = run_layout_suite(PAGE, OPTIONS, sets=("setup",))
     assert results and all(r.verdict is Verdict.NONCONFORMANT for r in results)
 

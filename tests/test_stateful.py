@@ -1,9 +1,8 @@
 """Stateful exploration of the reference: which invariants each variant of the seed's code breaks.
 
-A Hypothesis ``RuleBasedStateMachine`` drives ``Reference`` with the
-operations a caller of the allocator issues (alloc, free of a live
-allocation, populate, depopulate of empty pages) and checks every invariant
-after every step with ``invariants.check.check_step``.
+The machines are ``pcpuverify.counterexamples.stateful``'s: a Hypothesis
+``RuleBasedStateMachine`` drives ``Reference`` with the operations a caller
+of the allocator issues and checks every invariant after every step.
 
 ``v1`` and ``v1-patch09`` are the seed's code and break several of the
 seed's own claims (DESIGN.md: "If the seed's code breaks a claim, that is
@@ -36,49 +35,29 @@ from __future__ import annotations
 
 import json
 import os
-import time
-from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, Phase, settings
-from hypothesis import seed as hypothesis_seed
-from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_state_machine_as_test
 
-from pcpuverify.invariants.check import INVARIANTS, STATE_INVARIANTS, check_state, check_step, first_violation
-from pcpuverify.model.chunk import PcpuChunk
-from pcpuverify.model.geometry import Geometry
-from pcpuverify.model.ops import Alloc, ChunkInit, Depopulate, Free, Op, Populate
-from pcpuverify.model.reference import OpError, Reference
-from pcpuverify.model.trace import Trace, load_trace, save_trace
+from pcpuverify.counterexamples.stateful import (
+    ALL_INVARIANTS,
+    EXAMPLES,
+    GEOMETRIES,
+    SEED,
+    STEPS,
+    Findings,
+    counterexample_walk,
+    run_machines,
+)
+from pcpuverify.invariants.check import first_violation
+from pcpuverify.model.trace import load_trace, save_trace
 
 FOUND_DIR = Path(__file__).parent / "traces" / "found"
 
 VARIANTS = ("v1", "v1-patch09", "fixed")
 
-# Small geometries keep every ratio of the kernel's (one metadata block per
-# page) with bitmaps a reader can draw.  The last starts with pages 0 and 2
-# unpopulated, as a chunk from pcpu_create_chunk() before the balance work.
-GEOMETRIES = (
-    Geometry.parse("1x8"),
-    Geometry.parse("2x8"),
-    Geometry.parse("3x8"),
-    Geometry.parse("2x16"),
-    Geometry(block_bits=8, nr_pages=3, populated=(1,)),
-)
-
-# The budget: Hypothesis examples per (variant, geometry), each a run of STEPS
-# operations.  With this seed and with seeds 1 to 5, every known-broken
-# invariant below first broke within the first 100 examples of some geometry
-# and broke in at least two geometries (PCPU_EXPLORE_REPORT=1 prints where).  Changing the seed or the budget is a
-# change of the manifest: re-check both sets.
-SEED = 20170724  # the series was posted in the week of 24 July 2017
-EXAMPLES = 200
-STEPS = 40
-
-# The manifest: what each variant is known to break within the budget above.
+# The manifest: what each variant is known to break within the machines' budget (EXAMPLES x STEPS, SEED).
 KNOWN_BROKEN: dict[str, frozenset[str]] = {
     "v1": frozenset(
         {
@@ -106,238 +85,11 @@ KNOWN_BROKEN: dict[str, frozenset[str]] = {
     "fixed": frozenset(),
 }
 
-ALL_INVARIANTS = tuple(inv.name for inv in INVARIANTS)
-_STATE_NAMES = frozenset(inv.name for inv in STATE_INVARIANTS)
-
-
-def state_went_wrong(ref: Reference, broken: list[str]) -> bool:
-    """Whether exploring on from ``ref`` would only show consequences: a state invariant broke or memory was overwritten."""
-    return ref.corrupted_at is not None or any(name in _STATE_NAMES for name in broken)
-
-
-def _geometry_label(geometry: Geometry) -> str:
-    if len(geometry.populated) == geometry.nr_pages:
-        return geometry.name
-    return f"{geometry.name} populated {list(geometry.populated)}"
-
-
-def _trace_size(trace: Trace) -> tuple[int, int, int]:
-    """Fewer operations first, then fewer steps breaking something else, then the smaller bitmap."""
-    walk = counterexample_walk(trace)
-    noisy = walk.noisy_steps if walk is not None else len(trace.ops)
-    return (len(trace.ops), noisy, trace.geometry.nr_bits)
-
-
-@dataclass
-class Findings:
-    """What exploring one variant saw: per broken invariant, the shortest trace and where it first broke."""
-
-    variant: str
-    # (invariant, geometry index) -> the shortest trace the machine saw break it
-    seen: dict[tuple[str, int], Trace] = field(default_factory=dict)
-    # invariant -> geometry label -> the example (1-based, per geometry) that first broke it
-    first_found: dict[str, dict[str, int]] = field(default_factory=dict)
-    shortest: dict[str, Trace] = field(default_factory=dict)  # filled by finish()
-    steps: int = 0
-    examples: int = 0
-    seconds: float = 0.0
-
-    def record(self, invariant: str, trace: Trace, geometry_index: int, example: int) -> None:
-        self.first_found.setdefault(invariant, {}).setdefault(_geometry_label(trace.geometry), example)
-        old = self.seen.get((invariant, geometry_index))
-        if old is None or len(trace.ops) < len(old.ops):
-            self.seen[(invariant, geometry_index)] = trace
-
-    def finish(self) -> None:
-        """Shorten every trace seen and keep the shortest per invariant (ties: the earlier geometry)."""
-        for (invariant, _), trace in sorted(self.seen.items(), key=lambda item: item[0][1]):
-            short = shorten(trace)
-            if invariant not in self.shortest or _trace_size(short) < _trace_size(self.shortest[invariant]):
-                self.shortest[invariant] = short
-
-    def report(self) -> str:
-        return "\n".join(
-            f"  {name}: {len(self.shortest[name].ops)} ops on {_geometry_label(self.shortest[name].geometry)};"
-            f" first broken at example {self.first_found[name]}"
-            for name in sorted(self.shortest)
-        )
-
-
-def _powers_of_two(limit: int) -> list[int]:
-    return [1 << k for k in range(limit.bit_length()) if 1 << k <= limit]
-
-
-def machine_for(variant: str, geometry: Geometry, geometry_index: int, findings: Findings) -> type[RuleBasedStateMachine]:
-    """A state machine over ``Reference(variant, geometry)`` that records what it breaks into ``findings``."""
-    nr_pages, B = geometry.nr_pages, geometry.block_bits
-    page_mask = (1 << B) - 1
-    examples_before = findings.examples
-
-    class ReferenceMachine(RuleBasedStateMachine):
-        def __init__(self) -> None:
-            super().__init__()
-            findings.examples += 1
-            self.example = findings.examples - examples_before
-            self.restart()
-
-        def restart(self) -> None:
-            self.ref = Reference(variant, geometry, ChunkInit())
-            self.ops: list[Op] = []
-            for name in dict.fromkeys(v.invariant for v in check_state(self.ref)):
-                self.record(name)
-
-        def record(self, invariant: str) -> None:
-            trace = Trace(variant, geometry, ChunkInit(), tuple(self.ops), violates=invariant)
-            findings.record(invariant, trace, geometry_index, self.example)
-
-        def step(self, op: Op) -> None:
-            """Apply ``op``, check every invariant, record what broke; start over once the state went wrong."""
-            _, violations = check_step(self.ref, op)
-            self.ops.append(op)
-            findings.steps += 1
-            broken = list(dict.fromkeys(v.invariant for v in violations))
-            for name in broken:
-                self.record(name)
-            if state_went_wrong(self.ref, broken):
-                self.restart()
-
-        @property
-        def chunk(self) -> PcpuChunk:
-            return self.ref.chunks["dynamic"]
-
-        def unpopulated_pages(self) -> list[int]:
-            populated = self.chunk.populated.value
-            return [p for p in range(nr_pages) if not (populated >> p) & 1]
-
-        def empty_pages(self) -> list[int]:
-            """Populated pages with no allocated bit: what the balance work may depopulate."""
-            amap, populated = self.chunk.alloc_map.value, self.chunk.populated.value
-            return [p for p in range(nr_pages) if (populated >> p) & 1 and not (amap >> (p * B)) & page_mask]
-
-        # -- the operations a caller of the allocator issues -------------------
-
-        # pcpu_alloc() with GFP_KERNEL populates what it hands out; an atomic
-        # request (pop_only) takes only populated pages.  Two rules rather than
-        # a flag give allocations two shares of the rule choice: at the start
-        # of a walk only allocation and depopulation are possible, and a walk
-        # of mostly depopulations ends before the hints get interesting.
-        # Half of the sizes fit a block: most multi-block requests just fail
-        # once a chunk holds a few allocations.
-        sizes = st.one_of(st.integers(1, B + 2), st.integers(1, geometry.nr_bits + 2))
-        aligns = st.sampled_from(_powers_of_two(B))
-
-        @rule(bits=sizes, align=aligns)
-        def alloc(self, bits: int, align: int) -> None:
-            self.step(Alloc(bits, align, pop_only=False))
-
-        @rule(bits=sizes, align=aligns)
-        def alloc_atomic(self, bits: int, align: int) -> None:
-            self.step(Alloc(bits, align, pop_only=True))
-
-        @precondition(lambda self: bool(self.chunk.allocations))
-        @rule(data=st.data())
-        def free(self, data: st.DataObject) -> None:
-            bit_off = data.draw(st.sampled_from(sorted(self.chunk.allocations)), label="bit_off")
-            self.step(Free(bit_off))
-
-        # Population starts at an unpopulated page (else it is a no-op step).
-        @precondition(lambda self: bool(self.unpopulated_pages()))
-        @rule(data=st.data())
-        def populate(self, data: st.DataObject) -> None:
-            page_start = data.draw(st.sampled_from(self.unpopulated_pages()), label="page_start")
-            page_end = data.draw(st.integers(page_start + 1, nr_pages), label="page_end")
-            self.step(Populate(page_start, page_end))
-
-        # Reference raises OpError when depopulating a page that holds allocated
-        # bits (the balance work only releases empty pages): draw a run of
-        # empty populated pages.
-        @precondition(lambda self: bool(self.empty_pages()))
-        @rule(data=st.data())
-        def depopulate(self, data: st.DataObject) -> None:
-            empty = self.empty_pages()
-            page_start = data.draw(st.sampled_from(empty), label="page_start")
-            page_end = page_start + 1
-            while page_end in empty:
-                page_end += 1
-            page_end = data.draw(st.integers(page_start + 1, page_end), label="page_end")
-            self.step(Depopulate(page_start, page_end))
-
-    ReferenceMachine.__name__ = ReferenceMachine.__qualname__ = (
-        f"ReferenceMachine_{variant.replace('-', '_')}_{geometry.name}"
-    )
-    return ReferenceMachine
-
-
-EXPLORE_SETTINGS = settings(
-    max_examples=EXAMPLES,
-    stateful_step_count=STEPS,
-    database=None,  # no replay of earlier runs' examples: the same budget everywhere
-    deadline=None,
-    phases=(Phase.generate,),  # the machine never fails, so there is nothing to shrink
-    suppress_health_check=list(HealthCheck),
-    print_blob=False,
-)
-
-
-@dataclass(frozen=True)
-class Walk:
-    """How a counterexample replays: the step that first breaks its invariant, and how many break others before."""
-
-    end: int
-    noisy_steps: int
-
-
-def counterexample_walk(trace: Trace) -> Walk | None:
-    """Replay ``trace`` as the machine walks: None unless it breaks ``trace.violates`` before its state goes wrong."""
-    ref = Reference(trace.variant, trace.geometry, trace.init)
-    if check_state(ref):
-        return None
-    noisy = 0
-    for index, op in enumerate(trace.ops):
-        try:
-            _, violations = check_step(ref, op)
-        except OpError:  # e.g. a free of an allocation made by an op that was dropped
-            return None
-        broken = list(dict.fromkeys(v.invariant for v in violations))
-        if trace.violates in broken:
-            return Walk(index, noisy)
-        if state_went_wrong(ref, broken):
-            return None
-        noisy += bool(broken)
-    return None
-
-
-def shorten(trace: Trace) -> Trace:
-    """Drop operations one at a time while the trace still breaks its invariant first.
-
-    Hypothesis generates noisy sequences (failed allocations, frees that do
-    not matter); this greedy pass leaves a trace in which every operation is
-    needed.  A stand-in until the project's minimiser (``pcpu-verify
-    minimize``) exists.
-    """
-    ops, changed = trace.ops, True
-    while changed:
-        changed = False
-        for i in reversed(range(len(ops))):
-            if i >= len(ops):
-                continue
-            candidate = trace.with_ops(ops[:i] + ops[i + 1 :])
-            walk = counterexample_walk(candidate)
-            if walk is not None:
-                ops, changed = candidate.ops[: walk.end + 1], True
-    return trace.with_ops(ops)
-
 
 @cache
 def explore(variant: str) -> Findings:
     """Run the machine on every geometry with the fixed, seeded budget."""
-    findings = Findings(variant)
-    start = time.perf_counter()
-    for index, geometry in enumerate(GEOMETRIES):
-        machine = hypothesis_seed(SEED + index)(machine_for(variant, geometry, index, findings))
-        run_state_machine_as_test(machine, settings=EXPLORE_SETTINGS)
-    findings.finish()
-    findings.seconds = time.perf_counter() - start
+    findings = run_machines(variant)
     if os.environ.get("PCPU_EXPLORE_REPORT") == "1":
         print(f"\n{variant}: {findings.examples} examples, {findings.steps} steps, {findings.seconds:.1f}s")
         print(findings.report())
