@@ -6,7 +6,7 @@ known-violation traces, replayed on ``model/``), the proof suite
 (``proofs.suite.run_suite``, conformance first) for every variant x geometry
 of the matrix, the first-chunk layout proofs (``proofs.layout.run_layout_suite``
 at PAGE_SIZE 4096, 64-bit values; config key ``layout``) for every variant,
-and the stateful machines of ``tests/test_stateful.py`` for a bounded number
+and the stateful machines (``counterexamples.stateful``) for a bounded number
 of examples.  Every row is then held to ``baseline.json``.
 
 The unit of scheduling is one suite, a (variant, geometry) pair: its
