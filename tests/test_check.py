@@ -150,6 +150,7 @@ def baselined(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp
 
 
+@pytest.mark.slow
 def test_second_run_is_served_from_the_cache(baselined: Path) -> None:
     start = time.perf_counter()
     result, summary = check(baselined, "--junit", "out.xml", "--sarif", "out.sarif", "--markdown", "out.md")
@@ -164,14 +165,13 @@ def test_second_run_is_served_from_the_cache(baselined: Path) -> None:
     known = baseline["suites"]["v1-patch09"]["1x4"]
     violated = [(i, op) for i, ops in known.items() for op, v in ops.items() if isinstance(v, dict)]
     assert violated and all(known[i][op]["trace"]["violates"] == i for i, op in violated)
-
-
-def test_reports_of_a_passing_run_validate(baselined: Path) -> None:
+    # the reports of this passing run
     validate_junit(baselined / "out.xml")
     validate_sarif(baselined / "out.sarif")
     assert "## pcpu-verify check: PASSED" in (baselined / "out.md").read_text()
 
 
+@pytest.mark.slow
 def test_corrupt_and_foreign_cache_entries_are_recomputed(tmp_path: Path) -> None:
     """A NONCONFORMANT suite stops at conformance, so it is cheap to cache, break and recompute."""
     write_config(tmp_path, variants=["noncon"])
@@ -195,6 +195,7 @@ def test_corrupt_and_foreign_cache_entries_are_recomputed(tmp_path: Path) -> Non
 STATIC_OVERLAP = "first-chunk-static-region-not-allocatable"  # VIOLATED by design on v1-patch09 (setup set)
 
 
+@pytest.mark.slow
 def test_layout_rows_are_checked_cached_and_filtered(tmp_path: Path) -> None:
     """layout = true: one row per layout property and precondition set, held to the baseline, cached, filtered."""
     owed = {(f"page4096/{s}", name) for name, prop in LAYOUT_PROPERTIES.items() for s in prop.sets}
@@ -265,6 +266,7 @@ def test_layout_rows_are_checked_cached_and_filtered(tmp_path: Path) -> None:
 # -- the seeded bug, the nonconformant encoding, UNKNOWN, the budget ---------------------------------------
 
 
+@pytest.mark.slow
 def test_seeded_bug_fails_with_the_minimised_trace_in_markdown(baselined: Path) -> None:
     """The mutant is expected to behave as v1-patch09 does; its broken free path is a new violation."""
     tmp = baselined
@@ -309,6 +311,7 @@ def test_encoding_that_disagrees_with_the_model_fails_conformance(tmp_path: Path
     validate_junit(tmp_path / "out.xml")
 
 
+@pytest.mark.slow
 def test_unknown_fails_with_its_own_exit_code_and_is_not_cached(baselined: Path) -> None:
     result, summary = check(baselined, "--rlimit", "1", "--invariant", "block-hints-match-scan", "--op", "alloc")
     assert result.returncode == 3, (result.stdout[-3000:], result.stderr[-3000:])
@@ -451,6 +454,7 @@ def junit_skipped(root: ET.Element) -> int:
     return sum(int(suite.get("skipped", "0")) for suite in root.iter("testsuite"))
 
 
+@pytest.mark.slow
 def test_ctrl_c_leaves_no_report_and_no_cache_entry(tmp_path: Path) -> None:
     write_config(tmp_path)
     (tmp_path / "baseline.json").write_text(json.dumps({"format": "pcpu-verify-baseline/1", "suites": {}}))

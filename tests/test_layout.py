@@ -217,6 +217,7 @@ def py_broken(name: str, v: dict[str, int]) -> bool:
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 @pytest.mark.parametrize("set_name", ["setup", "callers"])
+@pytest.mark.slow
 def test_verdict(suite: dict[tuple[str, str], Result], name: str, set_name: str) -> None:
     expected = EXPECTED[name][0 if set_name == "setup" else 1]
     if expected is None:
@@ -231,12 +232,14 @@ def test_verdict(suite: dict[tuple[str, str], Result], name: str, set_name: str)
         assert result.extra["breaks_when"] == "never"
 
 
+@pytest.mark.slow
 def test_every_property_has_an_expectation(suite: dict[tuple[str, str], Result]) -> None:
     assert set(EXPECTED) == set(LAYOUT_PROPERTIES)
     assert {name for _, name in suite} == set(LAYOUT_PROPERTIES)
 
 
 @pytest.mark.parametrize("name", sorted(n for n, (a, b) in EXPECTED.items() if V in (a, b)))
+@pytest.mark.slow
 def test_counterexample_breaks_the_property_in_plain_python(
     suite: dict[tuple[str, str], Result], name: str
 ) -> None:
@@ -252,6 +255,7 @@ def test_counterexample_breaks_the_property_in_plain_python(
         assert f"static_size={_fmt(v['static_size'])}" in result.detail
 
 
+@pytest.mark.slow
 def test_static_overlap_counterexample_is_an_unaligned_static_size(suite: dict[tuple[str, str], Result]) -> None:
     # the finding: begin_fill_bits = pcpu_reserved_offset / PCPU_MIN_ALLOC_SIZE rounds down
     for set_name in ("setup", "callers"):
@@ -262,6 +266,7 @@ def test_static_overlap_counterexample_is_an_unaligned_static_size(suite: dict[t
         assert v["base_addr"] <= first_byte < v["base_addr"] + v["static_size"]  # a static byte is handed out
 
 
+@pytest.mark.slow
 def test_truncation_needs_an_unaligned_dynamic_region(suite: dict[tuple[str, str], Result]) -> None:
     v = suite[("setup", "first-chunk-pages-cover-region")].extra["counterexample"]
     assert v["reserved_size"] == 0 and (v["static_size"] + v["dyn_size"]) % PAGE != 0
@@ -269,6 +274,7 @@ def test_truncation_needs_an_unaligned_dynamic_region(suite: dict[tuple[str, str
     assert suite[("callers", "first-chunk-pages-cover-region")].verdict is P
 
 
+@pytest.mark.slow
 def test_pfn_align_wrap_inputs(suite: dict[tuple[str, str], Result]) -> None:
     v = suite[("setup", "align-reserved-region-pfn-align-no-wrap")].extra["counterexample"]
     assert u(v["static_size"] + v["req_reserved_size"]) > M - PAGE

@@ -54,6 +54,7 @@ def v1_one_block() -> dict[tuple[str, str], Verdict]:
     return _verdicts(run_suite("v1", ONE_BLOCK, SuiteOptions(depth=3)))
 
 
+@pytest.mark.slow
 def test_v1_one_block_verdicts(v1_one_block: dict[tuple[str, str], Verdict]) -> None:
     """On one block, v1's reachable violations are the ones the concrete walks find at length 1."""
     violated = {k for k, v in v1_one_block.items() if v is Verdict.VIOLATED}
@@ -70,12 +71,14 @@ def test_v1_one_block_verdicts(v1_one_block: dict[tuple[str, str], Verdict]) -> 
     assert not any(v in (Verdict.UNKNOWN, Verdict.SPURIOUS, Verdict.VACUOUS) for v in v1_one_block.values())
 
 
+@pytest.mark.slow
 def test_every_violation_carries_a_replayable_trace() -> None:
     results = run_suite("v1", ONE_BLOCK, SuiteOptions(depth=2), invariants={"bitmap-access-in-bounds"})
     violated = [r for r in results if r.verdict is Verdict.VIOLATED]
     assert violated and all(r.trace is not None and r.trace["violates"] == r.invariant for r in violated)
 
 
+@pytest.mark.slow
 def test_broken_transition_is_violated(monkeypatch: pytest.MonkeyPatch) -> None:
     """A free path that forgets ``right_free`` (in model and encoding alike) breaks the block hints."""
     monkeypatch.setitem(model_variants.VARIANTS, "forgets-right-free", ForgetsRightFree)

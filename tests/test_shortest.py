@@ -16,6 +16,7 @@ HOLDING = ("block-hints-match-scan", "free-bits-count", "bound-map-marks-allocat
 
 
 @pytest.mark.parametrize("variant", ["v1", "v1-patch09"])
+@pytest.mark.slow
 def test_explorer_and_bounded_check_agree_on_every_shortest_length(variant: str) -> None:
     exploration = explore(variant, ONE_BLOCK, DEPTH)
     assert exploration.complete

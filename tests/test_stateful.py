@@ -53,6 +53,9 @@ from pcpuverify.counterexamples.stateful import (
 from pcpuverify.invariants.check import first_violation
 from pcpuverify.model.trace import load_trace, save_trace
 
+# every test here reads the machines' exploration of a variant: tens of seconds each
+pytestmark = pytest.mark.slow
+
 FOUND_DIR = Path(__file__).parent / "traces" / "found"
 
 VARIANTS = ("v1", "v1-patch09", "fixed")

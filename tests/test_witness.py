@@ -55,6 +55,7 @@ def test_no_witness_where_the_replay_does_not_show_it(variant: str, geometry: Ge
     assert carry(load_witnesses([GALLERY]), variant, geometry, WITHIN, kind) is None
 
 
+@pytest.mark.slow
 def test_prove_reports_a_witnessed_violation_beyond_its_depth(tmp_path: Path) -> None:
     """Inside the project its regression traces are the witnesses; outside it there are none unless named."""
     args = ["prove", "--variant", "v1-patch09", "--geometry", "3x4", "--invariant", WITHIN, "--op", "free",
