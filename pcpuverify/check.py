@@ -61,13 +61,13 @@ from pcpuverify.model.geometry import Geometry, GeometryError
 from pcpuverify.model.ops import FirstChunkInit
 from pcpuverify.model.reference import OpError
 from pcpuverify.model.trace import TraceError, load_trace, read_input, trace_from_json, write_atomically
-from pcpuverify.symbolic import encode
 from pcpuverify.proofs.initiation import OP as FIRST_CHUNK_OP
 from pcpuverify.proofs.layout import LAYOUT_PROPERTIES, PRECONDITION_SETS
 from pcpuverify.proofs.obligations import OPS
 from pcpuverify.proofs.results import Result, Verdict
 from pcpuverify.proofs.solver import SolverOptions
 from pcpuverify.proofs.suite import SuiteOptions
+from pcpuverify.symbolic.subjects import SUBJECTS, SubjectError, register, subject
 
 # Exit codes of ``pcpu-verify check`` (the same numbering as ``prove``).
 EXIT_OK = 0  # every row equals the baseline, nothing UNKNOWN, nothing left unrun
@@ -368,24 +368,18 @@ def _validated(path: Path, v: dict[str, Any]) -> Config:
 # -- variants from a plugin file -------------------------------------------------------------
 
 
-def register_variant(name: str, model: type, encoding: type) -> None:
-    """Add a variant (a ``PcpuAllocator`` subclass and its ``SymPercpu`` encoding) for this process.
+def register_variant(name: str, model: type, encoding: type, layout: type | None = None) -> None:
+    """Add a variant for this process: what a ``--variant-module FILE`` calls at import time.
 
-    For a patch under review and for tests: a ``--variant-module FILE``
-    calls this at import time.  A patch that lands adds its variant to
-    ``pcpuverify/model/variants.py`` and ``pcpuverify/symbolic/encode.py`` instead.
+    For a patch under review and for tests.  ``layout`` (the symbolic
+    ``pcpu_setup_first_chunk`` lines, ``symbolic/setup.py``) defaults to the
+    parent's.  A patch that lands registers its subject in
+    ``pcpuverify/symbolic/subjects.py`` instead.
     """
-    from pcpuverify.model.percpu import PcpuAllocator
-
-    if not (isinstance(model, type) and issubclass(model, PcpuAllocator)):
-        raise CheckError(f"variant {name!r}: the model must be a subclass of PcpuAllocator (got {model!r})")
-    if not (isinstance(encoding, type) and issubclass(encoding, encode.SymPercpu)):
-        raise CheckError(f"variant {name!r}: the encoding must be a subclass of SymPercpu (got {encoding!r})")
-    known = model_variants.VARIANTS.get(name)
-    if known is not None and known is not model:
-        raise CheckError(f"variant {name!r} is already defined; give the plugin's variant another name")
-    model_variants.VARIANTS[name] = model
-    encode.ENCODINGS[name] = encoding
+    try:
+        register(name, model, encoding, layout)
+    except SubjectError as e:
+        raise CheckError(str(e)) from None
 
 
 def load_plugin(path: Path) -> None:
@@ -465,7 +459,7 @@ def _without_other_variants(path: Path, text: str, keep: set[type]) -> str:
     """
     lines = text.splitlines(keepends=True)
     cut: list[tuple[int, int]] = []
-    for cls in {*model_variants.VARIANTS.values(), *encode.ENCODINGS.values()} - keep:
+    for cls in {c for s in SUBJECTS.values() for c in (s.model, s.encoding, s.layout) if c is not None} - keep:
         try:
             if Path(inspect.getsourcefile(cls) or "").resolve() != path.resolve():
                 continue
@@ -481,10 +475,10 @@ def _without_other_variants(path: Path, text: str, keep: set[type]) -> str:
 def source_digest(variant: str, plugins: tuple[Path, ...] = ()) -> str:
     """A hash of the sources the results for ``variant`` depend on: model/, invariants/, proofs/ and plugins."""
     keep: set[type] = set()
-    if variant in model_variants.VARIANTS:
-        keep |= set(model_variants.VARIANTS[variant].__mro__)
-    if variant in encode.ENCODINGS:
-        keep |= set(encode.ENCODINGS[variant].__mro__)
+    if variant in SUBJECTS:
+        parts = SUBJECTS[variant]
+        for cls in (parts.model, parts.encoding, parts.layout):
+            keep |= set(cls.__mro__) if cls is not None else set()
     h = hashlib.sha256()
     for package in SOURCE_PACKAGES:
         folder = _package_dir(package)
@@ -1046,9 +1040,10 @@ def validate(config: Config) -> list[Geometry]:
     for plugin in config.plugins:
         load_plugin(plugin)
     for name in config.variants:
-        model_variants.variant_class(name)
-        if name not in encode.ENCODINGS:
-            raise CheckError(f"variant {name!r} has no encoding; add it to ENCODINGS in pcpuverify/symbolic/encode.py")
+        try:
+            subject(name).require_encoding()
+        except SubjectError as e:
+            raise CheckError(str(e)) from None
     for name in config.invariants or ():
         if name in LAYOUT_PROPERTIES:
             if not config.layout:

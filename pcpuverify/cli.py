@@ -37,6 +37,7 @@ from pcpuverify.proofs.results import Result, Verdict
 from pcpuverify.proofs.solver import SolverOptions
 from pcpuverify.proofs.suite import SuiteOptions, run_suite
 from pcpuverify.report import print_results, results_json, wide_console
+from pcpuverify.symbolic.subjects import SubjectError
 
 EXIT_OK = 0
 EXIT_VIOLATION = 1  # a claim of the input did not hold (e.g. a trace's "violates")
@@ -51,7 +52,8 @@ class OutputError(ValueError):
     """A file pcpu-verify was asked to write and cannot."""
 
 
-USER_ERRORS = (TraceError, OpError, LayoutError, GeometryError, UnknownVariant, UnknownInvariant, OutputError)
+USER_ERRORS = (TraceError, OpError, LayoutError, GeometryError, UnknownVariant, UnknownInvariant, OutputError,
+               SubjectError)
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -43,13 +43,13 @@ import pytest
 import z3
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
+
 from pcpuverify.invariants.check import check_state
 from pcpuverify.model.chunk import PcpuChunk
 from pcpuverify.model.geometry import PCPU_MIN_ALLOC_SIZE, Geometry
 from pcpuverify.model.ops import Alloc, ChunkInit, Depopulate, Free, Op, Populate
 from pcpuverify.model.random_ops import random_op
 from pcpuverify.model.reference import Reference
-from pcpuverify.symbolic.bv import I
 from pcpuverify.proofs.conformance import (
     _value,
     compare_step,
@@ -57,8 +57,10 @@ from pcpuverify.proofs.conformance import (
     model_fields,
     symbolic_of,
 )
-from pcpuverify.symbolic.encode import ENCODINGS, SymPercpu
+from pcpuverify.symbolic.bv import I
+from pcpuverify.symbolic.encode import SymPercpu
 from pcpuverify.symbolic.state import SymBlock, SymChunk
+from pcpuverify.symbolic.subjects import subject
 
 VARIANTS = ("v1", "v1-patch09", "fixed")
 GEOMETRIES = ("1x8", "2x8", "3x8", "2x16")  # the default matrix of `pcpu-verify prove`
@@ -268,7 +270,7 @@ def compare(
 
 
 def encoding(ref: Reference) -> SymPercpu:
-    return ENCODINGS[ref.variant](ref.geometry)
+    return subject(ref.variant).require_encoding()(ref.geometry)
 
 
 def free_range(data: st.DataObject, ref: Reference, overrun: bool) -> tuple[int, int] | None:

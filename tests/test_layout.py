@@ -8,10 +8,13 @@ must meet the preconditions and break the property there too.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import replace
 
 import pytest
 import z3
+from conftest import register_for_test
 
+from pcpuverify.model.variants import Fixed
 from pcpuverify.proofs import layout as lay
 from pcpuverify.proofs.layout import (
     LAYOUT_PROPERTIES,
@@ -24,6 +27,9 @@ from pcpuverify.proofs.layout import (
 from pcpuverify.proofs.layout.prove import _fmt
 from pcpuverify.proofs.results import Result, Verdict
 from pcpuverify.proofs.solver import SolverOptions, check
+from pcpuverify.symbolic.encode import SymFixed
+from pcpuverify.symbolic.setup import PostedSetup, RoundUpSetup
+from pcpuverify.symbolic.subjects import SUBJECTS, subject
 
 PAGE = 4096
 OPTIONS = SolverOptions(rlimit=400_000_000, seed=0, timeout=120.0)
@@ -225,7 +231,7 @@ def test_verdict(suite: dict[tuple[str, str], Result], name: str, set_name: str)
         return
     result = suite[(set_name, name)]
     assert result.verdict is expected, result.detail
-    assert result.geometry == f"page4096/{set_name}" and result.op == "layout" and result.variant == "layout"
+    assert result.geometry == f"page4096/{set_name}" and result.op == "layout" and result.variant == "v1"
     # the statement of which inputs break it was itself proved (slow "only-if" ones are left out here)
     assert result.extra["breaks_when_verdict"] in ("PROVED", "NOT-CHECKED"), result.extra
     if expected is P:
@@ -303,10 +309,52 @@ def test_arch_arguments_rule_out_the_reserved_wraps() -> None:
 
 def test_fixed_variant_hides_the_partly_static_bit() -> None:
     params = LayoutParams.kernel(PAGE, variant="fixed")
-    r = prove_layout_property(
-        LAYOUT_PROPERTIES["first-chunk-static-region-not-allocatable"], "arch", params, OPTIONS, variant="fixed"
-    )
-    assert r.verdict is P, r.detail
+    r = prove_layout_property(LAYOUT_PROPERTIES["first-chunk-static-region-not-allocatable"], "arch", params, OPTIONS)
+    assert r.verdict is P, r.detail and r.variant == "fixed"
+
+
+# -- plug-ins: a subject's setup code is found by what it is, never by its name ----------------------
+
+
+class PatchOnFixed(Fixed):
+    """A patch on ``fixed`` that leaves pcpu_setup_first_chunk alone."""
+
+    variant = "patch-on-fixed"
+
+
+class SymPatchOnFixed(SymFixed):
+    pass
+
+
+class TruncatingAgain(Fixed):
+    """A patch on ``fixed`` that changes pcpu_setup_first_chunk back to PATCH 09's truncation."""
+
+    variant = "truncating-again"
+
+    def pcpu_begin_fill_bits(self, pcpu_reserved_offset: int) -> int:
+        return pcpu_reserved_offset // 4
+
+
+def test_a_patch_on_fixed_keeps_fixed_setup_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before the registry, every layout row of such a plug-in was NONCONFORMANT (the code tested the name)."""
+    register_for_test(monkeypatch, "patch-on-fixed", PatchOnFixed, SymPatchOnFixed)
+    assert subject("patch-on-fixed").parent == "fixed" and subject("patch-on-fixed").layout is RoundUpSetup
+    assert cross_check(32, 60, seed=0, variant="patch-on-fixed") == []
+    params = LayoutParams.kernel(PAGE, variant="patch-on-fixed")
+    r = prove_layout_property(LAYOUT_PROPERTIES["first-chunk-static-region-not-allocatable"], "arch", params, OPTIONS)
+    assert r.verdict is P and r.variant == "patch-on-fixed", r.detail
+
+
+def test_a_change_to_the_setup_code_plugs_in_as_a_layout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A patch to pcpu_setup_first_chunk brings its symbolic lines; with fixed's, conformance catches it."""
+    register_for_test(monkeypatch, "truncating-again", TruncatingAgain, SymPatchOnFixed)
+    mismatches = cross_check(32, 100, seed=0, variant="truncating-again")
+    assert mismatches and "begin_fill_bits" in " ".join(mismatches)
+    monkeypatch.setitem(SUBJECTS, "truncating-again", replace(subject("truncating-again"), layout=PostedSetup))
+    assert cross_check(32, 100, seed=0, variant="truncating-again") == []
+    params = LayoutParams.kernel(PAGE, variant="truncating-again")
+    r = prove_layout_property(LAYOUT_PROPERTIES["first-chunk-static-region-not-allocatable"], "arch", params, OPTIONS)
+    assert r.verdict is V, r.detail
 
 
 # -- vacuity and the verdicts that are failures of ours -------------------------------------

@@ -5,17 +5,17 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from conftest import register_for_test
 
-from pcpuverify.model import variants as model_variants
 from pcpuverify.model.chunk import PcpuChunk
 from pcpuverify.model.geometry import Geometry
 from pcpuverify.model.percpu import PcpuAllocator
-from pcpuverify.symbolic import encode
-from pcpuverify.symbolic.bv import Int
 from pcpuverify.proofs.results import Verdict
 from pcpuverify.proofs.solver import SolverOptions
-from pcpuverify.symbolic.state import SymChunk
 from pcpuverify.proofs.suite import SuiteOptions, run_suite
+from pcpuverify.symbolic import encode
+from pcpuverify.symbolic.bv import Int
+from pcpuverify.symbolic.state import SymChunk
 
 ONE_BLOCK = Geometry.parse("1x8")
 
@@ -81,8 +81,7 @@ def test_every_violation_carries_a_replayable_trace() -> None:
 @pytest.mark.slow
 def test_broken_transition_is_violated(monkeypatch: pytest.MonkeyPatch) -> None:
     """A free path that forgets ``right_free`` (in model and encoding alike) breaks the block hints."""
-    monkeypatch.setitem(model_variants.VARIANTS, "forgets-right-free", ForgetsRightFree)
-    monkeypatch.setitem(encode.ENCODINGS, "forgets-right-free", SymForgetsRightFree)
+    register_for_test(monkeypatch, "forgets-right-free", ForgetsRightFree, SymForgetsRightFree)
     results = run_suite("forgets-right-free", ONE_BLOCK, SuiteOptions(depth=3),
                         invariants={"block-hints-match-scan"}, ops={"free"})
     (row,) = [r for r in results if r.op == "free"]
@@ -92,8 +91,7 @@ def test_broken_transition_is_violated(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_encoding_that_disagrees_with_model_is_nonconformant(monkeypatch: pytest.MonkeyPatch) -> None:
     """The model forgets ``right_free`` but the encoding does not: nothing may be reported PROVED."""
-    monkeypatch.setitem(model_variants.VARIANTS, "forgets-right-free", ForgetsRightFree)
-    monkeypatch.setitem(encode.ENCODINGS, "forgets-right-free", encode.SymPercpu)
+    register_for_test(monkeypatch, "forgets-right-free", ForgetsRightFree, encode.SymPercpu)
     results = run_suite("forgets-right-free", ONE_BLOCK, SuiteOptions(depth=2))
     assert results and all(r.verdict is Verdict.NONCONFORMANT for r in results)
     assert "right_free" in results[0].detail

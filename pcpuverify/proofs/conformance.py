@@ -19,8 +19,9 @@ from pcpuverify.model.ops import Alloc, ChunkInit, Free, Op, Populate
 from pcpuverify.model.random_ops import random_op
 from pcpuverify.model.reference import Reference, StepResult
 from pcpuverify.symbolic.bv import INT_W, I
-from pcpuverify.symbolic.encode import ENCODINGS, SymPercpu, SymStep
+from pcpuverify.symbolic.encode import SymPercpu, SymStep
 from pcpuverify.symbolic.state import BLOCK_FIELDS, CHUNK_FIELDS, SymBlock, SymChunk, SymOp, ghost_width
+from pcpuverify.symbolic.subjects import subject
 
 
 def model_fields(ref: Reference) -> dict[str, int | bool]:
@@ -117,7 +118,7 @@ class Mismatch:
 
 def compare_step(ref: Reference, op: Op, encoding: type[SymPercpu] | None = None) -> list[Mismatch]:
     """Apply ``op`` to ``ref`` (mutating it) and to its encoding; list every field that differs."""
-    enc = (encoding or ENCODINGS[ref.variant])(ref.geometry)
+    enc = (encoding or subject(ref.variant).require_encoding())(ref.geometry)
     step = encode_op(enc, symbolic_of(ref), op)
     result = ref.apply(op)
     found: list[Mismatch] = []
@@ -153,7 +154,7 @@ def compare_invariants(ref: Reference, before: Reference, op: Op, step_result: S
     if any(a.write for a in step_result.accesses):
         return []
     pre = symbolic_of(before)
-    enc = ENCODINGS[ref.variant](ref.geometry)
+    enc = subject(ref.variant).require_encoding()(ref.geometry)
     sym_step = encode_op(enc, pre, op)
     sym_op = sym_op_of(op)
     problems = []

@@ -28,11 +28,11 @@ from pcpuverify.invariants.check import first_violation, invariant
 from pcpuverify.model.geometry import Geometry
 from pcpuverify.model.ops import ChunkInit
 from pcpuverify.model.trace import Trace
-from pcpuverify.symbolic.bv import INT_W, I
-from pcpuverify.symbolic.encode import ENCODINGS
 from pcpuverify.proofs.obligations import OPS, concrete_op, concrete_populated, transition
 from pcpuverify.proofs.solver import SolverOptions, check
 from pcpuverify.proofs.suite import Bmc, Breach, SuiteOptions
+from pcpuverify.symbolic.bv import INT_W, I
+from pcpuverify.symbolic.subjects import subject
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ def shortest_on(variant: str, geometry: Geometry, name: str, max_depth: int,
                 options: SolverOptions | None = None) -> Shortest | None:
     """Steps 1 and 2 on one geometry."""
     options = options or SolverOptions()
-    bmc = Bmc(ENCODINGS[variant](geometry), SuiteOptions(solver=options, depth=max_depth))
+    bmc = Bmc(subject(variant).require_encoding()(geometry), SuiteOptions(solver=options, depth=max_depth))
     breach = Breach(invariant(name))
     found = bmc.search(list(OPS), breach)
     hits = sorted((f.depth, OPS.index(kind), kind) for kind, f in found.items() if f.model is not None)

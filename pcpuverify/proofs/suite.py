@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import z3
+
 from pcpuverify.counterexamples.witness import Witness, carry
 from pcpuverify.invariants.base import Invariant
 from pcpuverify.invariants.check import (
@@ -34,7 +35,6 @@ from pcpuverify.model.geometry import Geometry
 from pcpuverify.model.ops import ChunkInit, Op, op_to_json
 from pcpuverify.model.trace import Trace
 from pcpuverify.proofs.conformance import quick_conformance
-from pcpuverify.symbolic.encode import ENCODINGS, SymPercpu
 from pcpuverify.proofs.initiation import first_chunk_initiation
 from pcpuverify.proofs.obligations import (
     OPS,
@@ -47,7 +47,9 @@ from pcpuverify.proofs.obligations import (
 )
 from pcpuverify.proofs.results import Result, Verdict
 from pcpuverify.proofs.solver import Answer, SolverOptions, check
+from pcpuverify.symbolic.encode import SymPercpu
 from pcpuverify.symbolic.state import SymChunk, fresh_chunk, well_formed
+from pcpuverify.symbolic.subjects import subject
 
 
 @dataclass(frozen=True)
@@ -195,7 +197,7 @@ def run_suite(
                     emit(row(inv.name, op, Verdict.NONCONFORMANT, 0.0, detail=mismatch))
         return results
 
-    enc = ENCODINGS[variant](geometry)
+    enc = subject(variant).require_encoding()(geometry)
     bmc = Bmc(enc, options)
     init = bmc.states[0]
 

@@ -18,9 +18,9 @@ import z3
 from pcpuverify.model.geometry import PCPU_MIN_ALLOC_SIZE, Geometry
 from pcpuverify.symbolic.bv import (
     ALIGN,
-    I,
     Bits,
     Bool,
+    I,
     Int,
     aligned_positions,
     highest_set,
@@ -644,4 +644,3 @@ class SymFixed(SymV1):
         return self.populate_range(chunk, self.PFN_DOWN(off), self.PFN_UP(off + size), for_alloc=True)
 
 
-ENCODINGS: dict[str, type[SymPercpu]] = {"v1": SymV1, "v1-patch09": SymPercpu, "fixed": SymFixed}

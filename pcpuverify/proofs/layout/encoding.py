@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 import z3
 
-from pcpuverify.model.geometry import PCPU_MIN_ALLOC_SHIFT, PCPU_MIN_ALLOC_SIZE
-from pcpuverify.model.variants import VARIANTS
+from pcpuverify.model.geometry import PCPU_MIN_ALLOC_SHIFT
+from pcpuverify.symbolic.setup import PostedSetup
+from pcpuverify.symbolic.subjects import SubjectError, subject
 
 BITS_PER_LONG = 64  # unsigned long, size_t, ssize_t, pointers
 INT_BITS = 32  # C int
@@ -48,7 +49,7 @@ class LayoutParams:
     dynamic_reserve: int  # PERCPU_DYNAMIC_RESERVE
     smp: bool = True  # CONFIG_SMP: PCPU_SETUP_BUG_ON(!ai->static_size)
     scaled_constants: bool = False
-    variant: str = "v1"  # whose pcpu_setup_first_chunk: "v1"/"v1-patch09" as posted, or "fixed"
+    variant: str = "v1"  # the subject whose pcpu_setup_first_chunk this is (its Subject.layout)
 
     def __post_init__(self) -> None:
         p = self.page_size
@@ -57,8 +58,15 @@ class LayoutParams:
                 f"page_size must be a power of two between 16 and {1 << 21} bytes (got {p!r});"
                 " PCPU_BITMAP_BLOCK_SIZE = PAGE_SIZE / 4 must be at least 4 bits"
             )
-        if self.variant not in VARIANTS:
-            raise ValueError(f"unknown variant {self.variant!r}; choose one of: {', '.join(sorted(VARIANTS))}")
+        if subject(self.variant).layout is None:
+            raise SubjectError(f"variant {self.variant!r} has no symbolic first-chunk setup: no layout proofs")
+
+    @property
+    def setup(self) -> type[PostedSetup]:
+        """The variant's ``pcpu_setup_first_chunk`` lines that differ between variants."""
+        layout = subject(self.variant).layout
+        assert layout is not None  # __post_init__ refused a subject without one
+        return layout
 
     @classmethod
     def kernel(cls, page_size: int = 4096, smp: bool = True, variant: str = "v1") -> LayoutParams:
@@ -159,13 +167,8 @@ def pcpu_nr_pages_to_blocks(pages: BV, p: LayoutParams) -> BV:
 
 
 def pcpu_begin_fill_bits(pcpu_reserved_offset: BV, p: LayoutParams) -> BV:
-    """PATCH 09: ``begin_fill_bits = pcpu_reserved_offset / PCPU_MIN_ALLOC_SIZE`` (unsigned long).
-
-    The ``fixed`` variant rounds up (model/variants.py ``Fixed.pcpu_begin_fill_bits``).
-    """
-    if p.variant == "fixed":
-        return z3.LShR(pcpu_reserved_offset + ulong(PCPU_MIN_ALLOC_SIZE - 1), PCPU_MIN_ALLOC_SHIFT)
-    return z3.LShR(pcpu_reserved_offset, PCPU_MIN_ALLOC_SHIFT)
+    """``begin_fill_bits`` as the variant's setup computes it (PATCH 09 truncates; ``fixed`` rounds up)."""
+    return p.setup.begin_fill_bits(pcpu_reserved_offset)
 
 
 def pcpu_align_reserved_region(static_size: BV, reserved_size: BV, p: LayoutParams) -> BV:

@@ -9,7 +9,6 @@ from collections.abc import Iterable
 
 import z3
 
-from pcpuverify.model.variants import VARIANTS
 from pcpuverify.proofs.layout.conformance import cross_check
 from pcpuverify.proofs.layout.encoding import (
     BITS_PER_LONG,
@@ -162,7 +161,6 @@ def prove_layout_property(
     set_name: str,
     params: LayoutParams,
     options: SolverOptions,
-    variant: str = "layout",
     thorough: bool = False,
 ) -> Result:
     """One obligation: ``preconditions(set_name) and not prop`` over 64-bit values.
@@ -176,7 +174,7 @@ def prove_layout_property(
     extra: dict[str, object] = {"preconditions": set_name}
 
     def result(verdict: Verdict, seconds: float, detail: str = "") -> Result:
-        return Result(variant, f"{params.geometry}/{set_name}", prop.name, "layout", verdict, seconds, detail,
+        return Result(params.variant, f"{params.geometry}/{set_name}", prop.name, "layout", verdict, seconds, detail,
                       extra=extra)
 
     vac = check([*pre, prop.guard(L)], options)
@@ -193,7 +191,7 @@ def prove_layout_property(
     if answer.status == "unknown":
         return result(Verdict.UNKNOWN, seconds, answer.reason)
 
-    char = prop.breaks.get(set_name) if params.variant in ("v1", "v1-patch09") else None
+    char = prop.breaks.get(set_name) if params.setup.characterised else None
     if answer.status == "unsat":
         extra.update(breaks_when="never", breaks_when_kind="iff", breaks_when_verdict="PROVED")
     elif char is not None:
@@ -223,7 +221,7 @@ def run_layout_suite(
     page_size: int,
     options: SolverOptions,
     *,
-    variant: str = "layout",
+    variant: str = "v1",
     sets: Iterable[str] = ("setup", "callers", "arch"),
     params: LayoutParams | None = None,
     conformance_layouts: int = 120,
@@ -236,8 +234,7 @@ def run_layout_suite(
     constants at this page size and at 32 bytes).  If it does not, every
     result is NONCONFORMANT.
     """
-    code = variant if variant in VARIANTS else "v1"  # "layout" names v1's setup code
-    params = params or LayoutParams.kernel(page_size, variant=code)
+    params = params or LayoutParams.kernel(page_size, variant=variant)
     sets = tuple(sets)
     start = time.perf_counter()
     mismatches = cross_check(32, conformance_layouts, options.seed, variant=params.variant)
@@ -253,9 +250,9 @@ def run_layout_suite(
                 continue
             if mismatches:
                 results.append(
-                    Result(variant, params.geometry, prop.name, "layout", Verdict.NONCONFORMANT,
+                    Result(params.variant, params.geometry, prop.name, "layout", Verdict.NONCONFORMANT,
                            conformance_seconds, mismatches[0], extra={"preconditions": set_name})
                 )
                 continue
-            results.append(prove_layout_property(prop, set_name, params, options, variant, thorough))
+            results.append(prove_layout_property(prop, set_name, params, options, thorough))
     return results

@@ -1,0 +1,101 @@
+"""The registry of subjects: one record per thing pcpu-verify checks, registered once.
+
+A subject is a model variant (``model``, a ``PcpuAllocator`` subclass), the
+Z3 encoding of its transitions (``encoding``, a ``SymPercpu`` subclass, or
+None while it has none), the symbolic form of its first-chunk setup code
+(``layout``, a ``PostedSetup`` subclass, or None), and the subject it is a
+patch on (``parent``).  Every layer above looks a subject up here and asks
+it for what it needs; nothing tests a variant by its name.
+
+The model layer keeps its own column of this table, ``model.variants.VARIANTS``
+(name -> model class), because traces and ``Reference`` resolve names there
+without the symbolic layer; ``register`` writes both, and the built-in
+subjects below are checked to agree with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pcpuverify.model.percpu import PcpuAllocator
+from pcpuverify.model.variants import V1, VARIANTS, Fixed, UnknownVariant
+from pcpuverify.symbolic.encode import SymFixed, SymPercpu, SymV1
+from pcpuverify.symbolic.setup import PostedSetup, RoundUpSetup
+
+
+class SubjectError(ValueError):
+    """A subject that cannot be registered: wrong types, a name taken by another, an unknown parent."""
+
+
+@dataclass(frozen=True)
+class Subject:
+    name: str
+    model: type[PcpuAllocator]
+    encoding: type[SymPercpu] | None
+    layout: type[PostedSetup] | None
+    parent: str | None = None
+
+    def require_encoding(self) -> type[SymPercpu]:
+        """The encoding, or one line saying this subject has none (its model runs, its proofs cannot)."""
+        if self.encoding is None:
+            raise SubjectError(f"variant {self.name!r} has no Z3 encoding yet: replay, minimize and explore run"
+                               " on its model, prove and check's suites cannot")
+        return self.encoding
+
+
+SUBJECTS: dict[str, Subject] = {}
+
+
+def nearest_registered_ancestor(model: type[PcpuAllocator]) -> Subject | None:
+    """The registered subject whose model ``model`` derives from most closely (its parent by default)."""
+    for cls in model.__mro__[1:]:
+        for s in SUBJECTS.values():
+            if s.model is cls:
+                return s
+    return None
+
+
+def register(
+    name: str,
+    model: type[PcpuAllocator],
+    encoding: type[SymPercpu] | None,
+    layout: type[PostedSetup] | None = None,
+    parent: str | None = None,
+) -> Subject:
+    """Add a subject for this process.  ``layout`` and ``parent`` default to those of the nearest registered
+    ancestor of ``model``, so that a patch on ``fixed`` keeps ``fixed``'s setup code unless it changes it."""
+    if not (isinstance(model, type) and issubclass(model, PcpuAllocator)):
+        raise SubjectError(f"variant {name!r}: the model must be a subclass of PcpuAllocator (got {model!r})")
+    if encoding is not None and not (isinstance(encoding, type) and issubclass(encoding, SymPercpu)):
+        raise SubjectError(f"variant {name!r}: the encoding must be a subclass of SymPercpu (got {encoding!r})")
+    if layout is not None and not (isinstance(layout, type) and issubclass(layout, PostedSetup)):
+        raise SubjectError(f"variant {name!r}: the layout must be a subclass of PostedSetup (got {layout!r})")
+    known = SUBJECTS.get(name)
+    if known is not None and (known.model, known.encoding) != (model, encoding):
+        raise SubjectError(f"variant {name!r} is already defined; give the new variant another name")
+    ancestor = nearest_registered_ancestor(model)
+    if parent is None and ancestor is not None:
+        parent = ancestor.name
+    if parent is not None and parent not in SUBJECTS:
+        raise SubjectError(f"variant {name!r}: unknown parent {parent!r}")
+    if layout is None and ancestor is not None:
+        layout = ancestor.layout
+    subject = Subject(name, model, encoding, layout, parent)
+    SUBJECTS[name] = subject
+    VARIANTS[name] = model
+    return subject
+
+
+def subject(name: str) -> Subject:
+    try:
+        return SUBJECTS[name]
+    except KeyError:
+        raise UnknownVariant(
+            f"unknown variant {name!r}; choose one of: {', '.join(sorted(SUBJECTS))}"
+        ) from None
+
+
+register("v1-patch09", PcpuAllocator, SymPercpu, PostedSetup)
+register("v1", V1, SymV1, PostedSetup, parent="v1-patch09")
+register("fixed", Fixed, SymFixed, RoundUpSetup, parent="v1")
+assert {n: s.model for n, s in SUBJECTS.items()} == VARIANTS, "model.variants.VARIANTS lists another variant"
