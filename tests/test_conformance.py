@@ -35,6 +35,7 @@ Everything runs for both variants and the default geometry matrix, with
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 from collections.abc import Callable
@@ -59,7 +60,7 @@ from pcpuverify.proofs.conformance import (
 )
 from pcpuverify.symbolic.bv import I
 from pcpuverify.symbolic.encode import SymPercpu
-from pcpuverify.symbolic.state import SymBlock, SymChunk
+from pcpuverify.symbolic.state import BLOCK_FIELDS, CHUNK_FIELDS, SymBlock, SymChunk
 from pcpuverify.symbolic.subjects import subject
 
 VARIANTS = ("v1", "v1-patch09", "fixed")
@@ -733,3 +734,10 @@ def test_wrong_encoding_is_caught_on_generated_states(spec: str) -> None:
 
     run()
     assert caught, "no free changed a right_free the mutant drops"
+
+
+def test_symbolic_state_has_the_model_fields() -> None:
+    """The field lists come from the model's dataclasses; the symbolic records must carry each of them."""
+    assert [f.name for f in dataclasses.fields(SymBlock)] == list(BLOCK_FIELDS)
+    assert set(CHUNK_FIELDS) <= {f.name for f in dataclasses.fields(SymChunk)}
+    assert "first_free" in BLOCK_FIELDS and "first_free_block" in CHUNK_FIELDS

@@ -12,18 +12,16 @@ from dataclasses import dataclass, fields, replace
 
 import z3
 
+from pcpuverify.model.chunk import PcpuBitmapMd, PcpuChunk
 from pcpuverify.model.geometry import Geometry
 from pcpuverify.symbolic.bv import INT_W, I, Int, ite
 
-BLOCK_FIELDS = ("contig_hint", "contig_hint_start", "left_free", "right_free", "first_free")
+# The fields come from the model's dataclasses: one list, so that a field added there reaches the
+# encoding, conformance and the CTI drawings (SymBlock and SymChunk must then grow it too; a test holds that).
+BLOCK_FIELDS = tuple(f.name for f in fields(PcpuBitmapMd))
+# every int of struct pcpu_chunk but nr_pages (fixed by the geometry), and the allocator's global count
 CHUNK_FIELDS = (
-    "free_bits",
-    "contig_hint",
-    "contig_hint_start",
-    "first_free_block",
-    "nr_populated",
-    "nr_empty_pop_pages",
-    "slot",
+    *(f.name for f in fields(PcpuChunk) if f.type == "int" and f.name != "nr_pages"),
     "pcpu_nr_empty_pop_pages",
 )
 
