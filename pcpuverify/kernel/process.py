@@ -1,0 +1,88 @@
+"""The driver process: commands in, replies out, over a pipe; a sanitizer report ends it and is kept.
+
+Why a process and not cffi.  AddressSanitizer must own the process's
+allocator from its first instruction: a sanitized cffi module loaded into
+CPython needs ``LD_PRELOAD`` of libasan for the whole interpreter, where
+ASan then also watches CPython's own allocations, and its first report
+aborts the interpreter -- the verifier would die with the finding.  A
+small driver executable (shim/driver.c) keeps the sanitizers on the
+kernel's code alone, and a report ends only the driver: its stderr is the
+finding of the step the driver was on, and a fresh driver carries on.
+Commands are sent in batches (one write, then the replies are read), so
+the pipe costs one round trip per batch, not per operation.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+BATCH = 256  # commands per write: their bytes stay far below a pipe's buffer, so writing never blocks
+SANITIZER_ENV = {
+    "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0:exitcode=86",
+    "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1:exitcode=87",
+}
+
+
+@dataclass(frozen=True)
+class Crash:
+    """The driver ended during a command: which one (index in the batch), its exit status and its stderr."""
+
+    index: int
+    returncode: int | None
+    report: str
+
+    def summary(self) -> str:
+        """The sanitizer's one-line verdict (``SUMMARY: ...`` or the ``runtime error`` line), else the first line."""
+        lines = [line.strip() for line in self.report.splitlines() if line.strip()]
+        for marker in ("runtime error", "SUMMARY:", "ERROR:"):
+            hit = next((line for line in lines if marker in line), None)
+            if hit:
+                return hit
+        return lines[0] if lines else f"driver exited with status {self.returncode}"
+
+
+class DriverProcess:
+    """One running driver executable."""
+
+    def __init__(self, executable: Path) -> None:
+        env = {**os.environ, **SANITIZER_ENV}
+        self.proc = subprocess.Popen(
+            [str(executable)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, bufsize=1, env=env,
+        )
+
+    def run(self, commands: list[str]) -> tuple[list[str], Crash | None]:
+        """Send ``commands``; their replies, and the crash that cut them short (None if none)."""
+        replies: list[str] = []
+        for start in range(0, len(commands), BATCH):
+            batch = commands[start:start + BATCH]
+            assert self.proc.stdin is not None and self.proc.stdout is not None
+            try:
+                self.proc.stdin.write("".join(c + "\n" for c in batch))
+                self.proc.stdin.flush()
+            except BrokenPipeError:
+                return replies, self._crash(len(replies))
+            for _ in batch:
+                line = self.proc.stdout.readline()
+                if not line:
+                    return replies, self._crash(len(replies))
+                replies.append(line.rstrip("\n"))
+        return replies, None
+
+    def _crash(self, index: int) -> Crash:
+        assert self.proc.stderr is not None
+        report = self.proc.stderr.read()
+        returncode = self.proc.wait()
+        return Crash(index, returncode, report)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+            self.proc.wait()
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
