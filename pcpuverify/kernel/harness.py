@@ -139,6 +139,47 @@ def run_paths(build: Build, root: Geometry, parent: dict[int, int], paths: list[
     return ends
 
 
+@dataclass(frozen=True)
+class TraceRun:
+    """One trace replayed from a new chunk: each step's result and dump, and the sanitizer report that ended it."""
+
+    steps: list[tuple[StepResult, dict[str, object]]]
+    crash: Finding | None
+
+
+def run_traces(build: Build, geometry: Geometry, traces: list[list[Op]]) -> list[TraceRun]:
+    """Replay each trace from a new chunk of ``geometry``, as many per round trip as fit a batch.
+
+    The ops must be valid (generated on the model); a sanitizer report ends
+    its trace, and the traces after it go to a fresh driver.
+    """
+    runs: list[TraceRun] = []
+    while len(runs) < len(traces):
+        todo = traces[len(runs):]
+        process = DriverProcess(build.executable)
+        replies, crash = process.run([c for ops in todo for c in (init_command(geometry), *map(command, ops))])
+        process.close()
+        pos = 0
+        for ops in todo:
+            allocations: dict[int, int] = {}
+            steps = []
+            for i, op in enumerate(ops):
+                if pos + 1 + i >= len(replies):
+                    assert crash is not None
+                    runs.append(TraceRun(steps, Finding(i, "sanitizer", crash.summary(), crash.report)))
+                    break
+                reply = parse_reply(build.layout, replies[pos + 1 + i])
+                bit_off = reply.ret if isinstance(op, Alloc) and reply.ret >= 0 else None
+                allocations = ghost_after(allocations, op, bit_off)
+                steps.append((StepResult(op, bit_off, ()), make_dump(build.layout, reply, allocations)))
+            else:
+                runs.append(TraceRun(steps, None))
+                pos += 1 + len(ops)
+                continue
+            break
+    return runs
+
+
 @dataclass
 class KernelChunk:
     """One chunk of a C build, driven op by op."""
@@ -168,6 +209,14 @@ class KernelChunk:
 
     def dump(self) -> dict[str, object]:
         return make_dump(self.layout, self.state, self.allocations)
+
+    def restart(self) -> None:
+        """A new chunk in the same driver (a new one if the last ended): the init again, no allocations."""
+        if self.process is None:
+            self.process = DriverProcess(self.build.executable)
+        self.steps = 0
+        self.allocations = {}
+        self.state = self._send([init_command(self.geometry)], step=-1)[0]
 
     def close(self) -> None:
         if self.process is not None:

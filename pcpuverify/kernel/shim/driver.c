@@ -10,6 +10,7 @@
  *   f BIT_OFF        pcpu_free_area(chunk, BIT_OFF * PCPU_MIN_ALLOC_SIZE)
  *   p START END      pcpu_chunk_populated() of each unpopulated region in [START, END)
  *   d START END      pcpu_chunk_depopulated() of each populated region in [START, END)
+ *   F                flush the replies so far (no reply of its own)
  *
  * Reply: "RET|WARNINGS|STATE": RET the alloc's bit offset (-1: failed; 0
  * for other commands), WARNINGS the WARN_ON()s the step fired ("file:line
@@ -20,6 +21,7 @@
  * PCPU_LAYOUT_5_2, PCPU_LAYOUT_5_9, PCPU_LAYOUT_5_14.
  */
 #include <stdio.h>
+#include <sanitizer/common_interface_defs.h>
 
 char __per_cpu_start[1];
 
@@ -61,6 +63,18 @@ void pcpu_shim_warn(const char *file, int line, const char *cond)
 #define DRV_POPULATED(chunk, rs, re, for_alloc) pcpu_chunk_populated(chunk, rs, re)
 #endif
 
+/* the posting sizes slots in bits (PATCH 09) and names its block struct pcpu_bitmap_md */
+#if defined(PCPU_LAYOUT_SEED)
+#define DRV_SLOT_SIZE(bits, bytes) (bits)
+#define DRV_MD struct pcpu_bitmap_md
+#else
+#define DRV_SLOT_SIZE(bits, bytes) (bytes)
+#define DRV_MD struct pcpu_block_md
+#endif
+
+/* every release: one metadata block per page, PAGE_SIZE / PCPU_MIN_ALLOC_SIZE bits each */
+#define DRV_MAP_BITS(c) ((int)((c)->nr_pages * PAGE_SIZE / PCPU_MIN_ALLOC_SIZE))
+
 /* the slots pcpu_alloc() searches: up to the empty-chunk slot */
 #if defined(PCPU_LAYOUT_5_14)
 #define DRV_LAST_SEARCHED_SLOT pcpu_free_slot
@@ -68,7 +82,7 @@ void pcpu_shim_warn(const char *file, int line, const char *cond)
 #define DRV_LAST_SEARCHED_SLOT (pcpu_nr_slots - 1)
 #endif
 
-static void drv_dump_md(const struct pcpu_block_md *b)
+static void drv_dump_md(const DRV_MD *b)
 {
 #if defined(PCPU_LAYOUT_SEED) || defined(PCPU_LAYOUT_4_14)
 	printf(" %d %d %d %d %d", b->contig_hint, b->contig_hint_start, b->left_free,
@@ -121,7 +135,7 @@ static void drv_setup_globals(int nr_pages)
 	pcpu_nr_slots = __pcpu_size_to_slot(pcpu_unit_size) + 2;
 	pcpu_chunk_lists = calloc(pcpu_nr_slots * PCPU_NR_CHUNK_TYPES, sizeof(pcpu_chunk_lists[0]));
 #elif defined(PCPU_LAYOUT_SEED)
-	pcpu_nr_slots = __pcpu_size_to_slot(pcpu_unit_size) + 2;
+	pcpu_nr_slots = __pcpu_size_to_slot(pcpu_pages_to_bits(pcpu_unit_pages)) + 2;
 	pcpu_slot = calloc(pcpu_nr_slots, sizeof(pcpu_slot[0]));
 #else
 	pcpu_nr_slots = __pcpu_size_to_slot(pcpu_unit_size) + 2;
@@ -198,7 +212,7 @@ static int drv_alloc(int bits, int bit_align, bool is_atomic)
 	struct pcpu_chunk *chunk = drv_chunk;
 	int slot, off = -1;
 
-	for (slot = pcpu_size_to_slot(size); slot <= DRV_LAST_SEARCHED_SLOT; slot++) {
+	for (slot = pcpu_size_to_slot(DRV_SLOT_SIZE(bits, size)); slot <= DRV_LAST_SEARCHED_SLOT; slot++) {
 		if (drv_slot_of(chunk) != slot)
 			continue;
 #if defined(PCPU_LAYOUT_SEED)
@@ -240,7 +254,7 @@ static void drv_print_bitmap(const unsigned long *map, int nbits)
 static void drv_reply(int ret)
 {
 	struct pcpu_chunk *c = drv_chunk;
-	int i, nr_bits = pcpu_chunk_map_bits(c);
+	int i, nr_bits = DRV_MAP_BITS(c);
 
 	printf("%d|%s|%d", ret, drv_warnings, DRV_NR_EMPTY_POP_PAGES);
 	drv_warnings[0] = '\0';
@@ -249,9 +263,14 @@ static void drv_reply(int ret)
 	drv_print_bitmap(c->bound_map, nr_bits + 1);
 	drv_print_bitmap(c->populated, c->nr_pages);
 	drv_dump_chunk_fields(c);
-	for (i = 0; i < pcpu_chunk_nr_blocks(c); i++)
+	for (i = 0; i < c->nr_pages; i++)
 		drv_dump_md(&c->md_blocks[i]);
 	putchar('\n');
+}
+
+/* a sanitizer report ends the process: the replies before it still reach the harness */
+static void drv_flush(void)
+{
 	fflush(stdout);
 }
 
@@ -260,6 +279,7 @@ int main(void)
 	char line[4096];
 	int a, b, c, n, pos;
 
+	__sanitizer_set_death_callback(drv_flush);
 	drv_setup_globals(PCPU_NR_PAGES);
 	while (fgets(line, sizeof(line), stdin)) {
 		switch (line[0]) {
@@ -290,6 +310,9 @@ int main(void)
 			sscanf(line + 1, "%d %d", &a, &b);
 			drv_depopulate(drv_chunk, a, b);
 			drv_reply(0);
+			break;
+		case 'F':
+			drv_flush();
 			break;
 		default:
 			return 2;

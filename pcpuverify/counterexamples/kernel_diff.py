@@ -1,0 +1,141 @@
+"""Differential runs: a C build of mm/percpu.c against a model variant, step by step on seeded random traces.
+
+Each trace is a random walk generated on the model (``model.random_ops``,
+so every op is one a caller could issue there), replayed on the C in one
+round trip, and compared after every step: the value the op returned
+(the alloc's bit offset) and every field the two dumps name alike
+(``kernel/schema.py``: for the ``seed`` layout that is all of them; for a
+later release the renamed hint fields are not compared, and the report
+lists the fields that were).  The first diverging step ends the trace; the
+trace is cut there (the shortest prefix that shows it).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from pcpuverify.kernel.build import build
+from pcpuverify.kernel.harness import TraceRun, run_traces
+from pcpuverify.kernel.source import KernelSource
+from pcpuverify.model.geometry import Geometry
+from pcpuverify.model.ops import ChunkInit, Op
+from pcpuverify.model.random_ops import random_op
+from pcpuverify.model.reference import Reference
+
+ModelStep = tuple[int | None, bool, dict[str, object]]  # return value, any stray access, dump after
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """The first step where the C and the model differ, and how."""
+
+    ops: tuple[Op, ...]  # the trace up to and including the diverging step
+    field: str
+    model: object
+    c: object
+
+    @property
+    def step(self) -> int:
+        return len(self.ops) - 1
+
+
+@dataclass
+class DiffReport:
+    variant: str
+    layout: str
+    geometry: Geometry
+    traces: int = 0
+    steps: int = 0
+    identical: int = 0
+    compared: tuple[str, ...] = ()
+    first: Divergence | None = None
+    divergent: list[Divergence] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, object]:
+        first = None if self.first is None else {
+            "step": self.first.step, "field": self.first.field, "model": self.first.model, "c": self.first.c,
+            "ops": [op.describe() for op in self.first.ops]}
+        return {"variant": self.variant, "layout": self.layout, "geometry": self.geometry.name,
+                "traces": self.traces, "steps": self.steps, "identical": self.identical,
+                "compared_fields": list(self.compared), "first_divergence": first}
+
+
+def _difference(model: dict[str, object], c: dict[str, object]) -> tuple[str, object, object] | None:
+    """The first field (in the model's order) the two dumps name alike and disagree on."""
+    if model["pcpu_nr_empty_pop_pages"] != c["pcpu_nr_empty_pop_pages"]:
+        return "pcpu_nr_empty_pop_pages", model["pcpu_nr_empty_pop_pages"], c["pcpu_nr_empty_pop_pages"]
+    m_chunk: dict = model["chunks"]["dynamic"]  # type: ignore[index]
+    c_chunk: dict = c["chunks"]["dynamic"]  # type: ignore[index]
+    for name, value in m_chunk.items():
+        if name not in c_chunk:
+            continue
+        if name == "md_blocks":
+            for i, (mb, cb) in enumerate(zip(value, c_chunk[name])):
+                for key in mb:
+                    if key in cb and mb[key] != cb[key]:
+                        return f"md_blocks[{i}].{key}", mb[key], cb[key]
+        elif value != c_chunk[name]:
+            return name, value, c_chunk[name]
+    return None
+
+
+def compared_fields(model: dict[str, object], c: dict[str, object]) -> tuple[str, ...]:
+    m_chunk: dict = model["chunks"]["dynamic"]  # type: ignore[index]
+    c_chunk: dict = c["chunks"]["dynamic"]  # type: ignore[index]
+    blocks = [f"md_blocks[].{k}" for k in m_chunk["md_blocks"][0] if k in c_chunk["md_blocks"][0]]
+    return ("pcpu_nr_empty_pop_pages", *(n for n in m_chunk if n in c_chunk and n != "md_blocks"), *blocks)
+
+
+def model_run(variant: str, geometry: Geometry, length: int, rng: random.Random) -> tuple[list[Op], list[ModelStep]]:
+    """A random walk of ``length`` ops on the model: the ops, and each step's return value, stray accesses and dump."""
+    ref = Reference(variant, geometry, ChunkInit())
+    ops, steps = [], []
+    for _ in range(length):
+        op = random_op(ref, rng)
+        step = ref.apply(op)
+        ops.append(op)
+        steps.append((step.bit_off, bool(step.accesses), ref.dump()))
+    return ops, steps
+
+
+def compare(ops: list[Op], model: list[ModelStep], c: TraceRun) -> Divergence | None:
+    """The first step where the C run differs from the model's, or None.
+
+    A sanitizer report ends the C at a step; if the model logged an access
+    outside a bitmap at that same step, both say the same (the state after
+    it is undefined in C, so the comparison ends there), else it diverges.
+    """
+    for i, ((m_off, _, m_dump), (c_step, c_dump)) in enumerate(zip(model, c.steps)):
+        if m_off != c_step.bit_off:
+            return Divergence(tuple(ops[:i + 1]), "return value (bit offset)", m_off, c_step.bit_off)
+        found = _difference(m_dump, c_dump)
+        if found is not None:
+            return Divergence(tuple(ops[:i + 1]), *found)
+    if c.crash is not None and not model[c.crash.step][1]:
+        return Divergence(tuple(ops[:c.crash.step + 1]), "sanitizer", "no access outside a bitmap", c.crash.summary)
+    return None
+
+
+def diff(source: KernelSource, variant: str, geometry: Geometry, traces: int, length: int, seed: int,
+         keep: int = 1, per_batch: int = 100) -> DiffReport:
+    """``traces`` random traces of ``length`` ops; the report keeps the first ``keep`` divergences."""
+    rng = random.Random(seed)
+    build_ = build(source, geometry.block_bits, geometry.nr_pages)
+    report = DiffReport(variant, build_.layout, geometry)
+    for start in range(0, traces, per_batch):
+        runs = [model_run(variant, geometry, length, rng) for _ in range(min(per_batch, traces - start))]
+        c_runs = run_traces(build_, geometry, [ops for ops, _ in runs])
+        if not report.compared and c_runs[0].steps:
+            report.compared = compared_fields(runs[0][1][0][2], c_runs[0].steps[0][1])
+        for (ops, model), c in zip(runs, c_runs):
+            found = compare(ops, model, c)
+            report.traces += 1
+            report.steps += len(ops) if found is None else found.step + 1
+            if found is None:
+                report.identical += 1
+            else:
+                report.first = report.first or found
+                if len(report.divergent) < keep:
+                    report.divergent.append(found)
+    return report
