@@ -18,6 +18,7 @@ from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElaps
 
 from pcpuverify.check import CheckError, find_config, load_config
 from pcpuverify.check_cli import check
+from pcpuverify.kernel_cli import diff, explore
 from pcpuverify.counterexamples.minimize import minimize as minimize_trace
 from pcpuverify.counterexamples.regression import regression_test
 from pcpuverify.counterexamples.witness import load_witnesses
@@ -393,3 +394,5 @@ def _save_traces(results: list[Result], directory: Path) -> None:
 
 
 main.add_command(check)
+main.add_command(explore)
+main.add_command(diff)
