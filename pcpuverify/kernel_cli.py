@@ -127,6 +127,9 @@ def diff(source_path: str, variant: str, geometry_spec: str, traces: int, length
     share = 100.0 * report.identical / report.traces if report.traces else 0.0
     click.echo(f"{source.percpu_c} (layout {report.layout}) vs {variant}, geometry {geometry.name}:"
                f" {report.identical}/{report.traces} traces identical ({share:.2f} %), {report.steps} steps")
+    if report.sanitizer_agreed:
+        click.echo(f"  of which {report.sanitizer_agreed} end at a step where the model logs an access outside"
+                   " a bitmap and ASan reports it")
     click.echo(f"  compared: {', '.join(report.compared)}")
     if report.first is not None:
         d = report.first

@@ -18,12 +18,20 @@ from dataclasses import dataclass, field
 from pcpuverify.kernel.build import build
 from pcpuverify.kernel.harness import TraceRun, run_traces
 from pcpuverify.kernel.source import KernelSource
+from pcpuverify.model.bitmap import OutOfBounds
 from pcpuverify.model.geometry import Geometry
 from pcpuverify.model.ops import ChunkInit, Op
 from pcpuverify.model.random_ops import random_op
 from pcpuverify.model.reference import Reference
 
-ModelStep = tuple[int | None, bool, dict[str, object]]  # return value, any stray access, dump after
+ModelStep = tuple[int | None, str, dict[str, object]]  # return value, stray accesses ("", "read", "write"), dump after
+
+
+def _stray(accesses: tuple[OutOfBounds, ...]) -> str:
+    """The model's access log of a step in one word: "write" if it wrote outside a map, "read" if it only read, else ""."""
+    if any(a.write for a in accesses):
+        return "write"
+    return "read" if accesses else ""
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,7 @@ class DiffReport:
     traces: int = 0
     steps: int = 0
     identical: int = 0
+    sanitizer_agreed: int = 0  # of the identical: ended at a step both report outside a map (model log, ASan)
     compared: tuple[str, ...] = ()
     first: Divergence | None = None
     divergent: list[Divergence] = field(default_factory=list)
@@ -58,6 +67,7 @@ class DiffReport:
             "ops": [op.describe() for op in self.first.ops]}
         return {"variant": self.variant, "layout": self.layout, "geometry": self.geometry.name,
                 "traces": self.traces, "steps": self.steps, "identical": self.identical,
+                "sanitizer_agreed": self.sanitizer_agreed,
                 "compared_fields": list(self.compared), "first_divergence": first}
 
 
@@ -95,18 +105,25 @@ def model_run(variant: str, geometry: Geometry, length: int, rng: random.Random)
         op = random_op(ref, rng)
         step = ref.apply(op)
         ops.append(op)
-        steps.append((step.bit_off, bool(step.accesses), ref.dump()))
+        steps.append((step.bit_off, _stray(step.accesses), ref.dump()))
     return ops, steps
 
 
 def compare(ops: list[Op], model: list[ModelStep], c: TraceRun) -> Divergence | None:
     """The first step where the C run differs from the model's, or None.
 
-    A sanitizer report ends the C at a step; if the model logged an access
-    outside a bitmap at that same step, both say the same (the state after
-    it is undefined in C, so the comparison ends there), else it diverges.
+    Out of bounds.  The model logs the whole range each bitmap function may
+    touch, C reads word by word and stops early: a read the model logs may
+    not happen in C.  A write it logs does.  So: a sanitizer report at a
+    step where the model logged any access outside a map is agreement, and
+    the comparison ends there (the C state is undefined after it); a report
+    where the model logged none diverges; so does a step where the model
+    wrote outside a map and ASan reported nothing (the comparison cannot
+    go on past an undefined state).
     """
-    for i, ((m_off, _, m_dump), (c_step, c_dump)) in enumerate(zip(model, c.steps)):
+    for i, ((m_off, m_stray, m_dump), (c_step, c_dump)) in enumerate(zip(model, c.steps)):
+        if m_stray == "write":
+            return Divergence(tuple(ops[:i + 1]), "sanitizer", "a write outside a bitmap", "no report")
         if m_off != c_step.bit_off:
             return Divergence(tuple(ops[:i + 1]), "return value (bit offset)", m_off, c_step.bit_off)
         found = _difference(m_dump, c_dump)
@@ -134,6 +151,7 @@ def diff(source: KernelSource, variant: str, geometry: Geometry, traces: int, le
             report.steps += len(ops) if found is None else found.step + 1
             if found is None:
                 report.identical += 1
+                report.sanitizer_agreed += c.crash is not None
             else:
                 report.first = report.first or found
                 if len(report.divergent) < keep:

@@ -22,8 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 BATCH = 2048  # commands per write (< 32 bytes each): their bytes stay far below a pipe's buffer, so writing never blocks
+# redzone=2048: the widest redzones ASan offers, so that an access far past a small map (PATCH 09's
+# pcpu_is_populated sends the search blocks beyond the chunk) lands in a redzone, not in the next allocation
 SANITIZER_ENV = {
-    "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0:exitcode=86",
+    "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0:exitcode=86:redzone=2048",
     "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1:exitcode=87",
 }
 
