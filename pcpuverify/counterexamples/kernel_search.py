@@ -23,8 +23,17 @@ from types import SimpleNamespace
 from pcpuverify.counterexamples.explore import all_ops
 from pcpuverify.invariants.base import REGISTRY, ChunkSnapshot, Violation
 from pcpuverify.kernel.convert import INVARIANTS_BY_LAYOUT, to_model
-from pcpuverify.kernel.build import build
-from pcpuverify.kernel.harness import DriverGone, Finding, KernelChunk, check_op, open_chunk, run_paths
+from pcpuverify.kernel.build import Build, build
+from pcpuverify.kernel.harness import (
+    DriverGone,
+    Finding,
+    KernelChunk,
+    check_op,
+    open_chunk,
+    run_paths,
+    symbolized_report,
+)
+from pcpuverify.kernel.process import summarize
 from pcpuverify.kernel.source import KernelSource
 from pcpuverify.model.geometry import Geometry
 from pcpuverify.model.ops import Op, op_to_json
@@ -90,12 +99,18 @@ def _roots(geometry: Geometry) -> list[Geometry]:
     return [Geometry(geometry.block_bits, n, tuple(p for p in range(n) if (s >> p) & 1)) for s in range(1 << n)]
 
 
-def _note(result: CSearch, geometry: Geometry, ops: tuple[Op, ...], violations: list[Violation],
+def _note(result: CSearch, build_: Build, geometry: Geometry, ops: tuple[Op, ...], violations: list[Violation],
           findings: list[Finding]) -> None:
+    """Keep the first trace of each broken invariant and each kind of finding (a sanitizer report symbolized)."""
     for v in violations:
         result.found.setdefault(v.invariant, CTrace(geometry, ops, v.invariant, v.describe()))
     for f in findings:
-        result.found.setdefault(f.kind, CTrace(geometry, ops[:f.step + 1], f.kind, f.summary))
+        if f.kind not in result.found:
+            trace = ops[:f.step + 1]
+            summary = f.summary
+            if f.kind == "sanitizer":
+                summary = summarize(symbolized_report(build_, geometry, trace)) or summary
+            result.found[f.kind] = CTrace(geometry, trace, f.kind, summary)
 
 
 def _key(dump: dict[str, object]) -> str:
@@ -130,7 +145,7 @@ def explore_c(source: KernelSource, geometry: Geometry, max_depth: int, max_stat
         chunk = KernelChunk(build_, root)
         dump = chunk.dump()
         chunk.close()
-        _note(result, root, (), state_violations(layout, dump, root), chunk.findings)
+        _note(result, build_, root, (), state_violations(layout, dump, root), chunk.findings)
         seen.add(_key(dump))
         frontier.append((root, (), dump))
     result.states_by_depth.append(len(frontier))
@@ -144,7 +159,7 @@ def explore_c(source: KernelSource, geometry: Geometry, max_depth: int, max_stat
                 trace_ops = (*path, op)
                 violations = [] if end.dump is None or end.result is None else step_violations(
                     layout, dump, end.result, end.dump, root)
-                _note(result, root, trace_ops, violations, list(end.findings))
+                _note(result, build_, root, trace_ops, violations, list(end.findings))
                 if end.dump is None or any(f.kind == "sanitizer" for f in end.findings):
                     continue
                 key = _key(end.dump)
@@ -178,10 +193,10 @@ def random_c(source: KernelSource, geometry: Geometry, walks: int, length: int, 
                 try:
                     step = chunk.apply(op)
                 except DriverGone:
-                    _note(result, geometry, tuple(ops), [], chunk.findings[mark:])
+                    _note(result, chunk.build, geometry, tuple(ops), [], chunk.findings[mark:])
                     break
                 result.random_steps += 1
-                _note(result, geometry, tuple(ops), step_violations(layout, before, step, chunk.dump(), geometry),
+                _note(result, chunk.build, geometry, tuple(ops), step_violations(layout, before, step, chunk.dump(), geometry),
                       chunk.findings[mark:])
         finally:
             chunk.close()

@@ -108,8 +108,19 @@ class PathEnd:
     findings: tuple[Finding, ...]
 
 
+def symbolized_report(build: Build, geometry: Geometry, ops: tuple[Op, ...]) -> str:
+    """The sanitizer report of ``ops`` replayed from a new chunk, with source lines ("" if none)."""
+    process = DriverProcess(build.executable, symbolize=True)
+    _, crash = process.run([init_command(geometry), *map(command, ops)])
+    process.close()
+    return "" if crash is None else crash.report
+
+
 def run_paths(build: Build, root: Geometry, parent: dict[int, int], paths: list[tuple[Op, ...]]) -> list[PathEnd]:
     """Replay each path from a new chunk of ``root``, all in as few round trips as the driver survives.
+
+    Sanitizer reports are not symbolized here (many paths may end in one);
+    ``symbolized_report`` gives the report with source lines.
 
     Every path shares its prefix but the last op, whose ghost allocations
     are ``parent``; the paths' ops are valid (the caller checked them).
@@ -117,7 +128,7 @@ def run_paths(build: Build, root: Geometry, parent: dict[int, int], paths: list[
     ends: list[PathEnd] = []
     while len(ends) < len(paths):
         todo = paths[len(ends):]
-        process = DriverProcess(build.executable)
+        process = DriverProcess(build.executable, symbolize=False)
         commands = [c for path in todo for c in (init_command(root), *(command(op) for op in path))]
         replies, crash = process.run(commands)
         process.close()
@@ -151,12 +162,13 @@ def run_traces(build: Build, geometry: Geometry, traces: list[list[Op]]) -> list
     """Replay each trace from a new chunk of ``geometry``, as many per round trip as fit a batch.
 
     The ops must be valid (generated on the model); a sanitizer report ends
-    its trace, and the traces after it go to a fresh driver.
+    its trace (not symbolized: see ``symbolized_report``), and the traces
+    after it go to a fresh driver.
     """
     runs: list[TraceRun] = []
     while len(runs) < len(traces):
         todo = traces[len(runs):]
-        process = DriverProcess(build.executable)
+        process = DriverProcess(build.executable, symbolize=False)
         replies, crash = process.run([c for ops in todo for c in (init_command(geometry), *map(command, ops))])
         process.close()
         pos = 0

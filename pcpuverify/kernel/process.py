@@ -39,20 +39,32 @@ class Crash:
     report: str
 
     def summary(self) -> str:
-        """The sanitizer's one-line verdict (``SUMMARY: ...`` or the ``runtime error`` line), else the first line."""
-        lines = [line.strip() for line in self.report.splitlines() if line.strip()]
-        for marker in ("runtime error", "SUMMARY:", "ERROR:"):
-            hit = next((line for line in lines if marker in line), None)
-            if hit:
-                return hit
-        return lines[0] if lines else f"driver exited with status {self.returncode}"
+        return summarize(self.report) or f"driver exited with status {self.returncode}"
+
+
+def summarize(report: str) -> str:
+    """A sanitizer report's one-line verdict (``SUMMARY: ...`` or the ``runtime error`` line), else its first line.
+
+    With the innermost frame of the kernel's own code, when the stack names one ("in FUNC mm/percpu.c:LINE").
+    """
+    lines = [line.strip() for line in report.splitlines() if line.strip()]
+    verdict = next((hit for marker in ("runtime error", "SUMMARY:", "ERROR:")
+                    for hit in lines if marker in hit), lines[0] if lines else "")
+    frame = next((line for line in lines if line.startswith("#") and "mm/percpu.c:" in line), None)
+    if frame and "mm/percpu.c:" not in verdict:
+        verdict += " (" + frame.split(" in ", 1)[-1] + ")"
+    return verdict
 
 
 class DriverProcess:
     """One running driver executable."""
 
-    def __init__(self, executable: Path) -> None:
+    def __init__(self, executable: Path, symbolize: bool = True) -> None:
+        """``symbolize=False``: reports name addresses, not source lines (16 ms a report instead of ~170 ms)."""
         env = {**os.environ, **SANITIZER_ENV}
+        if not symbolize:
+            env["ASAN_OPTIONS"] += ":symbolize=0"
+            env["UBSAN_OPTIONS"] += ":symbolize=0"
         self.proc = subprocess.Popen(
             [str(executable)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True, bufsize=1, env=env,
