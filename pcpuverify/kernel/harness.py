@@ -222,41 +222,10 @@ class KernelChunk:
     def dump(self) -> dict[str, object]:
         return make_dump(self.layout, self.state, self.allocations)
 
-    def restart(self) -> None:
-        """A new chunk in the same driver (a new one if the last ended): the init again, no allocations."""
-        if self.process is None:
-            self.process = DriverProcess(self.build.executable)
-        self.steps = 0
-        self.allocations = {}
-        self.state = self._send([init_command(self.geometry)], step=-1)[0]
-
     def close(self) -> None:
         if self.process is not None:
             self.process.close()
             self.process = None
-
-    # -- many ops in one round trip --------------------------------------------------
-
-    def apply_batch(self, ops: list[Op]) -> list[tuple[StepResult, dict[str, object]]]:
-        """Apply ``ops`` in one round trip, without the caller's checks; each result with the dump after it.
-
-        For ops known to be valid (generated on the model, or replayed from
-        a trace that was).  A sanitizer report cuts the list short: the
-        results before it are returned, the finding is recorded and the
-        driver is gone (``self.process is None``).
-        """
-        if self.process is None:
-            raise DriverGone("the driver ended at an earlier step (a sanitizer report); the C state is undefined")
-        replies, crash = self.process.run([command(op) for op in ops])
-        out = []
-        for op, line in zip(ops, replies):
-            reply = parse_reply(self.layout, line)
-            self.findings += [Finding(self.steps, "warning", w) for w in reply.warnings]
-            self.steps += 1
-            out.append((self._record(op, reply), self.dump()))
-        if crash is not None:
-            self._crashed(crash, self.steps, raise_=False)
-        return out
 
     # -- internals ---------------------------------------------------------------------
 
@@ -271,13 +240,12 @@ class KernelChunk:
             self.findings += [Finding(step + offset, "warning", w) for w in reply.warnings]
         return parsed
 
-    def _crashed(self, crash: Crash, step: int, raise_: bool = True) -> None:
+    def _crashed(self, crash: Crash, step: int) -> None:
         self.findings.append(Finding(step, "sanitizer", crash.summary(), crash.report))
         assert self.process is not None
         self.process.close()
         self.process = None
-        if raise_:
-            raise DriverGone(f"step {step}: {crash.summary()}")
+        raise DriverGone(f"step {step}: {crash.summary()}")
 
     def _record(self, op: Op, reply: Reply) -> StepResult:
         self.state = reply
