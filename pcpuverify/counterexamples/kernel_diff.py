@@ -54,7 +54,7 @@ class DiffReport:
     layout: str
     geometry: Geometry
     traces: int = 0
-    steps: int = 0
+    steps: int = 0  # steps compared: up to the first divergence, or the sanitizer report both agree on
     identical: int = 0
     sanitizer_agreed: int = 0  # of the identical: ended at a step both report outside a map (model log, ASan)
     compared: tuple[str, ...] = ()
@@ -148,7 +148,7 @@ def diff(source: KernelSource, variant: str, geometry: Geometry, traces: int, le
         for (ops, model), c in zip(runs, c_runs):
             found = compare(ops, model, c)
             report.traces += 1
-            report.steps += len(ops) if found is None else found.step + 1
+            report.steps += (len(c.steps) + (c.crash is not None)) if found is None else found.step + 1
             if found is None:
                 report.identical += 1
                 report.sanitizer_agreed += c.crash is not None
