@@ -20,6 +20,8 @@ import click
 
 from pcpuverify.counterexamples.kernel_diff import diff as diff_runs
 from pcpuverify.counterexamples.kernel_search import CSearch, explore_c, random_c
+from pcpuverify.counterexamples.kernel_shrink import shrink
+from pcpuverify.kernel.build import build
 from pcpuverify.kernel.source import KernelSource, SourceError, load_source
 from pcpuverify.model.geometry import Geometry, GeometryError
 from pcpuverify.model.trace import write_atomically
@@ -83,11 +85,16 @@ def _save(result: CSearch, source: KernelSource, directory: Path) -> list[Path]:
 @_user_errors
 def explore(source_path: str, geometry_spec: str, depth: int, examples: int, length: int, seed: int,
             traces_dir: str | None, as_json: bool) -> None:
-    """Search the C build of a mm/percpu.c: every reached state held to the invariants of its layout."""
+    """Search the C build of a mm/percpu.c: every reached state held to the invariants of its layout.
+
+    Each finding's trace is shrunk on the C (counterexamples/kernel_shrink.py).
+    """
     source = _source(source_path)
     geometry = _geometry(geometry_spec)
     result = explore_c(source, geometry, depth)
     random_c(source, geometry, examples, length, seed, result)
+    driver = build(source, geometry.block_bits, geometry.nr_pages)
+    result.found = {name: shrink(driver, trace) for name, trace in result.found.items()}
     saved = _save(result, source, Path(traces_dir)) if traces_dir else []
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))

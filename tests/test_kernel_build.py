@@ -8,6 +8,7 @@ skipped with the path to restore.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -16,12 +17,14 @@ from pathlib import Path
 import pytest
 
 from pcpuverify.counterexamples.kernel_diff import diff
+from pcpuverify.counterexamples.kernel_search import CTrace
+from pcpuverify.counterexamples.kernel_shrink import reproduce, shrink
 from pcpuverify.kernel.build import build
 from pcpuverify.kernel.convert import to_model
 from pcpuverify.kernel.harness import DriverGone, KernelChunk
 from pcpuverify.kernel.source import KernelSource, load_source
 from pcpuverify.model.geometry import Geometry
-from pcpuverify.model.ops import Alloc, ChunkInit
+from pcpuverify.model.ops import Alloc, ChunkInit, Free, Populate
 from pcpuverify.model.reference import Reference
 from pcpuverify.model.state import dump_chunk
 
@@ -115,6 +118,22 @@ def test_diff_sees_a_difference() -> None:
     assert report.first is not None and report.identical < report.traces
 
 
+STALE_HINT = (Alloc(2, 1, True), Alloc(2, 2), Free(2), Alloc(9, 2))  # starts before the hint, runs into it
+
+
+def test_shrink_keeps_the_finding_with_fewer_ops_on_the_c() -> None:
+    """4.14 still refreshes the chunk hint only for an area *starting* inside it (the model's Fix 3)."""
+    source = kernel("linux-4.14.5")
+    g = Geometry.parse("2x8")
+    driver = build(source, 8, 2)
+    name = "chunk-contig-hint-not-above-free-run"
+    padded = (STALE_HINT[0], Populate(0, 2), STALE_HINT[1], Populate(0, 1), Free(2), Populate(1, 2), STALE_HINT[3])
+    assert reproduce(driver, CTrace(g, padded, name, "")) is not None
+    shrunk = shrink(driver, CTrace(g, padded, name, ""))
+    assert shrunk.ops == STALE_HINT and "contig_hint 12 > longest free run" in shrunk.message
+    assert reproduce(driver, CTrace(g, STALE_HINT[:3], name, "")) is None
+
+
 # -- the command line, as a user runs it ------------------------------------------------------
 
 
@@ -130,6 +149,16 @@ def test_cli_explore_finds_v1s_findings_on_the_c() -> None:
     assert "layout seed" in proc.stdout
     assert "BROKEN nr-empty-pop-pages-matches-bitmap after 1 ops" in proc.stdout
     assert "BROKEN sanitizer after 1 ops" in proc.stdout
+
+
+def test_cli_explore_writes_shrunk_traces(tmp_path: Path) -> None:
+    source = kernel("linux-4.14.5")
+    proc = cli("explore", "--source", str(source.percpu_c), "--depth", "1", "--examples", "30",
+               "--traces", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    written = json.loads((tmp_path / "4.14__2x8__chunk-contig-hint-not-above-free-run.json").read_text())
+    assert written["format"] == "pcpu-verify-c-trace/1" and written["sha256"] == source.sha256
+    assert len(written["ops"]) == 4
 
 
 def test_cli_diff_reports_identity() -> None:
