@@ -18,7 +18,6 @@ from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElaps
 
 from pcpuverify.check import CheckError, find_config, load_config
 from pcpuverify.check_cli import check
-from pcpuverify.kernel_cli import diff, explore
 from pcpuverify.counterexamples.minimize import minimize as minimize_trace
 from pcpuverify.counterexamples.regression import regression_test
 from pcpuverify.counterexamples.witness import load_witnesses
@@ -26,6 +25,7 @@ from pcpuverify.draw import draw_fresh_scans, draw_state
 from pcpuverify.invariants.base import Violation
 from pcpuverify.invariants.check import Replayed, UnknownInvariant, invariant
 from pcpuverify.invariants.check import replay as replay_trace
+from pcpuverify.kernel_cli import diff, explore
 from pcpuverify.model.first_chunk import LayoutError
 from pcpuverify.model.geometry import Geometry, GeometryError
 from pcpuverify.model.ops import FirstChunkInit, op_to_json

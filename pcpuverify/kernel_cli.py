@@ -56,7 +56,7 @@ def _geometry(spec: str) -> Geometry:
 
 def _source(path: str) -> KernelSource:
     source = load_source(path)
-    source.layout  # an unknown layout fails here, before any build
+    _ = source.layout  # an unknown layout fails here, before any build
     return source
 
 

@@ -22,8 +22,8 @@ from types import SimpleNamespace
 
 from pcpuverify.counterexamples.explore import all_ops
 from pcpuverify.invariants.base import REGISTRY, ChunkSnapshot, Violation
-from pcpuverify.kernel.convert import INVARIANTS_BY_LAYOUT, to_model
 from pcpuverify.kernel.build import Build, build
+from pcpuverify.kernel.convert import INVARIANTS_BY_LAYOUT, to_model
 from pcpuverify.kernel.harness import (
     DriverGone,
     Finding,

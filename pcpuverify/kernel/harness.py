@@ -265,10 +265,9 @@ def check_op(geometry: Geometry, dump: dict[str, object], op: Op) -> None:
     if isinstance(op, Free) and str(op.bit_off) not in chunk["allocations"]:
         raise OpError(f"free bit_off={op.bit_off}: no live allocation starts there"
                       f" (live: {sorted(int(k) for k in chunk['allocations'])})")
-    if isinstance(op, (Populate, Depopulate)):
-        if not 0 <= op.page_start < op.page_end <= geometry.nr_pages:
-            raise OpError(f"pages [{op.page_start}, {op.page_end}) must lie in"
-                          f" [0, {geometry.nr_pages}) and not be empty")
+    if isinstance(op, (Populate, Depopulate)) and not 0 <= op.page_start < op.page_end <= geometry.nr_pages:
+        raise OpError(f"pages [{op.page_start}, {op.page_end}) must lie in"
+                      f" [0, {geometry.nr_pages}) and not be empty")
     if isinstance(op, Depopulate):
         B = geometry.block_bits
         if "1" in str(chunk["alloc_map"])[op.page_start * B:op.page_end * B]:
