@@ -21,10 +21,15 @@ from pcpuverify.counterexamples.kernel_search import CTrace
 from pcpuverify.counterexamples.kernel_shrink import reproduce, shrink
 from pcpuverify.kernel.build import build
 from pcpuverify.kernel.convert import to_model
-from pcpuverify.kernel.harness import DriverGone, KernelChunk
+from pcpuverify.kernel.harness import (
+    DriverGone,
+    KernelChunk,
+    KernelInitError,
+    parse_reply,
+)
 from pcpuverify.kernel.source import KernelSource, load_source
 from pcpuverify.model.geometry import Geometry
-from pcpuverify.model.ops import Alloc, ChunkInit, Free, Populate
+from pcpuverify.model.ops import Alloc, ChunkInit, FirstChunkInit, Free, Populate
 from pcpuverify.model.reference import Reference
 from pcpuverify.model.state import dump_chunk
 
@@ -75,6 +80,22 @@ def test_core_makes_no_raw_word_access_to_the_maps(name: str) -> None:
     assert "index * PCPU_BITMAP_BLOCK_" in core.split("BITS_PER_LONG")[0][-80:]
     assert not re.search(r"(alloc_map|bound_map|populated)\s*\[", core.replace("alloc_map[0]", "").replace(
         "bound_map[0]", "").replace("populated[]", ""))
+
+
+def test_a_reply_carries_the_steps_warnings() -> None:
+    """WARN_ON()s reach the harness through the reply (the shim records them: pcpu_shim_warn)."""
+    # pcpu_nr_empty_pop_pages, nr_pages, slot, the three maps, the seed's chunk fields, one block
+    state = "0 1 3 0000 00000 1 " + "4 4 0 0 1 0 0 0 " + "4 0 4 4 0"
+    reply = parse_reply("seed", f"-1|mm/percpu.c:10 cond;mm/percpu.c:20 other|{state}")
+    assert reply.ret == -1 and reply.warnings == ["mm/percpu.c:10 cond", "mm/percpu.c:20 other"]
+    assert reply.chunk["md_blocks"] == [{"contig_hint": 4, "contig_hint_start": 0, "left_free": 4,
+                                         "right_free": 4, "first_free": 0}]
+
+
+def test_first_chunk_init_is_refused_in_one_line() -> None:
+    source = kernel("linux-7.1.3")
+    with pytest.raises(KernelInitError, match="only a chunk from pcpu_alloc_chunk"):
+        KernelChunk(build(source, 8, 1), Geometry.parse("1x8"), FirstChunkInit(8, 0, 24))
 
 
 def test_seed_dump_converts_to_the_models_chunk_unchanged() -> None:

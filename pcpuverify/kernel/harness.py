@@ -3,7 +3,10 @@
 It creates one chunk as the Reference does (``pcpu_alloc_chunk``,
 ``pcpu_chunk_relocate(chunk, -1)``, ``pcpu_chunk_populated`` of the
 geometry's populated pages) and applies the model's operations with the
-kernel's own functions (shim/driver.c says which, per layout).  It keeps
+kernel's own functions (shim/driver.c says which, per layout): a free is
+``pcpu_free_area``, as the model's, without ``free_percpu``'s balance
+decisions (from 5.14 on, ``pcpu_isolate_chunk`` of a chunk worth
+reclaiming, which no single-chunk model has).  It keeps
 the ghost ``allocations`` (bit offset -> bits) and refuses, with the
 Reference's OpError, what a caller never issues (a free of no live
 allocation, a page range outside the chunk, depopulating pages that hold
