@@ -19,6 +19,7 @@ from typing import Any, TypeVar, cast
 import click
 
 from pcpuverify.counterexamples.kernel_diff import diff as diff_runs
+from pcpuverify.counterexamples.kernel_machine import hypothesis_c
 from pcpuverify.counterexamples.kernel_search import CSearch, explore_c, random_c
 from pcpuverify.counterexamples.kernel_shrink import shrink
 from pcpuverify.kernel.build import build
@@ -76,7 +77,8 @@ def _save(result: CSearch, source: KernelSource, directory: Path) -> list[Path]:
 @click.option("--source", "source_path", required=True, metavar="PATH", help="Kernel tree, mm/ folder or mm/percpu.c.")
 @click.option("--geometry", "geometry_spec", default="2x8", show_default=True, metavar="PAGESxBITS")
 @click.option("--depth", type=int, default=3, show_default=True, help="Breadth-first search depth.")
-@click.option("--examples", type=int, default=100, show_default=True, help="Random walks after the search.")
+@click.option("--examples", type=int, default=100, show_default=True,
+              help="Random walks, then as many Hypothesis stateful examples, after the search.")
 @click.option("--length", type=int, default=20, show_default=True, help="Operations per random walk.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--traces", "traces_dir", type=click.Path(file_okay=False), default=None,
@@ -94,6 +96,7 @@ def explore(source_path: str, geometry_spec: str, depth: int, examples: int, len
     result = explore_c(source, geometry, depth)
     random_c(source, geometry, examples, length, seed, result)
     driver = build(source, geometry.block_bits, geometry.nr_pages)
+    hypothesis_c(driver, geometry, examples, seed, result)
     result.found = {name: shrink(driver, trace) for name, trace in result.found.items()}
     saved = _save(result, source, Path(traces_dir)) if traces_dir else []
     if as_json:
@@ -101,7 +104,7 @@ def explore(source_path: str, geometry_spec: str, depth: int, examples: int, len
         return
     click.echo(f"{source.percpu_c}: layout {result.layout}, geometry {geometry.name}")
     click.echo(f"  breadth-first to depth {depth}: {result.states} states {result.states_by_depth};"
-               f" random: {examples} walks, {result.random_steps} steps")
+               f" random: {examples} walks and {examples} Hypothesis examples, {result.random_steps} steps")
     click.echo(f"  invariants: {', '.join(result.invariants)}; sanitizers: ASan, UBSan; WARN_ON")
     if not result.found:
         click.echo("  nothing broken")

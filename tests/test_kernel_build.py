@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from pcpuverify.counterexamples.kernel_diff import diff
-from pcpuverify.counterexamples.kernel_search import CTrace
+from pcpuverify.counterexamples.kernel_machine import hypothesis_c
+from pcpuverify.counterexamples.kernel_search import CSearch, CTrace
 from pcpuverify.counterexamples.kernel_shrink import reproduce, shrink
 from pcpuverify.kernel.build import build
 from pcpuverify.kernel.convert import to_model
@@ -137,6 +138,13 @@ def test_diff_sees_a_difference() -> None:
     """The comparison is not vacuous: PATCH 09 alone against the v1 model diverges."""
     report = diff(kernel("seed-v1-patch09"), "v1", Geometry.parse("2x8"), traces=300, length=12, seed=0)
     assert report.first is not None and report.identical < report.traces
+
+
+def test_the_hypothesis_machine_runs_on_the_c() -> None:
+    """On the posting's v1, the stateful machine meets its known breaks: the ASan report and the empty-page count."""
+    g = Geometry.parse("2x8")
+    found = hypothesis_c(build(kernel("seed-v1"), 8, 2), g, 30, 0, CSearch("seed", g, ())).found
+    assert {"sanitizer", "nr-empty-pop-pages-matches-bitmap"} <= set(found)
 
 
 STALE_HINT = (Alloc(2, 1, True), Alloc(2, 2), Free(2), Alloc(9, 2))  # starts before the hint, runs into it

@@ -99,7 +99,7 @@ def _roots(geometry: Geometry) -> list[Geometry]:
     return [Geometry(geometry.block_bits, n, tuple(p for p in range(n) if (s >> p) & 1)) for s in range(1 << n)]
 
 
-def _note(result: CSearch, build_: Build, geometry: Geometry, ops: tuple[Op, ...], violations: list[Violation],
+def note(result: CSearch, build_: Build, geometry: Geometry, ops: tuple[Op, ...], violations: list[Violation],
           findings: list[Finding]) -> None:
     """Keep the first trace of each broken invariant and each kind of finding (a sanitizer report symbolized)."""
     for v in violations:
@@ -145,7 +145,7 @@ def explore_c(source: KernelSource, geometry: Geometry, max_depth: int, max_stat
         chunk = KernelChunk(build_, root)
         dump = chunk.dump()
         chunk.close()
-        _note(result, build_, root, (), state_violations(layout, dump, root), chunk.findings)
+        note(result, build_, root, (), state_violations(layout, dump, root), chunk.findings)
         seen.add(_key(dump))
         frontier.append((root, (), dump))
     result.states_by_depth.append(len(frontier))
@@ -159,7 +159,7 @@ def explore_c(source: KernelSource, geometry: Geometry, max_depth: int, max_stat
                 trace_ops = (*path, op)
                 violations = [] if end.dump is None or end.result is None else step_violations(
                     layout, dump, end.result, end.dump, root)
-                _note(result, build_, root, trace_ops, violations, list(end.findings))
+                note(result, build_, root, trace_ops, violations, list(end.findings))
                 if end.dump is None or any(f.kind == "sanitizer" for f in end.findings):
                     continue
                 key = _key(end.dump)
@@ -193,10 +193,10 @@ def random_c(source: KernelSource, geometry: Geometry, walks: int, length: int, 
                 try:
                     step = chunk.apply(op)
                 except DriverGone:
-                    _note(result, chunk.build, geometry, tuple(ops), [], chunk.findings[mark:])
+                    note(result, chunk.build, geometry, tuple(ops), [], chunk.findings[mark:])
                     break
                 result.random_steps += 1
-                _note(result, chunk.build, geometry, tuple(ops), step_violations(layout, before, step, chunk.dump(), geometry),
+                note(result, chunk.build, geometry, tuple(ops), step_violations(layout, before, step, chunk.dump(), geometry),
                       chunk.findings[mark:])
         finally:
             chunk.close()
