@@ -7,7 +7,7 @@ round trip, and compared after every step: the value the op returned
 (``kernel/schema.py``: for the ``seed`` layout that is all of them; for a
 later release the renamed hint fields are not compared, and the report
 lists the fields that were).  The first diverging step ends the trace; the
-trace is cut there (the shortest prefix that shows it).
+trace is cut there, and the first divergence is shrunk (``shrink_divergence``).
 """
 
 from __future__ import annotations
@@ -15,14 +15,15 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from pcpuverify.kernel.build import build
+from pcpuverify.counterexamples.kernel_shrink import FreeOf, Item
+from pcpuverify.kernel.build import Build, build
 from pcpuverify.kernel.harness import TraceRun, run_traces
 from pcpuverify.kernel.source import KernelSource
 from pcpuverify.model.bitmap import OutOfBounds
 from pcpuverify.model.geometry import Geometry
-from pcpuverify.model.ops import ChunkInit, Op
+from pcpuverify.model.ops import Alloc, ChunkInit, Free, Op
 from pcpuverify.model.random_ops import random_op
-from pcpuverify.model.reference import Reference
+from pcpuverify.model.reference import OpError, Reference
 
 ModelStep = tuple[int | None, str, dict[str, object]]  # return value, stray accesses ("", "read", "write"), dump after
 
@@ -134,9 +135,62 @@ def compare(ops: list[Op], model: list[ModelStep], c: TraceRun) -> Divergence | 
     return None
 
 
+def _model_replay(variant: str, geometry: Geometry, items: list[tuple[int, Item]]) -> tuple[list[Op], list[ModelStep]]:
+    """A candidate's concrete ops and model steps: frees get the offset their alloc returned in it, or are dropped."""
+    ref = Reference(variant, geometry, ChunkInit())
+    returned: dict[int, int] = {}
+    ops: list[Op] = []
+    steps: list[ModelStep] = []
+    for sid, item in items:
+        if isinstance(item, FreeOf):
+            if item.alloc not in returned:
+                continue
+            op: Op = Free(returned.pop(item.alloc))
+        else:
+            op = item
+        try:
+            step = ref.apply(op)
+        except OpError:
+            continue
+        if isinstance(op, Alloc) and step.bit_off is not None:
+            returned[sid] = step.bit_off
+        ops.append(op)
+        steps.append((step.bit_off, _stray(step.accesses), ref.dump()))
+    return ops, steps
+
+
+def shrink_divergence(build_: Build, variant: str, geometry: Geometry, found: Divergence) -> Divergence:
+    """``found`` with operations removed (each free with its alloc) while the C and the model still differ in the same field.
+
+    As ``kernel_shrink.shrink`` on the C: 1-minimal under removing one
+    operation; frees are linked to their allocs on the model.
+    """
+    ref = Reference(variant, geometry, ChunkInit())
+    live: dict[int, int] = {}
+    items: list[tuple[int, Item]] = []
+    for sid, op in enumerate(found.ops):
+        items.append((sid, FreeOf(live.pop(op.bit_off)) if isinstance(op, Free) and op.bit_off in live else op))
+        bit_off = ref.apply(op).bit_off
+        if isinstance(op, Alloc) and bit_off is not None:
+            live[bit_off] = sid
+    best, changed = found, True
+    while changed:
+        changed = False
+        for i in range(len(items)):
+            sid = items[i][0]
+            candidate = [it for j, it in enumerate(items)
+                         if j != i and not (isinstance(it[1], FreeOf) and it[1].alloc == sid)]
+            ops, steps = _model_replay(variant, geometry, candidate)
+            again = compare(ops, steps, run_traces(build_, geometry, [ops])[0]) if ops else None
+            if again is not None and again.field == found.field and len(again.ops) < len(best.ops):
+                items, best, changed = candidate, again, True
+                break
+    return best
+
+
 def diff(source: KernelSource, variant: str, geometry: Geometry, traces: int, length: int, seed: int,
          keep: int = 1, per_batch: int = 100) -> DiffReport:
-    """``traces`` random traces of ``length`` ops; the report keeps the first ``keep`` divergences."""
+    """``traces`` random traces of ``length`` ops; the report keeps the first ``keep`` divergences, the first shrunk."""
     rng = random.Random(seed)
     build_ = build(source, geometry.block_bits, geometry.nr_pages)
     report = DiffReport(variant, build_.layout, geometry)
@@ -156,4 +210,6 @@ def diff(source: KernelSource, variant: str, geometry: Geometry, traces: int, le
                 report.first = report.first or found
                 if len(report.divergent) < keep:
                     report.divergent.append(found)
+    if report.first is not None:
+        report.first = shrink_divergence(build_, variant, geometry, report.first)
     return report
