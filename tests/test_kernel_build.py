@@ -83,6 +83,20 @@ def test_core_makes_no_raw_word_access_to_the_maps(name: str) -> None:
         "bound_map[0]", "").replace("populated[]", ""))
 
 
+def test_builds_are_cached_by_the_sources_hash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same source and geometry reuse one executable; another geometry or another text builds anew."""
+    monkeypatch.setenv("PCPU_VERIFY_BUILD_CACHE", str(tmp_path / "cache"))
+    source = kernel("linux-5.4.286")
+    first = build(source, 8, 2)
+    mtime = first.executable.stat().st_mtime_ns
+    assert build(source, 8, 2).executable == first.executable
+    assert first.executable.stat().st_mtime_ns == mtime
+    assert build(source, 16, 2).executable != first.executable
+    edited = KernelSource(source.percpu_c, source.percpu_c_text + "\n", source.internal_h_text)
+    assert build(edited, 8, 2).executable != first.executable
+    assert first.executable.is_relative_to(tmp_path / "cache")
+
+
 def test_a_reply_carries_the_steps_warnings() -> None:
     """WARN_ON()s reach the harness through the reply (the shim records them: pcpu_shim_warn)."""
     # pcpu_nr_empty_pop_pages, nr_pages, slot, the three maps, the seed's chunk fields, one block
