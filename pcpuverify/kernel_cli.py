@@ -76,10 +76,10 @@ def _save(result: CSearch, source: KernelSource, directory: Path) -> list[Path]:
 @click.command()
 @click.option("--source", "source_path", required=True, metavar="PATH", help="Kernel tree, mm/ folder or mm/percpu.c.")
 @click.option("--geometry", "geometry_spec", default="2x8", show_default=True, metavar="PAGESxBITS")
-@click.option("--depth", type=int, default=3, show_default=True, help="Breadth-first search depth.")
-@click.option("--examples", type=int, default=100, show_default=True,
+@click.option("--depth", type=click.IntRange(min=0), default=3, show_default=True, help="Breadth-first search depth.")
+@click.option("--examples", type=click.IntRange(min=0), default=100, show_default=True,
               help="Random walks, then as many Hypothesis stateful examples, after the search.")
-@click.option("--length", type=int, default=20, show_default=True, help="Operations per random walk.")
+@click.option("--length", type=click.IntRange(min=1), default=20, show_default=True, help="Operations per random walk.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--traces", "traces_dir", type=click.Path(file_okay=False), default=None,
               help="Write each finding's trace here (JSON, replays on the C build).")
@@ -120,8 +120,8 @@ def explore(source_path: str, geometry_spec: str, depth: int, examples: int, len
 @click.option("--source", "source_path", required=True, metavar="PATH", help="Kernel tree, mm/ folder or mm/percpu.c.")
 @click.option("--variant", required=True, type=click.Choice(sorted(VARIANTS)))
 @click.option("--geometry", "geometry_spec", default="2x8", show_default=True, metavar="PAGESxBITS")
-@click.option("--traces", type=int, default=1000, show_default=True, help="Random traces.")
-@click.option("--length", type=int, default=20, show_default=True, help="Operations per trace.")
+@click.option("--traces", type=click.IntRange(min=1), default=1000, show_default=True, help="Random traces.")
+@click.option("--length", type=click.IntRange(min=1), default=20, show_default=True, help="Operations per trace.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @_user_errors
