@@ -202,7 +202,9 @@ def test_cli_explore_writes_shrunk_traces(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     written = json.loads((tmp_path / "4.14__2x8__chunk-contig-hint-not-above-free-run.json").read_text())
     assert written["format"] == "pcpu-verify-c-trace/1" and written["sha256"] == source.sha256
-    assert len(written["ops"]) == 4
+    trace = CTrace.from_json(written)
+    assert len(trace.ops) == 4
+    assert reproduce(build(source, 8, 2), trace) is not None  # the file replays on the C
 
 
 def test_cli_diff_reports_identity() -> None:

@@ -19,6 +19,7 @@ import random
 from collections import deque
 from dataclasses import dataclass, field
 from types import SimpleNamespace
+from typing import Any
 
 from pcpuverify.counterexamples.explore import all_ops
 from pcpuverify.invariants.base import REGISTRY, ChunkSnapshot, Violation
@@ -39,6 +40,8 @@ from pcpuverify.model.geometry import Geometry
 from pcpuverify.model.ops import Op, op_to_json
 from pcpuverify.model.random_ops import random_op
 from pcpuverify.model.reference import OpError, StepResult
+from pcpuverify.model.trace import FORMAT, TraceError, trace_from_json
+from pcpuverify.model.variants import VARIANTS
 
 
 def state_violations(layout: str, dump: dict[str, object], geometry: Geometry) -> list[Violation]:
@@ -71,6 +74,16 @@ class CTrace:
     def to_json(self) -> dict[str, object]:
         return {"geometry": self.geometry.to_json(), "ops": [op_to_json(op) for op in self.ops],
                 "violates": self.violates, "message": self.message}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CTrace:
+        """The inverse of ``to_json``; geometry and ops are checked as a model trace's are (TraceError)."""
+        as_model = trace_from_json({"format": FORMAT, "variant": next(iter(VARIANTS)),
+                                    "geometry": data.get("geometry"), "ops": data.get("ops", [])})
+        violates, message = data.get("violates"), data.get("message", "")
+        if not isinstance(violates, str) or not isinstance(message, str):
+            raise TraceError("'violates' and 'message' must be strings")
+        return cls(as_model.geometry, as_model.ops, violates, message)
 
 
 @dataclass
