@@ -25,6 +25,7 @@ from pcpuverify.draw import draw_fresh_scans, draw_state
 from pcpuverify.invariants.base import Violation
 from pcpuverify.invariants.check import Replayed, UnknownInvariant, invariant
 from pcpuverify.invariants.check import replay as replay_trace
+from pcpuverify.kernel_cli import diff, explore
 from pcpuverify.model.first_chunk import LayoutError
 from pcpuverify.model.geometry import Geometry, GeometryError
 from pcpuverify.model.ops import FirstChunkInit, op_to_json
@@ -395,3 +396,5 @@ def _save_traces(results: list[Result], directory: Path) -> None:
 
 
 main.add_command(check)
+main.add_command(explore)
+main.add_command(diff)

@@ -1,6 +1,6 @@
 """The layers point one way: a module imports only from its own layer or the layers below it.
 
-Bottom to top: ``model`` < ``symbolic`` < ``invariants`` < ``counterexamples``
+Bottom to top: ``model`` < ``kernel`` (the C build, which imports only ``model``) < ``symbolic`` < ``invariants`` < ``counterexamples``
 < ``proofs`` < the application (``pcpuverify``'s own modules).  The test
 reads every import statement of the package, so it also catches an import
 inside a function.
@@ -16,7 +16,7 @@ import pytest
 import pcpuverify
 
 PACKAGE = Path(pcpuverify.__file__).parent
-LAYERS = ("model", "symbolic", "invariants", "counterexamples", "proofs")
+LAYERS = ("model", "kernel", "symbolic", "invariants", "counterexamples", "proofs")
 APPLICATION = len(LAYERS)
 
 

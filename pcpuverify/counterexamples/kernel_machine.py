@@ -1,0 +1,130 @@
+"""A Hypothesis stateful machine on a C build, in the manner of tests/test_stateful.py's machine on the model.
+
+It drives a ``KernelChunk`` with the operations a caller issues (alloc,
+atomic alloc, free of a live allocation, populate from an unpopulated
+page, depopulate of a run of empty pages), holds every step to the
+invariants of the build's layout (``kernel_search.step_violations``) and
+records, without asserting, the first trace of each broken invariant and
+of each sanitizer report or WARN_ON into a ``CSearch``.  It starts over
+from a new chunk when the state went wrong (a state invariant broke) or
+the driver ended (a sanitizer report), as the model's machine does.
+Hypothesis draws the sizes and alignments (half of the sizes fit a
+block), which reaches the edge values a uniform random walk rarely does.
+"""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis import seed as hypothesis_seed
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from pcpuverify.counterexamples.kernel_search import (
+    CSearch,
+    note,
+    state_violations,
+    step_violations,
+)
+from pcpuverify.kernel.build import Build
+from pcpuverify.kernel.harness import DriverGone, KernelChunk
+from pcpuverify.model.geometry import Geometry
+from pcpuverify.model.ops import Alloc, Depopulate, Free, Op, Populate
+
+
+def _powers_of_two(limit: int) -> list[int]:
+    return [1 << i for i in range(limit.bit_length()) if 1 << i <= limit]
+
+
+def machine_for(build: Build, geometry: Geometry, result: CSearch) -> type[RuleBasedStateMachine]:
+    """A state machine over ``KernelChunk(build, geometry)`` that records what it breaks into ``result``."""
+    nr_pages, B = geometry.nr_pages, geometry.block_bits
+
+    class KernelMachine(RuleBasedStateMachine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.chunk = KernelChunk(build, geometry)
+            self.ops: list[Op] = []
+
+        def restart(self) -> None:
+            self.chunk.close()
+            self.chunk = KernelChunk(build, geometry)
+            self.ops = []
+
+        def teardown(self) -> None:
+            self.chunk.close()
+
+        def step(self, op: Op) -> None:
+            before = self.chunk.dump()
+            mark = len(self.chunk.findings)
+            self.ops.append(op)
+            try:
+                done = self.chunk.apply(op)
+            except DriverGone:
+                note(result, build, geometry, tuple(self.ops), [], self.chunk.findings[mark:])
+                self.restart()
+                return
+            result.random_steps += 1
+            after = self.chunk.dump()
+            violations = step_violations(build.layout, before, done, after, geometry)
+            note(result, build, geometry, tuple(self.ops), violations, self.chunk.findings[mark:])
+            if state_violations(build.layout, after, geometry):
+                self.restart()
+
+        def _chunk_state(self) -> dict:
+            return self.chunk.dump()["chunks"]["dynamic"]  # type: ignore[index, return-value]
+
+        def unpopulated_pages(self) -> list[int]:
+            return [p for p, c in enumerate(self._chunk_state()["populated"]) if c == "0"]
+
+        def empty_pages(self) -> list[int]:
+            c = self._chunk_state()
+            return [p for p in range(nr_pages)
+                    if c["populated"][p] == "1" and "1" not in c["alloc_map"][p * B:(p + 1) * B]]
+
+        sizes = st.one_of(st.integers(1, B + 2), st.integers(1, geometry.nr_bits + 2))
+        aligns = st.sampled_from(_powers_of_two(B))
+
+        @rule(bits=sizes, align=aligns)
+        def alloc(self, bits: int, align: int) -> None:
+            self.step(Alloc(bits, align, pop_only=False))
+
+        @rule(bits=sizes, align=aligns)
+        def alloc_atomic(self, bits: int, align: int) -> None:
+            self.step(Alloc(bits, align, pop_only=True))
+
+        @precondition(lambda self: bool(self.chunk.allocations))
+        @rule(data=st.data())
+        def free(self, data: st.DataObject) -> None:
+            self.step(Free(data.draw(st.sampled_from(sorted(self.chunk.allocations)), label="bit_off")))
+
+        @precondition(lambda self: bool(self.unpopulated_pages()))
+        @rule(data=st.data())
+        def populate(self, data: st.DataObject) -> None:
+            page_start = data.draw(st.sampled_from(self.unpopulated_pages()), label="page_start")
+            self.step(Populate(page_start, data.draw(st.integers(page_start + 1, nr_pages), label="page_end")))
+
+        @precondition(lambda self: bool(self.empty_pages()))
+        @rule(data=st.data())
+        def depopulate(self, data: st.DataObject) -> None:
+            empty = self.empty_pages()
+            page_start = data.draw(st.sampled_from(empty), label="page_start")
+            page_end = page_start + 1
+            while page_end in empty:
+                page_end += 1
+            self.step(Depopulate(page_start, data.draw(st.integers(page_start + 1, page_end), label="page_end")))
+
+    return KernelMachine
+
+
+def hypothesis_c(build: Build, geometry: Geometry, examples: int, seed: int, result: CSearch) -> CSearch:
+    """Run ``examples`` Hypothesis examples of the machine (seeded by ``seed``, no database, nothing to shrink)."""
+    machine = hypothesis_seed(seed)(machine_for(build, geometry, result))
+    options = settings(max_examples=examples, stateful_step_count=30, database=None, deadline=None,
+                       phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+    run_state_machine_as_test(machine, settings=options)
+    return result

@@ -1,0 +1,323 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The harness's driver, compiled after the kernel's allocator core (see
+ * pcpuverify/kernel/build.py).  One chunk, driven over a pipe, one command
+ * a line on stdin, one reply a line on stdout:
+ *
+ *   i P0 P1 ...      new chunk: pcpu_alloc_chunk(), pcpu_chunk_relocate(chunk, -1),
+ *                    then pcpu_chunk_populated() of each listed page
+ *   a BITS ALIGN ATOMIC   what pcpu_alloc() does with this one chunk (below)
+ *   f BIT_OFF        pcpu_free_area(chunk, BIT_OFF * PCPU_MIN_ALLOC_SIZE)
+ *   p START END      pcpu_chunk_populated() of each unpopulated region in [START, END)
+ *   d START END      pcpu_chunk_depopulated() of each populated region in [START, END)
+ *   F                flush the replies so far (no reply of its own)
+ *
+ * Reply: "RET|WARNINGS|STATE": RET the alloc's bit offset (-1: failed; 0
+ * for other commands), WARNINGS the WARN_ON()s the step fired ("file:line
+ * cond" joined by ';'), STATE the dump, space-separated, in the order of
+ * pcpuverify/kernel/schema.py for the layout.
+ *
+ * Layout macros (one is defined): PCPU_LAYOUT_SEED, PCPU_LAYOUT_4_14,
+ * PCPU_LAYOUT_5_2, PCPU_LAYOUT_5_9, PCPU_LAYOUT_5_14.
+ */
+#include <stdio.h>
+#include <sanitizer/common_interface_defs.h>
+
+char __per_cpu_start[1];
+
+static char drv_warnings[4096];
+
+void pcpu_shim_warn(const char *file, int line, const char *cond)
+{
+	size_t used = strlen(drv_warnings);
+
+	snprintf(drv_warnings + used, sizeof(drv_warnings) - used, "%s%s:%d %s",
+		 used ? ";" : "", file, line, cond);
+}
+
+/* -- per layout: the slot lists, the populate calls, the dumped fields ---- */
+
+#if defined(PCPU_LAYOUT_5_9)
+#define DRV_SLOT_LIST(slot) (&pcpu_chunk_list(PCPU_CHUNK_ROOT)[slot])
+#define DRV_NR_EMPTY_POP_PAGES pcpu_nr_empty_pop_pages[PCPU_CHUNK_ROOT]
+#define DRV_ALLOC_CHUNK() pcpu_alloc_chunk(PCPU_CHUNK_ROOT, GFP_KERNEL)
+#elif defined(PCPU_LAYOUT_5_14)
+#define DRV_SLOT_LIST(slot) (&pcpu_chunk_lists[slot])
+#define DRV_NR_EMPTY_POP_PAGES pcpu_nr_empty_pop_pages
+#else /* the 2017 posting, 4.14, 5.2 */
+#define DRV_SLOT_LIST(slot) (&pcpu_slot[slot])
+#define DRV_NR_EMPTY_POP_PAGES pcpu_nr_empty_pop_pages
+#endif
+
+/* 4.19 on: pcpu_alloc_chunk(gfp) (PCPU_ALLOC_CHUNK_GFP is set from the source) */
+#if defined(PCPU_LAYOUT_5_9)
+#elif defined(PCPU_ALLOC_CHUNK_GFP)
+#define DRV_ALLOC_CHUNK() pcpu_alloc_chunk(GFP_KERNEL)
+#else
+#define DRV_ALLOC_CHUNK() pcpu_alloc_chunk()
+#endif
+
+#if defined(PCPU_LAYOUT_4_14)
+#define DRV_POPULATED(chunk, rs, re, for_alloc) pcpu_chunk_populated(chunk, rs, re, for_alloc)
+#else
+#define DRV_POPULATED(chunk, rs, re, for_alloc) pcpu_chunk_populated(chunk, rs, re)
+#endif
+
+/* the posting sizes slots in bits (PATCH 09) and names its block struct pcpu_bitmap_md */
+#if defined(PCPU_LAYOUT_SEED)
+#define DRV_SLOT_SIZE(bits, bytes) (bits)
+#define DRV_MD struct pcpu_bitmap_md
+#else
+#define DRV_SLOT_SIZE(bits, bytes) (bytes)
+#define DRV_MD struct pcpu_block_md
+#endif
+
+/* every release: one metadata block per page, PAGE_SIZE / PCPU_MIN_ALLOC_SIZE bits each */
+#define DRV_MAP_BITS(c) ((int)((c)->nr_pages * PAGE_SIZE / PCPU_MIN_ALLOC_SIZE))
+
+/* the slots pcpu_alloc() searches: up to the empty-chunk slot */
+#if defined(PCPU_LAYOUT_5_14)
+#define DRV_LAST_SEARCHED_SLOT pcpu_free_slot
+#else
+#define DRV_LAST_SEARCHED_SLOT (pcpu_nr_slots - 1)
+#endif
+
+static void drv_dump_md(const DRV_MD *b)
+{
+#if defined(PCPU_LAYOUT_SEED) || defined(PCPU_LAYOUT_4_14)
+	printf(" %d %d %d %d %d", b->contig_hint, b->contig_hint_start, b->left_free,
+	       b->right_free, b->first_free);
+#else
+	printf(" %d %d %d %d %d %d %d %d", b->scan_hint, b->scan_hint_start, b->contig_hint,
+	       b->contig_hint_start, b->left_free, b->right_free, b->first_free, b->nr_bits);
+#endif
+}
+
+static void drv_dump_chunk_fields(const struct pcpu_chunk *c)
+{
+#if defined(PCPU_LAYOUT_SEED)
+	printf(" %d %d %d %d", c->free_bits, c->contig_hint, c->contig_hint_start, c->first_free_block);
+#elif defined(PCPU_LAYOUT_4_14)
+	printf(" %d %d %d %d", c->free_bytes, c->contig_bits, c->contig_bits_start, c->first_bit);
+#else
+	printf(" %d", c->free_bytes);
+	drv_dump_md(&c->chunk_md);
+#endif
+	printf(" %d %d %d", c->nr_populated, c->nr_empty_pop_pages, c->immutable);
+#if defined(PCPU_LAYOUT_SEED)
+	printf(" %d", c->has_reserved);
+#endif
+#if defined(PCPU_LAYOUT_5_14)
+	printf(" %d", c->isolated);
+#endif
+}
+
+/* -- the chunk and what is done to it ------------------------------------ */
+
+static struct pcpu_chunk *drv_chunk;
+
+static void drv_setup_globals(int nr_pages)
+{
+	int i;
+
+	/* as pcpu_setup_first_chunk() determines them */
+	pcpu_unit_pages = nr_pages;
+	pcpu_unit_size = pcpu_unit_pages << PAGE_SHIFT;
+	pcpu_chunk_struct_size = sizeof(struct pcpu_chunk) +
+		BITS_TO_LONGS(pcpu_unit_pages) * sizeof(unsigned long);
+#if defined(PCPU_LAYOUT_5_14)
+	pcpu_sidelined_slot = __pcpu_size_to_slot(pcpu_unit_size) + 1;
+	pcpu_free_slot = pcpu_sidelined_slot + 1;
+	pcpu_to_depopulate_slot = pcpu_free_slot + 1;
+	pcpu_nr_slots = pcpu_to_depopulate_slot + 1;
+	pcpu_chunk_lists = calloc(pcpu_nr_slots, sizeof(pcpu_chunk_lists[0]));
+#elif defined(PCPU_LAYOUT_5_9)
+	pcpu_nr_slots = __pcpu_size_to_slot(pcpu_unit_size) + 2;
+	pcpu_chunk_lists = calloc(pcpu_nr_slots * PCPU_NR_CHUNK_TYPES, sizeof(pcpu_chunk_lists[0]));
+#elif defined(PCPU_LAYOUT_SEED)
+	pcpu_nr_slots = __pcpu_size_to_slot(pcpu_pages_to_bits(pcpu_unit_pages)) + 2;
+	pcpu_slot = calloc(pcpu_nr_slots, sizeof(pcpu_slot[0]));
+#else
+	pcpu_nr_slots = __pcpu_size_to_slot(pcpu_unit_size) + 2;
+	pcpu_slot = calloc(pcpu_nr_slots, sizeof(pcpu_slot[0]));
+#endif
+	for (i = 0; i < pcpu_nr_slots; i++)
+		INIT_LIST_HEAD(DRV_SLOT_LIST(i));
+}
+
+static void drv_free_chunk(void)
+{
+	if (!drv_chunk)
+		return;
+	list_del_init(&drv_chunk->list);
+	free(drv_chunk->alloc_map);
+	free(drv_chunk->bound_map);
+	free(drv_chunk->md_blocks);
+	free(drv_chunk);
+	drv_chunk = NULL;
+}
+
+static int drv_slot_of(const struct pcpu_chunk *chunk)
+{
+	int slot;
+	const struct list_head *pos;
+
+	for (slot = 0; slot < pcpu_nr_slots; slot++)
+		for (pos = DRV_SLOT_LIST(slot)->next; pos != DRV_SLOT_LIST(slot); pos = pos->next)
+			if (pos == &chunk->list)
+				return slot;
+	return -1;
+}
+
+/* pcpu_for_each_unpop_region / pcpu_for_each_pop_region over [start, end) */
+static void drv_populate(struct pcpu_chunk *chunk, int start, int end, bool for_alloc)
+{
+	int rs = start, re;
+
+	for (;;) {
+		rs = find_next_zero_bit(chunk->populated, end, rs);
+		re = find_next_bit(chunk->populated, end, rs + 1);
+		if (rs >= re)
+			break;
+		DRV_POPULATED(chunk, rs, re, for_alloc);
+		rs = re + 1;
+	}
+}
+
+static void drv_depopulate(struct pcpu_chunk *chunk, int start, int end)
+{
+	int rs = start, re;
+
+	for (;;) {
+		rs = find_next_bit(chunk->populated, end, rs);
+		re = find_next_zero_bit(chunk->populated, end, rs + 1);
+		if (rs >= re)
+			break;
+		pcpu_chunk_depopulated(chunk, rs, re);
+		rs = re + 1;
+	}
+}
+
+/*
+ * The body of pcpu_alloc() for a dynamic chunk, with this one chunk: the
+ * slot walk from pcpu_size_to_slot(size), pcpu_find_block_fit() (5.2 on:
+ * a chunk on a slot below PCPU_SLOT_FAIL_THRESHOLD that cannot fit moves to
+ * slot 0), pcpu_alloc_area(), 5.14 on pcpu_reintegrate_chunk(), and for a
+ * non-atomic request the population of the area's unpopulated pages.
+ * Returns the bit offset, -1 when the chunk cannot serve.
+ */
+static int drv_alloc(int bits, int bit_align, bool is_atomic)
+{
+	size_t size = (size_t)bits * PCPU_MIN_ALLOC_SIZE;
+	struct pcpu_chunk *chunk = drv_chunk;
+	int slot, off = -1;
+
+	for (slot = pcpu_size_to_slot(DRV_SLOT_SIZE(bits, size)); slot <= DRV_LAST_SEARCHED_SLOT; slot++) {
+		if (drv_slot_of(chunk) != slot)
+			continue;
+#if defined(PCPU_LAYOUT_SEED)
+		/* the posting's pcpu_alloc() skips a chunk whose contig hint is too small */
+		if (bits > chunk->contig_hint)
+			continue;
+#endif
+		off = pcpu_find_block_fit(chunk, bits, bit_align, is_atomic);
+		if (off < 0) {
+#if defined(PCPU_SLOT_FAIL_THRESHOLD)
+			if (slot < PCPU_SLOT_FAIL_THRESHOLD)
+				pcpu_chunk_move(chunk, 0);
+#endif
+			continue;
+		}
+		off = pcpu_alloc_area(chunk, bits, bit_align, off);
+		if (off >= 0)
+			break;
+	}
+	if (off < 0)
+		return -1;
+#if defined(PCPU_LAYOUT_5_14)
+	pcpu_reintegrate_chunk(chunk);
+#endif
+	if (!is_atomic)
+		drv_populate(chunk, PFN_DOWN(off), PFN_UP(off + size), true);
+	return off / PCPU_MIN_ALLOC_SIZE;
+}
+
+static void drv_print_bitmap(const unsigned long *map, int nbits)
+{
+	int i;
+
+	putchar(' ');
+	for (i = 0; i < nbits; i++)
+		putchar('0' + test_bit(i, map));
+}
+
+static void drv_reply(int ret)
+{
+	struct pcpu_chunk *c = drv_chunk;
+	int i, nr_bits = DRV_MAP_BITS(c);
+
+	printf("%d|%s|%d", ret, drv_warnings, DRV_NR_EMPTY_POP_PAGES);
+	drv_warnings[0] = '\0';
+	printf(" %d %d", c->nr_pages, drv_slot_of(c));
+	drv_print_bitmap(c->alloc_map, nr_bits);
+	drv_print_bitmap(c->bound_map, nr_bits + 1);
+	drv_print_bitmap(c->populated, c->nr_pages);
+	drv_dump_chunk_fields(c);
+	for (i = 0; i < c->nr_pages; i++)
+		drv_dump_md(&c->md_blocks[i]);
+	putchar('\n');
+}
+
+/* a sanitizer report ends the process: the replies before it still reach the harness */
+static void drv_flush(void)
+{
+	fflush(stdout);
+}
+
+int main(void)
+{
+	char line[4096];
+	int a, b, c, n, pos;
+
+	__sanitizer_set_death_callback(drv_flush);
+	drv_setup_globals(PCPU_NR_PAGES);
+	while (fgets(line, sizeof(line), stdin)) {
+		switch (line[0]) {
+		case 'i':
+			drv_free_chunk();
+			DRV_NR_EMPTY_POP_PAGES = 0;
+			drv_chunk = DRV_ALLOC_CHUNK();
+			pcpu_chunk_relocate(drv_chunk, -1);
+			for (pos = 1; sscanf(line + pos, "%d%n", &a, &n) == 1; pos += n)
+				DRV_POPULATED(drv_chunk, a, a + 1, false);
+			drv_reply(0);
+			break;
+		case 'a':
+			sscanf(line + 1, "%d %d %d", &a, &b, &c);
+			drv_reply(drv_alloc(a, b, c));
+			break;
+		case 'f':
+			sscanf(line + 1, "%d", &a);
+			pcpu_free_area(drv_chunk, a * PCPU_MIN_ALLOC_SIZE);
+			drv_reply(0);
+			break;
+		case 'p':
+			sscanf(line + 1, "%d %d", &a, &b);
+			drv_populate(drv_chunk, a, b, false);
+			drv_reply(0);
+			break;
+		case 'd':
+			sscanf(line + 1, "%d %d", &a, &b);
+			drv_depopulate(drv_chunk, a, b);
+			drv_reply(0);
+			break;
+		case 'F':
+			drv_flush();
+			break;
+		default:
+			return 2;
+		}
+	}
+	drv_free_chunk();
+	return 0;
+}

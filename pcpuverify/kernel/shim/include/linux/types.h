@@ -1,0 +1,1 @@
+/* stands in for <linux/types.h>: everything is in pcpu_shim.h */

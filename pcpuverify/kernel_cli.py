@@ -1,0 +1,148 @@
+"""``pcpu-verify explore`` and ``pcpu-verify diff``: search a kernel's own mm/percpu.c, compare it with a model variant.
+
+``--source`` is a kernel tree (holding mm/percpu.c), a folder with
+mm/percpu.c and mm/percpu-internal.h (or percpu.c and its header), or the
+mm/percpu.c file itself.  Bad input -- a missing source, one that does not
+compile (the first compiler error is shown), an unknown release layout, a
+geometry the build cannot take -- is one line on stderr and exit 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+import click
+
+from pcpuverify.counterexamples.kernel_diff import diff as diff_runs
+from pcpuverify.counterexamples.kernel_machine import hypothesis_c
+from pcpuverify.counterexamples.kernel_search import CSearch, explore_c, random_c
+from pcpuverify.counterexamples.kernel_shrink import shrink
+from pcpuverify.kernel.build import build
+from pcpuverify.kernel.source import KernelSource, SourceError, load_source
+from pcpuverify.model.geometry import Geometry, GeometryError
+from pcpuverify.model.trace import write_atomically
+from pcpuverify.model.variants import VARIANTS
+
+EXIT_USAGE = 2
+C_TRACE_FORMAT = "pcpu-verify-c-trace/1"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _user_errors(func: F) -> F:
+    """Bad input: one line on stderr, exit 2, never a traceback."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (SourceError, GeometryError) as e:
+            click.echo(f"pcpu-verify: error: {e}", err=True)
+            sys.exit(EXIT_USAGE)
+
+    return cast(F, wrapper)
+
+
+def _geometry(spec: str) -> Geometry:
+    try:
+        return Geometry.parse(spec)
+    except GeometryError as e:
+        raise GeometryError(f"--geometry: {e}") from None
+
+
+def _source(path: str) -> KernelSource:
+    source = load_source(path)
+    _ = source.layout  # an unknown layout fails here, before any build
+    return source
+
+
+def _save(result: CSearch, source: KernelSource, directory: Path) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, trace in result.found.items():
+        data = {"format": C_TRACE_FORMAT, "source": str(source.percpu_c), "sha256": source.sha256,
+                "layout": result.layout, **trace.to_json()}
+        path = directory / f"{result.layout}__{result.geometry.name}__{name}.json"
+        write_atomically(path, json.dumps(data, indent=2) + "\n")
+        paths.append(path)
+    return paths
+
+
+@click.command()
+@click.option("--source", "source_path", required=True, metavar="PATH", help="Kernel tree, mm/ folder or mm/percpu.c.")
+@click.option("--geometry", "geometry_spec", default="2x8", show_default=True, metavar="PAGESxBITS")
+@click.option("--depth", type=click.IntRange(min=0), default=3, show_default=True, help="Breadth-first search depth.")
+@click.option("--examples", type=click.IntRange(min=0), default=100, show_default=True,
+              help="Random walks, then as many Hypothesis stateful examples, after the search.")
+@click.option("--length", type=click.IntRange(min=1), default=20, show_default=True, help="Operations per random walk.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--traces", "traces_dir", type=click.Path(file_okay=False), default=None,
+              help="Write each finding's trace here (JSON, replays on the C build).")
+@click.option("--json", "as_json", is_flag=True)
+@_user_errors
+def explore(source_path: str, geometry_spec: str, depth: int, examples: int, length: int, seed: int,
+            traces_dir: str | None, as_json: bool) -> None:
+    """Search the C build of a mm/percpu.c: every reached state held to the invariants of its layout.
+
+    Each finding's trace is shrunk on the C (counterexamples/kernel_shrink.py).
+    """
+    source = _source(source_path)
+    geometry = _geometry(geometry_spec)
+    result = explore_c(source, geometry, depth)
+    random_c(source, geometry, examples, length, seed, result)
+    driver = build(source, geometry.block_bits, geometry.nr_pages)
+    hypothesis_c(driver, geometry, examples, seed, result)
+    result.found = {name: shrink(driver, trace) for name, trace in result.found.items()}
+    saved = _save(result, source, Path(traces_dir)) if traces_dir else []
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
+        return
+    click.echo(f"{source.percpu_c}: layout {result.layout}, geometry {geometry.name}")
+    click.echo(f"  breadth-first to depth {depth}: {result.states} states {result.states_by_depth};"
+               f" random: {examples} walks and {examples} Hypothesis examples, {result.random_steps} steps")
+    click.echo(f"  invariants: {', '.join(result.invariants)}; sanitizers: ASan, UBSan; WARN_ON")
+    if not result.found:
+        click.echo("  nothing broken")
+    for name, trace in result.found.items():
+        click.echo(f"  BROKEN {name} after {len(trace.ops)} ops: {trace.message}")
+        for i, op in enumerate(trace.ops):
+            click.echo(f"    {i}: {op.describe()}")
+    for path in saved:
+        click.echo(f"  trace: {path}")
+
+
+@click.command()
+@click.option("--source", "source_path", required=True, metavar="PATH", help="Kernel tree, mm/ folder or mm/percpu.c.")
+@click.option("--variant", required=True, type=click.Choice(sorted(VARIANTS)))
+@click.option("--geometry", "geometry_spec", default="2x8", show_default=True, metavar="PAGESxBITS")
+@click.option("--traces", type=click.IntRange(min=1), default=1000, show_default=True, help="Random traces.")
+@click.option("--length", type=click.IntRange(min=1), default=20, show_default=True, help="Operations per trace.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@_user_errors
+def diff(source_path: str, variant: str, geometry_spec: str, traces: int, length: int, seed: int,
+         as_json: bool) -> None:
+    """Compare the C build of a mm/percpu.c with a model variant: the first diverging step on random traces."""
+    source = _source(source_path)
+    geometry = _geometry(geometry_spec)
+    report = diff_runs(source, variant, geometry, traces, length, seed)
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=2))
+        return
+    share = 100.0 * report.identical / report.traces if report.traces else 0.0
+    click.echo(f"{source.percpu_c} (layout {report.layout}) vs {variant}, geometry {geometry.name}:"
+               f" {report.identical}/{report.traces} traces identical ({share:.2f} %), {report.steps} steps")
+    if report.sanitizer_agreed:
+        click.echo(f"  of which {report.sanitizer_agreed} end at a step where the model logs an access outside"
+                   " a bitmap and ASan reports it")
+    click.echo(f"  compared: {', '.join(report.compared)}")
+    if report.first is not None:
+        d = report.first
+        click.echo(f"  first divergence at step {d.step}: {d.field}: model {d.model!r}, C {d.c!r}")
+        for i, op in enumerate(d.ops):
+            click.echo(f"    {i}: {op.describe()}")
