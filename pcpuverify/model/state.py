@@ -38,5 +38,7 @@ def dump_state(alloc: PcpuAllocator, chunks: dict[str, PcpuChunk]) -> dict[str, 
     return {
         "variant": alloc.variant,
         "pcpu_nr_empty_pop_pages": alloc.pcpu_nr_empty_pop_pages,
-        "chunks": {name: dump_chunk(chunk) for name, chunk in chunks.items()},
+        # a release's chunk (4.14 on) renames its fields: it dumps itself
+        "chunks": {name: dump_chunk(chunk) if isinstance(chunk, PcpuChunk) else chunk.dump()
+                   for name, chunk in chunks.items()},
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pcpuverify.model.chunk import PcpuChunk
 from pcpuverify.model.geometry import PCPU_MIN_ALLOC_SIZE
+from pcpuverify.model.linux_4_14 import Linux414
 from pcpuverify.model.percpu import ALIGN, PcpuAllocator
 
 
@@ -136,6 +137,7 @@ VARIANTS: dict[str, type[PcpuAllocator]] = {
     "v1": V1,
     "v1-patch09": PcpuAllocator,
     "fixed": Fixed,
+    "linux-4.14": Linux414,
 }
 
 
