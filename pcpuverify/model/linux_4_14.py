@@ -158,7 +158,7 @@ class Linux414(PcpuAllocator):
         self.PCPU_BITMAP_BLOCK_BITS = block_bits
         self.pcpu_unit_size = unit_pages * self.PAGE_SIZE
         # pcpu_setup_first_chunk: pcpu_nr_slots = __pcpu_size_to_slot(pcpu_unit_size) + 2
-        self.pcpu_nr_slots = self.__pcpu_size_to_slot(self.pcpu_unit_size) + 2
+        self.pcpu_nr_slots = self._pcpu_size_to_slot(self.pcpu_unit_size) + 2
 
     # -- mm/percpu-internal.h ---------------------------------------------------
 
@@ -174,14 +174,15 @@ class Linux414(PcpuAllocator):
 
     # -- slots: in bytes ("percpu: replace area map allocator with bitmap allocator", as merged)
 
-    def __pcpu_size_to_slot(self, size: int) -> int:
+    def _pcpu_size_to_slot(self, size: int) -> int:
+        """``__pcpu_size_to_slot`` (one underscore: Python mangles two inside a class)."""
         highbit = fls(size)  # size is in bytes
         return max(highbit - self.PCPU_SLOT_BASE_SHIFT + 2, 1)
 
     def pcpu_size_to_slot(self, size: int) -> int:
         if size == self.pcpu_unit_size:
             return self.pcpu_nr_slots - 1
-        return self.__pcpu_size_to_slot(size)
+        return self._pcpu_size_to_slot(size)
 
     def pcpu_chunk_slot(self, chunk: PcpuChunk414) -> int:
         if chunk.free_bytes < PCPU_MIN_ALLOC_SIZE or chunk.contig_bits == 0:
@@ -523,7 +524,7 @@ class Linux414(PcpuAllocator):
         if bit_off + alloc_bits > chunk.contig_bits:
             return -1
 
-        bit_off = self.pcpu_fit_region_start(chunk, alloc_bits)
+        bit_off = chunk.first_bit
         bit_off, bits = self.pcpu_next_fit_region(chunk, alloc_bits, align, bit_off)
         while bit_off < self.pcpu_chunk_map_bits(chunk):
             if not pop_only:
@@ -540,10 +541,6 @@ class Linux414(PcpuAllocator):
         if bit_off == self.pcpu_chunk_map_bits(chunk):
             return -1
         return bit_off
-
-    def pcpu_fit_region_start(self, chunk: PcpuChunk414, alloc_bits: int) -> int:
-        """Where ``pcpu_find_block_fit`` starts the fit iterator: ``chunk->first_bit`` in 4.14."""
-        return chunk.first_bit
 
     def pcpu_alloc_area(self, chunk: PcpuChunk414, alloc_bits: int, align: int, start: int) -> int:  # type: ignore[override]
         """4.14 ``pcpu_alloc_area``: allocate from ``start``; the byte offset, or -1.
