@@ -89,9 +89,9 @@ def scan_hint_before_contig_hint(alloc: PcpuAllocator, chunk: PcpuChunk54) -> It
         if after != equal:
             yield (
                 f"{where}.scan_hint_start",
-                f"{where}: scan_hint_start {md.scan_hint_start} {'>' if after else '<='} contig_hint_start"
+                (f"{where}: scan_hint_start {md.scan_hint_start} {'>' if after else '<='} contig_hint_start"
                 f" {md.contig_hint_start} but scan_hint {md.scan_hint} {'==' if equal else '!='}"
-                f" contig_hint {md.contig_hint}",
+                f" contig_hint {md.contig_hint}"),
             )
 
 
@@ -130,8 +130,8 @@ def block_contig_hint_exact(alloc: PcpuAllocator, chunk: ReleaseChunk) -> Iterat
         elif not _region_free(bits, block.contig_hint_start, block.contig_hint):
             yield (
                 f"{where}.contig_hint_start",
-                f"{where}: contig hint [{block.contig_hint_start}, {block.contig_hint_start + block.contig_hint})"
-                " is not free",
+                (f"{where}: contig hint [{block.contig_hint_start}, {block.contig_hint_start + block.contig_hint})"
+                " is not free"),
             )
 
 

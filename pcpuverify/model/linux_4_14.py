@@ -325,9 +325,9 @@ class Linux414(PcpuAllocator):
 
         bit_off = chunk.first_bit
         nr_empty_pop_pages = 0
-        for bit_off, bits in self.pcpu_md_free_regions(chunk, bit_off):
-            self.pcpu_chunk_update(chunk, bit_off, bits)
-            nr_empty_pop_pages += self.pcpu_cnt_pop_pages(chunk, bit_off, bits)
+        for region_off, bits in self.pcpu_md_free_regions(chunk, bit_off):
+            self.pcpu_chunk_update(chunk, region_off, bits)
+            nr_empty_pop_pages += self.pcpu_cnt_pop_pages(chunk, region_off, bits)
 
         # the chunk keeps its previous count, so the delta updates the global one
         if chunk is not self.pcpu_reserved_chunk:

@@ -289,8 +289,8 @@ class Linux54(Linux414):
             bit_off = chunk_md.first_free
             chunk_md.contig_hint = 0
 
-        for bit_off, bits in self.pcpu_md_free_regions(chunk, bit_off):
-            self.pcpu_block_update(chunk_md, bit_off, bit_off + bits)
+        for region_off, bits in self.pcpu_md_free_regions(chunk, bit_off):
+            self.pcpu_block_update(chunk_md, region_off, region_off + bits)
 
     def pcpu_block_refresh_hint(self, chunk: PcpuChunk54, index: int) -> None:  # type: ignore[override]
         """5.4 ``pcpu_block_refresh_hint``: rescan block ``index`` forward from its scan_hint, else ``first_free``."""
