@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from pcpuverify.counterexamples.explore import explore
 from pcpuverify.invariants.applicability import APPLIES_TO, SCAN_HINT, V4_14, missing_from_table
 from pcpuverify.invariants.check import check_state, check_step, first_violation
 from pcpuverify.model.geometry import Geometry
@@ -115,3 +116,46 @@ def test_mainline_is_5_4_but_for_the_free_slot_and_isolated() -> None:
             assert slot_b == (b.alloc.pcpu_free_slot if slot_a == a.alloc.pcpu_nr_slots - 1 else slot_a)  # type: ignore[attr-defined]
             assert da == db
 
+
+# Breadth first over every op from every state of a 2x4 chunk, 4 ops deep: the shortest
+# trace of each finding (its length), so the minimised ones above are as short as any.
+SHORTEST_2X4: dict[str, dict[str, int]] = {
+    "linux-4.14": {
+        "bitmap-access-in-bounds": 1,
+        "chunk-hint-accurate-in-one-block": 4,
+        "chunk-hint-never-above-available": 4,
+        "nr-empty-pop-pages-matches-bitmap": 4,
+    },
+    "linux-5.4": {
+        "block-left-right-free-exact": 3,
+        "chunk-hint-accurate-in-one-block": 3,
+        "scan-hint-before-contig-hint": 4,
+    },
+}
+SHORTEST_2X4["mainline"] = SHORTEST_2X4["linux-5.4"]
+
+
+@pytest.mark.parametrize("variant", RELEASES)
+def test_exhaustive_search_finds_the_shortest_traces(variant: str) -> None:
+    found = explore(variant, Geometry.parse("2x4"), 4)
+    assert found.complete
+    assert {name: len(trace.ops) for name, trace in found.shortest.items()} == SHORTEST_2X4[variant]
+
+
+@pytest.mark.parametrize("variant", RELEASES)
+def test_a_copy_is_independent_and_keys_alike(variant: str) -> None:
+    ref = Reference(variant, Geometry.parse("2x8"), ChunkInit())
+    rng = random.Random(1)
+    for _ in range(10):
+        ref.apply(random_op(ref, rng))
+    twin, before = ref.copy(), ref.dump()
+    assert twin.key() == ref.key() and twin.dump() == before
+    chunk = twin.chunks["dynamic"]
+    chunk.alloc_map.value ^= 1
+    chunk.md_blocks[0].contig_hint += 1
+    if hasattr(chunk, "chunk_md"):
+        chunk.chunk_md.contig_hint += 1  # type: ignore[union-attr]
+    assert ref.dump() == before
+    for changed in ("alloc_map", "md_blocks", *(("chunk_md",) if hasattr(chunk, "chunk_md") else ())):
+        assert twin.dump()["chunks"]["dynamic"][changed] != before["chunks"]["dynamic"][changed]  # type: ignore[index]
+    assert twin.key() != ref.key()

@@ -14,14 +14,14 @@ Units are the C code's: bits unless a name says bytes or pages.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass
 from typing import ClassVar
 
-from pcpuverify.model.bitmap import Bitmap, OutOfBounds
-from pcpuverify.model.chunk import MdBlocks, PcpuBitmapMd
+from pcpuverify.model.bitmap import Bitmap
+from pcpuverify.model.chunk import PcpuBitmapMd
 from pcpuverify.model.geometry import PCPU_MIN_ALLOC_SIZE
 from pcpuverify.model.percpu import ALIGN, PcpuAllocator, fls
-from pcpuverify.model.state import bitmap_string
+from pcpuverify.model.release_chunk import ReleaseChunk
 
 
 def ffs0(x: int) -> int:
@@ -50,82 +50,20 @@ def pcpu_for_each_unpop_region(bitmap: Bitmap, start: int, end: int) -> list[tup
 
 
 @dataclass
-class PcpuChunk414:
-    """4.14 ``struct pcpu_chunk`` (mm/percpu-internal.h), the fields the allocator reads and writes.
+class PcpuChunk414(ReleaseChunk):
+    """4.14 ``struct pcpu_chunk`` (mm/percpu-internal.h): the chunk hint is ``contig_bits``, ``first_bit``."""
 
-    ``slot`` (the ``pcpu_slot[]`` list) and ``allocations`` (what
-    ``pcpu_alloc`` handed out: bit offset -> bits) are the model's, as in
-    the 2017 chunk.
-    """
+    block_type: ClassVar[type] = PcpuBitmapMd  # 4.14's struct pcpu_block_md has the posting's fields
 
-    name: str
-    nr_pages: int
-    alloc_map: Bitmap
-    bound_map: Bitmap
-    populated: Bitmap
-    md_blocks: MdBlocks
-    log: list[OutOfBounds]
-    free_bytes: int = 0  # free bytes in the chunk
     contig_bits: int = 0  # max contiguous size hint
     contig_bits_start: int = 0  # contig_bits starting offset
     first_bit: int = 0  # no free below this
-    immutable: bool = False
-    nr_populated: int = 0
-    nr_empty_pop_pages: int = 0
-    slot: int = -1
-    allocations: dict[int, int] = field(default_factory=dict)
-
-    # 4.14 dropped chunk->has_reserved; a chunk made by pcpu_alloc_chunk never hides a static region
-    has_reserved: ClassVar[bool] = False
-
-    @property
-    def free_bits(self) -> int:
-        """``free_bytes`` in bits: not a kernel field, the quantity the 2017 invariants and step snapshots read."""
-        return self.free_bytes // PCPU_MIN_ALLOC_SIZE
-
-    @classmethod
-    def zalloc(cls, name: str, nr_pages: int, nr_bits: int, nr_blocks: int) -> PcpuChunk414:
-        log: list[OutOfBounds] = []
-        return cls(
-            name=name,
-            nr_pages=nr_pages,
-            alloc_map=Bitmap("alloc_map", nr_bits, log),
-            bound_map=Bitmap("bound_map", nr_bits + 1, log),
-            populated=Bitmap("populated", nr_pages, log),
-            md_blocks=MdBlocks([PcpuBitmapMd() for _ in range(nr_blocks)], log),
-            log=log,
-        )
-
-    def copy(self) -> PcpuChunk414:
-        log = list(self.log)
-        return replace(
-            self,
-            alloc_map=self.alloc_map.copy(log),
-            bound_map=self.bound_map.copy(log),
-            populated=self.populated.copy(log),
-            md_blocks=MdBlocks([replace(b) for b in self.md_blocks], log),
-            log=log,
-            allocations=dict(self.allocations),
-        )
 
     def dump(self) -> dict[str, object]:
         """The state dump with 4.14's field names."""
-        return {
-            "nr_pages": self.nr_pages,
-            "alloc_map": bitmap_string(self.alloc_map),
-            "bound_map": bitmap_string(self.bound_map),
-            "populated": bitmap_string(self.populated),
-            "md_blocks": [asdict(block) for block in self.md_blocks],
-            "free_bytes": self.free_bytes,
-            "contig_bits": self.contig_bits,
-            "contig_bits_start": self.contig_bits_start,
-            "first_bit": self.first_bit,
-            "nr_populated": self.nr_populated,
-            "nr_empty_pop_pages": self.nr_empty_pop_pages,
-            "immutable": self.immutable,
-            "slot": self.slot,
-            "allocations": {str(off): bits for off, bits in sorted(self.allocations.items())},
-        }
+        return self.dump_with(
+            {"contig_bits": self.contig_bits, "contig_bits_start": self.contig_bits_start, "first_bit": self.first_bit}
+        )
 
 
 class Linux414(PcpuAllocator):

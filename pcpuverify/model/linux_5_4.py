@@ -13,15 +13,14 @@ bytes or pages.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import ClassVar
 
-from pcpuverify.model.bitmap import Bitmap, OutOfBounds
-from pcpuverify.model.chunk import MdBlocks
+from pcpuverify.model.bitmap import Bitmap
 from pcpuverify.model.geometry import PCPU_MIN_ALLOC_SIZE
 from pcpuverify.model.linux_4_14 import Linux414, ffs0, pcpu_for_each_unpop_region
 from pcpuverify.model.percpu import ALIGN
-from pcpuverify.model.state import bitmap_string
+from pcpuverify.model.release_chunk import ReleaseChunk
 
 
 @dataclass
@@ -43,77 +42,16 @@ class PcpuBlockMd:
 
 
 @dataclass
-class PcpuChunk54:
-    """5.4 ``struct pcpu_chunk``: ``chunk_md`` in place of the chunk's own hints and ``first_bit``.
+class PcpuChunk54(ReleaseChunk):
+    """5.4 ``struct pcpu_chunk``: ``chunk_md`` in place of the chunk's own hints and ``first_bit``."""
 
-    ``slot`` and ``allocations`` are the model's, as in the 2017 chunk.
-    """
+    block_type: ClassVar[type] = PcpuBlockMd
 
-    name: str
-    nr_pages: int
-    alloc_map: Bitmap
-    bound_map: Bitmap
-    populated: Bitmap
-    md_blocks: MdBlocks[PcpuBlockMd]
-    log: list[OutOfBounds]
-    free_bytes: int = 0  # free bytes in the chunk
     chunk_md: PcpuBlockMd = field(default_factory=PcpuBlockMd)
-    immutable: bool = False
-    nr_populated: int = 0
-    nr_empty_pop_pages: int = 0
-    slot: int = -1
-    allocations: dict[int, int] = field(default_factory=dict)
-
-    # no chunk->has_reserved since 4.14; a chunk made by pcpu_alloc_chunk never hides a static region
-    has_reserved: ClassVar[bool] = False
-
-    @property
-    def free_bits(self) -> int:
-        """``free_bytes`` in bits: not a kernel field, the quantity the 2017 invariants and step snapshots read."""
-        return self.free_bytes // PCPU_MIN_ALLOC_SIZE
-
-    @classmethod
-    def zalloc(cls, name: str, nr_pages: int, nr_bits: int, nr_blocks: int) -> PcpuChunk54:
-        log: list[OutOfBounds] = []
-        return cls(
-            name=name,
-            nr_pages=nr_pages,
-            alloc_map=Bitmap("alloc_map", nr_bits, log),
-            bound_map=Bitmap("bound_map", nr_bits + 1, log),
-            populated=Bitmap("populated", nr_pages, log),
-            md_blocks=MdBlocks([PcpuBlockMd() for _ in range(nr_blocks)], log, PcpuBlockMd),
-            log=log,
-        )
-
-    def copy(self) -> PcpuChunk54:
-        log = list(self.log)
-        return replace(
-            self,
-            alloc_map=self.alloc_map.copy(log),
-            bound_map=self.bound_map.copy(log),
-            populated=self.populated.copy(log),
-            md_blocks=MdBlocks([replace(b) for b in self.md_blocks], log, PcpuBlockMd),
-            chunk_md=replace(self.chunk_md),
-            log=log,
-            allocations=dict(self.allocations),
-        )
 
     def dump(self) -> dict[str, object]:
         """The state dump with 5.4's field names: ``chunk_md`` is a dict of the block fields."""
-        return {
-            "nr_pages": self.nr_pages,
-            "alloc_map": bitmap_string(self.alloc_map),
-            "bound_map": bitmap_string(self.bound_map),
-            "populated": bitmap_string(self.populated),
-            "md_blocks": [asdict(block) for block in self.md_blocks],
-            "free_bytes": self.free_bytes,
-            "chunk_md": asdict(self.chunk_md),
-            "nr_populated": self.nr_populated,
-            "nr_empty_pop_pages": self.nr_empty_pop_pages,
-            "immutable": self.immutable,
-            "slot": self.slot,
-            "allocations": {str(off): bits for off, bits in sorted(self.allocations.items())},
-        }
+        return self.dump_with({"chunk_md": asdict(self.chunk_md)})
 
 
 def pcpu_region_overlap(a: int, b: int, x: int, y: int) -> bool:

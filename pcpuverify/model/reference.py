@@ -125,6 +125,7 @@ class Reference:
             self.alloc.pcpu_nr_empty_pop_pages,
             self.corrupted_at is not None,
             *(
+                c.key() if not isinstance(c, PcpuChunk) else  # a release's chunk (4.14 on) keys itself
                 (
                     c.alloc_map.value,
                     c.bound_map.value,
