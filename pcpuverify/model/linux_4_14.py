@@ -8,8 +8,9 @@ unchanged text.  The chunk renames its fields (``free_bytes``,
 ``contig_bits``, ``contig_bits_start``, ``first_bit``), so it has a
 dataclass of its own, dumped with those names.
 
-Each method cites the upstream commit subject that made its 4.14 text.
-Units are the C code's: bits unless a name says bytes or pages.
+A method's docstring (or its section's comment) cites the upstream commit
+subject that made its 4.14 text where that subject is known.  Units are
+the C code's: bits unless a name says bytes or pages.
 """
 
 from __future__ import annotations
