@@ -38,7 +38,7 @@ from pcpuverify.proofs.results import Result, Verdict
 from pcpuverify.proofs.solver import SolverOptions
 from pcpuverify.proofs.suite import SuiteOptions, run_suite
 from pcpuverify.report import print_results, results_json, wide_console
-from pcpuverify.symbolic.subjects import SubjectError
+from pcpuverify.symbolic.subjects import SUBJECTS, SubjectError, subject
 
 EXIT_OK = 0
 EXIT_VIOLATION = 1  # a claim of the input did not hold (e.g. a trace's "violates")
@@ -341,7 +341,10 @@ def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tu
     if no_witnesses and witness_paths:
         raise click.UsageError("--witnesses and --no-witnesses exclude each other")
     witnesses = [] if no_witnesses else load_witnesses([Path(p) for p in witness_paths] or _project_traces())
-    chosen = list(variants) or sorted(VARIANTS)
+    # by default every subject with an encoding (the release variants have none yet)
+    chosen = list(variants) or sorted(name for name, s in SUBJECTS.items() if s.encoding is not None)
+    for name in chosen:
+        subject(name).require_encoding()  # one line and exit 2 for a model-only subject
     options = SuiteOptions(solver=SolverOptions(rlimit=rlimit, seed=seed, timeout=timeout), depth=depth)
     err = Console(stderr=True)
     results: list[Result] = []

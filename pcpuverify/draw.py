@@ -44,11 +44,8 @@ def draw_chunk(name: str, chunk: dict[str, Any], block_bits: int, highlight: set
     md = chunk["md_blocks"]
 
     out = Text()
-    out.append(
-        f"{name} chunk: {chunk['nr_pages']} pages x {block_bits} bits,"
-        f" free_bits {chunk['free_bits']}, first_free_block {chunk['first_free_block']},"
-        f" nr_populated {chunk['nr_populated']}, nr_empty_pop_pages {chunk['nr_empty_pop_pages']}\n"
-    )
+    counters = ", ".join(f"{key} {chunk[key]}" for key in _HEADER_FIELDS if key in chunk)
+    out.append(f"{name} chunk: {chunk['nr_pages']} pages x {block_bits} bits, {counters}\n")
     ruler = "".join(f"{i:<{block_bits}}" for i in range(0, nbits, block_bits))
     out.append(f"  {'bit':<12} {' ' + ruler}\n", style="dim")
 
@@ -61,13 +58,9 @@ def draw_chunk(name: str, chunk: dict[str, Any], block_bits: int, highlight: set
     row("alloc_map", _cells(alloc_map.replace("1", "#").replace("0", "."), block_bits), "alloc_map")
     bounds = bound_map.replace("1", "^").replace("0", ".")
     row("bound_map", _cells(bounds[:nbits], block_bits, bounds[nbits:]), "bound_map")
-    hint = _region(nbits, chunk["contig_hint_start"], chunk["contig_hint"], "=")
-    row(
-        "contig_hint",
-        _cells(hint, block_bits),
-        "contig_hint",
-        f"{chunk['contig_hint']} bits at {chunk['contig_hint_start']}",
-    )
+    label, field, length, start = _chunk_hint(chunk)
+    hint = _region(nbits, start, length, "=")
+    row(label, _cells(hint, block_bits), field, f"{length} bits at {start}")
     block_row = "".join(_region(block_bits, b["contig_hint_start"], b["contig_hint"], "~") for b in md)
     row("block hints", _cells(block_row, block_bits), "md_blocks")
     pages = "".join(
@@ -75,7 +68,8 @@ def draw_chunk(name: str, chunk: dict[str, Any], block_bits: int, highlight: set
     )
     row("populated", _cells(pages, block_bits), "populated")
     for i, b in enumerate(md):
-        fields = [
+        fields = [("scan_hint", f"scan_hint={b['scan_hint']}@{b['scan_hint_start']}")] if "scan_hint" in b else []
+        fields += [
             ("contig_hint", f"contig_hint={b['contig_hint']}@{b['contig_hint_start']}"),
             ("left_free", f"left_free={b['left_free']}"),
             ("right_free", f"right_free={b['right_free']}"),
@@ -83,10 +77,25 @@ def draw_chunk(name: str, chunk: dict[str, Any], block_bits: int, highlight: set
         ]
         out.append(f"  md_blocks[{i}] ")
         for key, text in fields:
-            wrong = f"md_blocks[{i}].{key}" in hot or (key == "contig_hint" and f"md_blocks[{i}].contig_hint_start" in hot)
+            wrong = f"md_blocks[{i}].{key}" in hot or f"md_blocks[{i}].{key}_start" in hot
             out.append(text + " ", style="bold red" if wrong else "")
         out.append("\n")
     return out
+
+
+# the chunk's counters, under each release's name (2017 posting, 4.14, 5.2 on; 5.14 adds isolated)
+_HEADER_FIELDS = ("free_bits", "free_bytes", "first_free_block", "first_bit", "nr_populated", "nr_empty_pop_pages",
+                  "isolated")
+
+
+def _chunk_hint(chunk: dict[str, Any]) -> tuple[str, str, int, int]:
+    """The chunk's contig hint as ``(label, field, length, start)``: ``contig_hint``, 4.14's ``contig_bits`` or ``chunk_md``'s."""
+    if "contig_bits" in chunk:
+        return "contig_bits", "contig_bits", chunk["contig_bits"], chunk["contig_bits_start"]
+    if "chunk_md" in chunk:
+        md = chunk["chunk_md"]
+        return "chunk_md", "chunk_md.contig_hint", md["contig_hint"], md["contig_hint_start"]
+    return "contig_hint", "contig_hint", chunk["contig_hint"], chunk["contig_hint_start"]
 
 
 def draw_state(state: dict[str, Any], block_bits: int, highlight: dict[str, set[str]] | None = None) -> Text:
@@ -143,7 +152,9 @@ def fresh_scan(state: dict[str, Any], chunk_name: str, field: str, block_bits: i
             "right_free": trailing_free(bits),
             "first_free": first_zero(bits),
         }
-        return chunk["md_blocks"][index][key], fresh.get(key)
+        if key not in fresh:  # scan_hint, nr_bits: no definition to scan by
+            return None
+        return chunk["md_blocks"][index][key], fresh[key]
     if field == "pcpu_nr_empty_pop_pages":
         fresh_total = sum(_empty_pop_pages(c, block_bits) for name, c in state["chunks"].items() if name != "reserved")
         return state["pcpu_nr_empty_pop_pages"], fresh_total
@@ -154,10 +165,18 @@ def fresh_scan(state: dict[str, Any], chunk_name: str, field: str, block_bits: i
         "first_free_block": lambda: first_zero(amap) // block_bits,
         "nr_populated": lambda: chunk["populated"].count("1"),
         "nr_empty_pop_pages": lambda: _empty_pop_pages(chunk, block_bits),
+        # 4.14 and 5.2 names of the same quantities
+        "contig_bits": lambda: longest_free(amap),
+        "contig_bits_start": lambda: _longest_start(amap),
+        "first_bit": lambda: first_zero(amap),
+        "chunk_md.contig_hint": lambda: longest_free(amap),
+        "chunk_md.contig_hint_start": lambda: _longest_start(amap),
+        "chunk_md.first_free": lambda: first_zero(amap),
     }
     if field not in scans:
         return None
-    return chunk[field], scans[field]()
+    head, _, key = field.partition(".")
+    return (chunk[head][key] if key else chunk[field]), scans[field]()
 
 
 def draw_fresh_scans(state: dict[str, Any], fields: list[tuple[str, str]], block_bits: int) -> Text:

@@ -8,7 +8,7 @@ from c_oracle import LinuxBitmap, compile_linux_bitmap
 from pcpuverify.model.percpu import PcpuAllocator
 from pcpuverify.model.variants import VARIANTS
 from pcpuverify.symbolic.encode import SymPercpu
-from pcpuverify.symbolic.subjects import SUBJECTS, Subject, register
+from pcpuverify.symbolic.subjects import SUBJECTS, Subject, inherited_layout, register
 
 
 @pytest.fixture(scope="session")
@@ -22,4 +22,4 @@ def register_for_test(monkeypatch: pytest.MonkeyPatch, name: str, model: type[Pc
     """Register a test's mutant as a subject until the test ends (monkeypatch removes both entries)."""
     monkeypatch.setitem(SUBJECTS, name, Subject(name, model, encoding, None))  # register() fills in the rest
     monkeypatch.setitem(VARIANTS, name, model)
-    register(name, model, encoding)
+    register(name, model, encoding, inherited_layout(model))

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from typing import Generic, TypeVar
 
 from pcpuverify.model.bitmap import Bitmap, OutOfBounds
 
@@ -19,7 +20,10 @@ class PcpuBitmapMd:
     first_free: int = 0  # block position of first free
 
 
-class MdBlocks:
+BlockT = TypeVar("BlockT")
+
+
+class MdBlocks(Generic[BlockT]):
     """``chunk->md_blocks``: indexing outside the array is recorded, not raised.
 
     C computes ``chunk->md_blocks + i`` without a check; an index past the
@@ -27,23 +31,26 @@ class MdBlocks:
     block (so the port can go on, as the kernel would) and a log entry.
     """
 
-    __slots__ = ("blocks", "log")
+    __slots__ = ("blocks", "log", "scratch")
 
-    def __init__(self, blocks: list[PcpuBitmapMd], log: list[OutOfBounds]) -> None:
+    def __init__(
+        self, blocks: list[BlockT], log: list[OutOfBounds], scratch: Callable[[], BlockT] = PcpuBitmapMd  # type: ignore[assignment]
+    ) -> None:
         self.blocks = blocks
         self.log = log
+        self.scratch = scratch  # makes the scratch block: a release's blocks have other fields
 
-    def __getitem__(self, index: int) -> PcpuBitmapMd:
+    def __getitem__(self, index: int) -> BlockT:
         if 0 <= index < len(self.blocks):
             return self.blocks[index]
         # a block pointer past the array is written through: count it as a write
         self.log.append(OutOfBounds("md_blocks", "md_blocks[]", index, index + 1, len(self.blocks), write=True))
-        return PcpuBitmapMd()
+        return self.scratch()
 
     def __len__(self) -> int:
         return len(self.blocks)
 
-    def __iter__(self) -> Iterator[PcpuBitmapMd]:
+    def __iter__(self) -> Iterator[BlockT]:
         return iter(self.blocks)
 
 
@@ -61,7 +68,7 @@ class PcpuChunk:
     alloc_map: Bitmap
     bound_map: Bitmap
     populated: Bitmap
-    md_blocks: MdBlocks
+    md_blocks: MdBlocks[PcpuBitmapMd]
     log: list[OutOfBounds]
     free_bits: int = 0
     contig_hint: int = 0

@@ -32,6 +32,7 @@ class PcpuAllocator:
     """Variant ``v1-patch09``: PATCH 09 as posted, without PATCH 10's two optimisations."""
 
     variant = "v1-patch09"
+    ports_first_chunk = True  # pcpu_alloc_first_chunk and the first-chunk setup are ported for this class
 
     PCPU_SLOT_BASE_SHIFT = 3  # PATCH 09: slots computed in bits
 

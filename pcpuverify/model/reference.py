@@ -53,6 +53,8 @@ class Reference:
         self.steps = 0
         self.corrupted_at: int | None = None  # the step that first wrote out of bounds
         if isinstance(init, FirstChunkInit):
+            if not cls.ports_first_chunk:
+                raise OpError(f"variant {variant}: first_chunk init is not ported for it yet; use a chunk init")
             layout = check_layout(init, geometry.page_size)
             self.alloc = cls(geometry.block_bits, layout.unit_pages)
             self.chunks = pcpu_setup_first_chunk(self.alloc, layout)
@@ -123,6 +125,7 @@ class Reference:
             self.alloc.pcpu_nr_empty_pop_pages,
             self.corrupted_at is not None,
             *(
+                c.key() if not isinstance(c, PcpuChunk) else  # a release's chunk (4.14 on) keys itself
                 (
                     c.alloc_map.value,
                     c.bound_map.value,

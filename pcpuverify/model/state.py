@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict
+from typing import Protocol
 
 from pcpuverify.model.bitmap import Bitmap
 from pcpuverify.model.chunk import PcpuChunk
@@ -34,9 +36,16 @@ def dump_chunk(chunk: PcpuChunk) -> dict[str, object]:
     }
 
 
-def dump_state(alloc: PcpuAllocator, chunks: dict[str, PcpuChunk]) -> dict[str, object]:
+class DumpsItself(Protocol):
+    """A release's chunk (4.14 on): it renames its fields, so it dumps itself."""
+
+    def dump(self) -> dict[str, object]: ...
+
+
+def dump_state(alloc: PcpuAllocator, chunks: Mapping[str, PcpuChunk | DumpsItself]) -> dict[str, object]:
     return {
         "variant": alloc.variant,
         "pcpu_nr_empty_pop_pages": alloc.pcpu_nr_empty_pop_pages,
-        "chunks": {name: dump_chunk(chunk) for name, chunk in chunks.items()},
+        "chunks": {name: dump_chunk(chunk) if isinstance(chunk, PcpuChunk) else chunk.dump()
+                   for name, chunk in chunks.items()},
     }

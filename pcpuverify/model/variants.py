@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pcpuverify.model.chunk import PcpuChunk
 from pcpuverify.model.geometry import PCPU_MIN_ALLOC_SIZE
+from pcpuverify.model.linux_4_14 import Linux414
+from pcpuverify.model.linux_5_4 import Linux54
+from pcpuverify.model.mainline import Mainline
 from pcpuverify.model.percpu import ALIGN, PcpuAllocator
 
 
@@ -136,6 +139,9 @@ VARIANTS: dict[str, type[PcpuAllocator]] = {
     "v1": V1,
     "v1-patch09": PcpuAllocator,
     "fixed": Fixed,
+    "linux-4.14": Linux414,
+    "linux-5.4": Linux54,
+    "mainline": Mainline,
 }
 
 

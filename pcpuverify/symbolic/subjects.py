@@ -18,6 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pcpuverify.model.percpu import PcpuAllocator
+from pcpuverify.model.linux_4_14 import Linux414
+from pcpuverify.model.linux_5_4 import Linux54
+from pcpuverify.model.mainline import Mainline
 from pcpuverify.model.variants import V1, VARIANTS, Fixed, UnknownVariant
 from pcpuverify.symbolic.encode import SymFixed, SymPercpu, SymV1
 from pcpuverify.symbolic.setup import PostedSetup, RoundUpSetup
@@ -62,8 +65,9 @@ def register(
     layout: type[PostedSetup] | None = None,
     parent: str | None = None,
 ) -> Subject:
-    """Add a subject for this process.  ``layout`` and ``parent`` default to those of the nearest registered
-    ancestor of ``model``, so that a patch on ``fixed`` keeps ``fixed``'s setup code unless it changes it."""
+    """Add a subject for this process.  ``parent`` defaults to the nearest registered ancestor of ``model``;
+    ``layout`` is what it is given (None: no first-chunk setup code to prove; ``inherited_layout`` finds the
+    parent's for a plug-in)."""
     if not (isinstance(model, type) and issubclass(model, PcpuAllocator)):
         raise SubjectError(f"variant {name!r}: the model must be a subclass of PcpuAllocator (got {model!r})")
     if encoding is not None and not (isinstance(encoding, type) and issubclass(encoding, SymPercpu)):
@@ -78,12 +82,16 @@ def register(
         parent = ancestor.name
     if parent is not None and parent not in SUBJECTS:
         raise SubjectError(f"variant {name!r}: unknown parent {parent!r}")
-    if layout is None and ancestor is not None:
-        layout = ancestor.layout
     subject = Subject(name, model, encoding, layout, parent)
     SUBJECTS[name] = subject
     VARIANTS[name] = model
     return subject
+
+
+def inherited_layout(model: type[PcpuAllocator]) -> type[PostedSetup] | None:
+    """The setup code of the nearest registered ancestor: a patch on ``fixed`` keeps ``fixed``'s unless it says."""
+    ancestor = nearest_registered_ancestor(model)
+    return None if ancestor is None else ancestor.layout
 
 
 def subject(name: str) -> Subject:
@@ -98,4 +106,8 @@ def subject(name: str) -> Subject:
 register("v1-patch09", PcpuAllocator, SymPercpu, PostedSetup)
 register("v1", V1, SymV1, PostedSetup, parent="v1-patch09")
 register("fixed", Fixed, SymFixed, RoundUpSetup, parent="v1")
+# the released allocators: ported and held to their C, no Z3 encoding or first-chunk setup yet (issue 11)
+register("linux-4.14", Linux414, None)
+register("linux-5.4", Linux54, None)
+register("mainline", Mainline, None)
 assert {n: s.model for n, s in SUBJECTS.items()} == VARIANTS, "model.variants.VARIANTS lists another variant"

@@ -1,0 +1,253 @@
+"""Invariants of the released allocators' hints: 4.14's chunk and blocks, and 5.2's scan_hint and ``chunk_md``.
+
+Each states the sentence it encodes from the release's own comments
+(mm/percpu.c or mm/percpu-internal.h of v4.14.5 and v5.4.286; 7.1.3 has the
+same sentences) and judges the hints against fresh scans of the bitmap
+(``scan``), never against the port.  Which chunk layouts each one applies
+to is listed in ``applicability``.
+
+Concrete checks only: their Z3 predicates (``Invariant.symbolic``) are
+later work, with the symbolic encoding of these releases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from pcpuverify.invariants.base import state_invariant
+from pcpuverify.invariants.population import nr_empty_pop_pages_matches
+from pcpuverify.invariants.scan import bits_of, first_zero, free_runs, leading_free, longest_free, trailing_free
+from pcpuverify.model.linux_4_14 import PcpuChunk414
+from pcpuverify.model.linux_5_4 import PcpuChunk54
+from pcpuverify.model.percpu import PcpuAllocator
+
+ReleaseChunk = PcpuChunk414 | PcpuChunk54
+
+
+def _map_bits(chunk: ReleaseChunk) -> list[int]:
+    return bits_of(chunk.alloc_map.value, 0, chunk.alloc_map.nbits)
+
+
+def _blocks(alloc: PcpuAllocator, chunk: ReleaseChunk) -> Iterator[tuple[str, Any, list[int]]]:
+    """Each ``md_blocks[i]`` with its name and the bits it covers."""
+    B = alloc.PCPU_BITMAP_BLOCK_SIZE
+    for i, block in enumerate(chunk.md_blocks):
+        yield f"md_blocks[{i}]", block, bits_of(chunk.alloc_map.value, i * B, B)
+
+
+def _pcpu_block_mds(alloc: PcpuAllocator, chunk: PcpuChunk54) -> Iterator[tuple[str, Any, list[int]]]:
+    """Every ``struct pcpu_block_md`` of a 5.2 chunk: the blocks, then ``chunk_md`` over the whole map."""
+    yield from _blocks(alloc, chunk)
+    yield "chunk_md", chunk.chunk_md, _map_bits(chunk)
+
+
+def _region_free(bits: list[int], start: int, length: int) -> bool:
+    """``[start, start + length)`` lies inside ``bits`` and holds no allocated bit."""
+    return 0 <= start and start + length <= len(bits) and not any(bits[start:start + length])
+
+
+def _chunk_hint(chunk: ReleaseChunk) -> tuple[str, int, int]:
+    """The chunk's contig hint: ``(name, hint, start)`` -- 4.14's ``contig_bits``, 5.2's ``chunk_md``."""
+    if isinstance(chunk, PcpuChunk414):
+        return "contig_bits", chunk.contig_bits, chunk.contig_bits_start
+    return "chunk_md.contig_hint", chunk.chunk_md.contig_hint, chunk.chunk_md.contig_hint_start
+
+
+# -- scan_hint (5.2: "percpu: add block level scan_hint") -----------------------------
+
+
+@state_invariant(
+    "scan-hint-below-contig-hint",
+    patch="v5.4 mm/percpu-internal.h (struct pcpu_block_md)",
+    seed="""The scan hint is the largest known contiguous area before the contig hint.
+    It is not necessarily the actual largest contig hint though.""",
+)
+def scan_hint_below_contig_hint(alloc: PcpuAllocator, chunk: PcpuChunk54) -> Iterator[tuple[str, str]]:
+    for where, md, _ in _pcpu_block_mds(alloc, chunk):
+        if md.scan_hint > md.contig_hint:
+            yield f"{where}.scan_hint", f"{where}.scan_hint {md.scan_hint} > contig_hint {md.contig_hint}"
+
+
+@state_invariant(
+    "scan-hint-before-contig-hint",
+    patch="v5.4 mm/percpu-internal.h (struct pcpu_block_md)",
+    seed="""There is an invariant that the scan_hint_start > contig_hint_start iff
+    scan_hint == contig_hint.  This is necessary because when scanning forward,
+    we don't know if a new contig hint would be better than the current one.""",
+)
+def scan_hint_before_contig_hint(alloc: PcpuAllocator, chunk: PcpuChunk54) -> Iterator[tuple[str, str]]:
+    """For a scan hint (``scan_hint != 0``): ``scan_hint_start > contig_hint_start`` iff ``scan_hint == contig_hint``.
+
+    So a scan hint smaller than the contig hint starts before it.
+    """
+    for where, md, _ in _pcpu_block_mds(alloc, chunk):
+        if not md.scan_hint:
+            continue
+        after = md.scan_hint_start > md.contig_hint_start
+        equal = md.scan_hint == md.contig_hint
+        if after != equal:
+            yield (
+                f"{where}.scan_hint_start",
+                (f"{where}: scan_hint_start {md.scan_hint_start} {'>' if after else '<='} contig_hint_start"
+                f" {md.contig_hint_start} but scan_hint {md.scan_hint} {'==' if equal else '!='}"
+                f" contig_hint {md.contig_hint}"),
+            )
+
+
+@state_invariant(
+    "scan-hint-region-free",
+    patch="v5.4 mm/percpu-internal.h (struct pcpu_block_md) and mm/percpu.c (pcpu_next_hint)",
+    seed="""However, if we know a scan_hint at position scan_hint_start cannot fulfill an
+    allocation, we can begin scanning from there knowing the contig_hint will be
+    our fallback.""",
+)
+def scan_hint_region_free(alloc: PcpuAllocator, chunk: PcpuChunk54) -> Iterator[tuple[str, str]]:
+    """A scan hint covers a free area of its block (or chunk): "the largest known contiguous area"."""
+    for where, md, bits in _pcpu_block_mds(alloc, chunk):
+        if md.scan_hint and not _region_free(bits, md.scan_hint_start, md.scan_hint):
+            yield (
+                f"{where}.scan_hint_start",
+                f"{where}: scan hint [{md.scan_hint_start}, {md.scan_hint_start + md.scan_hint}) is not free",
+            )
+
+
+# -- the blocks (4.14 and 5.2: the same struct comments) --------------------------------
+
+
+@state_invariant(
+    "block-contig-hint-exact",
+    patch="v4.14 and v5.4 mm/percpu.c (pcpu_block_update_hint_alloc)",
+    seed="""The metadata only has to be refreshed by a full scan iff the chunk's contig
+    hint is broken.  Block level scans are required if the block's contig hint is broken.""",
+)
+def block_contig_hint_exact(alloc: PcpuAllocator, chunk: ReleaseChunk) -> Iterator[tuple[str, str]]:
+    """Each block's ``contig_hint`` is its longest free run and ``contig_hint_start`` places it on free bits."""
+    for where, block, bits in _blocks(alloc, chunk):
+        longest = max((r.length for r in free_runs(bits)), default=0)
+        if block.contig_hint != longest:
+            yield f"{where}.contig_hint", f"{where}.contig_hint {block.contig_hint}, a scan gives {longest}"
+        elif not _region_free(bits, block.contig_hint_start, block.contig_hint):
+            yield (
+                f"{where}.contig_hint_start",
+                (f"{where}: contig hint [{block.contig_hint_start}, {block.contig_hint_start + block.contig_hint})"
+                " is not free"),
+            )
+
+
+@state_invariant(
+    "block-left-right-free-exact",
+    patch="v4.14 and v5.4 mm/percpu-internal.h (struct pcpu_block_md)",
+    seed="""int left_free; /* size of free space along the left side of the block */
+    int right_free; /* size of free space along the right side of the block */""",
+)
+def block_left_right_free_exact(alloc: PcpuAllocator, chunk: ReleaseChunk) -> Iterator[tuple[str, str]]:
+    for where, block, bits in _blocks(alloc, chunk):
+        if block.left_free != leading_free(bits):
+            yield f"{where}.left_free", f"{where}.left_free {block.left_free}, a scan gives {leading_free(bits)}"
+        if block.right_free != trailing_free(bits):
+            yield f"{where}.right_free", f"{where}.right_free {block.right_free}, a scan gives {trailing_free(bits)}"
+
+
+@state_invariant(
+    "first-free-not-above-first-free-bit",
+    patch="v4.14 and v5.4 mm/percpu-internal.h (struct pcpu_block_md; 4.14 struct pcpu_chunk)",
+    seed="""int first_free; /* block position of first free */
+    int first_bit; /* no free below this */""",
+)
+def first_free_not_above_first_free_bit(alloc: PcpuAllocator, chunk: ReleaseChunk) -> Iterator[tuple[str, str]]:
+    """No free bit below a block's ``first_free``, nor below the chunk's (4.14 ``first_bit``, 5.2 ``chunk_md.first_free``).
+
+    The scans start there (``pcpu_next_hint``, ``pcpu_find_block_fit``), so
+    this is what first fit needs.  It is not exact: a block an allocation
+    wholly covers keeps its ``first_free`` (4.14 and 5.4 alike).
+    """
+    for where, block, bits in _blocks(alloc, chunk):
+        if block.first_free > first_zero(bits):
+            yield f"{where}.first_free", f"{where}.first_free {block.first_free} > first free bit {first_zero(bits)}"
+    name, first = ("first_bit", chunk.first_bit) if isinstance(chunk, PcpuChunk414) else (
+        "chunk_md.first_free", chunk.chunk_md.first_free)
+    free = first_zero(_map_bits(chunk))
+    if first > free:
+        yield name, f"{name} {first} > first free bit {free}"
+
+
+@state_invariant(
+    "block-nr-bits",
+    patch="v5.4 mm/percpu-internal.h (struct pcpu_block_md)",
+    seed="int nr_bits; /* total bits responsible for */",
+)
+def block_nr_bits(alloc: PcpuAllocator, chunk: PcpuChunk54) -> Iterator[tuple[str, str]]:
+    for where, md, bits in _pcpu_block_mds(alloc, chunk):
+        if md.nr_bits != len(bits):
+            yield f"{where}.nr_bits", f"{where}.nr_bits {md.nr_bits}, it covers {len(bits)} bits"
+
+
+# -- the chunk's hint (4.14 contig_bits, 5.2 chunk_md) -----------------------------------
+
+
+@state_invariant(
+    "chunk-hint-never-above-available",
+    patch="v4.14 and v5.4 mm/percpu.c (pcpu_block_update_hint_free)",
+    seed="""chunk_md->contig_hint may be off by up to a page, but it will never be more
+    than the available space.""",
+)
+def chunk_hint_never_above_available(alloc: PcpuAllocator, chunk: ReleaseChunk) -> Iterator[tuple[str, str]]:
+    """The chunk hint is at most the longest free run, and lies on free bits (4.14: "chunk->contig_bits ...")."""
+    name, hint, start = _chunk_hint(chunk)
+    bits = _map_bits(chunk)
+    longest = longest_free(bits)
+    if hint > longest:
+        yield name, f"{name} {hint} > longest free run {longest}"
+    elif hint and not _region_free(bits, start, hint):
+        yield f"{name}_start", f"{name} region [{start}, {start + hint}) is not free"
+
+
+@state_invariant(
+    "chunk-hint-off-by-at-most-a-page",
+    patch="v4.14 and v5.4 mm/percpu.c (pcpu_block_update_hint_free)",
+    seed="""chunk_md->contig_hint may be off by up to a page""",
+)
+def chunk_hint_off_by_at_most_a_page(alloc: PcpuAllocator, chunk: ReleaseChunk) -> Iterator[tuple[str, str]]:
+    """The longest free run exceeds the chunk hint by at most a page (``PAGE_SIZE`` in bits: one block)."""
+    name, hint, _ = _chunk_hint(chunk)
+    longest = longest_free(_map_bits(chunk))
+    page_bits = alloc.PCPU_BITMAP_BLOCK_SIZE
+    if longest - hint > page_bits:
+        yield name, f"{name} {hint} is {longest - hint} bits below the longest free run {longest}, more than a page"
+
+
+@state_invariant(
+    "chunk-hint-accurate-in-one-block",
+    patch="v4.14 and v5.4 mm/percpu.c (pcpu_block_update_hint_free)",
+    seed="""If the contig hint is contained in one block, it will be accurate.""",
+)
+def chunk_hint_accurate_in_one_block(alloc: PcpuAllocator, chunk: ReleaseChunk) -> Iterator[tuple[str, str]]:
+    """Read as: when the longest free run lies inside one block, the chunk hint has its length.
+
+    (The free path's else branch, which this sentence explains, raises the
+    chunk hint to a free area within one block.)
+    """
+    name, hint, _ = _chunk_hint(chunk)
+    B = alloc.PCPU_BITMAP_BLOCK_SIZE
+    runs = free_runs(_map_bits(chunk))
+    longest = max((r.length for r in runs), default=0)
+    inside = [r for r in runs if r.length == longest and r.start // B == (r.start + r.length - 1) // B]
+    if longest and inside and hint != longest:
+        r = inside[0]
+        yield name, f"{name} {hint}, but the longest free run [{r.start}, {r.start + r.length}) lies in one block"
+
+
+# -- empty pages (5.2: counted by the hint updaters) --------------------------------------
+
+
+@state_invariant(
+    "nr-empty-pop-pages-by-block",
+    patch="v5.4 mm/percpu.c (pcpu_update_empty_pages)",
+    seed="""This is used to keep track of the empty pages now based on the premise a
+    md_block covers a page.  The hint update functions recognize if a block is made
+    full or broken to calculate deltas for keeping track of free pages.""",
+)
+def nr_empty_pop_pages_by_block(alloc: PcpuAllocator, chunk: PcpuChunk54) -> Iterator[tuple[str, str]]:
+    """The populated pages with no allocated bit, as 2017's ``nr-empty-pop-pages-matches-bitmap`` counts them."""
+    yield from nr_empty_pop_pages_matches.check(alloc, chunk)
