@@ -444,17 +444,18 @@ def layout_rows(properties: frozenset[str] | None = None) -> list[tuple[str, str
 # -- cache keys ------------------------------------------------------------------------------------------
 
 
-def _package_dir(module: str) -> Path:
-    return Path(importlib.import_module(module).__file__ or "").parent
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+# Modules that only print, draw or parse the command line: no module the key hashes imports them
+# (tests/test_faults.py holds that), so a result cannot depend on them and editing them keeps the cache.
+# Every other module counts, including ones added later: forgetting a folder can no longer serve a stale verdict.
+PRESENTATION_MODULES = frozenset({"cli.py", "check_cli.py", "report.py", "reports.py", "draw.py"})
 
 
-SOURCE_PACKAGES = (
-    "pcpuverify.model",
-    "pcpuverify.symbolic",
-    "pcpuverify.invariants",
-    "pcpuverify.counterexamples",
-    "pcpuverify.proofs",
-)
+def source_files() -> list[Path]:
+    """Every .py file of the package a result may depend on (all but ``PRESENTATION_MODULES``)."""
+    return sorted(p for p in PACKAGE_DIR.rglob("*.py")
+                  if p.relative_to(PACKAGE_DIR).as_posix() not in PRESENTATION_MODULES)
 
 
 def _without_other_variants(path: Path, text: str, keep: set[type]) -> str:
@@ -479,19 +480,17 @@ def _without_other_variants(path: Path, text: str, keep: set[type]) -> str:
 
 
 def source_digest(variant: str, plugins: tuple[Path, ...] = ()) -> str:
-    """A hash of the sources the results for ``variant`` depend on: model/, invariants/, proofs/ and plugins."""
+    """A hash of the sources the results for ``variant`` depend on: ``source_files()`` and the plugins."""
     keep: set[type] = set()
     if variant in model_variants.VARIANTS:
         keep |= set(model_variants.VARIANTS[variant].__mro__)
     if variant in encode.ENCODINGS:
         keep |= set(encode.ENCODINGS[variant].__mro__)
     h = hashlib.sha256()
-    for package in SOURCE_PACKAGES:
-        folder = _package_dir(package)
-        for file in sorted(folder.rglob("*.py")):
-            text = file.read_text(encoding="utf-8")
-            h.update(f"{package}/{file.relative_to(folder).as_posix()}\0".encode())
-            h.update(_without_other_variants(file, text, keep).encode())
+    for file in source_files():
+        text = file.read_text(encoding="utf-8")
+        h.update(f"{file.relative_to(PACKAGE_DIR).as_posix()}\0".encode())
+        h.update(_without_other_variants(file, text, keep).encode())
     for plugin in sorted(plugins):
         h.update(f"plugin\0{plugin.name}\0".encode())
         h.update(plugin.read_bytes())
