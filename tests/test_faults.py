@@ -76,3 +76,57 @@ def test_no_result_depends_on_a_presentation_module() -> None:
         text = path.read_text(encoding="utf-8")
         offenders += [f"{path.name} imports {p}" for p in presenters if f"{p} import" in text or f"import {p}" in text]
     assert not offenders
+
+
+# -- fault 2: a huge nr_pages is refused before anything is built --------------------------------------------
+
+MEMORY_LIMIT = 1 << 30  # bytes of address space for the subprocess: a 1e9-page list needs 8 GiB
+
+
+def exe() -> str:
+    found = shutil.which("pcpu-verify")
+    if found is None:
+        pytest.fail("pcpu-verify is not on PATH: install the project (pip install -e .) before running the CLI tests")
+    return found
+
+
+def pcpu_verify(*args: str | Path, cwd: Path | None = None, memory_limit: int | None = None,
+                timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``pcpu-verify ARGS`` as a user runs it (this tree's package: PYTHONPATH passes through)."""
+    def limit() -> None:
+        if memory_limit is not None:
+            import resource
+            resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
+
+    return subprocess.run([exe(), *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=timeout, preexec_fn=limit, check=False)
+
+
+def assert_one_error_line(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    assert result.returncode == 2, (result.returncode, result.stdout[-2000:], result.stderr[-3000:])
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("pcpu-verify: error: "), result.stderr[-3000:]
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+def chunk_trace(**geometry: Any) -> dict[str, Any]:
+    return {"format": "pcpu-verify-trace/1", "variant": "v1", "geometry": geometry, "init": {"kind": "chunk"},
+            "ops": [{"op": "alloc", "bits": 1}]}
+
+
+@pytest.mark.parametrize("geometry", [
+    {"block_bits": 8, "nr_pages": 1_000_000_000, "populated": [0]},
+    {"block_bits": 8, "nr_pages": 1_000_000_000},
+], ids=["populated-given", "populated-default"])
+def test_huge_nr_pages_is_refused_in_bounded_memory(tmp_path: Path, geometry: dict[str, Any]) -> None:
+    trace = tmp_path / "huge.json"
+    trace.write_text(json.dumps(chunk_trace(**geometry)))
+    result = pcpu_verify("replay", trace, memory_limit=MEMORY_LIMIT, timeout=60)
+    assert_one_error_line(result, "nr_pages", "1000000000")
+
+
+def test_huge_geometry_on_the_command_line_is_refused_in_bounded_memory() -> None:
+    result = pcpu_verify("prove", "--geometry", "1000000000x8", "--no-layout", memory_limit=MEMORY_LIMIT, timeout=60)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "nr_pages" in result.stderr and "Traceback" not in result.stderr

@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pcpuverify.model.geometry import PCPU_MIN_ALLOC_SIZE, PCPU_MIN_UNIT_SIZE, Geometry, GeometryError
+from pcpuverify.model.geometry import (
+    PCPU_MIN_ALLOC_SIZE,
+    PCPU_MIN_UNIT_SIZE,
+    Geometry,
+    GeometryError,
+    check_nr_pages,
+)
 from pcpuverify.model.ops import (
     OP_NAMES,
     Alloc,
@@ -133,7 +139,8 @@ def _parse_geometry(data: Any, init: Init) -> Geometry:
         # the layout decides the pages; the first chunk is fully populated
         return Geometry(block_bits=block_bits, nr_pages=1, populated=(0,))
     nr_pages = data.get("nr_pages")
-    populated = data.get("populated", list(range(nr_pages)) if isinstance(nr_pages, int) else [])
+    check_nr_pages(nr_pages)
+    populated = data["populated"] if "populated" in data else list(range(nr_pages))
     if not isinstance(populated, list):
         raise TraceError("geometry: 'populated' must be a list of page numbers")
     return Geometry(block_bits=block_bits, nr_pages=nr_pages, populated=tuple(populated))
