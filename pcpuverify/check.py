@@ -62,6 +62,7 @@ from pcpuverify.model.ops import FirstChunkInit
 from pcpuverify.model.reference import OpError
 from pcpuverify.model.trace import TraceError, load_trace, read_input, trace_from_json, write_atomically
 from pcpuverify.symbolic import encode
+from pcpuverify.symbolic.bv import check_encodable
 from pcpuverify.proofs.initiation import OP as FIRST_CHUNK_OP
 from pcpuverify.proofs.layout import LAYOUT_PROPERTIES, PRECONDITION_SETS
 from pcpuverify.proofs.obligations import OPS
@@ -256,6 +257,7 @@ class Config:
         for i, spec in enumerate(self.geometries):
             try:
                 out.append(Geometry.parse(spec))
+                check_encodable(out[-1])
             except GeometryError as e:
                 raise CheckError(f"geometry {spec!r} (geometries[{i}]): {e}") from None
         return out

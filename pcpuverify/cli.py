@@ -37,6 +37,7 @@ from pcpuverify.proofs.results import Result, Verdict
 from pcpuverify.proofs.solver import SolverOptions
 from pcpuverify.proofs.suite import SuiteOptions, run_suite
 from pcpuverify.report import print_results, results_json, wide_console
+from pcpuverify.symbolic.bv import check_encodable
 
 EXIT_OK = 0
 EXIT_VIOLATION = 1  # a claim of the input did not hold (e.g. a trace's "violates")
@@ -290,7 +291,9 @@ def _geometry_name(trace: Trace) -> str:
 
 def _geometry(spec: str) -> Geometry:
     try:
-        return Geometry.parse(spec)
+        geometry = Geometry.parse(spec)
+        check_encodable(geometry)
+        return geometry
     except GeometryError as e:
         raise click.BadParameter(str(e)) from None
 

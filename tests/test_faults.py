@@ -130,3 +130,46 @@ def test_huge_geometry_on_the_command_line_is_refused_in_bounded_memory() -> Non
     result = pcpu_verify("prove", "--geometry", "1000000000x8", "--no-layout", memory_limit=MEMORY_LIMIT, timeout=60)
     assert result.returncode == 2, result.stderr[-3000:]
     assert "nr_pages" in result.stderr and "Traceback" not in result.stderr
+
+
+# -- fault 3: every geometry Geometry accepts is proved or refused up front --------------------------------
+
+
+@pytest.mark.parametrize("spec", ["8x1024", "16x1024", "64x1024"])
+def test_prove_refuses_geometries_the_encoding_cannot_hold(spec: str) -> None:
+    result = pcpu_verify("prove", "--geometry", spec, "--no-layout", "--variant", "v1", timeout=60)
+    assert result.returncode == 2, (result.returncode, result.stderr[-3000:])
+    assert "Traceback" not in result.stderr and spec in result.stderr and "1024 bits" in result.stderr
+
+
+def write_check_config(tmp: Path, **overrides: Any) -> Path:
+    """The smallest check: v1 on one block of 4 bits, depth 1, no layout proofs, no stateful machines."""
+    keys: dict[str, Any] = {
+        "variants": ["v1"], "geometries": ["1x4"], "depth": 1, "rlimit": 2_000_000_000, "seed": 0,
+        "timeout": 900.0, "budget": 0, "jobs": 1, "cache-dir": "cache", "baseline": "baseline.json",
+        "traces": ["traces"], "stateful-examples": 0, "stateful-module": str(TESTS / "test_stateful.py"),
+        "layout": False,
+    }
+    keys.update(overrides)
+    (tmp / "check.toml").write_text("[tool.pcpu-verify]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in keys.items()))
+    (tmp / "traces").mkdir(exist_ok=True)
+    shutil.copy(HINT_OVERLAP, tmp / "traces" / HINT_OVERLAP.name)
+    return tmp / "check.toml"
+
+
+def test_check_refuses_a_config_geometry_the_encoding_cannot_hold(tmp_path: Path) -> None:
+    write_check_config(tmp_path, geometries=["1x8", "16x1024"])
+    result = pcpu_verify("check", "--config", tmp_path / "check.toml", "--update-baseline", cwd=tmp_path, timeout=60)
+    assert_one_error_line(result, "16x1024", "geometries[1]")
+    assert not (tmp_path / "cache").exists()
+
+
+def test_the_largest_encodable_geometry_is_accepted() -> None:
+    """The bound refuses only what it must: 1024 bits in any shape Geometry allows passes the check."""
+    from pcpuverify.model.geometry import Geometry
+    from pcpuverify.symbolic.bv import MAX_ENCODED_BITS, check_encodable
+
+    for spec in ("1x1024", "4x256", "64x16"):
+        geometry = Geometry.parse(spec)
+        assert geometry.nr_bits == MAX_ENCODED_BITS
+        check_encodable(geometry)
