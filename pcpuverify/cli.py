@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
-from pcpuverify.check import CheckError, find_config, load_config
+from pcpuverify.check import EXIT_INTERRUPTED, CheckError, find_config, load_config
 from pcpuverify.check_cli import check
 from pcpuverify.counterexamples.minimize import minimize as minimize_trace
 from pcpuverify.counterexamples.regression import regression_test
@@ -44,6 +44,7 @@ EXIT_VIOLATION = 1  # a claim of the input did not hold (e.g. a trace's "violate
 EXIT_USAGE = 2  # bad usage or input
 EXIT_UNKNOWN = 3  # some obligation is UNKNOWN: the solver gave no answer, nothing is decided
 EXIT_TOOL_FAILURE = 4  # VACUOUS, SPURIOUS or NONCONFORMANT: pcpu-verify itself is wrong somewhere
+# EXIT_INTERRUPTED = 130: Ctrl-C (pcpuverify/check.py, which `check` shares)
 
 DEFAULT_GEOMETRIES = ("1x8", "2x8", "3x8", "2x16")
 
@@ -71,7 +72,32 @@ def user_errors(func: F) -> F:
     return cast(F, wrapper)
 
 
-@click.group()
+class _Main(click.Group):
+    """The ``pcpu-verify`` group: usage errors of every command as one line, the same way."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, windows_expand_args: bool = True, **extra: Any) -> Any:
+        # click's own standalone handling prints a 4-line usage block: take it over (standalone_mode=False
+        # hands us the exceptions), and print one line naming the option, with where to read the rest.
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False,
+                              windows_expand_args=windows_expand_args, **extra)
+        except click.UsageError as e:
+            command = e.ctx.command_path if e.ctx is not None else "pcpu-verify"
+            click.echo(f"pcpu-verify: error: {e.format_message()} (see {command} --help)", err=True)
+            sys.exit(EXIT_USAGE)
+        except click.ClickException as e:  # its own exit code is 1, which means "did not reproduce" here
+            click.echo(f"pcpu-verify: error: {e.format_message()}", err=True)
+            sys.exit(EXIT_USAGE)
+        except click.Abort:  # Ctrl-C outside `check` (which handles its own)
+            click.echo("pcpu-verify: interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        if not standalone_mode:
+            return rv
+        sys.exit(rv if isinstance(rv, int) else EXIT_OK)  # an int is the code of --help or --version
+
+
+@click.group(cls=_Main)
 @click.version_option(package_name="pcpu-verify")
 def main() -> None:
     """Prove or refute the invariants of the percpu bitmap allocator (mm/percpu.c, July 2017 series)."""
@@ -295,7 +321,7 @@ def _geometry(spec: str) -> Geometry:
         check_encodable(geometry)
         return geometry
     except GeometryError as e:
-        raise click.BadParameter(str(e)) from None
+        raise click.BadParameter(str(e), param_hint="'--geometry'") from None
 
 
 @main.command()

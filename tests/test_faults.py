@@ -173,3 +173,22 @@ def test_the_largest_encodable_geometry_is_accepted() -> None:
         geometry = Geometry.parse(spec)
         assert geometry.nr_bits == MAX_ENCODED_BITS
         check_encodable(geometry)
+
+
+# -- fault 9: a usage error is one line naming the option, with --help for the rest ------------------------
+
+
+@pytest.mark.parametrize(("args", "named"), [
+    (["prove", "--depth", "abc"], "--depth"),
+    (["prove", "--bogus"], "--bogus"),
+    (["prove", "--variant", "nope"], "--variant"),
+    (["prove", "--geometry", "2y8"], "--geometry"),
+    (["replay"], "TRACE_FILE"),
+    (["check", "--jobs", "x"], "--jobs"),
+    (["minimize", "a", "b"], "b"),
+    (["no-such-command"], "no-such-command"),
+])
+def test_usage_error_is_one_line(args: list[str], named: str) -> None:
+    result = pcpu_verify(*args, timeout=60)
+    assert_one_error_line(result, named, "--help")
+    assert not result.stdout
