@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from pcpuverify.check import (
@@ -35,6 +34,7 @@ from pcpuverify.check import (
 )
 from pcpuverify.check import Progress as CheckProgress
 from pcpuverify.model.trace import write_atomically
+from pcpuverify.report import Console
 from pcpuverify.reports import junit_xml, markdown, print_check, sarif_json
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,7 +14,6 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import click
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
@@ -36,7 +37,7 @@ from pcpuverify.proofs.obligations import OPS
 from pcpuverify.proofs.results import Result, Verdict
 from pcpuverify.proofs.solver import SolverOptions
 from pcpuverify.proofs.suite import SuiteOptions, run_suite
-from pcpuverify.report import print_results, results_json, wide_console
+from pcpuverify.report import Console, print_results, results_json, wide_console
 from pcpuverify.symbolic.bv import check_encodable
 
 EXIT_OK = 0
@@ -45,6 +46,7 @@ EXIT_USAGE = 2  # bad usage or input
 EXIT_UNKNOWN = 3  # some obligation is UNKNOWN: the solver gave no answer, nothing is decided
 EXIT_TOOL_FAILURE = 4  # VACUOUS, SPURIOUS or NONCONFORMANT: pcpu-verify itself is wrong somewhere
 # EXIT_INTERRUPTED = 130: Ctrl-C (pcpuverify/check.py, which `check` shares)
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # the reader of stdout left early (`| head`): 141, as for `cat`
 
 DEFAULT_GEOMETRIES = ("1x8", "2x8", "3x8", "2x16")
 
@@ -95,6 +97,19 @@ class _Main(click.Group):
         if not standalone_mode:
             return rv
         sys.exit(rv if isinstance(rv, int) else EXIT_OK)  # an int is the code of --help or --version
+
+    def invoke(self, ctx: click.Context) -> Any:
+        # Here, not in main: click's main turns EPIPE into exit 1, which means "did not reproduce".
+        try:
+            try:
+                return super().invoke(ctx)
+            finally:
+                sys.stdout.flush()  # output still buffered when the reader left breaks here, not at exit
+        except BrokenPipeError:
+            # `pcpu-verify replay T | head -1`: the reader has what it wanted.  Quiet, and the status of a
+            # program killed by SIGPIPE, as `cat` would end; the rest of the output goes nowhere.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(EXIT_BROKEN_PIPE)
 
 
 @click.group(cls=_Main)

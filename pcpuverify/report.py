@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from rich.console import Console
+import rich.console
 from rich.table import Table
 
 from pcpuverify.proofs.results import Result, Verdict
+
+class Console(rich.console.Console):
+    """rich's console, except when the reader of a pipe has left: rich then exits 1, which here means
+    "did not reproduce"; this raises BrokenPipeError for the command line to end as a pipe expects."""
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
 
 STYLE = {
     Verdict.PROVED: "green",

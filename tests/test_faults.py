@@ -192,3 +192,18 @@ def test_usage_error_is_one_line(args: list[str], named: str) -> None:
     result = pcpu_verify(*args, timeout=60)
     assert_one_error_line(result, named, "--help")
     assert not result.stdout
+
+
+# -- fault 8: a reader that leaves early is not "did not reproduce" -----------------------------------------
+
+
+def test_broken_pipe_exits_quietly_as_sigpipe() -> None:
+    """``pcpu-verify replay T | head -1``: here the reader is gone before the first line is written."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run([exe(), "replay", HINT_OVERLAP], stdout=write_end, stderr=subprocess.PIPE,
+                                text=True, timeout=120, check=False)
+    finally:
+        os.close(write_end)
+    assert (result.returncode, result.stderr) == (141, "")
