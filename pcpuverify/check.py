@@ -33,6 +33,7 @@ import hashlib
 import importlib.util
 import inspect
 import json
+import math
 import multiprocessing
 import os
 import signal
@@ -67,8 +68,8 @@ from pcpuverify.proofs.initiation import OP as FIRST_CHUNK_OP
 from pcpuverify.proofs.layout import LAYOUT_PROPERTIES, PRECONDITION_SETS
 from pcpuverify.proofs.obligations import OPS
 from pcpuverify.proofs.results import Result, Verdict
-from pcpuverify.proofs.solver import SolverOptions
-from pcpuverify.proofs.suite import SuiteOptions
+from pcpuverify.proofs.solver import MAX_RLIMIT, MAX_SEED, MAX_TIMEOUT, MIN_TIMEOUT, SolverOptions
+from pcpuverify.proofs.suite import MAX_DEPTH, SuiteOptions
 
 # Exit codes of ``pcpu-verify check`` (the same numbering as ``prove``).
 EXIT_OK = 0  # every row equals the baseline, nothing UNKNOWN, nothing left unrun
@@ -178,10 +179,10 @@ class Row:
 CONFIG_KEYS: dict[str, str] = {
     "variants": "a list of variant names",
     "geometries": "a list of geometries PAGESxBITS, e.g. [\"1x8\"]",
-    "depth": "the bounded model checking depth, an integer >= 1",
-    "rlimit": "Z3's resource limit per query, an integer >= 1",
-    "seed": "the Z3 and conformance seed, an integer >= 0",
-    "timeout": "wall-clock seconds per solver query (a safety net), a number > 0",
+    "depth": f"the bounded model checking depth, an integer from 1 to {MAX_DEPTH}",
+    "rlimit": f"Z3's resource limit per query, an integer from 1 to {MAX_RLIMIT}",
+    "seed": f"the Z3 and conformance seed, an integer from 0 to {MAX_SEED}",
+    "timeout": f"wall-clock seconds per solver query (a safety net), from {MIN_TIMEOUT} to {MAX_TIMEOUT}",
     "budget": "wall-clock seconds for the whole check, 0 for none",
     "jobs": "worker processes, 0 for one per core",
     "cache-dir": "the cache directory, relative to the config file",
@@ -312,15 +313,15 @@ def _validated(path: Path, v: dict[str, Any]) -> Config:
     def bad(key: str) -> CheckError:
         return CheckError(f"{where}: {key!r} must be {CONFIG_KEYS[key]} (got {v[key]!r})")
 
-    def integer(key: str, least: int) -> int:
+    def integer(key: str, least: int, most: int | None = None) -> int:
         value = v[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        if isinstance(value, bool) or not isinstance(value, int) or value < least or (most is not None and value > most):
             raise bad(key)
         return value
 
-    def number(key: str, least: float, strict: bool) -> float:
+    def number(key: str, least: float, most: float | None = None) -> float:
         value = v[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < least or (strict and value == least):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not least <= value <= (math.inf if most is None else most):
             raise bad(key)
         return float(value)
 
@@ -349,11 +350,11 @@ def _validated(path: Path, v: dict[str, Any]) -> Config:
         root=path.parent.resolve(),
         variants=variants,
         geometries=geometries,
-        depth=integer("depth", 1),
-        rlimit=integer("rlimit", 1),
-        seed=integer("seed", 0),
-        timeout=number("timeout", 0, strict=True),
-        budget=number("budget", 0, strict=False),
+        depth=integer("depth", 1, MAX_DEPTH),
+        rlimit=integer("rlimit", 1, MAX_RLIMIT),
+        seed=integer("seed", 0, MAX_SEED),
+        timeout=number("timeout", MIN_TIMEOUT, MAX_TIMEOUT),
+        budget=number("budget", 0),
         jobs=integer("jobs", 0),
         cache_dir=None if cache is False else a_path("cache-dir"),
         baseline=a_path("baseline"),

@@ -34,8 +34,17 @@ from pcpuverify.check import (
 )
 from pcpuverify.check import Progress as CheckProgress
 from pcpuverify.model.trace import write_atomically
+from pcpuverify.proofs.solver import MAX_RLIMIT, MAX_SEED, MAX_TIMEOUT, MIN_TIMEOUT
+from pcpuverify.proofs.suite import MAX_DEPTH
 from pcpuverify.report import Console
 from pcpuverify.reports import junit_xml, markdown, print_check, sarif_json
+
+
+# The ranges of the numeric options, `prove`'s too; check.py holds the config to the same bounds.
+TIMEOUT = click.FloatRange(MIN_TIMEOUT, MAX_TIMEOUT)
+RLIMIT = click.IntRange(1, MAX_RLIMIT)
+SEED = click.IntRange(0, MAX_SEED)
+DEPTH = click.IntRange(1, MAX_DEPTH)
 
 
 class _Display:
@@ -83,17 +92,17 @@ def _write(path: str | None, text: str) -> None:
 @click.option("--op", "ops", multiple=True, help="Only this operation, or `layout` for the layout rows (repeatable).")
 @click.option("--variant-module", "plugins", multiple=True, type=click.Path(dir_okay=False),
               help="A Python file that registers extra variants (pcpuverify.check.register_variant).")
-@click.option("--depth", type=int, default=None, help="Bounded model checking depth.")
-@click.option("--rlimit", type=int, default=None, help="Z3 resource limit per query.")
-@click.option("--seed", type=int, default=None, help="Z3 and conformance seed.")
-@click.option("--timeout", type=float, default=None, help="Wall-clock seconds per query (a safety net).")
-@click.option("--budget", type=float, default=None,
+@click.option("--depth", type=DEPTH, default=None, help="Bounded model checking depth.")
+@click.option("--rlimit", type=RLIMIT, default=None, help="Z3 resource limit per query.")
+@click.option("--seed", type=SEED, default=None, help="Z3 and conformance seed.")
+@click.option("--timeout", type=TIMEOUT, default=None, help="Wall-clock seconds per query (a safety net).")
+@click.option("--budget", type=click.FloatRange(min=0), default=None,
               help="Seconds for the whole check; what it does not reach is reported NOT RUN (exit 3).")
-@click.option("--jobs", type=int, default=None, help="Worker processes (0: one per core).")
+@click.option("--jobs", type=click.IntRange(min=0), default=None, help="Worker processes (0: one per core).")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None, help="The result cache directory.")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the cache.")
 @click.option("--baseline", type=click.Path(dir_okay=False), default=None, help="The baseline file.")
-@click.option("--stateful-examples", type=int, default=None,
+@click.option("--stateful-examples", type=click.IntRange(min=0), default=None,
               help="Hypothesis examples per geometry for the stateful machines (0: skip them).")
 @click.option("--layout/--no-layout", default=None,
               help="Run (or skip) the first-chunk layout proofs, PAGE_SIZE 4096, for every variant"

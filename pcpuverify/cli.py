@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from pcpuverify.check import EXIT_INTERRUPTED, CheckError, find_config, load_config
-from pcpuverify.check_cli import check
+from pcpuverify.check_cli import DEPTH, RLIMIT, SEED, TIMEOUT, check
 from pcpuverify.counterexamples.minimize import minimize as minimize_trace
 from pcpuverify.counterexamples.regression import regression_test
 from pcpuverify.counterexamples.witness import load_witnesses
@@ -346,12 +346,12 @@ def _geometry(spec: str) -> Geometry:
               help=f"Blocks x bits per block, all pages populated at first (repeatable; default: {' '.join(DEFAULT_GEOMETRIES)}).")
 @click.option("--invariant", "invariants", multiple=True, help="Only this invariant (repeatable).")
 @click.option("--op", "ops", multiple=True, type=click.Choice(OPS), help="Only this operation (repeatable).")
-@click.option("--timeout", type=float, default=SolverOptions.timeout, show_default=True,
+@click.option("--timeout", type=TIMEOUT, default=SolverOptions.timeout, show_default=True,
               help="Wall-clock seconds per solver query (a safety net; verdicts are bounded by --rlimit).")
-@click.option("--rlimit", type=int, default=SolverOptions.rlimit, show_default=True,
+@click.option("--rlimit", type=RLIMIT, default=SolverOptions.rlimit, show_default=True,
               help="Z3 resource limit per query: the deterministic bound.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Z3 random seed and conformance walk seed.")
-@click.option("--depth", type=int, default=SuiteOptions.depth, show_default=True,
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Z3 random seed and conformance walk seed.")
+@click.option("--depth", type=DEPTH, default=SuiteOptions.depth, show_default=True,
               help="Bounded model checking depth (operations from a new chunk).")
 @click.option("--traces", "traces_dir", type=click.Path(file_okay=False), default=None,
               help="Write the trace of every VIOLATED obligation into this directory.")
@@ -376,8 +376,6 @@ def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tu
     for name in invariants:
         if name not in LAYOUT_PROPERTIES:
             invariant(name)
-    if depth < 1:
-        raise click.BadParameter("--depth must be at least 1")
     geos = [_geometry(g) for g in geometries or DEFAULT_GEOMETRIES]
     if no_witnesses and witness_paths:
         raise click.UsageError("--witnesses and --no-witnesses exclude each other")

@@ -207,3 +207,42 @@ def test_broken_pipe_exits_quietly_as_sigpipe() -> None:
     finally:
         os.close(write_end)
     assert (result.returncode, result.stderr) == (141, "")
+
+
+# -- fault 7: nonsense options and unknown trace keys are refused -----------------------------------------
+
+
+@pytest.mark.parametrize(("args", "named"), [
+    (["prove", "--rlimit", "-1"], "--rlimit"),
+    (["prove", "--rlimit", str(2**32)], "--rlimit"),  # Z3 wraps it to 0: no limit at all
+    (["prove", "--timeout", "-5"], "--timeout"),
+    (["prove", "--timeout", "0.0001"], "--timeout"),  # 0 ms: no timeout at all
+    (["prove", "--depth", "100000"], "--depth"),
+    (["prove", "--seed", "-1"], "--seed"),
+    (["check", "--depth", "100000"], "--depth"),
+    (["check", "--rlimit", "-1"], "--rlimit"),
+    (["check", "--timeout", "-5"], "--timeout"),
+    (["check", "--jobs", "-1"], "--jobs"),
+])
+def test_nonsense_option_is_refused(tmp_path: Path, args: list[str], named: str) -> None:
+    write_check_config(tmp_path)
+    if args[0] == "check":
+        args = [*args, "--config", str(tmp_path / "check.toml")]
+    result = pcpu_verify(*args, "--no-layout", cwd=tmp_path, timeout=60)
+    assert_one_error_line(result, named)
+    assert not (tmp_path / "cache").exists()
+
+
+def test_nonsense_config_value_is_refused(tmp_path: Path) -> None:
+    write_check_config(tmp_path, depth=100000)
+    assert_one_error_line(pcpu_verify("check", "--config", tmp_path / "check.toml", cwd=tmp_path, timeout=60),
+                          "'depth'", "100000")
+
+
+@pytest.mark.parametrize(("where", "key"), [(None, "violate"), ("geometry", "populate"), ("init", "size")])
+def test_unknown_trace_key_is_refused_like_an_unknown_op_key(tmp_path: Path, where: str | None, key: str) -> None:
+    data = json.loads(HINT_OVERLAP.read_text())
+    (data if where is None else data[where])[key] = 1
+    trace = tmp_path / "trace.json"
+    trace.write_text(json.dumps(data))
+    assert_one_error_line(pcpu_verify("replay", trace, timeout=60), "unknown key", repr(key))
