@@ -581,9 +581,26 @@ class CacheStats:
 class Cache:
     """Results on disk, one JSON file per key, written atomically; never trusted without checking."""
 
-    def __init__(self, directory: Path | None) -> None:
+    def __init__(self, directory: Path | None, warn: Callable[[str], None] = lambda message: None) -> None:
         self.directory = directory
         self.stats = CacheStats()
+        self.warn = warn
+        self.writable = directory is not None
+
+    def _write(self, path: Path, text: str) -> bool:
+        """Write atomically; the first failure (a read-only cache) is one warning, then the run goes on uncached."""
+        if not self.writable:
+            return False
+        assert self.directory is not None
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            write_atomically(path, text)
+        except OSError as e:
+            self.writable = False
+            self.warn(f"cannot write to the cache {self.directory} ({e.strerror or e}):"
+                      " running without writing to it, so the next run recomputes what this one does")
+            return False
+        return True
 
     def _path(self, key: str) -> Path:
         assert self.directory is not None
@@ -611,9 +628,8 @@ class Cache:
     def put(self, key: str, payload: Any) -> None:
         if self.directory is None:
             return
-        self.directory.mkdir(parents=True, exist_ok=True)
-        write_atomically(self._path(key), json.dumps({"format": CACHE_FORMAT, "key": key, "payload": payload}))
-        self.stats.written += 1
+        if self._write(self._path(key), json.dumps({"format": CACHE_FORMAT, "key": key, "payload": payload})):
+            self.stats.written += 1
 
     # the time each suite took last, and how often it failed: what --budget orders by
     def history(self) -> dict[str, Any]:
@@ -628,8 +644,7 @@ class Cache:
     def save_history(self, history: dict[str, Any]) -> None:
         if self.directory is None:
             return
-        self.directory.mkdir(parents=True, exist_ok=True)
-        write_atomically(self.directory / "history.json", json.dumps(history, indent=1, sort_keys=True))
+        self._write(self.directory / "history.json", json.dumps(history, indent=1, sort_keys=True))
 
 
 def result_to_json(r: Result) -> dict[str, Any]:
@@ -1007,7 +1022,7 @@ class Progress:
     """One event for the terminal: an item started, streamed a row, or finished."""
 
     label: str
-    event: str  # "start", "row", "done", "cached", "not run"
+    event: str  # "start", "row", "done", "cached", "not run", "warning"
     message: str = ""
     done: int = 0
     total: int = 0
@@ -1191,7 +1206,7 @@ def run_check(config: Config, progress: ProgressFn | None = None, update_baselin
     geometries = validate(config)
     baseline = load_baseline(config.baseline, required=not update_baseline)
     traces = regression_traces(config)
-    cache = Cache(config.cache_dir)
+    cache = Cache(config.cache_dir, lambda message: say(Progress("cache", "warning", message)))
     history = cache.history()
 
     rows: list[Row] = []

@@ -58,6 +58,9 @@ class _Display:
         self.tasks: dict[str, TaskID] = {}
 
     def __call__(self, p: CheckProgress) -> None:
+        if p.event == "warning":  # not progress: --quiet keeps it
+            self.console.print(f"pcpu-verify: warning: {p.message}", highlight=False, soft_wrap=True)
+            return
         if self.quiet:
             return
         if self.live:

@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import sys
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
@@ -44,7 +45,7 @@ EXIT_OK = 0
 EXIT_VIOLATION = 1  # a claim of the input did not hold (e.g. a trace's "violates")
 EXIT_USAGE = 2  # bad usage or input
 EXIT_UNKNOWN = 3  # some obligation is UNKNOWN: the solver gave no answer, nothing is decided
-EXIT_TOOL_FAILURE = 4  # VACUOUS, SPURIOUS or NONCONFORMANT: pcpu-verify itself is wrong somewhere
+EXIT_TOOL_FAILURE = 4  # VACUOUS, SPURIOUS or NONCONFORMANT, or a crash: pcpu-verify itself is wrong somewhere
 # EXIT_INTERRUPTED = 130: Ctrl-C (pcpuverify/check.py, which `check` shares)
 EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # the reader of stdout left early (`| head`): 141, as for `cat`
 
@@ -105,11 +106,20 @@ class _Main(click.Group):
                 return super().invoke(ctx)
             finally:
                 sys.stdout.flush()  # output still buffered when the reader left breaks here, not at exit
+        except (click.ClickException, click.exceptions.Exit):
+            raise
         except BrokenPipeError:
             # `pcpu-verify replay T | head -1`: the reader has what it wanted.  Quiet, and the status of a
             # program killed by SIGPIPE, as `cat` would end; the rest of the output goes nowhere.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(EXIT_BROKEN_PIPE)
+        except Exception:
+            # Python's own exit code for an uncaught exception is 1, which here means "did not reproduce"
+            # (`check`: a regression): a crash is a failure of the tool, with the traceback to report it.
+            traceback.print_exc()
+            click.echo("pcpu-verify: internal error: this is a bug of pcpu-verify; please report it with the"
+                       " traceback above", err=True)
+            sys.exit(EXIT_TOOL_FAILURE)
 
 
 @click.group(cls=_Main)

@@ -246,3 +246,53 @@ def test_unknown_trace_key_is_refused_like_an_unknown_op_key(tmp_path: Path, whe
     trace = tmp_path / "trace.json"
     trace.write_text(json.dumps(data))
     assert_one_error_line(pcpu_verify("replay", trace, timeout=60), "unknown key", repr(key))
+
+
+# -- fault 4: a read-only cache is a warning, and a crash is never exit 1 ---------------------------------
+
+
+def without_dac_override() -> None:
+    """In the child, before exec: root loses the right to write where the mode bits forbid it (non-root has none)."""
+    if os.geteuid() == 0:
+        import ctypes
+
+        pr_capbset_drop, cap_dac_override = 24, 1  # <linux/prctl.h>, <linux/capability.h>
+        if ctypes.CDLL(None, use_errno=True).prctl(pr_capbset_drop, cap_dac_override, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP, CAP_DAC_OVERRIDE)")
+
+
+def test_read_only_cache_warns_once_and_runs(tmp_path: Path) -> None:
+    write_check_config(tmp_path)
+    warm = pcpu_verify("check", "--config", tmp_path / "check.toml", "--update-baseline", cwd=tmp_path)
+    assert warm.returncode == 0, warm.stderr[-3000:]
+    cache = tmp_path / "cache"
+    for path in [*cache.iterdir(), cache]:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    try:
+        probe = subprocess.run([sys.executable, "-c", f"open({str(cache / 'probe')!r}, 'w')"], capture_output=True,
+                               preexec_fn=without_dac_override, check=False)
+        assert probe.returncode != 0, "could not make a read-only directory for this test"
+        result = subprocess.run([exe(), "check", "--config", tmp_path / "check.toml", "--json"], cwd=tmp_path,
+                                capture_output=True, text=True, timeout=300, preexec_fn=without_dac_override,
+                                check=False)
+    finally:
+        cache.chmod(0o755)
+    assert result.returncode == 0, (result.returncode, result.stderr[-3000:])
+    warnings = result.stderr.splitlines()
+    assert len(warnings) == 1 and warnings[0].startswith("pcpu-verify: warning: cannot write to the cache"), warnings
+    summary = json.loads(result.stdout)
+    assert set(summary["items"].values()) == {"cached"} and summary["cache"]["written"] == 0
+
+
+def test_a_crash_is_a_tool_failure_not_exit_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from pcpuverify import cli
+
+    def crash(path: str) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(cli, "load_trace", crash)
+    result = CliRunner().invoke(cli.main, ["replay", str(HINT_OVERLAP)])
+    assert result.exit_code == cli.EXIT_TOOL_FAILURE, result.output
+    assert "RuntimeError: a bug" in result.stderr and "internal error" in result.stderr
