@@ -39,6 +39,7 @@ import os
 import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -78,6 +79,11 @@ EXIT_USAGE = 2  # bad usage or input: config, baseline, trace, variant, geometry
 EXIT_UNDECIDED = 3  # some obligation UNKNOWN (solver limit or timeout) or NOT RUN (budget): never a pass
 EXIT_TOOL_FAILURE = 4  # VACUOUS, SPURIOUS or NONCONFORMANT: the encoding or the tool is wrong
 EXIT_INTERRUPTED = 130  # Ctrl-C: no report written, no half-written cache entry
+EXIT_TERMINATED = 128 + signal.SIGTERM  # 143: SIGTERM (a CI job cancelled), handled as Ctrl-C is
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread like KeyboardInterrupt, so that it unwinds the same way."""
 
 CACHE_FORMAT = "pcpu-verify-check-cache/1"
 BASELINE_FORMAT = "pcpu-verify-baseline/1"
@@ -915,11 +921,21 @@ def _owns(item: Item, row: Row) -> bool:
     return False
 
 
-def _worker_init(plugins: tuple[Path, ...]) -> None:
+def _worker_init(plugins: tuple[Path, ...], parent: int) -> None:
     # The parent owns Ctrl-C: it stops the workers and writes nothing half-done.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A parent that dies without stopping us (SIGKILL, a crash) cannot: leave with it, and with the last
+    # worker gone the resource tracker sees its pipe close and leaves too.  Polled rather than
+    # PR_SET_PDEATHSIG, which fires when the parent's *thread* that spawned us ends, and is Linux only.
+    threading.Thread(target=_exit_with_parent, args=(parent,), name="exit-with-parent", daemon=True).start()
     for plugin in plugins:
         load_plugin(plugin)
+
+
+def _exit_with_parent(parent: int) -> None:
+    while os.getppid() == parent:  # reparented (to init or a subreaper) once the parent is gone
+        time.sleep(0.5)
+    os._exit(EXIT_TERMINATED)  # no cleanup to do: the parent writes every file, and it is gone
 
 
 def run_item(item: Item, rows_file: str | None = None) -> Any:
@@ -1164,7 +1180,7 @@ class _Pool:
     def __init__(self, workers: int, plugins: tuple[Path, ...]) -> None:
         # spawn, not fork: the parent may run a progress thread, and a plugin must load the same way everywhere
         self.executor = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                            initializer=_worker_init, initargs=(plugins,))
+                                            initializer=_worker_init, initargs=(plugins, os.getpid()))
 
     def submit(self, item: Item, rows_file: str | None) -> Future[Any]:
         return self.executor.submit(run_item, item, rows_file)

@@ -9,6 +9,7 @@ Exit codes (pcpuverify/check.py):
     3  undecided: some obligation UNKNOWN (solver limit, timeout) or NOT RUN (budget)
     4  tool failure: VACUOUS, SPURIOUS or NONCONFORMANT (the encoding disagrees with model/)
   130  interrupted (Ctrl-C): no report written, no half-written cache entry
+  143  terminated (SIGTERM): the same
 
 When several apply, the first of 4, 1, 3 wins.
 """
@@ -16,6 +17,7 @@ When several apply, the first of 4, 1, 3 wins.
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,10 +27,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 
 from pcpuverify.check import (
     EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
     CheckError,
     EXIT_USAGE,
     USER_ERRORS,
     CheckRun,
+    Terminated,
     load_config,
     run_check,
 )
@@ -145,6 +149,7 @@ def check(config_file: str | None, variants: tuple[str, ...], geometries: tuple[
         "ops": list(ops) or None,
         "plugins": [str(cwd / p) for p in plugins] or None,
     }
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         config = load_config(Path(config_file) if config_file else None, overrides)
         display = _Display(err, quiet or as_json and not err.is_terminal)
@@ -159,8 +164,17 @@ def check(config_file: str | None, variants: tuple[str, ...], geometries: tuple[
     except KeyboardInterrupt:
         click.echo("pcpu-verify: interrupted: no report written", err=True)
         sys.exit(EXIT_INTERRUPTED)
+    except Terminated:
+        click.echo("pcpu-verify: terminated: no report written", err=True)
+        sys.exit(EXIT_TERMINATED)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     _print(run, as_json)
     sys.exit(run.exit_code)
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise Terminated()
 
 
 def _print(run: CheckRun, as_json: bool) -> None:

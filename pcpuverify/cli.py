@@ -46,8 +46,8 @@ EXIT_VIOLATION = 1  # a claim of the input did not hold (e.g. a trace's "violate
 EXIT_USAGE = 2  # bad usage or input
 EXIT_UNKNOWN = 3  # some obligation is UNKNOWN: the solver gave no answer, nothing is decided
 EXIT_TOOL_FAILURE = 4  # VACUOUS, SPURIOUS or NONCONFORMANT, or a crash: pcpu-verify itself is wrong somewhere
-# EXIT_INTERRUPTED = 130: Ctrl-C (pcpuverify/check.py, which `check` shares)
 EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # the reader of stdout left early (`| head`): 141, as for `cat`
+# and from pcpuverify/check.py, shared with `check`: EXIT_INTERRUPTED (130, Ctrl-C), EXIT_TERMINATED (143, SIGTERM)
 
 DEFAULT_GEOMETRIES = ("1x8", "2x8", "3x8", "2x16")
 

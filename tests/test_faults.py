@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -296,3 +298,67 @@ def test_a_crash_is_a_tool_failure_not_exit_1(monkeypatch: pytest.MonkeyPatch) -
     result = CliRunner().invoke(cli.main, ["replay", str(HINT_OVERLAP)])
     assert result.exit_code == cli.EXIT_TOOL_FAILURE, result.output
     assert "RuntimeError: a bug" in result.stderr and "internal error" in result.stderr
+
+
+# -- fault 5: SIGTERM is handled as Ctrl-C, and no process outlives the check --------------------------------
+
+
+def session_members(session: int) -> list[str]:
+    """The live processes of ``session`` (zombies are gone but for their exit status): their command lines."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # it ended while we looked
+            continue
+        if int(fields[3]) == session and fields[0] != "Z":
+            members.append(cmdline)
+    return members
+
+
+def wait_until(condition: Any, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return bool(condition())
+
+
+@pytest.fixture
+def running_check(tmp_path: Path) -> Any:
+    """A ``check`` in its own session, once its worker and the resource tracker run; all of it killed after."""
+    write_check_config(tmp_path, geometries=["1x8"], depth=3)
+    (tmp_path / "baseline.json").write_text(json.dumps({"format": "pcpu-verify-baseline/1", "suites": {}}))
+    proc = subprocess.Popen([exe(), "check", "--config", tmp_path / "check.toml", "--junit", "r/out.xml"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        started = wait_until(lambda: sum("multiprocessing" in c for c in session_members(proc.pid)) >= 2, 60)
+        assert started, session_members(proc.pid)
+        time.sleep(1)  # the worker is inside the suite by now
+        yield proc, tmp_path
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # the session's process group: whatever a failure left behind
+        except ProcessLookupError:
+            pass
+        proc.communicate(timeout=60)
+
+
+def test_sigterm_is_handled_as_ctrl_c(running_check: Any) -> None:
+    proc, tmp = running_check
+    proc.send_signal(signal.SIGTERM)  # to the parent only, as a CI runner or `kill` sends it
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err[-3000:]
+    assert "terminated" in err and "Traceback" not in err
+    assert not (tmp / "r").exists() and not list((tmp / "cache").glob("*.json"))
+    assert wait_until(lambda: not session_members(proc.pid), 15), session_members(proc.pid)
+
+
+def test_workers_and_resource_tracker_leave_with_a_killed_parent(running_check: Any) -> None:
+    proc, _ = running_check
+    proc.kill()
+    proc.wait(timeout=60)
+    assert wait_until(lambda: not session_members(proc.pid), 15), session_members(proc.pid)
