@@ -29,6 +29,7 @@ Nothing here prints: the CLI (check_cli.py) and reports.py turn a
 from __future__ import annotations
 
 import enum
+import fcntl
 import hashlib
 import importlib.util
 import inspect
@@ -592,6 +593,65 @@ class Cache:
         self.stats = CacheStats()
         self.warn = warn
         self.writable = directory is not None
+        self.locks: dict[str, int] = {}  # key -> the open lock file this process holds
+
+    def _cannot_write(self, e: OSError) -> None:
+        self.writable = False
+        self.warn(f"cannot write to the cache {self.directory} ({e.strerror or e}):"
+                  " running without writing to it, so the next run recomputes what this one does")
+
+    # One lock file per entry, ``<key>.lock``: a check that finds an entry missing takes its lock before
+    # computing it, so that a second check on the same tree waits for the entry instead of recomputing it.
+    def claim(self, key: str) -> bool:
+        """Take the lock of ``key`` if no other process holds it; True too when the cache cannot be locked."""
+        if not self.writable:
+            return True  # no cache, or a read-only one: nothing to share, nothing to wait for
+        assert self.directory is not None
+        path = self.directory / f"{key}.lock"
+        while True:
+            try:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            except OSError as e:
+                self._cannot_write(e)
+                return True
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return False
+            # the holder before us unlinks the file before it unlocks: a lock on an unlinked file guards nothing
+            try:
+                current = os.fstat(fd).st_ino == os.stat(path).st_ino
+            except FileNotFoundError:
+                current = False
+            if current:
+                self.locks[key] = fd
+                return True
+            os.close(fd)
+
+    def wait(self, key: str, deadline: float | None) -> bool:
+        """Take the lock of ``key`` once its holder lets go; False if ``deadline`` passes first."""
+        while not self.claim(key):
+            if deadline is not None and time.perf_counter() >= deadline:
+                return False
+            time.sleep(0.2)  # polled, not a blocking flock: the budget and Ctrl-C still apply
+        return True
+
+    def release(self, key: str) -> None:
+        fd = self.locks.pop(key, None)
+        if fd is None:
+            return
+        assert self.directory is not None
+        try:
+            (self.directory / f"{key}.lock").unlink()  # before unlocking: see claim
+        except OSError:
+            pass  # already gone (a cache cleared by hand): unlocking is all that is left
+        os.close(fd)
+
+    def release_all(self) -> None:
+        for key in list(self.locks):
+            self.release(key)
 
     def _write(self, path: Path, text: str) -> bool:
         """Write atomically; the first failure (a read-only cache) is one warning, then the run goes on uncached."""
@@ -602,9 +662,7 @@ class Cache:
             self.directory.mkdir(parents=True, exist_ok=True)
             write_atomically(path, text)
         except OSError as e:
-            self.writable = False
-            self.warn(f"cannot write to the cache {self.directory} ({e.strerror or e}):"
-                      " running without writing to it, so the next run recomputes what this one does")
+            self._cannot_write(e)
             return False
         return True
 
@@ -1038,7 +1096,7 @@ class Progress:
     """One event for the terminal: an item started, streamed a row, or finished."""
 
     label: str
-    event: str  # "start", "row", "done", "cached", "not run", "warning"
+    event: str  # "start", "row", "done", "cached", "not run", "waiting", "warning"
     message: str = ""
     done: int = 0
     total: int = 0
@@ -1262,37 +1320,58 @@ def run_check(config: Config, progress: ProgressFn | None = None, update_baselin
     suite_results: dict[str, list[Result]] = {}  # suites and layout suites, by label
     stateful_results: dict[str, dict[str, Any]] = {}
     partial: dict[str, list[Result]] = {}
-    todo: list[Item] = []
-    for s in suites:
-        expected = suite_rows(s.invariants, s.ops)
-        hit = cache.get(s.key, _suite_payload(s.variant, s.geometry.name, expected))
-        if hit is not None:
-            suite_results[s.label] = hit
-            items_state[s.label] = "cached"
-            say(Progress(s.label, "cached", f"{len(hit)} rows from the cache"))
+
+    def from_cache(item: SuiteItem | LayoutItem | StatefulItem) -> bool:
+        """Fill in ``item``'s results from its cache entry; False when there is none to use."""
+        if isinstance(item, StatefulItem):
+            found = cache.get(item.key, _stateful_payload)
+            if found is None:
+                return False
+            stateful_results[item.label] = found
+            message = f"{len(found['broken'])} broken, from the cache"
         else:
-            todo.append(s)
-    for lay in layouts:
-        hit = cache.get(lay.key, _layout_payload(lay.variant))
-        if hit is not None:
-            suite_results[lay.label] = hit
-            items_state[lay.label] = "cached"
-            say(Progress(lay.label, "cached", f"{len(hit)} rows from the cache"))
-        else:
-            todo.append(lay)
-    for st in statefuls:
-        hit = cache.get(st.key, _stateful_payload)
-        if hit is not None:
-            stateful_results[st.label] = hit
-            items_state[st.label] = "cached"
-            say(Progress(st.label, "cached", f"{len(hit['broken'])} broken, from the cache"))
-        else:
-            todo.append(st)
+            parse = (_suite_payload(item.variant, item.geometry.name, suite_rows(item.invariants, item.ops))
+                     if isinstance(item, SuiteItem) else _layout_payload(item.variant))
+            results = cache.get(item.key, parse)
+            if results is None:
+                return False
+            suite_results[item.label] = results
+            message = f"{len(results)} rows from the cache"
+        items_state[item.label] = "cached"
+        say(Progress(item.label, "cached", message))
+        return True
 
     budget_exhausted = False
-    if todo:
-        budget_exhausted = _run_pool(config, _order(todo, history), deadline, cache, say,
-                                     suite_results, stateful_results, partial, items_state, history)
+    try:
+        todo: list[Item] = []
+        busy: list[SuiteItem | LayoutItem | StatefulItem] = []  # another check is computing these
+        for item in [*suites, *layouts, *statefuls]:
+            if not cache.claim(item.key):
+                busy.append(item)
+                say(Progress(item.label, "waiting", "another check is computing it: its result will be used"))
+            elif from_cache(item):
+                cache.release(item.key)
+            else:
+                todo.append(item)  # its lock is held until its entry is written (or the run ends)
+        if todo:
+            budget_exhausted = _run_pool(config, _order(todo, history), deadline, cache, say,
+                                         suite_results, stateful_results, partial, items_state, history)
+        cache.release_all()  # no lock is held while waiting for another's: no two checks wait for each other
+        todo = []
+        for item in busy:
+            if not cache.wait(item.key, deadline):
+                budget_exhausted = True
+                items_state[item.label] = "not run"
+                say(Progress(item.label, "not run", "the budget ran out while another check computed it"))
+            elif from_cache(item):
+                cache.release(item.key)
+            else:  # the other check stopped, or its result is not cached (UNKNOWN): compute it here
+                todo.append(item)
+        if todo:
+            budget_exhausted |= _run_pool(config, _order(todo, history), deadline, cache, say,
+                                          suite_results, stateful_results, partial, items_state, history)
+    finally:
+        cache.release_all()
 
     # compare
     for s in suites:
@@ -1406,6 +1485,7 @@ def _finish(f: Future[Any], item: Item, cache: Cache, say: ProgressFn, suite_res
         stateful_results[item.label] = value
         cache.put(item.key, value)
         say(Progress(item.label, "done", f"{len(value['broken'])} invariants broken"))
+    cache.release(item.key)  # a check waiting for this entry reads it now (or, if UNKNOWN, computes it)
     entry = history.setdefault(item.label, {})
     if isinstance(entry, dict) and not isinstance(item, MinimiseItem):
         entry["seconds"] = round(seconds, 2)

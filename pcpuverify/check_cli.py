@@ -74,7 +74,7 @@ class _Display:
                 self.bars.update(self.tasks[p.label], completed=p.done, total=p.total)
             if p.event in ("done", "not run") and p.label in self.tasks:
                 self.bars.remove_task(self.tasks.pop(p.label))
-        if p.event in ("done", "cached", "not run"):
+        if p.event in ("done", "cached", "not run", "waiting"):
             self.console.print(f"check: {p.label}: {p.event}{': ' + p.message if p.message else ''}", highlight=False)
 
 

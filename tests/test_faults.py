@@ -362,3 +362,38 @@ def test_workers_and_resource_tracker_leave_with_a_killed_parent(running_check: 
     proc.kill()
     proc.wait(timeout=60)
     assert wait_until(lambda: not session_members(proc.pid), 15), session_members(proc.pid)
+
+
+# -- fault 6: a second check on the same tree waits for the first's result ----------------------------------
+
+
+def test_second_concurrent_check_reads_the_first_ones_result(tmp_path: Path) -> None:
+    write_check_config(tmp_path)
+    (tmp_path / "baseline.json").write_text(json.dumps({"format": "pcpu-verify-baseline/1", "suites": {}}))
+    command = [exe(), "check", "--config", tmp_path / "check.toml"]
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        procs.append(subprocess.Popen([*command, "--json"], cwd=tmp_path, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True, start_new_session=True))
+        computing = wait_until(lambda: any("spawn_main" in c for c in session_members(procs[0].pid)), 60)
+        assert computing, "the first check started no worker"
+        started = time.monotonic()
+        # without --json: its progress lines on stderr say what it did with the suite
+        procs.append(subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True, start_new_session=True))
+        (out1, err1), (out2, err2) = (p.communicate(timeout=300) for p in procs)
+        waited = time.monotonic() - started
+    finally:
+        for p in procs:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            p.communicate(timeout=60)
+    first = json.loads(out1)
+    print(f"\nthe second check took {waited:.1f}s, the first {first['seconds']:.1f}s")
+    assert first["items"] == {"v1 1x4": "ran"} and first["cache"]["written"] >= 1, err1[-3000:]
+    assert procs[1].returncode == procs[0].returncode, err2[-3000:]
+    progress = [line for line in err2.splitlines() if line.startswith("check: v1 1x4: ")]
+    assert [line.split(":")[2].strip() for line in progress] == ["waiting", "cached"], err2[-3000:]
+    assert not list((tmp_path / "cache").glob("*.lock"))
