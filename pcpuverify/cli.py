@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import os
@@ -23,7 +24,7 @@ from pcpuverify.check_cli import DEPTH, RLIMIT, SEED, TIMEOUT, check
 from pcpuverify.counterexamples.minimize import minimize as minimize_trace
 from pcpuverify.counterexamples.regression import regression_test
 from pcpuverify.counterexamples.witness import load_witnesses
-from pcpuverify.draw import draw_fresh_scans, draw_state
+from pcpuverify.draw import LEGEND, draw_fresh_scans, draw_state
 from pcpuverify.invariants.base import Violation
 from pcpuverify.invariants.check import Replayed, UnknownInvariant, invariant
 from pcpuverify.invariants.check import replay as replay_trace
@@ -210,6 +211,7 @@ def _draw_replay(console: Console, r: Replay, title: str) -> None:
     """The step-by-step picture: each state, each broken invariant, each wrong field against a fresh scan."""
     B = r.trace.geometry.block_bits
     console.print(f"[bold]{escape(title)}[/]: variant {r.trace.variant}, {len(r.trace.ops)} ops")
+    console.print(LEGEND, style="dim")
     console.print("initial state")
     console.print(draw_state(r.initial_state, B, _highlight(r.initial)))
     _draw_violations(console, r.initial_state, r.initial, B)
@@ -222,6 +224,22 @@ def _draw_replay(console: Console, r: Replay, title: str) -> None:
         console.print(f"[bold]step {s.index}[/]: {s.result.op.describe()}{ret}")
         console.print(draw_state(s.state, B, _highlight(s.violations)))
         _draw_violations(console, s.state, list(s.violations), B)
+    console.print(_outcome(r), highlight=False)
+
+
+def _outcome(r: Replay) -> str:
+    """The replay in one line: what the trace claims, and whether and where it happens."""
+    def at(step: int | None) -> str:
+        return "in the initial state" if step == -1 else f"at step {step}"
+
+    claim = r.trace.violates
+    if claim is not None:
+        step = r.first(claim)
+        return f"result: claimed violation of {claim} " + ("not reproduced" if step is None else f"reproduced {at(step)}")
+    first = r.first_broken()
+    if first is None:
+        return "result: no claimed violation, and no invariant broken"
+    return f"result: no claimed violation; the first broken invariant is {first}, {at(r.first(first))}"
 
 
 def _draw_violations(console: Console, state: dict[str, Any], violations: list[Violation], block_bits: int) -> None:
@@ -236,7 +254,9 @@ def _html(r: Replay, title: str) -> str:
     console = Console(record=True, file=io.StringIO(), width=200, highlight=False, soft_wrap=True,
                       color_system="truecolor", force_terminal=True)
     _draw_replay(console, r, title)
-    return console.export_html(inline_styles=True)
+    page = f"pcpu-verify replay: {title} (variant {r.trace.variant}, {len(r.trace.ops)} ops)"
+    # rich's page has no <title>: a browser tab or a mail attachment would show a bare file name
+    return console.export_html(inline_styles=True).replace("<head>", f"<head>\n<title>{html.escape(page)}</title>", 1)
 
 
 @main.command()
@@ -246,12 +266,15 @@ def _html(r: Replay, title: str) -> str:
               help="Also write the step-by-step drawing as a self-contained HTML page (for a mail or a review).")
 @click.option("--pytest", "pytest_file", metavar="FILE", default=None,
               help="Write a regression test: the violation at the same step here, none on variant 'fixed'.")
+@click.option("--draw", is_flag=True,
+              help="With --html or --pytest, draw the replay here too (by default: only what was written, and the result).")
 @user_errors
-def replay(trace_file: str, as_json: bool, html_file: str | None, pytest_file: str | None) -> None:
+def replay(trace_file: str, as_json: bool, html_file: str | None, pytest_file: str | None, draw: bool) -> None:
     """Replay TRACE_FILE on the reference and show the state after every step.
 
     Under a step that breaks an invariant, each wrong field is shown next
-    to the value a fresh scan of the bitmap gives.
+    to the value a fresh scan of the bitmap gives.  The last line says
+    whether the violation the trace claims was reproduced, and at which step.
     """
     trace = load_trace(trace_file)
     _check_claim(trace, trace_file)
@@ -273,8 +296,17 @@ def replay(trace_file: str, as_json: bool, html_file: str | None, pytest_file: s
     if regression is not None and pytest_file is not None:
         _write(pytest_file, regression)
 
+    written = []
+    if html_file is not None:
+        written.append(f"wrote {html_file}: the replay, {len(trace.ops)} steps drawn, as a self-contained HTML page")
+    if regression is not None:
+        written.append(f"wrote {pytest_file}: a regression test (run it with `pytest {pytest_file}`)")
+    for line in written:  # on stderr under --json, which keeps stdout one JSON document
+        click.echo(line, err=as_json)
     if as_json:
         click.echo(json.dumps(_replay_json(r), indent=2))
+    elif written and not draw:
+        click.echo(_outcome(r))
     else:
         _draw_replay(Console(highlight=False, soft_wrap=True), r, trace_file)
     if claim_fails:

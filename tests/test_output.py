@@ -1,0 +1,75 @@
+"""Issue 13, "Output a newcomer can act on": what `replay` and `prove` print, as a subprocess prints it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).parent
+HINT_OVERLAP = TESTS / "traces" / "v1_hint_overlap.json"
+CLAIM = "chunk-contig-hint-not-above-free-run"
+
+
+def pcpu_verify(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    exe = shutil.which("pcpu-verify")
+    if exe is None:
+        pytest.fail("pcpu-verify is not on PATH: install the project (pip install -e .) before running the CLI tests")
+    return subprocess.run([exe, *map(str, args)], capture_output=True, text=True, timeout=600, cwd=cwd, check=False)
+
+
+# -- replay -------------------------------------------------------------------------------------------------
+
+
+def test_replay_explains_its_symbols_and_ends_with_the_result() -> None:
+    result = pcpu_verify("replay", HINT_OVERLAP)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    legend = "\n".join(lines[1:5])
+    assert lines[1].startswith("legend")
+    for symbol in "#.^=~P-|":
+        assert f"{symbol} " in legend or f"'{symbol}'" in legend, symbol
+    assert all(len(line) <= 80 for line in lines[1:5])  # a terminal of 80 columns does not wrap it
+    assert lines[-1] == f"result: claimed violation of {CLAIM} reproduced at step 3"
+
+
+def test_replay_of_a_claim_that_fails_ends_saying_so(tmp_path: Path) -> None:
+    trace = tmp_path / "t.json"
+    trace.write_text(json.dumps(json.loads(HINT_OVERLAP.read_text()) | {"violates": "free-bits-count"}))
+    result = pcpu_verify("replay", trace)
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[-1] == "result: claimed violation of free-bits-count not reproduced"
+
+
+def test_replay_without_a_claim_names_the_first_broken_invariant(tmp_path: Path) -> None:
+    data = json.loads(HINT_OVERLAP.read_text())
+    del data["violates"]
+    trace = tmp_path / "t.json"
+    trace.write_text(json.dumps(data))
+    last = pcpu_verify("replay", trace).stdout.splitlines()[-1]
+    assert last.startswith("result: no claimed violation; the first broken invariant is ") and "at step 3" in last
+
+
+def test_replay_writing_files_says_where_and_skips_the_drawing(tmp_path: Path) -> None:
+    page, test = tmp_path / "r.html", tmp_path / "test_r.py"
+    result = pcpu_verify("replay", "--html", page, "--pytest", test, HINT_OVERLAP)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        f"wrote {page}: the replay, 4 steps drawn, as a self-contained HTML page",
+        f"wrote {test}: a regression test (run it with `pytest {test}`)",
+        f"result: claimed violation of {CLAIM} reproduced at step 3",
+    ]
+    drawn = pcpu_verify("replay", "--html", page, "--draw", HINT_OVERLAP).stdout
+    assert "step 3: " in drawn and drawn.startswith(f"wrote {page}")
+
+
+def test_replay_html_page_has_a_title(tmp_path: Path) -> None:
+    page = tmp_path / "r.html"
+    assert pcpu_verify("replay", "--html", page, HINT_OVERLAP).returncode == 0
+    html = page.read_text()
+    assert f"<title>pcpu-verify replay: {HINT_OVERLAP} (variant v1, 4 ops)</title>" in html
+    assert html.index("<title>") < html.index("</head>")
+    assert "legend" in html and f"reproduced at step 3" in html
