@@ -8,7 +8,9 @@ import json
 import os
 import signal
 import sys
+import time
 import traceback
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
@@ -19,7 +21,7 @@ import click
 from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
-from pcpuverify.check import EXIT_INTERRUPTED, CheckError, find_config, load_config
+from pcpuverify.check import EXIT_INTERRUPTED, CheckError, find_config, load_config, suite_rows
 from pcpuverify.check_cli import DEPTH, RLIMIT, SEED, TIMEOUT, check
 from pcpuverify.counterexamples.minimize import minimize as minimize_trace
 from pcpuverify.counterexamples.regression import regression_test
@@ -34,6 +36,7 @@ from pcpuverify.model.ops import FirstChunkInit, op_to_json
 from pcpuverify.model.reference import OpError, Reference
 from pcpuverify.model.trace import Trace, TraceError, load_trace, write_atomically
 from pcpuverify.model.variants import VARIANTS, UnknownVariant
+from pcpuverify.proofs.initiation import OP as FIRST_CHUNK_OP
 from pcpuverify.proofs.layout import LAYOUT_PROPERTIES, run_layout_suite
 from pcpuverify.proofs.obligations import OPS
 from pcpuverify.proofs.results import Result, Verdict
@@ -425,6 +428,9 @@ def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tu
     chosen = list(variants) or sorted(VARIANTS)
     options = SuiteOptions(solver=SolverOptions(rlimit=rlimit, seed=seed, timeout=timeout), depth=depth)
     err = Console(stderr=True)
+    lines = None if err.is_terminal else _ProgressLines(err)  # a CI log: no spinner, so say what finished
+    wanted = {n for n in invariants if n not in LAYOUT_PROPERTIES} if invariants else None
+    total = len(suite_rows(frozenset(wanted) if wanted is not None else None, frozenset(ops) or None))
     results: list[Result] = []
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                   console=err, transient=True, disable=as_json or not err.is_terminal) as progress:
@@ -434,15 +440,22 @@ def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tu
 
                 def show(r: Result, task: TaskID = task, label: str = f"{variant} {geometry.name}") -> None:
                     progress.update(task, description=f"{label}: {r.invariant} / {r.op} {r.verdict.value}")
+                    if lines is not None:
+                        lines.add(label, total, r)
 
-                wanted = {n for n in invariants if n not in LAYOUT_PROPERTIES} if invariants else None
                 if wanted != set():
                     results += run_suite(variant, geometry, options, wanted, set(ops) or None, show, witnesses)
+                    if lines is not None:
+                        lines.suite_done()
                 progress.remove_task(task)
             if layout and not ops:
-                task = progress.add_task(f"{variant} first-chunk layout at 64 bits", total=None)
-                results += [r for r in run_layout_suite(4096, options.solver, variant=variant)
-                            if not invariants or r.invariant in invariants]
+                label = f"{variant} first-chunk layout at 64 bits"
+                task = progress.add_task(label, total=None)
+                found = [r for r in run_layout_suite(4096, options.solver, variant=variant)
+                         if not invariants or r.invariant in invariants]
+                if lines is not None:
+                    lines.line(label, Counter(r.verdict.value for r in found), f"{len(found)} rows")
+                results += found
                 progress.remove_task(task)
     if traces_dir is not None:
         _save_traces(results, Path(traces_dir))
@@ -454,6 +467,47 @@ def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tu
         sys.exit(EXIT_TOOL_FAILURE)
     if any(r.verdict is Verdict.UNKNOWN for r in results):
         sys.exit(EXIT_UNKNOWN)
+
+
+class _ProgressLines:
+    """Progress for a log, where the spinner shows nothing: one stderr line per finished group of obligations.
+
+    A group is an invariant's obligations in a suite, or one operation's for every invariant (the
+    initial-state rows, which the suite proves first), or a layout suite.
+    """
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.start = time.monotonic()
+        self.group = ""
+        self.counts: Counter[str] = Counter()
+        self.done = 0
+        self.where = ""  # how far the suite of the open group is
+
+    def add(self, suite: str, total: int, r: Result) -> None:
+        what = f"{r.op} (every invariant)" if r.op in ("init", FIRST_CHUNK_OP) else r.invariant
+        group = f"{suite}: {what}"
+        if group != self.group:
+            self.flush()
+            self.group = group
+        self.counts[r.verdict.value] += 1
+        self.done += 1
+        self.where = f"{self.done} of {total} in {suite}"
+
+    def suite_done(self) -> None:
+        self.flush()
+        self.done = 0
+
+    def flush(self) -> None:
+        if self.counts:
+            self.line(self.group, self.counts, self.where)
+            self.counts = Counter()
+
+    def line(self, group: str, counts: Counter[str], where: str) -> None:
+        seconds = int(time.monotonic() - self.start)
+        verdicts = ", ".join(f"{n} {verdict}" for verdict, n in sorted(counts.items()))
+        self.console.print(f"prove: {group}: {verdicts} [{where}; {seconds // 60}m{seconds % 60:02d}s elapsed]",
+                           highlight=False, soft_wrap=True)
 
 
 def _project_traces() -> list[Path]:

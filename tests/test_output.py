@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -73,3 +74,23 @@ def test_replay_html_page_has_a_title(tmp_path: Path) -> None:
     assert f"<title>pcpu-verify replay: {HINT_OVERLAP} (variant v1, 4 ops)</title>" in html
     assert html.index("<title>") < html.index("</head>")
     assert "legend" in html and f"reproduced at step 3" in html
+
+
+# -- prove in CI ------------------------------------------------------------------------------------------
+
+SMALL_PROVE = ("prove", "--variant", "v1", "--geometry", "1x4", "--depth", "1", "--invariant", "free-bits-count",
+               "--invariant", "block-hints-match-scan", "--no-layout")
+
+
+def test_prove_in_a_log_prints_a_line_per_finished_group() -> None:
+    """stderr is a pipe here, as in CI: a line per group, with verdict counts, how far, and the time."""
+    result = pcpu_verify(*SMALL_PROVE, "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["results"]  # stdout stays one JSON document
+    lines = result.stderr.splitlines()
+    assert [line.split(":")[2].strip() for line in lines] == [
+        "init (every invariant)", "init-first-chunk (every invariant)", "block-hints-match-scan", "free-bits-count"]
+    for line in lines:
+        assert re.fullmatch(r"prove: v1 1x4: [^:]+: (\d+ [A-Z-]+(, )?)+ \[\d+ of 12 in v1 1x4; \d+m\d\ds elapsed\]",
+                            line), line
+    assert "[12 of 12 in v1 1x4;" in lines[-1]
