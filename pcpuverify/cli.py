@@ -21,7 +21,7 @@ import click
 from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
-from pcpuverify.check import EXIT_INTERRUPTED, CheckError, find_config, load_config, suite_rows
+from pcpuverify.check import EXIT_INTERRUPTED, CheckError, Config, find_config, load_baseline, load_config, suite_rows
 from pcpuverify.check_cli import DEPTH, RLIMIT, SEED, TIMEOUT, check
 from pcpuverify.counterexamples.minimize import minimize as minimize_trace
 from pcpuverify.counterexamples.regression import regression_test
@@ -42,7 +42,7 @@ from pcpuverify.proofs.obligations import OPS
 from pcpuverify.proofs.results import Result, Verdict
 from pcpuverify.proofs.solver import SolverOptions
 from pcpuverify.proofs.suite import SuiteOptions, run_suite
-from pcpuverify.report import Console, print_results, results_json, wide_console
+from pcpuverify.report import Console, print_overview, print_results, results_json, trace_file_name, wide_console
 from pcpuverify.symbolic.bv import check_encodable
 
 EXIT_OK = 0
@@ -407,16 +407,19 @@ def _geometry(spec: str) -> Geometry:
 @click.option("--no-witnesses", is_flag=True, help="Carry no traces, not even the project's.")
 @click.option("--layout/--no-layout", default=True, show_default=True,
               help="Also prove the first-chunk layout arithmetic at 64 bits (PAGE_SIZE 4096; skipped with --op).")
+@click.option("--rows", is_flag=True, help="Print every obligation as a table row (default: counts and findings).")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @user_errors
 def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tuple[str, ...], ops: tuple[str, ...],
           timeout: float, rlimit: int, seed: int, depth: int, traces_dir: str | None,
-          witness_paths: tuple[str, ...], no_witnesses: bool, layout: bool, as_json: bool) -> None:
+          witness_paths: tuple[str, ...], no_witnesses: bool, layout: bool, rows: bool, as_json: bool) -> None:
     """Prove or refute every invariant for every operation on small geometries.
 
-    One row per obligation: PROVED (unsat, assumptions satisfiable), VIOLATED
+    Each obligation is PROVED (unsat, assumptions satisfiable), VIOLATED
     (with a trace that replays on the reference), NOT-INDUCTIVE (counterexample
     to induction, nothing reachable within --depth), UNKNOWN (never a pass).
+    Printed: the verdict counts per invariant and operation, each finding
+    with the command that replays it, and what to do next (--rows: every row).
     """
     for name in invariants:
         if name not in LAYOUT_PROPERTIES:
@@ -461,8 +464,10 @@ def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tu
         _save_traces(results, Path(traces_dir))
     if as_json:
         click.echo(results_json(results, {"options": options.to_json()}))
-    else:
+    elif rows:
         print_results(wide_console(), results)
+    else:
+        print_overview(wide_console(), results, traces_dir, _next_steps(results, _project_config()))
     if any(r.verdict in (Verdict.VACUOUS, Verdict.SPURIOUS, Verdict.NONCONFORMANT) for r in results):
         sys.exit(EXIT_TOOL_FAILURE)
     if any(r.verdict is Verdict.UNKNOWN for r in results):
@@ -510,24 +515,58 @@ class _ProgressLines:
                            highlight=False, soft_wrap=True)
 
 
-def _project_traces() -> list[Path]:
-    """The regression trace directories of the [tool.pcpu-verify] config at or above the working directory."""
+def _project_config() -> Config | None:
+    """The [tool.pcpu-verify] config at or above the working directory, if any."""
     try:
         config_file = find_config(Path.cwd())
-    except CheckError:  # not inside a project: no witnesses
-        return []
+    except CheckError:  # not inside a project
+        return None
     try:
-        return [p for p in load_config(config_file).traces if p.is_dir()]
+        return load_config(config_file)
     except CheckError as e:
-        raise click.UsageError(f"the witnesses come from the project's config: {e}") from None
+        raise click.UsageError(f"the project's config (witnesses, baseline): {e}") from None
+
+
+def _project_traces() -> list[Path]:
+    """The regression trace directories of the project's config (none outside a project)."""
+    config = _project_config()
+    return [] if config is None else [p for p in config.traces if p.is_dir()]
+
+
+def _next_steps(results: list[Result], config: Config | None) -> list[str]:
+    """What a newcomer can do after `prove`: read the gallery, replay, see every row, compare with the baseline."""
+    steps = []
+    if config is not None and (config.root / "docs" / "gallery.md").is_file():
+        steps.append(f"every finding, minimised and drawn: {os.path.relpath(config.root / 'docs' / 'gallery.md')}")
+    steps.append("draw a trace step by step: pcpu-verify replay TRACE (with --html FILE, a page to share)")
+    steps.append("every obligation with its detail: add --rows (or --json)")
+    if config is None:
+        return steps
+    try:
+        baseline = load_baseline(config.baseline, required=False)
+    except CheckError as e:
+        return [*steps, f"the baseline could not be read: {e}"]
+    name = os.path.relpath(config.baseline)
+    for variant in sorted({r.variant for r in results}):
+        rows = [r for r in results if r.variant == variant]
+        compared = [(r, e) for r in rows if (e := baseline.expected(r.variant, r.geometry, r.invariant, r.op))]
+        differ = [f"{r.invariant} / {r.op} at {r.geometry} ({r.verdict.value}, expected {e})"
+                  for r, e in compared if r.verdict.value != e]
+        line = f"{variant}: {len(compared) - len(differ)} of {len(compared)} rows as {name} expects them"
+        if differ:
+            line += f"; {len(differ)} differ: {'; '.join(differ[:3])}" + ("; ..." if len(differ) > 3 else "")
+        unlisted = sorted({r.geometry for r in rows} - set(baseline.suites.get(variant, {})))
+        if unlisted:
+            line += f" ({', '.join(unlisted)}: not in the baseline)"
+        steps.append(line)
+    return steps
 
 
 def _save_traces(results: list[Result], directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     for r in results:
         if r.verdict is Verdict.VIOLATED and r.trace is not None:
-            name = f"{r.variant}__{r.geometry}__{r.invariant}__{r.op}.json"
-            write_atomically(directory / name, json.dumps(r.trace, indent=2) + "\n")
+            write_atomically(directory / trace_file_name(r), json.dumps(r.trace, indent=2) + "\n")
 
 
 main.add_command(check)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import shutil
@@ -94,3 +95,54 @@ def test_prove_in_a_log_prints_a_line_per_finished_group() -> None:
         assert re.fullmatch(r"prove: v1 1x4: [^:]+: (\d+ [A-Z-]+(, )?)+ \[\d+ of 12 in v1 1x4; \d+m\d\ds elapsed\]",
                             line), line
     assert "[12 of 12 in v1 1x4;" in lines[-1]
+
+
+# -- prove's summary ---------------------------------------------------------------------------------------
+
+ROOT = TESTS.parent
+FINDING = ("prove", "--variant", "v1", "--geometry", "1x4", "--depth", "1", "--invariant", "static-overlap-hidden",
+           "--invariant", "nr-empty-pop-pages-matches-bitmap", "--no-layout")
+
+
+def test_prove_prints_counts_findings_and_what_to_do_next(tmp_path: Path) -> None:
+    """Run inside the project, as a newcomer would: the counts, each finding with its replay command, next steps."""
+    traces = tmp_path / "found"
+    result = pcpu_verify(*FINDING, "--traces", traces, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    header = out.splitlines()[0].split()
+    assert header == ["invariant", "init", "1st", "alloc", "free", "pop", "depop"]
+    assert re.search(r"^nr-empty-pop-pages-matches-bitmap +1P +1P +1V +1P +1P +1P *$", out, re.MULTILINE), out
+    assert "┃" not in out and "│" not in out  # not the table of every row
+    finding = f"v1 1x4 nr-empty-pop-pages-matches-bitmap / alloc: a trace of 1 op; pcpu-verify replay {traces}/"
+    assert finding in out
+    command = out[out.index(finding):].split("pcpu-verify ", 1)[1].splitlines()[0].split()
+    replayed = pcpu_verify(*command, cwd=ROOT)
+    assert replayed.returncode == 0 and "reproduced at step 0" in replayed.stdout.splitlines()[-1]
+    steps = out[out.index("\nnext:\n"):]
+    assert "docs/gallery.md" in steps and "pcpu-verify replay TRACE" in steps and "--rows" in steps
+    assert "v1: 0 of 0 rows as baseline.json expects them (1x4: not in the baseline)" in steps
+
+
+def test_prove_rows_is_the_full_table() -> None:
+    result = pcpu_verify(*FINDING, "--rows")
+    assert result.returncode == 0, result.stderr
+    assert "detail" in result.stdout.splitlines()[1]
+    assert result.stdout.count("│ v1      │") == 7  # one row per obligation
+    assert result.stdout.splitlines()[-1].startswith("7 obligations: 5 PROVED, 2 VIOLATED")
+
+
+def test_details_of_a_first_chunk_violation_read_as_a_sentence() -> None:
+    """Was ``0 ops (populated None): ; static_size=1``."""
+    from pcpuverify.proofs.results import Result, Verdict
+    from pcpuverify.report import Console, results_table
+
+    trace = {"format": "pcpu-verify-trace/1", "variant": "v1", "geometry": {"block_bits": 4},
+             "init": {"kind": "first_chunk", "static_size": 1, "reserved_size": 0, "dyn_size": 16}, "ops": [],
+             "violates": "static-overlap-hidden"}
+    row = Result("v1", "1x4", "static-overlap-hidden", "init-first-chunk", Verdict.VIOLATED, 0.5,
+                 detail="static_size=1 reserved_size=0", trace=trace)
+    console = Console(width=400, record=True, file=io.StringIO())
+    console.print(results_table([row]))
+    text = console.export_text()
+    assert "0 ops from the first chunk static_size=1 reserved_size=0 dyn_size=16: broken as created" in text
