@@ -146,3 +146,20 @@ def test_details_of_a_first_chunk_violation_read_as_a_sentence() -> None:
     console.print(results_table([row]))
     text = console.export_text()
     assert "0 ops from the first chunk static_size=1 reserved_size=0 dyn_size=16: broken as created" in text
+
+
+# -- check: fewer stateful examples is less coverage, not a change of verdict -----------------------------------
+
+
+def test_fewer_stateful_examples_is_coverage_not_a_regression(tmp_path: Path) -> None:
+    from test_faults import write_check_config
+
+    write_check_config(tmp_path, **{"stateful-examples": 20})
+    config = ("check", "--config", tmp_path / "check.toml")
+    recorded = pcpu_verify(*config, "--update-baseline", cwd=tmp_path)
+    assert recorded.returncode == 0, recorded.stderr[-3000:]
+    result = pcpu_verify(*config, "--stateful-examples", "5", "--json", cwd=tmp_path)
+    assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-3000:])
+    rows = [r for r in json.loads(result.stdout)["results"] if r["kind"] == "stateful"]
+    assert rows and all(r["outcome"] == "ok" and r["expected"] is not None for r in rows)
+    assert all("coverage: 5 examples, the baseline's 20" in r["detail"] for r in rows)
