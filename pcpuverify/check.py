@@ -1363,10 +1363,12 @@ def run_check(config: Config, progress: ProgressFn | None = None, update_baselin
                 budget_exhausted = True
                 items_state[item.label] = "not run"
                 say(Progress(item.label, "not run", "the budget ran out while another check computed it"))
-            elif from_cache(item):
+            else:
+                # unlocked again at once, even to compute it: holding one lock while waiting for the next
+                # could deadlock two checks (rarely: only results never cached, UNKNOWN, end up here twice)
                 cache.release(item.key)
-            else:  # the other check stopped, or its result is not cached (UNKNOWN): compute it here
-                todo.append(item)
+                if not from_cache(item):  # the other check stopped, or its result is UNKNOWN: compute it here
+                    todo.append(item)
         if todo:
             budget_exhausted |= _run_pool(config, _order(todo, history), deadline, cache, say,
                                           suite_results, stateful_results, partial, items_state, history)
@@ -1599,15 +1601,42 @@ def _minimise_new_violations(config: Config, rows: list[Row], suites: list[Suite
     if not wanted:
         return rows
     out = list(rows)
-    todo: dict[int, MinimiseItem] = {}
-    for i, m in wanted.items():
+
+    def cached(i: int, m: MinimiseItem) -> bool:
         hit = cache.get(m.key, lambda p: trace_from_json(p).to_json())
         if hit is not None:
             out[i] = replace(out[i], minimised=hit)
-        else:
-            todo[i] = m
+        return hit is not None
+
+    try:  # the suites' two phases (run_check): ours first, then those another check was computing
+        todo: dict[int, MinimiseItem] = {}
+        busy: dict[int, MinimiseItem] = {}
+        for i, m in wanted.items():
+            if not cache.claim(m.key):
+                busy[i] = m
+            elif cached(i, m):
+                cache.release(m.key)
+            else:
+                todo[i] = m
+        _minimise(config, todo, deadline, cache, say, out)
+        cache.release_all()
+        todo = {}
+        for i, m in busy.items():
+            if cache.wait(m.key, deadline):
+                cache.release(m.key)
+                if not cached(i, m):
+                    todo[i] = m
+        _minimise(config, todo, deadline, cache, say, out)
+    finally:
+        cache.release_all()
+    return out
+
+
+def _minimise(config: Config, todo: dict[int, MinimiseItem], deadline: float | None, cache: Cache,
+              say: ProgressFn, out: list[Row]) -> None:
+    """Minimise ``todo`` (row index -> item) in the pool within the deadline, into ``out``; cache each trace."""
     if not todo or (deadline is not None and time.perf_counter() >= deadline):
-        return out
+        return
     pool = _Pool(min(config.workers, len(todo)), config.plugins)
     try:
         futures = {pool.submit(m, None): i for i, m in todo.items()}
@@ -1621,15 +1650,15 @@ def _minimise_new_violations(config: Config, rows: list[Row], suites: list[Suite
             if value is not None:
                 cache.put(todo[i].key, value)
                 out[i] = replace(out[i], minimised=value)
+            cache.release(todo[i].key)  # no trace (its replay failed): a waiting check computes its own
             say(Progress(todo[i].label, "done"))
         if pending:
             pool.stop()
-            return out
+            return
     except BaseException:
         pool.stop()
         raise
     pool.close()
-    return out
 
 
 def baseline_from(run: CheckRun, old: Baseline) -> Baseline:

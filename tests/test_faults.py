@@ -396,4 +396,8 @@ def test_second_concurrent_check_reads_the_first_ones_result(tmp_path: Path) -> 
     assert procs[1].returncode == procs[0].returncode, err2[-3000:]
     progress = [line for line in err2.splitlines() if line.startswith("check: v1 1x4: ")]
     assert [line.split(":")[2].strip() for line in progress] == ["waiting", "cached"], err2[-3000:]
+    # the new violations' minimised traces too: each is computed by one check or the other, never both
+    entries = [p for p in (tmp_path / "cache").glob("*.json") if p.name != "history.json"]
+    minimised_here = sum(line.startswith("check: minimise ") and line.endswith(": done") for line in err2.splitlines())
+    assert (first["cache"]["written"] - 1) + minimised_here == len(entries) - 1 > 0, err2[-3000:]
     assert not list((tmp_path / "cache").glob("*.lock"))
