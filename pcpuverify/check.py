@@ -29,15 +29,18 @@ Nothing here prints: the CLI (check_cli.py) and reports.py turn a
 from __future__ import annotations
 
 import enum
+import fcntl
 import hashlib
 import importlib.util
 import inspect
 import json
+import math
 import multiprocessing
 import os
 import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -67,12 +70,13 @@ from pcpuverify.model.geometry import Geometry, GeometryError
 from pcpuverify.model.ops import FirstChunkInit
 from pcpuverify.model.reference import OpError
 from pcpuverify.model.trace import TraceError, load_trace, read_input, trace_from_json, write_atomically
+from pcpuverify.symbolic.bv import check_encodable
 from pcpuverify.proofs.initiation import OP as FIRST_CHUNK_OP
 from pcpuverify.proofs.layout import LAYOUT_PROPERTIES, PRECONDITION_SETS
 from pcpuverify.proofs.obligations import OPS
 from pcpuverify.proofs.results import Result, Verdict
-from pcpuverify.proofs.solver import SolverOptions
-from pcpuverify.proofs.suite import SuiteOptions
+from pcpuverify.proofs.solver import MAX_RLIMIT, MAX_SEED, MAX_TIMEOUT, MIN_TIMEOUT, SolverOptions
+from pcpuverify.proofs.suite import MAX_DEPTH, SuiteOptions
 from pcpuverify.symbolic.subjects import SUBJECTS, SubjectError, inherited_layout, register, subject
 
 # Exit codes of ``pcpu-verify check`` (the same numbering as ``prove``).
@@ -82,6 +86,11 @@ EXIT_USAGE = 2  # bad usage or input: config, baseline, trace, variant, geometry
 EXIT_UNDECIDED = 3  # some obligation UNKNOWN (solver limit or timeout) or NOT RUN (budget): never a pass
 EXIT_TOOL_FAILURE = 4  # VACUOUS, SPURIOUS or NONCONFORMANT: the encoding or the tool is wrong
 EXIT_INTERRUPTED = 130  # Ctrl-C: no report written, no half-written cache entry
+EXIT_TERMINATED = 128 + signal.SIGTERM  # 143: SIGTERM (a CI job cancelled), handled as Ctrl-C is
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread like KeyboardInterrupt, so that it unwinds the same way."""
 
 CACHE_FORMAT = "pcpu-verify-check-cache/1"
 BASELINE_FORMAT = "pcpu-verify-baseline/1"
@@ -183,10 +192,10 @@ class Row:
 CONFIG_KEYS: dict[str, str] = {
     "variants": "a list of variant names",
     "geometries": "a list of geometries PAGESxBITS, e.g. [\"1x8\"]",
-    "depth": "the bounded model checking depth, an integer >= 1",
-    "rlimit": "Z3's resource limit per query, an integer >= 1",
-    "seed": "the Z3 and conformance seed, an integer >= 0",
-    "timeout": "wall-clock seconds per solver query (a safety net), a number > 0",
+    "depth": f"the bounded model checking depth, an integer from 1 to {MAX_DEPTH}",
+    "rlimit": f"Z3's resource limit per query, an integer from 1 to {MAX_RLIMIT}",
+    "seed": f"the Z3 and conformance seed, an integer from 0 to {MAX_SEED}",
+    "timeout": f"wall-clock seconds per solver query (a safety net), from {MIN_TIMEOUT} to {MAX_TIMEOUT}",
     "budget": "wall-clock seconds for the whole check, 0 for none",
     "jobs": "worker processes, 0 for one per core",
     "cache-dir": "the cache directory, relative to the config file",
@@ -260,6 +269,7 @@ class Config:
         for i, spec in enumerate(self.geometries):
             try:
                 out.append(Geometry.parse(spec))
+                check_encodable(out[-1])
             except GeometryError as e:
                 raise CheckError(f"geometry {spec!r} (geometries[{i}]): {e}") from None
         return out
@@ -317,15 +327,15 @@ def _validated(path: Path, v: dict[str, Any]) -> Config:
     def bad(key: str) -> CheckError:
         return CheckError(f"{where}: {key!r} must be {CONFIG_KEYS[key]} (got {v[key]!r})")
 
-    def integer(key: str, least: int) -> int:
+    def integer(key: str, least: int, most: int | None = None) -> int:
         value = v[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        if isinstance(value, bool) or not isinstance(value, int) or value < least or (most is not None and value > most):
             raise bad(key)
         return value
 
-    def number(key: str, least: float, strict: bool) -> float:
+    def number(key: str, least: float, most: float | None = None) -> float:
         value = v[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < least or (strict and value == least):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not least <= value <= (math.inf if most is None else most):
             raise bad(key)
         return float(value)
 
@@ -354,11 +364,11 @@ def _validated(path: Path, v: dict[str, Any]) -> Config:
         root=path.parent.resolve(),
         variants=variants,
         geometries=geometries,
-        depth=integer("depth", 1),
-        rlimit=integer("rlimit", 1),
-        seed=integer("seed", 0),
-        timeout=number("timeout", 0, strict=True),
-        budget=number("budget", 0, strict=False),
+        depth=integer("depth", 1, MAX_DEPTH),
+        rlimit=integer("rlimit", 1, MAX_RLIMIT),
+        seed=integer("seed", 0, MAX_SEED),
+        timeout=number("timeout", MIN_TIMEOUT, MAX_TIMEOUT),
+        budget=number("budget", 0),
         jobs=integer("jobs", 0),
         cache_dir=None if cache is False else a_path("cache-dir"),
         baseline=a_path("baseline"),
@@ -444,17 +454,18 @@ def layout_rows(properties: frozenset[str] | None = None) -> list[tuple[str, str
 # -- cache keys ------------------------------------------------------------------------------------------
 
 
-def _package_dir(module: str) -> Path:
-    return Path(importlib.import_module(module).__file__ or "").parent
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+# Modules that only print, draw or parse the command line: no module the key hashes imports them
+# (tests/test_faults.py holds that), so a result cannot depend on them and editing them keeps the cache.
+# Every other module counts, including ones added later: forgetting a folder can no longer serve a stale verdict.
+PRESENTATION_MODULES = frozenset({"cli.py", "check_cli.py", "report.py", "reports.py", "draw.py"})
 
 
-SOURCE_PACKAGES = (
-    "pcpuverify.model",
-    "pcpuverify.symbolic",
-    "pcpuverify.invariants",
-    "pcpuverify.counterexamples",
-    "pcpuverify.proofs",
-)
+def source_files() -> list[Path]:
+    """Every .py file of the package a result may depend on (all but ``PRESENTATION_MODULES``)."""
+    return sorted(p for p in PACKAGE_DIR.rglob("*.py")
+                  if p.relative_to(PACKAGE_DIR).as_posix() not in PRESENTATION_MODULES)
 
 
 def _without_other_variants(path: Path, text: str, keep: set[type]) -> str:
@@ -479,19 +490,17 @@ def _without_other_variants(path: Path, text: str, keep: set[type]) -> str:
 
 
 def source_digest(variant: str, plugins: tuple[Path, ...] = ()) -> str:
-    """A hash of the sources the results for ``variant`` depend on: model/, invariants/, proofs/ and plugins."""
+    """A hash of the sources the results for ``variant`` depend on: ``source_files()`` and the plugins."""
     keep: set[type] = set()
     if variant in SUBJECTS:
         parts = SUBJECTS[variant]
         for cls in (parts.model, parts.encoding, parts.layout):
             keep |= set(cls.__mro__) if cls is not None else set()
     h = hashlib.sha256()
-    for package in SOURCE_PACKAGES:
-        folder = _package_dir(package)
-        for file in sorted(folder.rglob("*.py")):
-            text = file.read_text(encoding="utf-8")
-            h.update(f"{package}/{file.relative_to(folder).as_posix()}\0".encode())
-            h.update(_without_other_variants(file, text, keep).encode())
+    for file in source_files():
+        text = file.read_text(encoding="utf-8")
+        h.update(f"{file.relative_to(PACKAGE_DIR).as_posix()}\0".encode())
+        h.update(_without_other_variants(file, text, keep).encode())
     for plugin in sorted(plugins):
         h.update(f"plugin\0{plugin.name}\0".encode())
         h.update(plugin.read_bytes())
@@ -578,9 +587,83 @@ class CacheStats:
 class Cache:
     """Results on disk, one JSON file per key, written atomically; never trusted without checking."""
 
-    def __init__(self, directory: Path | None) -> None:
+    def __init__(self, directory: Path | None, warn: Callable[[str], None] = lambda message: None) -> None:
         self.directory = directory
         self.stats = CacheStats()
+        self.warn = warn
+        self.writable = directory is not None
+        self.locks: dict[str, int] = {}  # key -> the open lock file this process holds
+
+    def _cannot_write(self, e: OSError) -> None:
+        self.writable = False
+        self.warn(f"cannot write to the cache {self.directory} ({e.strerror or e}):"
+                  " running without writing to it, so the next run recomputes what this one does")
+
+    # One lock file per entry, ``<key>.lock``: a check that finds an entry missing takes its lock before
+    # computing it, so that a second check on the same tree waits for the entry instead of recomputing it.
+    def claim(self, key: str) -> bool:
+        """Take the lock of ``key`` if no other process holds it; True too when the cache cannot be locked."""
+        if not self.writable:
+            return True  # no cache, or a read-only one: nothing to share, nothing to wait for
+        assert self.directory is not None
+        path = self.directory / f"{key}.lock"
+        while True:
+            try:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            except OSError as e:
+                self._cannot_write(e)
+                return True
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return False
+            # the holder before us unlinks the file before it unlocks: a lock on an unlinked file guards nothing
+            try:
+                current = os.fstat(fd).st_ino == os.stat(path).st_ino
+            except FileNotFoundError:
+                current = False
+            if current:
+                self.locks[key] = fd
+                return True
+            os.close(fd)
+
+    def wait(self, key: str, deadline: float | None) -> bool:
+        """Take the lock of ``key`` once its holder lets go; False if ``deadline`` passes first."""
+        while not self.claim(key):
+            if deadline is not None and time.perf_counter() >= deadline:
+                return False
+            time.sleep(0.2)  # polled, not a blocking flock: the budget and Ctrl-C still apply
+        return True
+
+    def release(self, key: str) -> None:
+        fd = self.locks.pop(key, None)
+        if fd is None:
+            return
+        assert self.directory is not None
+        try:
+            (self.directory / f"{key}.lock").unlink()  # before unlocking: see claim
+        except OSError:
+            pass  # already gone (a cache cleared by hand): unlocking is all that is left
+        os.close(fd)
+
+    def release_all(self) -> None:
+        for key in list(self.locks):
+            self.release(key)
+
+    def _write(self, path: Path, text: str) -> bool:
+        """Write atomically; the first failure (a read-only cache) is one warning, then the run goes on uncached."""
+        if not self.writable:
+            return False
+        assert self.directory is not None
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            write_atomically(path, text)
+        except OSError as e:
+            self._cannot_write(e)
+            return False
+        return True
 
     def _path(self, key: str) -> Path:
         assert self.directory is not None
@@ -608,9 +691,8 @@ class Cache:
     def put(self, key: str, payload: Any) -> None:
         if self.directory is None:
             return
-        self.directory.mkdir(parents=True, exist_ok=True)
-        write_atomically(self._path(key), json.dumps({"format": CACHE_FORMAT, "key": key, "payload": payload}))
-        self.stats.written += 1
+        if self._write(self._path(key), json.dumps({"format": CACHE_FORMAT, "key": key, "payload": payload})):
+            self.stats.written += 1
 
     # the time each suite took last, and how often it failed: what --budget orders by
     def history(self) -> dict[str, Any]:
@@ -625,8 +707,7 @@ class Cache:
     def save_history(self, history: dict[str, Any]) -> None:
         if self.directory is None:
             return
-        self.directory.mkdir(parents=True, exist_ok=True)
-        write_atomically(self.directory / "history.json", json.dumps(history, indent=1, sort_keys=True))
+        self._write(self.directory / "history.json", json.dumps(history, indent=1, sort_keys=True))
 
 
 def result_to_json(r: Result) -> dict[str, Any]:
@@ -896,11 +977,21 @@ def _owns(item: Item, row: Row) -> bool:
     return False
 
 
-def _worker_init(plugins: tuple[Path, ...]) -> None:
+def _worker_init(plugins: tuple[Path, ...], parent: int) -> None:
     # The parent owns Ctrl-C: it stops the workers and writes nothing half-done.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A parent that dies without stopping us (SIGKILL, a crash) cannot: leave with it, and with the last
+    # worker gone the resource tracker sees its pipe close and leaves too.  Polled rather than
+    # PR_SET_PDEATHSIG, which fires when the parent's *thread* that spawned us ends, and is Linux only.
+    threading.Thread(target=_exit_with_parent, args=(parent,), name="exit-with-parent", daemon=True).start()
     for plugin in plugins:
         load_plugin(plugin)
+
+
+def _exit_with_parent(parent: int) -> None:
+    while os.getppid() == parent:  # reparented (to init or a subreaper) once the parent is gone
+        time.sleep(0.5)
+    os._exit(EXIT_TERMINATED)  # no cleanup to do: the parent writes every file, and it is gone
 
 
 def run_item(item: Item, rows_file: str | None = None) -> Any:
@@ -982,7 +1073,7 @@ class Progress:
     """One event for the terminal: an item started, streamed a row, or finished."""
 
     label: str
-    event: str  # "start", "row", "done", "cached", "not run"
+    event: str  # "start", "row", "done", "cached", "not run", "waiting", "warning"
     message: str = ""
     done: int = 0
     total: int = 0
@@ -1122,7 +1213,7 @@ class _Pool:
     def __init__(self, workers: int, plugins: tuple[Path, ...]) -> None:
         # spawn, not fork: the parent may run a progress thread, and a plugin must load the same way everywhere
         self.executor = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                            initializer=_worker_init, initargs=(plugins,))
+                                            initializer=_worker_init, initargs=(plugins, os.getpid()))
 
     def submit(self, item: Item, rows_file: str | None) -> Future[Any]:
         return self.executor.submit(run_item, item, rows_file)
@@ -1164,7 +1255,7 @@ def run_check(config: Config, progress: ProgressFn | None = None, update_baselin
     geometries = validate(config)
     baseline = load_baseline(config.baseline, required=not update_baseline)
     traces = regression_traces(config)
-    cache = Cache(config.cache_dir)
+    cache = Cache(config.cache_dir, lambda message: say(Progress("cache", "warning", message)))
     history = cache.history()
 
     rows: list[Row] = []
@@ -1204,37 +1295,60 @@ def run_check(config: Config, progress: ProgressFn | None = None, update_baselin
     suite_results: dict[str, list[Result]] = {}  # suites and layout suites, by label
     stateful_results: dict[str, dict[str, Any]] = {}
     partial: dict[str, list[Result]] = {}
-    todo: list[Item] = []
-    for s in suites:
-        expected = suite_rows(s.invariants, s.ops)
-        hit = cache.get(s.key, _suite_payload(s.variant, s.geometry.name, expected))
-        if hit is not None:
-            suite_results[s.label] = hit
-            items_state[s.label] = "cached"
-            say(Progress(s.label, "cached", f"{len(hit)} rows from the cache"))
+
+    def from_cache(item: SuiteItem | LayoutItem | StatefulItem) -> bool:
+        """Fill in ``item``'s results from its cache entry; False when there is none to use."""
+        if isinstance(item, StatefulItem):
+            found = cache.get(item.key, _stateful_payload)
+            if found is None:
+                return False
+            stateful_results[item.label] = found
+            message = f"{len(found['broken'])} broken, from the cache"
         else:
-            todo.append(s)
-    for lay in layouts:
-        hit = cache.get(lay.key, _layout_payload(lay.variant))
-        if hit is not None:
-            suite_results[lay.label] = hit
-            items_state[lay.label] = "cached"
-            say(Progress(lay.label, "cached", f"{len(hit)} rows from the cache"))
-        else:
-            todo.append(lay)
-    for st in statefuls:
-        hit = cache.get(st.key, _stateful_payload)
-        if hit is not None:
-            stateful_results[st.label] = hit
-            items_state[st.label] = "cached"
-            say(Progress(st.label, "cached", f"{len(hit['broken'])} broken, from the cache"))
-        else:
-            todo.append(st)
+            parse = (_suite_payload(item.variant, item.geometry.name, suite_rows(item.invariants, item.ops))
+                     if isinstance(item, SuiteItem) else _layout_payload(item.variant))
+            results = cache.get(item.key, parse)
+            if results is None:
+                return False
+            suite_results[item.label] = results
+            message = f"{len(results)} rows from the cache"
+        items_state[item.label] = "cached"
+        say(Progress(item.label, "cached", message))
+        return True
 
     budget_exhausted = False
-    if todo:
-        budget_exhausted = _run_pool(config, _order(todo, history), deadline, cache, say,
-                                     suite_results, stateful_results, partial, items_state, history)
+    try:
+        todo: list[Item] = []
+        busy: list[SuiteItem | LayoutItem | StatefulItem] = []  # another check is computing these
+        for item in [*suites, *layouts, *statefuls]:
+            if not cache.claim(item.key):
+                busy.append(item)
+                say(Progress(item.label, "waiting", "another check is computing it: its result will be used"))
+            elif from_cache(item):
+                cache.release(item.key)
+            else:
+                todo.append(item)  # its lock is held until its entry is written (or the run ends)
+        if todo:
+            budget_exhausted = _run_pool(config, _order(todo, history), deadline, cache, say,
+                                         suite_results, stateful_results, partial, items_state, history)
+        cache.release_all()  # no lock is held while waiting for another's: no two checks wait for each other
+        todo = []
+        for item in busy:
+            if not cache.wait(item.key, deadline):
+                budget_exhausted = True
+                items_state[item.label] = "not run"
+                say(Progress(item.label, "not run", "the budget ran out while another check computed it"))
+            else:
+                # unlocked again at once, even to compute it: holding one lock while waiting for the next
+                # could deadlock two checks (rarely: only results never cached, UNKNOWN, end up here twice)
+                cache.release(item.key)
+                if not from_cache(item):  # the other check stopped, or its result is UNKNOWN: compute it here
+                    todo.append(item)
+        if todo:
+            budget_exhausted |= _run_pool(config, _order(todo, history), deadline, cache, say,
+                                          suite_results, stateful_results, partial, items_state, history)
+    finally:
+        cache.release_all()
 
     # compare
     for s in suites:
@@ -1348,6 +1462,7 @@ def _finish(f: Future[Any], item: Item, cache: Cache, say: ProgressFn, suite_res
         stateful_results[item.label] = value
         cache.put(item.key, value)
         say(Progress(item.label, "done", f"{len(value['broken'])} invariants broken"))
+    cache.release(item.key)  # a check waiting for this entry reads it now (or, if UNKNOWN, computes it)
     entry = history.setdefault(item.label, {})
     if isinstance(entry, dict) and not isinstance(item, MinimiseItem):
         entry["seconds"] = round(seconds, 2)
@@ -1419,10 +1534,14 @@ def _layout_check_rows(lay: LayoutItem, results: list[Result], baseline: Baselin
 def _stateful_check_rows(st: StatefulItem, found: dict[str, Any] | None, baseline: Baseline, config: Config,
                          cached: bool) -> list[Row]:
     known = baseline.stateful.get(st.variant, {})
-    same_budget = baseline.stateful_examples == config.stateful_examples
+    recorded = baseline.stateful_examples is not None
+    # Another number of examples samples more or less, it does not change what holds: still held to the
+    # baseline, the difference reported as coverage (fewer examples may miss a known violation, below).
+    coverage = "" if baseline.stateful_examples in (None, config.stateful_examples) else (
+        f"coverage: {config.stateful_examples} examples, the baseline's {baseline.stateful_examples}")
     out = []
     for inv in (i.name for i in INVARIANTS):  # the 2017 chunk's: the variants the stateful machines run
-        expected = ("BROKEN" if inv in known else "HELD") if same_budget else None
+        expected = ("BROKEN" if inv in known else "HELD") if recorded else None
         if found is None:
             out.append(Row("stateful", st.variant, "stateful", inv, "stateful", NOT_RUN, expected, Outcome.NOT_RUN,
                            detail="the budget ran out before the stateful machines ran"))
@@ -1437,8 +1556,8 @@ def _stateful_check_rows(st: StatefulItem, found: dict[str, Any] | None, baselin
             outcome = Outcome.OK
             detail = f"known violation not reached within {config.stateful_examples} examples"
         if expected is None and outcome.regression:
-            detail = (f"the baseline's stateful section was recorded with {baseline.stateful_examples} examples,"
-                      f" this run used {config.stateful_examples}")
+            detail = "the baseline has no stateful section; record it with --update-baseline"
+        detail = "; ".join(d for d in (detail, coverage) if d)
         out.append(Row("stateful", st.variant, "stateful", inv, "stateful", verdict, expected, outcome,
                        found["seconds"] / max(len(INVARIANTS), 1), cached, detail, broken))
     return out
@@ -1457,15 +1576,42 @@ def _minimise_new_violations(config: Config, rows: list[Row], suites: list[Suite
     if not wanted:
         return rows
     out = list(rows)
-    todo: dict[int, MinimiseItem] = {}
-    for i, m in wanted.items():
+
+    def cached(i: int, m: MinimiseItem) -> bool:
         hit = cache.get(m.key, lambda p: trace_from_json(p).to_json())
         if hit is not None:
             out[i] = replace(out[i], minimised=hit)
-        else:
-            todo[i] = m
+        return hit is not None
+
+    try:  # the suites' two phases (run_check): ours first, then those another check was computing
+        todo: dict[int, MinimiseItem] = {}
+        busy: dict[int, MinimiseItem] = {}
+        for i, m in wanted.items():
+            if not cache.claim(m.key):
+                busy[i] = m
+            elif cached(i, m):
+                cache.release(m.key)
+            else:
+                todo[i] = m
+        _minimise(config, todo, deadline, cache, say, out)
+        cache.release_all()
+        todo = {}
+        for i, m in busy.items():
+            if cache.wait(m.key, deadline):
+                cache.release(m.key)
+                if not cached(i, m):
+                    todo[i] = m
+        _minimise(config, todo, deadline, cache, say, out)
+    finally:
+        cache.release_all()
+    return out
+
+
+def _minimise(config: Config, todo: dict[int, MinimiseItem], deadline: float | None, cache: Cache,
+              say: ProgressFn, out: list[Row]) -> None:
+    """Minimise ``todo`` (row index -> item) in the pool within the deadline, into ``out``; cache each trace."""
     if not todo or (deadline is not None and time.perf_counter() >= deadline):
-        return out
+        return
     pool = _Pool(min(config.workers, len(todo)), config.plugins)
     try:
         futures = {pool.submit(m, None): i for i, m in todo.items()}
@@ -1479,15 +1625,15 @@ def _minimise_new_violations(config: Config, rows: list[Row], suites: list[Suite
             if value is not None:
                 cache.put(todo[i].key, value)
                 out[i] = replace(out[i], minimised=value)
+            cache.release(todo[i].key)  # no trace (its replay failed): a waiting check computes its own
             say(Progress(todo[i].label, "done"))
         if pending:
             pool.stop()
-            return out
+            return
     except BaseException:
         pool.stop()
         raise
     pool.close()
-    return out
 
 
 def baseline_from(run: CheckRun, old: Baseline) -> Baseline:

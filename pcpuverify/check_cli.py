@@ -9,6 +9,7 @@ Exit codes (pcpuverify/check.py):
     3  undecided: some obligation UNKNOWN (solver limit, timeout) or NOT RUN (budget)
     4  tool failure: VACUOUS, SPURIOUS or NONCONFORMANT (the encoding disagrees with model/)
   130  interrupted (Ctrl-C): no report written, no half-written cache entry
+  143  terminated (SIGTERM): the same
 
 When several apply, the first of 4, 1, 3 wins.
 """
@@ -16,26 +17,38 @@ When several apply, the first of 4, 1, 3 wins.
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from pcpuverify.check import (
     EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
     CheckError,
     EXIT_USAGE,
     USER_ERRORS,
     CheckRun,
+    Terminated,
     load_config,
     run_check,
 )
 from pcpuverify.check import Progress as CheckProgress
 from pcpuverify.model.trace import write_atomically
+from pcpuverify.proofs.solver import MAX_RLIMIT, MAX_SEED, MAX_TIMEOUT, MIN_TIMEOUT
+from pcpuverify.proofs.suite import MAX_DEPTH
+from pcpuverify.report import Console
 from pcpuverify.reports import junit_xml, markdown, print_check, sarif_json
+
+
+# The ranges of the numeric options, `prove`'s too; check.py holds the config to the same bounds.
+TIMEOUT = click.FloatRange(MIN_TIMEOUT, MAX_TIMEOUT)
+RLIMIT = click.IntRange(1, MAX_RLIMIT)
+SEED = click.IntRange(0, MAX_SEED)
+DEPTH = click.IntRange(1, MAX_DEPTH)
 
 
 class _Display:
@@ -49,6 +62,9 @@ class _Display:
         self.tasks: dict[str, TaskID] = {}
 
     def __call__(self, p: CheckProgress) -> None:
+        if p.event == "warning":  # not progress: --quiet keeps it
+            self.console.print(f"pcpu-verify: warning: {p.message}", highlight=False, soft_wrap=True)
+            return
         if self.quiet:
             return
         if self.live:
@@ -58,7 +74,7 @@ class _Display:
                 self.bars.update(self.tasks[p.label], completed=p.done, total=p.total)
             if p.event in ("done", "not run") and p.label in self.tasks:
                 self.bars.remove_task(self.tasks.pop(p.label))
-        if p.event in ("done", "cached", "not run"):
+        if p.event in ("done", "cached", "not run", "waiting"):
             self.console.print(f"check: {p.label}: {p.event}{': ' + p.message if p.message else ''}", highlight=False)
 
 
@@ -83,17 +99,17 @@ def _write(path: str | None, text: str) -> None:
 @click.option("--op", "ops", multiple=True, help="Only this operation, or `layout` for the layout rows (repeatable).")
 @click.option("--variant-module", "plugins", multiple=True, type=click.Path(dir_okay=False),
               help="A Python file that registers extra variants (pcpuverify.check.register_variant).")
-@click.option("--depth", type=int, default=None, help="Bounded model checking depth.")
-@click.option("--rlimit", type=int, default=None, help="Z3 resource limit per query.")
-@click.option("--seed", type=int, default=None, help="Z3 and conformance seed.")
-@click.option("--timeout", type=float, default=None, help="Wall-clock seconds per query (a safety net).")
-@click.option("--budget", type=float, default=None,
+@click.option("--depth", type=DEPTH, default=None, help="Bounded model checking depth.")
+@click.option("--rlimit", type=RLIMIT, default=None, help="Z3 resource limit per query.")
+@click.option("--seed", type=SEED, default=None, help="Z3 and conformance seed.")
+@click.option("--timeout", type=TIMEOUT, default=None, help="Wall-clock seconds per query (a safety net).")
+@click.option("--budget", type=click.FloatRange(min=0), default=None,
               help="Seconds for the whole check; what it does not reach is reported NOT RUN (exit 3).")
-@click.option("--jobs", type=int, default=None, help="Worker processes (0: one per core).")
+@click.option("--jobs", type=click.IntRange(min=0), default=None, help="Worker processes (0: one per core).")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None, help="The result cache directory.")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the cache.")
 @click.option("--baseline", type=click.Path(dir_okay=False), default=None, help="The baseline file.")
-@click.option("--stateful-examples", type=int, default=None,
+@click.option("--stateful-examples", type=click.IntRange(min=0), default=None,
               help="Hypothesis examples per geometry for the stateful machines (0: skip them).")
 @click.option("--layout/--no-layout", default=None,
               help="Run (or skip) the first-chunk layout proofs, PAGE_SIZE 4096, for every variant"
@@ -133,6 +149,7 @@ def check(config_file: str | None, variants: tuple[str, ...], geometries: tuple[
         "ops": list(ops) or None,
         "plugins": [str(cwd / p) for p in plugins] or None,
     }
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         config = load_config(Path(config_file) if config_file else None, overrides)
         display = _Display(err, quiet or as_json and not err.is_terminal)
@@ -147,8 +164,17 @@ def check(config_file: str | None, variants: tuple[str, ...], geometries: tuple[
     except KeyboardInterrupt:
         click.echo("pcpu-verify: interrupted: no report written", err=True)
         sys.exit(EXIT_INTERRUPTED)
+    except Terminated:
+        click.echo("pcpu-verify: terminated: no report written", err=True)
+        sys.exit(EXIT_TERMINATED)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     _print(run, as_json)
     sys.exit(run.exit_code)
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise Terminated()
 
 
 def _print(run: CheckRun, as_json: bool) -> None:

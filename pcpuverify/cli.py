@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import html
 import io
 import json
+import os
+import signal
 import sys
+import time
+import traceback
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
@@ -12,16 +18,15 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import click
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
-from pcpuverify.check import CheckError, find_config, load_config
-from pcpuverify.check_cli import check
+from pcpuverify.check import EXIT_INTERRUPTED, CheckError, Config, find_config, load_baseline, load_config, suite_rows
+from pcpuverify.check_cli import DEPTH, RLIMIT, SEED, TIMEOUT, check
 from pcpuverify.counterexamples.minimize import minimize as minimize_trace
 from pcpuverify.counterexamples.regression import regression_test
 from pcpuverify.counterexamples.witness import load_witnesses
-from pcpuverify.draw import draw_fresh_scans, draw_state
+from pcpuverify.draw import LEGEND, draw_fresh_scans, draw_state
 from pcpuverify.invariants.base import Violation
 from pcpuverify.invariants.check import Replayed, UnknownInvariant, invariant
 from pcpuverify.invariants.check import replay as replay_trace
@@ -32,19 +37,23 @@ from pcpuverify.model.ops import FirstChunkInit, op_to_json
 from pcpuverify.model.reference import OpError, Reference
 from pcpuverify.model.trace import Trace, TraceError, load_trace, write_atomically
 from pcpuverify.model.variants import VARIANTS, UnknownVariant
+from pcpuverify.proofs.initiation import OP as FIRST_CHUNK_OP
 from pcpuverify.proofs.layout import LAYOUT_PROPERTIES, run_layout_suite
 from pcpuverify.proofs.obligations import OPS
 from pcpuverify.proofs.results import Result, Verdict
 from pcpuverify.proofs.solver import SolverOptions
 from pcpuverify.proofs.suite import SuiteOptions, run_suite
-from pcpuverify.report import print_results, results_json, wide_console
+from pcpuverify.report import Console, print_overview, print_results, results_json, trace_file_name, wide_console
+from pcpuverify.symbolic.bv import check_encodable
 from pcpuverify.symbolic.subjects import SUBJECTS, SubjectError, subject
 
 EXIT_OK = 0
 EXIT_VIOLATION = 1  # a claim of the input did not hold (e.g. a trace's "violates")
 EXIT_USAGE = 2  # bad usage or input
 EXIT_UNKNOWN = 3  # some obligation is UNKNOWN: the solver gave no answer, nothing is decided
-EXIT_TOOL_FAILURE = 4  # VACUOUS, SPURIOUS or NONCONFORMANT: pcpu-verify itself is wrong somewhere
+EXIT_TOOL_FAILURE = 4  # VACUOUS, SPURIOUS or NONCONFORMANT, or a crash: pcpu-verify itself is wrong somewhere
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # the reader of stdout left early (`| head`): 141, as for `cat`
+# and from pcpuverify/check.py, shared with `check`: EXIT_INTERRUPTED (130, Ctrl-C), EXIT_TERMINATED (143, SIGTERM)
 
 DEFAULT_GEOMETRIES = ("1x8", "2x8", "3x8", "2x16")
 
@@ -73,7 +82,54 @@ def user_errors(func: F) -> F:
     return cast(F, wrapper)
 
 
-@click.group()
+class _Main(click.Group):
+    """The ``pcpu-verify`` group: usage errors of every command as one line, the same way."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, windows_expand_args: bool = True, **extra: Any) -> Any:
+        # click's own standalone handling prints a 4-line usage block: take it over (standalone_mode=False
+        # hands us the exceptions), and print one line naming the option, with where to read the rest.
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False,
+                              windows_expand_args=windows_expand_args, **extra)
+        except click.UsageError as e:
+            command = e.ctx.command_path if e.ctx is not None else "pcpu-verify"
+            click.echo(f"pcpu-verify: error: {e.format_message()} (see {command} --help)", err=True)
+            sys.exit(EXIT_USAGE)
+        except click.ClickException as e:  # its own exit code is 1, which means "did not reproduce" here
+            click.echo(f"pcpu-verify: error: {e.format_message()}", err=True)
+            sys.exit(EXIT_USAGE)
+        except click.Abort:  # Ctrl-C outside `check` (which handles its own)
+            click.echo("pcpu-verify: interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        if not standalone_mode:
+            return rv
+        sys.exit(rv if isinstance(rv, int) else EXIT_OK)  # an int is the code of --help or --version
+
+    def invoke(self, ctx: click.Context) -> Any:
+        # Here, not in main: click's main turns EPIPE into exit 1, which means "did not reproduce".
+        try:
+            try:
+                return super().invoke(ctx)
+            finally:
+                sys.stdout.flush()  # output still buffered when the reader left breaks here, not at exit
+        except (click.ClickException, click.exceptions.Exit):
+            raise
+        except BrokenPipeError:
+            # `pcpu-verify replay T | head -1`: the reader has what it wanted.  Quiet, and the status of a
+            # program killed by SIGPIPE, as `cat` would end; the rest of the output goes nowhere.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(EXIT_BROKEN_PIPE)
+        except Exception:
+            # Python's own exit code for an uncaught exception is 1, which here means "did not reproduce"
+            # (`check`: a regression): a crash is a failure of the tool, with the traceback to report it.
+            traceback.print_exc()
+            click.echo("pcpu-verify: internal error: this is a bug of pcpu-verify; please report it with the"
+                       " traceback above", err=True)
+            sys.exit(EXIT_TOOL_FAILURE)
+
+
+@click.group(cls=_Main)
 @click.version_option(package_name="pcpu-verify")
 def main() -> None:
     """Prove or refute the invariants of the percpu bitmap allocator (mm/percpu.c, July 2017 series)."""
@@ -161,6 +217,7 @@ def _draw_replay(console: Console, r: Replay, title: str) -> None:
     """The step-by-step picture: each state, each broken invariant, each wrong field against a fresh scan."""
     B = r.trace.geometry.block_bits
     console.print(f"[bold]{escape(title)}[/]: variant {r.trace.variant}, {len(r.trace.ops)} ops")
+    console.print(LEGEND, style="dim")
     console.print("initial state")
     console.print(draw_state(r.initial_state, B, _highlight(r.initial)))
     _draw_violations(console, r.initial_state, r.initial, B)
@@ -173,6 +230,22 @@ def _draw_replay(console: Console, r: Replay, title: str) -> None:
         console.print(f"[bold]step {s.index}[/]: {s.result.op.describe()}{ret}")
         console.print(draw_state(s.state, B, _highlight(s.violations)))
         _draw_violations(console, s.state, list(s.violations), B)
+    console.print(_outcome(r), highlight=False)
+
+
+def _outcome(r: Replay) -> str:
+    """The replay in one line: what the trace claims, and whether and where it happens."""
+    def at(step: int | None) -> str:
+        return "in the initial state" if step == -1 else f"at step {step}"
+
+    claim = r.trace.violates
+    if claim is not None:
+        step = r.first(claim)
+        return f"result: claimed violation of {claim} " + ("not reproduced" if step is None else f"reproduced {at(step)}")
+    first = r.first_broken()
+    if first is None:
+        return "result: no claimed violation, and no invariant broken"
+    return f"result: no claimed violation; the first broken invariant is {first}, {at(r.first(first))}"
 
 
 def _draw_violations(console: Console, state: dict[str, Any], violations: list[Violation], block_bits: int) -> None:
@@ -187,7 +260,9 @@ def _html(r: Replay, title: str) -> str:
     console = Console(record=True, file=io.StringIO(), width=200, highlight=False, soft_wrap=True,
                       color_system="truecolor", force_terminal=True)
     _draw_replay(console, r, title)
-    return console.export_html(inline_styles=True)
+    page = f"pcpu-verify replay: {title} (variant {r.trace.variant}, {len(r.trace.ops)} ops)"
+    # rich's page has no <title>: a browser tab or a mail attachment would show a bare file name
+    return console.export_html(inline_styles=True).replace("<head>", f"<head>\n<title>{html.escape(page)}</title>", 1)
 
 
 @main.command()
@@ -197,12 +272,15 @@ def _html(r: Replay, title: str) -> str:
               help="Also write the step-by-step drawing as a self-contained HTML page (for a mail or a review).")
 @click.option("--pytest", "pytest_file", metavar="FILE", default=None,
               help="Write a regression test: the violation at the same step here, none on variant 'fixed'.")
+@click.option("--draw", is_flag=True,
+              help="With --html or --pytest, draw the replay here too (by default: only what was written, and the result).")
 @user_errors
-def replay(trace_file: str, as_json: bool, html_file: str | None, pytest_file: str | None) -> None:
+def replay(trace_file: str, as_json: bool, html_file: str | None, pytest_file: str | None, draw: bool) -> None:
     """Replay TRACE_FILE on the reference and show the state after every step.
 
     Under a step that breaks an invariant, each wrong field is shown next
-    to the value a fresh scan of the bitmap gives.
+    to the value a fresh scan of the bitmap gives.  The last line says
+    whether the violation the trace claims was reproduced, and at which step.
     """
     trace = load_trace(trace_file)
     _check_claim(trace, trace_file)
@@ -224,8 +302,17 @@ def replay(trace_file: str, as_json: bool, html_file: str | None, pytest_file: s
     if regression is not None and pytest_file is not None:
         _write(pytest_file, regression)
 
+    written = []
+    if html_file is not None:
+        written.append(f"wrote {html_file}: the replay, {len(trace.ops)} steps drawn, as a self-contained HTML page")
+    if regression is not None:
+        written.append(f"wrote {pytest_file}: a regression test (run it with `pytest {pytest_file}`)")
+    for line in written:  # on stderr under --json, which keeps stdout one JSON document
+        click.echo(line, err=as_json)
     if as_json:
         click.echo(json.dumps(_replay_json(r), indent=2))
+    elif written and not draw:
+        click.echo(_outcome(r))
     else:
         _draw_replay(Console(highlight=False, soft_wrap=True), r, trace_file)
     if claim_fails:
@@ -293,9 +380,11 @@ def _geometry_name(trace: Trace) -> str:
 
 def _geometry(spec: str) -> Geometry:
     try:
-        return Geometry.parse(spec)
+        geometry = Geometry.parse(spec)
+        check_encodable(geometry)
+        return geometry
     except GeometryError as e:
-        raise click.BadParameter(str(e)) from None
+        raise click.BadParameter(str(e), param_hint="'--geometry'") from None
 
 
 @main.command()
@@ -305,12 +394,12 @@ def _geometry(spec: str) -> Geometry:
               help=f"Blocks x bits per block, all pages populated at first (repeatable; default: {' '.join(DEFAULT_GEOMETRIES)}).")
 @click.option("--invariant", "invariants", multiple=True, help="Only this invariant (repeatable).")
 @click.option("--op", "ops", multiple=True, type=click.Choice(OPS), help="Only this operation (repeatable).")
-@click.option("--timeout", type=float, default=SolverOptions.timeout, show_default=True,
+@click.option("--timeout", type=TIMEOUT, default=SolverOptions.timeout, show_default=True,
               help="Wall-clock seconds per solver query (a safety net; verdicts are bounded by --rlimit).")
-@click.option("--rlimit", type=int, default=SolverOptions.rlimit, show_default=True,
+@click.option("--rlimit", type=RLIMIT, default=SolverOptions.rlimit, show_default=True,
               help="Z3 resource limit per query: the deterministic bound.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Z3 random seed and conformance walk seed.")
-@click.option("--depth", type=int, default=SuiteOptions.depth, show_default=True,
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Z3 random seed and conformance walk seed.")
+@click.option("--depth", type=DEPTH, default=SuiteOptions.depth, show_default=True,
               help="Bounded model checking depth (operations from a new chunk).")
 @click.option("--traces", "traces_dir", type=click.Path(file_okay=False), default=None,
               help="Write the trace of every VIOLATED obligation into this directory.")
@@ -321,22 +410,23 @@ def _geometry(spec: str) -> Geometry:
 @click.option("--no-witnesses", is_flag=True, help="Carry no traces, not even the project's.")
 @click.option("--layout/--no-layout", default=True, show_default=True,
               help="Also prove the first-chunk layout arithmetic at 64 bits (PAGE_SIZE 4096; skipped with --op).")
+@click.option("--rows", is_flag=True, help="Print every obligation as a table row (default: counts and findings).")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @user_errors
 def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tuple[str, ...], ops: tuple[str, ...],
           timeout: float, rlimit: int, seed: int, depth: int, traces_dir: str | None,
-          witness_paths: tuple[str, ...], no_witnesses: bool, layout: bool, as_json: bool) -> None:
+          witness_paths: tuple[str, ...], no_witnesses: bool, layout: bool, rows: bool, as_json: bool) -> None:
     """Prove or refute every invariant for every operation on small geometries.
 
-    One row per obligation: PROVED (unsat, assumptions satisfiable), VIOLATED
+    Each obligation is PROVED (unsat, assumptions satisfiable), VIOLATED
     (with a trace that replays on the reference), NOT-INDUCTIVE (counterexample
     to induction, nothing reachable within --depth), UNKNOWN (never a pass).
+    Printed: the verdict counts per invariant and operation, each finding
+    with the command that replays it, and what to do next (--rows: every row).
     """
     for name in invariants:
         if name not in LAYOUT_PROPERTIES:
             invariant(name)
-    if depth < 1:
-        raise click.BadParameter("--depth must be at least 1")
     geos = [_geometry(g) for g in geometries or DEFAULT_GEOMETRIES]
     if no_witnesses and witness_paths:
         raise click.UsageError("--witnesses and --no-witnesses exclude each other")
@@ -347,6 +437,9 @@ def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tu
         subject(name).require_encoding()  # one line and exit 2 for a model-only subject
     options = SuiteOptions(solver=SolverOptions(rlimit=rlimit, seed=seed, timeout=timeout), depth=depth)
     err = Console(stderr=True)
+    lines = None if err.is_terminal else _ProgressLines(err)  # a CI log: no spinner, so say what finished
+    wanted = {n for n in invariants if n not in LAYOUT_PROPERTIES} if invariants else None
+    total = len(suite_rows(frozenset(wanted) if wanted is not None else None, frozenset(ops) or None))
     results: list[Result] = []
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                   console=err, transient=True, disable=as_json or not err.is_terminal) as progress:
@@ -356,46 +449,130 @@ def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tu
 
                 def show(r: Result, task: TaskID = task, label: str = f"{variant} {geometry.name}") -> None:
                     progress.update(task, description=f"{label}: {r.invariant} / {r.op} {r.verdict.value}")
+                    if lines is not None:
+                        lines.add(label, total, r)
 
-                wanted = {n for n in invariants if n not in LAYOUT_PROPERTIES} if invariants else None
                 if wanted != set():
                     results += run_suite(variant, geometry, options, wanted, set(ops) or None, show, witnesses)
+                    if lines is not None:
+                        lines.suite_done()
                 progress.remove_task(task)
             if layout and not ops:
-                task = progress.add_task(f"{variant} first-chunk layout at 64 bits", total=None)
-                results += [r for r in run_layout_suite(4096, options.solver, variant=variant)
-                            if not invariants or r.invariant in invariants]
+                label = f"{variant} first-chunk layout at 64 bits"
+                task = progress.add_task(label, total=None)
+                found = [r for r in run_layout_suite(4096, options.solver, variant=variant)
+                         if not invariants or r.invariant in invariants]
+                if lines is not None:
+                    lines.line(label, Counter(r.verdict.value for r in found), f"{len(found)} rows")
+                results += found
                 progress.remove_task(task)
     if traces_dir is not None:
         _save_traces(results, Path(traces_dir))
     if as_json:
         click.echo(results_json(results, {"options": options.to_json()}))
-    else:
+    elif rows:
         print_results(wide_console(), results)
+    else:
+        print_overview(wide_console(), results, traces_dir, _next_steps(results, _project_config()))
     if any(r.verdict in (Verdict.VACUOUS, Verdict.SPURIOUS, Verdict.NONCONFORMANT) for r in results):
         sys.exit(EXIT_TOOL_FAILURE)
     if any(r.verdict is Verdict.UNKNOWN for r in results):
         sys.exit(EXIT_UNKNOWN)
 
 
-def _project_traces() -> list[Path]:
-    """The regression trace directories of the [tool.pcpu-verify] config at or above the working directory."""
+class _ProgressLines:
+    """Progress for a log, where the spinner shows nothing: one stderr line per finished group of obligations.
+
+    A group is an invariant's obligations in a suite, or one operation's for every invariant (the
+    initial-state rows, which the suite proves first), or a layout suite.
+    """
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.start = time.monotonic()
+        self.group = ""
+        self.counts: Counter[str] = Counter()
+        self.done = 0
+        self.where = ""  # how far the suite of the open group is
+
+    def add(self, suite: str, total: int, r: Result) -> None:
+        what = f"{r.op} (every invariant)" if r.op in ("init", FIRST_CHUNK_OP) else r.invariant
+        group = f"{suite}: {what}"
+        if group != self.group:
+            self.flush()
+            self.group = group
+        self.counts[r.verdict.value] += 1
+        self.done += 1
+        self.where = f"{self.done} of {total} in {suite}"
+
+    def suite_done(self) -> None:
+        self.flush()
+        self.done = 0
+
+    def flush(self) -> None:
+        if self.counts:
+            self.line(self.group, self.counts, self.where)
+            self.counts = Counter()
+
+    def line(self, group: str, counts: Counter[str], where: str) -> None:
+        seconds = int(time.monotonic() - self.start)
+        verdicts = ", ".join(f"{n} {verdict}" for verdict, n in sorted(counts.items()))
+        self.console.print(f"prove: {group}: {verdicts} [{where}; {seconds // 60}m{seconds % 60:02d}s elapsed]",
+                           highlight=False, soft_wrap=True)
+
+
+def _project_config() -> Config | None:
+    """The [tool.pcpu-verify] config at or above the working directory, if any."""
     try:
         config_file = find_config(Path.cwd())
-    except CheckError:  # not inside a project: no witnesses
-        return []
+    except CheckError:  # not inside a project
+        return None
     try:
-        return [p for p in load_config(config_file).traces if p.is_dir()]
+        return load_config(config_file)
     except CheckError as e:
-        raise click.UsageError(f"the witnesses come from the project's config: {e}") from None
+        raise click.UsageError(f"the project's config (witnesses, baseline): {e}") from None
+
+
+def _project_traces() -> list[Path]:
+    """The regression trace directories of the project's config (none outside a project)."""
+    config = _project_config()
+    return [] if config is None else [p for p in config.traces if p.is_dir()]
+
+
+def _next_steps(results: list[Result], config: Config | None) -> list[str]:
+    """What a newcomer can do after `prove`: read the gallery, replay, see every row, compare with the baseline."""
+    steps = []
+    if config is not None and (config.root / "docs" / "gallery.md").is_file():
+        steps.append(f"every finding, minimised and drawn: {os.path.relpath(config.root / 'docs' / 'gallery.md')}")
+    steps.append("draw a trace step by step: pcpu-verify replay TRACE (with --html FILE, a page to share)")
+    steps.append("every obligation with its detail: add --rows (or --json)")
+    if config is None:
+        return steps
+    try:
+        baseline = load_baseline(config.baseline, required=False)
+    except CheckError as e:
+        return [*steps, f"the baseline could not be read: {e}"]
+    name = os.path.relpath(config.baseline)
+    for variant in sorted({r.variant for r in results}):
+        rows = [r for r in results if r.variant == variant]
+        compared = [(r, e) for r in rows if (e := baseline.expected(r.variant, r.geometry, r.invariant, r.op))]
+        differ = [f"{r.invariant} / {r.op} at {r.geometry} ({r.verdict.value}, expected {e})"
+                  for r, e in compared if r.verdict.value != e]
+        line = f"{variant}: {len(compared) - len(differ)} of {len(compared)} rows as {name} expects them"
+        if differ:
+            line += f"; {len(differ)} differ: {'; '.join(differ[:3])}" + ("; ..." if len(differ) > 3 else "")
+        unlisted = sorted({r.geometry for r in rows} - set(baseline.suites.get(variant, {})))
+        if unlisted:
+            line += f" ({', '.join(unlisted)}: not in the baseline)"
+        steps.append(line)
+    return steps
 
 
 def _save_traces(results: list[Result], directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     for r in results:
         if r.verdict is Verdict.VIOLATED and r.trace is not None:
-            name = f"{r.variant}__{r.geometry}__{r.invariant}__{r.op}.json"
-            write_atomically(directory / name, json.dumps(r.trace, indent=2) + "\n")
+            write_atomically(directory / trace_file_name(r), json.dumps(r.trace, indent=2) + "\n")
 
 
 main.add_command(check)

@@ -25,6 +25,14 @@ from rich.text import Text
 from pcpuverify.invariants.scan import first_zero, free_runs, leading_free, longest_free, trailing_free
 
 
+# What each symbol of ``draw_chunk`` means, for a reader who has not seen the module docstring.
+LEGEND = """\
+legend  # allocated bit, . free bit (alloc_map);  '|' between pages (blocks)
+        ^ bound_map: an allocation's first bit and the bit after it (+1 column)
+        = the chunk's contig_hint region,  ~ each block's contig_hint region
+        P populated page, - not;  in red: a field an invariant finds wrong"""
+
+
 def _cells(row: str, block_bits: int, fill: str = "") -> str:
     """Split a per-bit row into blocks separated by '|'."""
     blocks = [row[i : i + block_bits] for i in range(0, len(row), block_bits)]

@@ -32,6 +32,12 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def check_nr_pages(nr_pages: object) -> None:
+    """Refuse a page count out of range -- before anything of that size (the default ``populated``) is built."""
+    if isinstance(nr_pages, bool) or not isinstance(nr_pages, int) or not 1 <= nr_pages <= MAX_PAGES:
+        raise GeometryError(f"nr_pages must be between 1 and {MAX_PAGES} (got {nr_pages!r})")
+
+
 @dataclass(frozen=True)
 class Geometry:
     """``block_bits`` bits per page/block, ``nr_pages`` pages, ``populated`` pages at creation."""
@@ -50,8 +56,7 @@ class Geometry:
                 f"block_bits must be a power of two between {MIN_BLOCK_BITS} and"
                 f" {MAX_BLOCK_BITS} (got {self.block_bits!r})"
             )
-        if not (_is_int(self.nr_pages) and 1 <= self.nr_pages <= MAX_PAGES):
-            raise GeometryError(f"nr_pages must be between 1 and {MAX_PAGES} (got {self.nr_pages!r})")
+        check_nr_pages(self.nr_pages)
         bad = [p for p in self.populated if not (_is_int(p) and 0 <= p < self.nr_pages)]
         if bad:
             raise GeometryError(
@@ -71,6 +76,7 @@ class Geometry:
             raise GeometryError(
                 f"geometry must be PAGESxBITS, e.g. 2x8 for 2 pages of 8 bits (got {spec!r})"
             ) from None
+        check_nr_pages(nr_pages)
         pop = tuple(range(nr_pages)) if populated is None else populated
         return cls(block_bits=block_bits, nr_pages=nr_pages, populated=pop)
 

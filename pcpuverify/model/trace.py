@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pcpuverify.model.geometry import PCPU_MIN_ALLOC_SIZE, PCPU_MIN_UNIT_SIZE, Geometry, GeometryError
+from pcpuverify.model.geometry import (
+    PCPU_MIN_ALLOC_SIZE,
+    PCPU_MIN_UNIT_SIZE,
+    Geometry,
+    GeometryError,
+    check_nr_pages,
+)
 from pcpuverify.model.ops import (
     OP_NAMES,
     Alloc,
@@ -119,6 +125,7 @@ def _parse_init(data: Any) -> Init:
         return ChunkInit()
     if not isinstance(data, dict) or data.get("kind") not in ("chunk", "first_chunk"):
         raise TraceError("init: 'kind' must be 'chunk' or 'first_chunk'")
+    _known_keys("init: ", data, INIT_KEYS[data["kind"]])
     if data["kind"] == "chunk":
         return ChunkInit()
     sizes = [_int("init", data, key) for key in ("static_size", "reserved_size", "dyn_size")]
@@ -128,20 +135,35 @@ def _parse_init(data: Any) -> Init:
 def _parse_geometry(data: Any, init: Init) -> Geometry:
     if not isinstance(data, dict):
         raise TraceError("geometry: must be an object with block_bits, nr_pages, populated")
+    _known_keys("geometry: ", data, GEOMETRY_KEYS)
     block_bits = data.get("block_bits")
     if isinstance(init, FirstChunkInit):
         # the layout decides the pages; the first chunk is fully populated
         return Geometry(block_bits=block_bits, nr_pages=1, populated=(0,))
     nr_pages = data.get("nr_pages")
-    populated = data.get("populated", list(range(nr_pages)) if isinstance(nr_pages, int) else [])
+    check_nr_pages(nr_pages)
+    populated = data["populated"] if "populated" in data else list(range(nr_pages))
     if not isinstance(populated, list):
         raise TraceError("geometry: 'populated' must be a list of page numbers")
     return Geometry(block_bits=block_bits, nr_pages=nr_pages, populated=tuple(populated))
 
 
+TRACE_KEYS = ("format", "variant", "geometry", "init", "ops", "violates")
+GEOMETRY_KEYS = ("block_bits", "nr_pages", "populated")
+INIT_KEYS = {"chunk": ("kind",), "first_chunk": ("kind", "static_size", "reserved_size", "dyn_size")}
+
+
+def _known_keys(where: str, data: dict[str, Any], known: tuple[str, ...]) -> None:
+    """A misspelt key would be read as absent (a default in its place): refuse it, as an op's are."""
+    extra = sorted(set(data) - set(known))
+    if extra:
+        raise TraceError(f"{where}unknown key {extra[0]!r}; the keys are {', '.join(known)}")
+
+
 def trace_from_json(data: Any) -> Trace:
     if not isinstance(data, dict):
         raise TraceError("a trace must be a JSON object")
+    _known_keys("", data, TRACE_KEYS)
     if data.get("format") != FORMAT:
         raise TraceError(f"'format' must be {FORMAT!r} (got {data.get('format')!r})")
     variant = data.get("variant")

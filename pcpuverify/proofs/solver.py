@@ -8,6 +8,14 @@ from dataclasses import dataclass
 import z3
 
 
+# Z3 reads rlimit, random_seed and timeout (in ms) as unsigned 32-bit ints and silently wraps larger ones:
+# an rlimit of 2**32 becomes 0, no limit at all.  The command line and the config refuse what does not fit.
+MAX_RLIMIT = 2**32 - 1
+MAX_SEED = 2**32 - 1
+MIN_TIMEOUT = 0.001  # seconds: int(timeout * 1000) below a millisecond is 0, no timeout at all
+MAX_TIMEOUT = (2**32 - 1) / 1000
+
+
 @dataclass(frozen=True)
 class SolverOptions:
     # Z3 resource units per query: the same verdict on every machine.  About

@@ -52,6 +52,11 @@ from pcpuverify.symbolic.state import SymChunk, fresh_chunk, well_formed
 from pcpuverify.symbolic.subjects import subject
 
 
+# Each level of depth unrolls one more transition into every bounded query: the deepest finding known is 8
+# operations (3 blocks), depth 8 at 2x8 takes minutes per suite, and 100000 only ran out of memory.
+MAX_DEPTH = 32
+
+
 @dataclass(frozen=True)
 class SuiteOptions:
     solver: SolverOptions = field(default_factory=SolverOptions)

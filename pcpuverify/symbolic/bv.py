@@ -14,7 +14,26 @@ from collections.abc import Sequence
 
 import z3
 
-INT_W = 16  # wide enough for every offset of a geometry up to 1024 bits, with the v1 overshoots
+from pcpuverify.model.geometry import PCPU_MIN_ALLOC_SIZE, Geometry, GeometryError
+
+INT_W = 16  # wide enough for every offset of a geometry up to MAX_ENCODED_BITS, with the v1 overshoots
+
+# The largest scalar the encoding forms is a byte offset, PCPU_MIN_ALLOC_SIZE * (bit offset + allocation
+# size + a block), each term at most the chunk's bits (v1 overshoots to twice that): under 4 * 4 * 1024 =
+# 16384 here, half of INT_W's signed range.  Larger chunks are refused up front rather than left to wrap
+# silently or to fail deep inside Z3 (the 2 * nr_bits-wide search windows pass Python's 4300-digit limit
+# from 8x1024); geometries that large are for replay, not for proofs.
+MAX_ENCODED_BITS = 1024
+assert 4 * PCPU_MIN_ALLOC_SIZE * MAX_ENCODED_BITS <= 1 << (INT_W - 2)  # the factor of 2 to spare
+
+
+def check_encodable(geometry: Geometry) -> None:
+    """Refuse a geometry whose offsets ``INT_W``-bit ints cannot hold (``Geometry`` itself allows 64x1024)."""
+    if geometry.nr_bits > MAX_ENCODED_BITS:
+        raise GeometryError(
+            f"{geometry.name} is {geometry.nr_bits} bits; the proofs encode chunks of at most {MAX_ENCODED_BITS}"
+            f" bits ({INT_W}-bit C ints), e.g. 1x1024, 4x256 or 64x16 (replay and minimize take any geometry)"
+        )
 
 Int = z3.BitVecRef
 Bool = z3.BoolRef
