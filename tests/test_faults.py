@@ -149,7 +149,7 @@ def write_check_config(tmp: Path, **overrides: Any) -> Path:
     keys: dict[str, Any] = {
         "variants": ["v1"], "geometries": ["1x4"], "depth": 1, "rlimit": 2_000_000_000, "seed": 0,
         "timeout": 900.0, "budget": 0, "jobs": 1, "cache-dir": "cache", "baseline": "baseline.json",
-        "traces": ["traces"], "stateful-examples": 0, "stateful-module": str(TESTS / "test_stateful.py"),
+        "traces": ["traces"], "stateful-examples": 0,
         "layout": False,
     }
     keys.update(overrides)

@@ -30,6 +30,7 @@ from pcpuverify.counterexamples.kernel_search import (
     state_violations,
     step_violations,
 )
+from pcpuverify.counterexamples.seeded import without_local_constants
 from pcpuverify.kernel.build import Build
 from pcpuverify.kernel.harness import DriverGone, KernelChunk
 from pcpuverify.model.geometry import Geometry
@@ -126,5 +127,6 @@ def hypothesis_c(build: Build, geometry: Geometry, examples: int, seed: int, res
     machine = hypothesis_seed(seed)(machine_for(build, geometry, result))
     options = settings(max_examples=examples, stateful_step_count=30, database=None, deadline=None,
                        phases=[Phase.generate], suppress_health_check=list(HealthCheck))
-    run_state_machine_as_test(machine, settings=options)
+    with without_local_constants():
+        run_state_machine_as_test(machine, settings=options)
     return result

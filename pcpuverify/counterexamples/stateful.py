@@ -34,6 +34,7 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_state_machine_as_test
 
+from pcpuverify.counterexamples.seeded import without_local_constants
 from pcpuverify.invariants.check import INVARIANTS, STATE_INVARIANTS, check_state, check_step
 from pcpuverify.model.chunk import PcpuChunk
 from pcpuverify.model.geometry import Geometry
@@ -288,9 +289,10 @@ def run_machines(variant: str, examples: int = EXAMPLES) -> Findings:
     findings = Findings(variant)
     budget = settings(EXPLORE_SETTINGS, max_examples=examples)
     start = time.perf_counter()
-    for index, geometry in enumerate(GEOMETRIES):
-        machine = hypothesis_seed(SEED + index)(machine_for(variant, geometry, index, findings))
-        run_state_machine_as_test(machine, settings=budget)
+    with without_local_constants():
+        for index, geometry in enumerate(GEOMETRIES):
+            machine = hypothesis_seed(SEED + index)(machine_for(variant, geometry, index, findings))
+            run_state_machine_as_test(machine, settings=budget)
     findings.finish()
     findings.seconds = time.perf_counter() - start
     return findings
