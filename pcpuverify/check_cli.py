@@ -26,23 +26,20 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from pcpuverify.check import (
-    EXIT_INTERRUPTED,
-    EXIT_TERMINATED,
-    CheckError,
-    EXIT_USAGE,
     USER_ERRORS,
+    CheckError,
     CheckRun,
     Terminated,
     load_config,
     run_check,
 )
 from pcpuverify.check import Progress as CheckProgress
+from pcpuverify.exits import EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE
 from pcpuverify.model.trace import write_atomically
 from pcpuverify.proofs.solver import MAX_RLIMIT, MAX_SEED, MAX_TIMEOUT, MIN_TIMEOUT
 from pcpuverify.proofs.suite import MAX_DEPTH
 from pcpuverify.report import Console
 from pcpuverify.reports import junit_xml, markdown, print_check, sarif_json
-
 
 # The ranges of the numeric options, `prove`'s too; check.py holds the config to the same bounds.
 TIMEOUT = click.FloatRange(MIN_TIMEOUT, MAX_TIMEOUT)

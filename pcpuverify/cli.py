@@ -6,7 +6,6 @@ import html
 import io
 import json
 import os
-import signal
 import sys
 import time
 import traceback
@@ -21,12 +20,21 @@ import click
 from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
-from pcpuverify.check import EXIT_INTERRUPTED, CheckError, Config, find_config, load_baseline, load_config, suite_rows
+from pcpuverify.check import CheckError, Config, find_config, load_baseline, load_config, suite_rows
 from pcpuverify.check_cli import DEPTH, RLIMIT, SEED, TIMEOUT, check
 from pcpuverify.counterexamples.minimize import minimize as minimize_trace
 from pcpuverify.counterexamples.regression import regression_test
 from pcpuverify.counterexamples.witness import load_witnesses
 from pcpuverify.draw import LEGEND, draw_fresh_scans, draw_state
+from pcpuverify.exits import (
+    EXIT_BROKEN_PIPE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TOOL_FAILURE,
+    EXIT_UNDECIDED,
+    EXIT_USAGE,
+    EXIT_VIOLATION,
+)
 from pcpuverify.invariants.base import Violation
 from pcpuverify.invariants.check import Replayed, UnknownInvariant, invariant
 from pcpuverify.invariants.check import replay as replay_trace
@@ -46,14 +54,6 @@ from pcpuverify.proofs.suite import SuiteOptions, run_suite
 from pcpuverify.report import Console, print_overview, print_results, results_json, trace_file_name, wide_console
 from pcpuverify.symbolic.bv import check_encodable
 from pcpuverify.symbolic.subjects import SUBJECTS, SubjectError, subject
-
-EXIT_OK = 0
-EXIT_VIOLATION = 1  # a claim of the input did not hold (e.g. a trace's "violates")
-EXIT_USAGE = 2  # bad usage or input
-EXIT_UNKNOWN = 3  # some obligation is UNKNOWN: the solver gave no answer, nothing is decided
-EXIT_TOOL_FAILURE = 4  # VACUOUS, SPURIOUS or NONCONFORMANT, or a crash: pcpu-verify itself is wrong somewhere
-EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # the reader of stdout left early (`| head`): 141, as for `cat`
-# and from pcpuverify/check.py, shared with `check`: EXIT_INTERRUPTED (130, Ctrl-C), EXIT_TERMINATED (143, SIGTERM)
 
 DEFAULT_GEOMETRIES = ("1x8", "2x8", "3x8", "2x16")
 
@@ -477,7 +477,7 @@ def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tu
     if any(r.verdict in (Verdict.VACUOUS, Verdict.SPURIOUS, Verdict.NONCONFORMANT) for r in results):
         sys.exit(EXIT_TOOL_FAILURE)
     if any(r.verdict is Verdict.UNKNOWN for r in results):
-        sys.exit(EXIT_UNKNOWN)
+        sys.exit(EXIT_UNDECIDED)
 
 
 class _ProgressLines:

@@ -23,10 +23,6 @@ from rich.table import Table
 
 from pcpuverify import __version__
 from pcpuverify.check import (
-    EXIT_OK,
-    EXIT_REGRESSION,
-    EXIT_TOOL_FAILURE,
-    EXIT_UNDECIDED,
     LAYOUT_OP,
     OP_FUNCTIONS,
     CheckRun,
@@ -34,6 +30,7 @@ from pcpuverify.check import (
     Row,
 )
 from pcpuverify.draw import draw_state
+from pcpuverify.exits import EXIT_OK, EXIT_TOOL_FAILURE, EXIT_UNDECIDED, EXIT_VIOLATION
 from pcpuverify.invariants.base import REGISTRY
 from pcpuverify.invariants.check import replay
 from pcpuverify.model import first_chunk
@@ -50,7 +47,7 @@ SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schem
 
 VERDICT = {
     EXIT_OK: "PASSED",
-    EXIT_REGRESSION: "FAILED: regression",
+    EXIT_VIOLATION: "FAILED: regression",
     EXIT_UNDECIDED: "FAILED: undecided (UNKNOWN or NOT RUN)",
     EXIT_TOOL_FAILURE: "FAILED: tool failure (VACUOUS, SPURIOUS or NONCONFORMANT)",
 }
@@ -344,7 +341,7 @@ def sarif_json(run: CheckRun) -> str:
             "tool": {"driver": {"name": "pcpu-verify", "version": __version__, "semanticVersion": __version__,
                                 "rules": rules}},
             "originalUriBaseIds": {"SRCROOT": {"uri": root.as_uri() + "/"}},
-            "invocations": [{"executionSuccessful": run.exit_code in (EXIT_OK, EXIT_REGRESSION),
+            "invocations": [{"executionSuccessful": run.exit_code in (EXIT_OK, EXIT_VIOLATION),
                              "exitCode": run.exit_code}],
             "results": results,
         }],

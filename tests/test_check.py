@@ -27,7 +27,8 @@ import pytest
 import xmlschema
 from jsonschema.validators import validator_for
 
-from pcpuverify.check import Cache, _layout_payload, load_config, suite_key
+from pcpuverify.check import Cache, load_config, suite_key
+from pcpuverify.check.cache import _layout_payload
 from pcpuverify.model.geometry import Geometry
 from pcpuverify.model.percpu import PcpuAllocator
 from pcpuverify.symbolic.encode import SymPercpu

@@ -74,7 +74,7 @@ def test_replay_html_page_has_a_title(tmp_path: Path) -> None:
     html = page.read_text()
     assert f"<title>pcpu-verify replay: {HINT_OVERLAP} (variant v1, 4 ops)</title>" in html
     assert html.index("<title>") < html.index("</head>")
-    assert "legend" in html and f"reproduced at step 3" in html
+    assert "legend" in html and "reproduced at step 3" in html
 
 
 # -- prove in CI ------------------------------------------------------------------------------------------

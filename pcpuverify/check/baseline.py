@@ -1,0 +1,135 @@
+"""The baseline (``baseline.json``): the expected verdict of every row, read and written."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pcpuverify.check.outcomes import BASELINE_FORMAT, LAYOUT_OP, NOT_RUN, TOOL_FAILURES, CheckError, Outcome
+from pcpuverify.model.trace import TraceError, read_input, trace_from_json
+from pcpuverify.proofs.results import Verdict
+
+
+@dataclass
+class Baseline:
+    """Per variant and geometry, the expected verdict of every row, with the trace of each known violation.
+
+    ``suites[variant][geometry][invariant][op]`` is a verdict string, or for
+    a VIOLATED row ``{"verdict": "VIOLATED", "trace": {...}}`` -- for a
+    layout row (geometry "page4096/<set>", op "layout"), which has no
+    operations to replay, ``{"verdict": "VIOLATED", "counterexample": "..."}``
+    with the inputs that break it, in words;
+    ``stateful`` holds, per variant, the invariants the machines break within
+    ``stateful_examples`` examples (with their traces).
+    """
+
+    suites: dict[str, dict[str, dict[str, dict[str, Any]]]] = field(default_factory=dict)
+    stateful_examples: int | None = None
+    stateful: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def expected(self, variant: str, geometry: str, inv: str, op: str) -> str | None:
+        entry = self.suites.get(variant, {}).get(geometry, {}).get(inv, {}).get(op)
+        return entry["verdict"] if isinstance(entry, dict) else entry
+
+    def known_violations(self) -> Iterator[tuple[str, str, str, str, dict[str, Any]]]:
+        for variant, geos in self.suites.items():
+            for geometry, invs in geos.items():
+                for inv, ops in invs.items():
+                    for op, entry in ops.items():
+                        if isinstance(entry, dict) and entry.get("trace") is not None:
+                            yield variant, geometry, inv, op, entry["trace"]
+        for variant, broken in self.stateful.items():
+            for inv, trace in broken.items():
+                yield variant, "stateful", inv, "stateful", trace
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": BASELINE_FORMAT,
+            "comment": "Expected verdicts of `pcpu-verify check`; regenerate with `pcpu-verify check --update-baseline`"
+                       " and review the diff: a row that changes is a finding, never noise.",
+            "suites": self.suites,
+            "stateful": {"examples": self.stateful_examples, "broken": self.stateful},
+        }
+
+
+def load_baseline(path: Path, required: bool = True) -> Baseline:
+    """Read and validate the baseline; every problem is one CheckError naming the file and the place."""
+    if not path.exists():
+        if required:
+            raise CheckError(f"{path}: no baseline; create it with `pcpu-verify check --update-baseline`")
+        return Baseline()
+    text = read_input(path, CheckError)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise CheckError(f"{path}: not JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    except RecursionError:
+        raise CheckError(f"{path}: JSON nested too deeply to be a baseline") from None
+    if not isinstance(data, dict) or data.get("format") != BASELINE_FORMAT:
+        raise CheckError(f"{path}: 'format' must be {BASELINE_FORMAT!r}")
+    suites = data.get("suites")
+    if not isinstance(suites, dict):
+        raise CheckError(f"{path}: 'suites' must be an object: variant -> geometry -> invariant -> op -> verdict")
+    verdicts = {v.value for v in Verdict if v.passed}
+    for variant, geos in suites.items():
+        if not isinstance(geos, dict):
+            raise CheckError(f"{path}: suites.{variant} must be an object of geometries")
+        for geometry, invs in geos.items():
+            if not isinstance(invs, dict):
+                raise CheckError(f"{path}: suites.{variant}.{geometry} must be an object of invariants")
+            for inv, ops in invs.items():
+                if not isinstance(ops, dict):
+                    raise CheckError(f"{path}: suites.{variant}.{geometry}.{inv} must be an object of ops")
+                for op, entry in ops.items():
+                    where = f"{path}: suites.{variant}.{geometry}.{inv}.{op}"
+                    verdict = entry.get("verdict") if isinstance(entry, dict) else entry
+                    if verdict not in verdicts:
+                        raise CheckError(f"{where}: the verdict must be one of {', '.join(sorted(verdicts))}"
+                                         f" (got {verdict!r})")
+                    if verdict == Verdict.VIOLATED.value and op == LAYOUT_OP:
+                        # 64-bit inputs, not a sequence of operations: nothing to replay
+                        if isinstance(entry, dict) and not isinstance(entry.get("counterexample", ""), str):
+                            raise CheckError(f"{where}: a layout row's counterexample must be a string")
+                    elif verdict == Verdict.VIOLATED.value:
+                        if not isinstance(entry, dict) or not isinstance(entry.get("trace"), dict):
+                            raise CheckError(f"{where}: a VIOLATED row needs its trace")
+                        try:
+                            trace_from_json(entry["trace"])
+                        except TraceError as e:
+                            raise CheckError(f"{where}: trace: {e}") from None
+    stateful = data.get("stateful", {"examples": None, "broken": {}})
+    if not isinstance(stateful, dict) or not isinstance(stateful.get("broken", {}), dict):
+        raise CheckError(f"{path}: 'stateful' must be an object with 'examples' and 'broken'")
+    examples = stateful.get("examples")
+    if examples is not None and (isinstance(examples, bool) or not isinstance(examples, int)):
+        raise CheckError(f"{path}: stateful.examples must be an integer")
+    broken = stateful.get("broken", {})
+    for variant, invs in broken.items():
+        if not isinstance(invs, dict):
+            raise CheckError(f"{path}: stateful.broken.{variant} must be an object: invariant -> trace")
+        for inv, trace in invs.items():
+            try:
+                trace_from_json(trace)
+            except TraceError as e:
+                raise CheckError(f"{path}: stateful.broken.{variant}.{inv}: {e}") from None
+    return Baseline(suites, examples, broken)
+
+
+def _outcome(verdict: str, expected: str | None, violated: str, held: str | None = None) -> Outcome:
+    """How ``verdict`` compares with ``expected``: ``violated`` is the verdict that means "broken"."""
+    if verdict == NOT_RUN:
+        return Outcome.NOT_RUN
+    if verdict == Verdict.UNKNOWN.value:
+        return Outcome.UNKNOWN
+    if verdict in {v.value for v in TOOL_FAILURES}:
+        return Outcome.TOOL_FAILURE
+    if verdict == expected:
+        return Outcome.OK
+    if verdict == violated:
+        return Outcome.NEW_VIOLATION
+    if expected == violated:
+        return Outcome.VIOLATION_GONE
+    return Outcome.CHANGED

@@ -1,0 +1,643 @@
+"""The run: schedule the items on worker processes within the budget, hold every row to the baseline."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from pcpuverify.check.baseline import Baseline, _outcome, load_baseline
+from pcpuverify.check.cache import Cache, CacheStats, _layout_payload, _suite_payload, result_from_json, result_to_json
+from pcpuverify.check.config import Config, load_plugin
+from pcpuverify.check.keys import layout_key, minimise_key, stateful_key, suite_key
+from pcpuverify.check.matrix import layout_rows, suite_rows
+from pcpuverify.check.outcomes import LAYOUT_OP, NOT_RUN, CheckError, Outcome, Row
+from pcpuverify.check.workers import (
+    Item,
+    LayoutItem,
+    MinimiseItem,
+    StatefulItem,
+    SuiteItem,
+    _owns,
+    _worker_init,
+    run_item,
+)
+from pcpuverify.exits import EXIT_OK, EXIT_TOOL_FAILURE, EXIT_UNDECIDED, EXIT_VIOLATION
+from pcpuverify.invariants.check import INVARIANTS, first_violation, invariant
+from pcpuverify.model.first_chunk import LayoutError
+from pcpuverify.model.geometry import Geometry
+from pcpuverify.model.ops import FirstChunkInit
+from pcpuverify.model.reference import OpError
+from pcpuverify.model.trace import load_trace, trace_from_json, write_atomically
+from pcpuverify.proofs.layout import LAYOUT_PROPERTIES
+from pcpuverify.proofs.obligations import OPS
+from pcpuverify.proofs.results import Result, Verdict
+from pcpuverify.symbolic.subjects import SubjectError, subject
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One event for the terminal: an item started, streamed a row, or finished."""
+
+    label: str
+    event: str  # "start", "row", "done", "cached", "not run", "waiting", "warning"
+    message: str = ""
+    done: int = 0
+    total: int = 0
+
+
+@dataclass
+class CheckRun:
+    """Everything a check found: its rows, and how it got them."""
+
+    config: Config
+    rows: list[Row]
+    seconds: float
+    cache: CacheStats
+    budget_exhausted: bool = False
+    update_baseline: bool = False
+    baseline_written: Path | None = None
+    items: dict[str, str] = field(default_factory=dict)  # item label -> "ran", "cached", "not run", "partial"
+
+    @property
+    def exit_code(self) -> int:
+        outcomes = {r.outcome for r in self.rows}
+        if Outcome.TOOL_FAILURE in outcomes:
+            return EXIT_TOOL_FAILURE
+        # rewriting the baseline accepts every change of verdict, but not a regression trace that broke
+        if any(r.outcome.regression and (r.kind == "trace" or not self.update_baseline) for r in self.rows):
+            return EXIT_VIOLATION
+        if Outcome.UNKNOWN in outcomes or Outcome.NOT_RUN in outcomes:
+            return EXIT_UNDECIDED
+        return EXIT_OK
+
+    def counts(self) -> dict[str, int]:
+        out = {o.value: 0 for o in Outcome}
+        for r in self.rows:
+            out[r.outcome.value] += 1
+        return out
+
+    def summary_json(self) -> dict[str, Any]:
+        return {
+            "exit": self.exit_code,
+            "seconds": round(self.seconds, 3),
+            "rows": len(self.rows),
+            "outcomes": self.counts(),
+            "cache": {"hits": self.cache.hits, "misses": self.cache.misses, "ignored": self.cache.ignored,
+                      "written": self.cache.written},
+            "budget": self.config.budget or None,
+            "budget_exhausted": self.budget_exhausted,
+            "items": self.items,
+            "matrix": {"variants": list(self.config.variants), "geometries": list(self.config.geometries),
+                       "options": self.config.suite_options.to_json(),
+                       "stateful_examples": self.config.stateful_examples, "layout": self.config.layout},
+            "baseline": str(self.config.baseline),
+            "baseline_written": str(self.baseline_written) if self.baseline_written else None,
+        }
+
+
+ProgressFn = Callable[[Progress], None]
+
+
+def validate(config: Config) -> list[Geometry]:
+    """Check every input before running anything: plugins, variants, geometries, filters."""
+    for plugin in config.plugins:
+        load_plugin(plugin)
+    for name in config.variants:
+        try:
+            subject(name).require_encoding()
+        except SubjectError as e:
+            raise CheckError(str(e)) from None
+    for name in config.invariants or ():
+        if name in LAYOUT_PROPERTIES:
+            if not config.layout:
+                raise CheckError(f"invariant {name!r} is a first-chunk layout property: set layout = true"
+                                 " (or pass --layout) to check it")
+            continue
+        invariant(name)
+    for op in config.ops or ():
+        if op == LAYOUT_OP:
+            if not config.layout:
+                raise CheckError(f"--op {LAYOUT_OP} selects the first-chunk layout rows: set layout = true"
+                                 " (or pass --layout) to check them")
+            continue
+        if op not in OPS:
+            raise CheckError(f"unknown operation {op!r}; choose one of: {', '.join([*OPS, LAYOUT_OP])}")
+    if (config.invariants is not None or config.ops is not None) and config.suite_filters is None \
+            and config.layout_properties == frozenset():
+        raise CheckError("the --invariant/--op filters select no obligation: a layout property or --op layout"
+                         " selects layout rows only, any other name suite rows only")
+    return config.geometry_objects()
+
+
+def regression_traces(config: Config) -> list[tuple[Path, Any]]:
+    """Every trace file under the configured directories, loaded (a malformed one is a TraceError)."""
+    out = []
+    for folder in config.traces:
+        if not folder.is_dir():
+            raise CheckError(f"traces: {folder}: no such directory")
+        for path in sorted(folder.rglob("*.json")):
+            out.append((path, load_trace(path)))
+    return out
+
+
+def _replay_row(variant: str, geometry: str, trace: Any, source: str) -> Row:
+    """A trace must still break the invariant it claims (or, without a claim, replay without error)."""
+    start = time.perf_counter()
+    name = trace.violates or "replays"
+    try:
+        at = first_violation(trace, trace.violates) if trace.violates else None
+        verdict = "REPRODUCED" if (at is not None or not trace.violates) else "NOT-REPRODUCED"
+        detail = "" if at is None else ("breaks it in the initial state" if at < 0 else f"breaks it at step {at}")
+    except (OpError, LayoutError) as e:
+        verdict, detail = "NOT-REPRODUCED", f"replay refused: {e}"
+    expected = "REPRODUCED"
+    outcome = Outcome.OK if verdict == expected else Outcome.VIOLATION_GONE
+    return Row("trace", variant, geometry, name, "replay", verdict, expected, outcome,
+               time.perf_counter() - start, detail=detail, trace=trace.to_json(), source=source)
+
+
+def _estimate(history: dict[str, Any], label: str, default: float) -> tuple[float, int]:
+    entry = history.get(label, {})
+    seconds = entry.get("seconds") if isinstance(entry, dict) else None
+    failures = entry.get("failures", 0) if isinstance(entry, dict) else 0
+    return (float(seconds) if isinstance(seconds, (int, float)) else default,
+            int(failures) if isinstance(failures, int) else 0)
+
+
+def _order(items: list[Item], history: dict[str, Any]) -> list[Item]:
+    """Cheap first; among similar costs, those that failed most often (so a budget reaches the likely failures)."""
+    def key(item: Item) -> float:
+        seconds, failures = _estimate(history, item.label, item.estimate)
+        return seconds / (1 + failures)
+
+    return sorted(items, key=key)
+
+
+class _Pool:
+    """A process pool that can be stopped mid-task (budget, Ctrl-C): ProcessPoolExecutor cannot, by itself."""
+
+    def __init__(self, workers: int, plugins: tuple[Path, ...]) -> None:
+        # spawn, not fork: the parent may run a progress thread, and a plugin must load the same way everywhere
+        self.executor = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                            initializer=_worker_init, initargs=(plugins, os.getpid()))
+
+    def submit(self, item: Item, rows_file: str | None) -> Future[Any]:
+        return self.executor.submit(run_item, item, rows_file)
+
+    def stop(self) -> None:
+        """Cancel what has not started and end the workers still running (their entries are never written)."""
+        processes = list(getattr(self.executor, "_processes", {}).values())  # no public API ends running tasks
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        for p in processes:
+            if p.is_alive():
+                p.terminate()
+        for p in processes:
+            p.join(timeout=5)
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True)
+
+
+def _streamed(rows_file: Path) -> list[Result]:
+    """The rows a worker finished before it was stopped (a torn last line is dropped)."""
+    out = []
+    try:
+        lines = rows_file.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        try:
+            out.append(result_from_json(json.loads(line)))
+        except (ValueError, TypeError):
+            break
+    return out
+
+
+def run_check(config: Config, progress: ProgressFn | None = None, update_baseline: bool = False) -> CheckRun:
+    """Run the whole check for ``config`` and compare it with the baseline (or rewrite the baseline)."""
+    started = time.perf_counter()
+    deadline = started + config.budget if config.budget else None
+    say = progress or (lambda p: None)
+    geometries = validate(config)
+    baseline = load_baseline(config.baseline, required=not update_baseline)
+    traces = regression_traces(config)
+    cache = Cache(config.cache_dir, lambda message: say(Progress("cache", "warning", message)))
+    history = cache.history()
+
+    rows: list[Row] = []
+    items_state: dict[str, str] = {}
+
+    # 1. regression traces and the baseline's known-violation traces: milliseconds each, run here
+    for path, trace in traces:
+        geometry = "first-chunk" if isinstance(trace.init, FirstChunkInit) else trace.geometry.name
+        rows.append(_replay_row(trace.variant, geometry, trace, _relative(path, config.root)))
+    if not update_baseline:
+        for variant, geometry, inv, op, data in baseline.known_violations():
+            if variant not in config.variants:
+                continue
+            trace = trace_from_json(data)
+            rows.append(_replay_row(variant, geometry, trace, f"{config.baseline.name}: {inv} / {op}"))
+    say(Progress("regression traces", "done", f"{len(rows)} traces replayed"))
+
+    # 2. the proof suites, the layout proofs and 3. the stateful machines: from the cache, or in the pool
+    suites: list[SuiteItem] = []
+    filters = config.suite_filters
+    for variant in config.variants if filters is not None else ():
+        for g in geometries:
+            key = suite_key(config, variant, g)
+            suites.append(SuiteItem(variant, g, config.suite_options, *filters, key,
+                                    estimate=0.6 * g.nr_bits ** 1.5 * config.depth, witnesses=config.traces))
+    layouts: list[LayoutItem] = []
+    if config.layout_properties != frozenset():
+        for variant in config.variants:
+            layouts.append(LayoutItem(variant, config.suite_options.solver, config.layout_properties,
+                                      layout_key(config, variant)))
+    statefuls: list[StatefulItem] = []
+    if config.stateful_examples:
+        for variant in config.variants:
+            statefuls.append(StatefulItem(variant, config.stateful_examples, stateful_key(config, variant),
+                                          estimate=0.16 * config.stateful_examples))
+
+    suite_results: dict[str, list[Result]] = {}  # suites and layout suites, by label
+    stateful_results: dict[str, dict[str, Any]] = {}
+    partial: dict[str, list[Result]] = {}
+
+    def from_cache(item: SuiteItem | LayoutItem | StatefulItem) -> bool:
+        """Fill in ``item``'s results from its cache entry; False when there is none to use."""
+        if isinstance(item, StatefulItem):
+            found = cache.get(item.key, _stateful_payload)
+            if found is None:
+                return False
+            stateful_results[item.label] = found
+            message = f"{len(found['broken'])} broken, from the cache"
+        else:
+            parse = (_suite_payload(item.variant, item.geometry.name, suite_rows(item.invariants, item.ops))
+                     if isinstance(item, SuiteItem) else _layout_payload(item.variant))
+            results = cache.get(item.key, parse)
+            if results is None:
+                return False
+            suite_results[item.label] = results
+            message = f"{len(results)} rows from the cache"
+        items_state[item.label] = "cached"
+        say(Progress(item.label, "cached", message))
+        return True
+
+    budget_exhausted = False
+    try:
+        todo: list[Item] = []
+        busy: list[SuiteItem | LayoutItem | StatefulItem] = []  # another check is computing these
+        for item in [*suites, *layouts, *statefuls]:
+            if not cache.claim(item.key):
+                busy.append(item)
+                say(Progress(item.label, "waiting", "another check is computing it: its result will be used"))
+            elif from_cache(item):
+                cache.release(item.key)
+            else:
+                todo.append(item)  # its lock is held until its entry is written (or the run ends)
+        if todo:
+            budget_exhausted = _run_pool(config, _order(todo, history), deadline, cache, say,
+                                         suite_results, stateful_results, partial, items_state, history)
+        cache.release_all()  # no lock is held while waiting for another's: no two checks wait for each other
+        todo = []
+        for item in busy:
+            if not cache.wait(item.key, deadline):
+                budget_exhausted = True
+                items_state[item.label] = "not run"
+                say(Progress(item.label, "not run", "the budget ran out while another check computed it"))
+            else:
+                # unlocked again at once, even to compute it: holding one lock while waiting for the next
+                # could deadlock two checks (rarely: only results never cached, UNKNOWN, end up here twice)
+                cache.release(item.key)
+                if not from_cache(item):  # the other check stopped, or its result is UNKNOWN: compute it here
+                    todo.append(item)
+        if todo:
+            budget_exhausted |= _run_pool(config, _order(todo, history), deadline, cache, say,
+                                          suite_results, stateful_results, partial, items_state, history)
+    finally:
+        cache.release_all()
+
+    # compare
+    for s in suites:
+        results = suite_results.get(s.label)
+        cached = items_state.get(s.label) == "cached"
+        done = results if results is not None else partial.get(s.label, [])
+        rows += _suite_check_rows(s, done, baseline, cached, finished=results is not None)
+    for lay in layouts:
+        results = suite_results.get(lay.label)
+        rows += _layout_check_rows(lay, results or [], baseline, items_state.get(lay.label) == "cached",
+                                   finished=results is not None)
+    for st in statefuls:
+        rows += _stateful_check_rows(st, stateful_results.get(st.label), baseline, config,
+                                     cached=items_state.get(st.label) == "cached")
+
+    # 4. minimise the trace of every new violation (cached too), within what is left of the budget
+    if not update_baseline:
+        rows = _minimise_new_violations(config, rows, suites, deadline, cache, say, items_state)
+
+    for s in [*suites, *layouts, *statefuls]:
+        failed = any(r.outcome is not Outcome.OK for r in rows if _owns(s, r))
+        entry = history.setdefault(s.label, {})
+        if items_state.get(s.label) == "ran" and isinstance(entry, dict) and not update_baseline:
+            entry["failures"] = int(entry.get("failures", 0)) + int(failed)
+    cache.save_history(history)
+
+    run = CheckRun(config, rows, time.perf_counter() - started, cache.stats, budget_exhausted,
+                   update_baseline, items=items_state)
+    if update_baseline and run.exit_code == EXIT_OK:
+        new = baseline_from(run, baseline)
+        write_atomically(config.baseline, json.dumps(new.to_json(), indent=1) + "\n")
+        run.baseline_written = config.baseline
+    return run
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _stateful_payload(payload: Any) -> dict[str, Any]:
+    if not isinstance(payload, dict) or not isinstance(payload.get("broken"), dict):
+        raise ValueError("a stateful entry is an object with 'broken'")
+    for trace in payload["broken"].values():
+        trace_from_json(trace)
+    if not isinstance(payload.get("seconds"), (int, float)):
+        raise ValueError("'seconds' must be a number")
+    return payload
+
+
+def _run_pool(config: Config, items: list[Item], deadline: float | None, cache: Cache, say: ProgressFn,
+              suite_results: dict[str, list[Result]], stateful_results: dict[str, dict[str, Any]],
+              partial: dict[str, list[Result]], items_state: dict[str, str], history: dict[str, Any]) -> bool:
+    """Run ``items`` in the pool until done or the deadline; True when the budget cut it short."""
+    with tempfile.TemporaryDirectory(prefix="pcpu-verify-check-") as tmp:
+        pool = _Pool(min(config.workers, len(items)), config.plugins)
+        futures: dict[Future[Any], tuple[Item, Path]] = {}
+        seen_rows: dict[str, int] = {}
+        started: dict[str, float] = {}
+        try:
+            for i, item in enumerate(items):
+                rows_file = Path(tmp) / f"item{i}.jsonl"
+                futures[pool.submit(item, str(rows_file))] = (item, rows_file)
+                say(Progress(item.label, "queued"))
+            pending = set(futures)
+            while pending:
+                timeout = 0.25 if deadline is None else max(0.0, min(0.25, deadline - time.perf_counter()))
+                done, pending = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
+                for f in done:
+                    item, _ = futures[f]
+                    _finish(f, item, cache, say, suite_results, stateful_results, items_state, history,
+                            time.perf_counter() - started.get(item.label, time.perf_counter()))
+                for f in pending:
+                    item, rows_file = futures[f]
+                    if f.running() and item.label not in started:
+                        started[item.label] = time.perf_counter()
+                        say(Progress(item.label, "start"))
+                    if isinstance(item, SuiteItem) and rows_file.exists():
+                        n = rows_file.read_text(encoding="utf-8").count("\n")
+                        if n != seen_rows.get(item.label, 0):
+                            seen_rows[item.label] = n
+                            say(Progress(item.label, "row", done=n, total=len(suite_rows(item.invariants, item.ops))))
+                if pending and deadline is not None and time.perf_counter() >= deadline:
+                    pool.stop()
+                    for f in pending:
+                        item, rows_file = futures[f]
+                        partial[item.label] = _streamed(rows_file) if isinstance(item, SuiteItem) else []
+                        items_state[item.label] = "partial" if partial[item.label] else "not run"
+                        say(Progress(item.label, "not run", "the budget ran out"))
+                    return True
+        except BaseException:
+            pool.stop()  # Ctrl-C: end the workers; no entry of theirs is written
+            raise
+        pool.close()
+    return False
+
+
+def _finish(f: Future[Any], item: Item, cache: Cache, say: ProgressFn, suite_results: dict[str, list[Result]],
+            stateful_results: dict[str, dict[str, Any]], items_state: dict[str, str],
+            history: dict[str, Any], seconds: float) -> None:
+    value = f.result()  # a worker's exception is a bug of ours: let it surface
+    items_state[item.label] = "ran"
+    if isinstance(item, (SuiteItem, LayoutItem)):
+        suite_results[item.label] = value
+        if not any(r.verdict is Verdict.UNKNOWN for r in value):  # UNKNOWN is never cached
+            cache.put(item.key, [result_to_json(r) for r in value])
+        say(Progress(item.label, "done", f"{len(value)} rows"))
+    elif isinstance(item, StatefulItem):
+        stateful_results[item.label] = value
+        cache.put(item.key, value)
+        say(Progress(item.label, "done", f"{len(value['broken'])} invariants broken"))
+    cache.release(item.key)  # a check waiting for this entry reads it now (or, if UNKNOWN, computes it)
+    entry = history.setdefault(item.label, {})
+    if isinstance(entry, dict) and not isinstance(item, MinimiseItem):
+        entry["seconds"] = round(seconds, 2)
+
+
+def _suite_check_rows(s: SuiteItem, results: list[Result], baseline: Baseline, cached: bool,
+                      finished: bool) -> list[Row]:
+    by_row = {(r.invariant, r.op): r for r in results}
+    nonconformant = next((r for r in results if r.verdict is Verdict.NONCONFORMANT), None)
+    owed = suite_rows(s.invariants, s.ops)
+    extra = [key for key in by_row if key not in set(owed)]  # rows a newer run_suite reports: compared too
+    out = []
+    for inv, op in [*owed, *extra]:
+        expected = baseline.expected(s.variant, s.geometry.name, inv, op)
+        r = by_row.get((inv, op))
+        if r is None:
+            if nonconformant is not None:  # conformance failed before this row: nothing is proved
+                r = replace(nonconformant, invariant=inv, op=op)
+            elif finished:
+                out.append(Row("proof", s.variant, s.geometry.name, inv, op, "MISSING", expected, Outcome.CHANGED,
+                               detail="the suite did not report this row"))
+                continue
+            else:
+                out.append(Row("proof", s.variant, s.geometry.name, inv, op, NOT_RUN, expected, Outcome.NOT_RUN,
+                               detail="the budget ran out before this obligation was reached"))
+                continue
+        outcome = _outcome(r.verdict.value, expected, Verdict.VIOLATED.value)
+        detail = r.detail
+        if expected is None and outcome.regression:
+            detail = (detail + "; " if detail else "") + "not in the baseline"
+        elif r.verdict is Verdict.NOT_INDUCTIVE:
+            detail = f"no violation within {r.depth} ops; counterexample to induction: {r.cti['op'] if r.cti else ''}"
+        out.append(Row("proof", s.variant, s.geometry.name, inv, op, r.verdict.value, expected, outcome,
+                       r.seconds, cached, detail, r.trace))
+    return out
+
+
+def _layout_check_rows(lay: LayoutItem, results: list[Result], baseline: Baseline, cached: bool,
+                       finished: bool) -> list[Row]:
+    """Every layout row owed (``layout_rows``), each held to the baseline like a suite row."""
+    by_row = {(r.geometry, r.invariant): r for r in results if r.op == LAYOUT_OP}
+    owed = layout_rows(lay.properties)
+    extra = [key for key in by_row if key not in set(owed)
+             and (lay.properties is None or key[1] in lay.properties)]  # a newer run_layout_suite's rows
+    out = []
+    for geometry, name in [*owed, *extra]:
+        expected = baseline.expected(lay.variant, geometry, name, LAYOUT_OP)
+        r = by_row.get((geometry, name))
+        if r is None:
+            if finished:
+                out.append(Row("proof", lay.variant, geometry, name, LAYOUT_OP, "MISSING", expected, Outcome.CHANGED,
+                               detail="the layout suite did not report this row"))
+            else:
+                out.append(Row("proof", lay.variant, geometry, name, LAYOUT_OP, NOT_RUN, expected, Outcome.NOT_RUN,
+                               detail="the budget ran out before the layout proofs finished"))
+            continue
+        outcome = _outcome(r.verdict.value, expected, Verdict.VIOLATED.value)
+        detail = r.detail
+        if expected is None and outcome.regression:
+            detail = (detail + "; " if detail else "") + "not in the baseline"
+        findings = dict(r.extra)
+        if r.verdict is Verdict.VIOLATED:
+            findings["description"] = r.detail  # the breaking inputs in words: the baseline keeps it
+        out.append(Row("proof", lay.variant, geometry, name, LAYOUT_OP, r.verdict.value, expected, outcome,
+                       r.seconds, cached, detail, layout=findings))
+    return out
+
+
+def _stateful_check_rows(st: StatefulItem, found: dict[str, Any] | None, baseline: Baseline, config: Config,
+                         cached: bool) -> list[Row]:
+    known = baseline.stateful.get(st.variant, {})
+    recorded = baseline.stateful_examples is not None
+    # Another number of examples samples more or less, it does not change what holds: still held to the
+    # baseline, the difference reported as coverage (fewer examples may miss a known violation, below).
+    coverage = "" if baseline.stateful_examples in (None, config.stateful_examples) else (
+        f"coverage: {config.stateful_examples} examples, the baseline's {baseline.stateful_examples}")
+    out = []
+    for inv in (i.name for i in INVARIANTS):  # the 2017 chunk's: the variants the stateful machines run
+        expected = ("BROKEN" if inv in known else "HELD") if recorded else None
+        if found is None:
+            out.append(Row("stateful", st.variant, "stateful", inv, "stateful", NOT_RUN, expected, Outcome.NOT_RUN,
+                           detail="the budget ran out before the stateful machines ran"))
+            continue
+        broken = found["broken"].get(inv)
+        verdict = "BROKEN" if broken is not None else "HELD"
+        outcome = _outcome(verdict, expected, "BROKEN")
+        detail = ""
+        if outcome is Outcome.VIOLATION_GONE:
+            # a sampled search that misses a known violation shows nothing: the
+            # regression traces replay every known one deterministically
+            outcome = Outcome.OK
+            detail = f"known violation not reached within {config.stateful_examples} examples"
+        if expected is None and outcome.regression:
+            detail = "the baseline has no stateful section; record it with --update-baseline"
+        detail = "; ".join(d for d in (detail, coverage) if d)
+        out.append(Row("stateful", st.variant, "stateful", inv, "stateful", verdict, expected, outcome,
+                       found["seconds"] / max(len(INVARIANTS), 1), cached, detail, broken))
+    return out
+
+
+def _minimise_new_violations(config: Config, rows: list[Row], suites: list[SuiteItem], deadline: float | None,
+                             cache: Cache, say: ProgressFn, items_state: dict[str, str]) -> list[Row]:
+    by_label = {s.label: s for s in suites}
+    wanted: dict[int, MinimiseItem] = {}
+    for i, r in enumerate(rows):
+        if r.kind != "proof" or r.outcome is not Outcome.NEW_VIOLATION or not r.trace or not r.trace.get("ops"):
+            continue  # a layout row has no trace: its counterexample is already minimal (proofs/layout.py)
+        s = by_label[f"{r.variant} {r.geometry}"]
+        wanted[i] = MinimiseItem(r.variant, s.geometry, r.invariant, r.op, len(r.trace["ops"]),
+                                 config.suite_options.solver, minimise_key(s.key, r.invariant, r.op))
+    if not wanted:
+        return rows
+    out = list(rows)
+
+    def cached(i: int, m: MinimiseItem) -> bool:
+        hit = cache.get(m.key, lambda p: trace_from_json(p).to_json())
+        if hit is not None:
+            out[i] = replace(out[i], minimised=hit)
+        return hit is not None
+
+    try:  # the suites' two phases (run_check): ours first, then those another check was computing
+        todo: dict[int, MinimiseItem] = {}
+        busy: dict[int, MinimiseItem] = {}
+        for i, m in wanted.items():
+            if not cache.claim(m.key):
+                busy[i] = m
+            elif cached(i, m):
+                cache.release(m.key)
+            else:
+                todo[i] = m
+        _minimise(config, todo, deadline, cache, say, out)
+        cache.release_all()
+        todo = {}
+        for i, m in busy.items():
+            if cache.wait(m.key, deadline):
+                cache.release(m.key)
+                if not cached(i, m):
+                    todo[i] = m
+        _minimise(config, todo, deadline, cache, say, out)
+    finally:
+        cache.release_all()
+    return out
+
+
+def _minimise(config: Config, todo: dict[int, MinimiseItem], deadline: float | None, cache: Cache,
+              say: ProgressFn, out: list[Row]) -> None:
+    """Minimise ``todo`` (row index -> item) in the pool within the deadline, into ``out``; cache each trace."""
+    if not todo or (deadline is not None and time.perf_counter() >= deadline):
+        return
+    pool = _Pool(min(config.workers, len(todo)), config.plugins)
+    try:
+        futures = {pool.submit(m, None): i for i, m in todo.items()}
+        for m in todo.values():
+            say(Progress(m.label, "start"))
+        remaining = None if deadline is None else max(0.0, deadline - time.perf_counter())
+        done, pending = wait(futures, timeout=remaining)
+        for f in done:
+            i = futures[f]
+            value = f.result()
+            if value is not None:
+                cache.put(todo[i].key, value)
+                out[i] = replace(out[i], minimised=value)
+            cache.release(todo[i].key)  # no trace (its replay failed): a waiting check computes its own
+            say(Progress(todo[i].label, "done"))
+        if pending:
+            pool.stop()
+            return
+    except BaseException:
+        pool.stop()
+        raise
+    pool.close()
+
+
+def baseline_from(run: CheckRun, old: Baseline) -> Baseline:
+    """The baseline that makes ``run`` pass: its rows replace the old ones.
+
+    Without an --invariant/--op filter a suite's entry is replaced whole (so
+    rows of a removed invariant go); with one, only the rows run change.
+    """
+    suites: dict[str, Any] = json.loads(json.dumps(old.suites))
+    proof_rows = [r for r in run.rows if r.kind == "proof"]
+    if run.config.invariants is None and run.config.ops is None:
+        for variant, geometry in {(r.variant, r.geometry) for r in proof_rows}:
+            suites.setdefault(variant, {})[geometry] = {}
+    for r in proof_rows:
+        entry: Any = r.verdict
+        if r.verdict == Verdict.VIOLATED.value and r.op == LAYOUT_OP:
+            entry = {"verdict": r.verdict, "counterexample": (r.layout or {}).get("description", "")}
+        elif r.verdict == Verdict.VIOLATED.value:
+            entry = {"verdict": r.verdict, "trace": r.trace}
+        suites.setdefault(r.variant, {}).setdefault(r.geometry, {}).setdefault(r.invariant, {})[r.op] = entry
+    stateful: dict[str, Any] = json.loads(json.dumps(old.stateful))
+    examples = old.stateful_examples
+    state_rows = [r for r in run.rows if r.kind == "stateful"]
+    if state_rows:
+        if examples != run.config.stateful_examples:
+            stateful = {}  # recorded with another budget: it no longer describes anything
+        examples = run.config.stateful_examples
+        for variant in {r.variant for r in state_rows}:
+            stateful[variant] = {r.invariant: r.trace for r in state_rows
+                                 if r.variant == variant and r.verdict == "BROKEN"}
+    # sorted variants and geometries, rows in the suite's order: a re-run rewrites the file identically
+    suites = {v: {g: suites[v][g] for g in sorted(suites[v])} for v in sorted(suites)}
+    return Baseline(suites, examples, {v: stateful[v] for v in sorted(stateful)})

@@ -1,0 +1,185 @@
+"""Work items and what runs in a worker process: suites, layout suites, stateful machines, minimisation."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from pcpuverify.check.cache import result_to_json
+from pcpuverify.check.config import load_plugin
+from pcpuverify.check.matrix import layout_geometry
+from pcpuverify.check.outcomes import LAYOUT_OP, LAYOUT_PAGE_SIZE, LAYOUT_SETS, Row
+from pcpuverify.counterexamples.witness import load_witnesses
+from pcpuverify.exits import EXIT_TERMINATED
+from pcpuverify.model.geometry import Geometry
+from pcpuverify.proofs.results import Result
+from pcpuverify.proofs.solver import SolverOptions
+from pcpuverify.proofs.suite import SuiteOptions
+
+
+@dataclass(frozen=True)
+class SuiteItem:
+    variant: str
+    geometry: Geometry
+    options: SuiteOptions
+    invariants: frozenset[str] | None
+    ops: frozenset[str] | None
+    key: str
+    estimate: float
+    witnesses: tuple[Path, ...] = ()  # the regression trace directories, carried to rows left NOT-INDUCTIVE
+
+    @property
+    def label(self) -> str:
+        return f"{self.variant} {self.geometry.name}"
+
+
+@dataclass(frozen=True)
+class LayoutItem:
+    """The first-chunk layout proofs of one variant: every property under every precondition set."""
+
+    variant: str
+    solver: SolverOptions
+    properties: frozenset[str] | None  # the rows to report (the suite proves them all: one cache entry)
+    key: str
+    estimate: float = 30.0
+
+    @property
+    def label(self) -> str:
+        return f"{self.variant} layout"
+
+
+@dataclass(frozen=True)
+class StatefulItem:
+    variant: str
+    examples: int
+    key: str
+    estimate: float
+
+    @property
+    def label(self) -> str:
+        return f"{self.variant} stateful"
+
+
+@dataclass(frozen=True)
+class MinimiseItem:
+    variant: str
+    geometry: Geometry
+    invariant: str
+    op: str
+    depth: int
+    solver: SolverOptions
+    key: str
+    estimate: float = 5.0
+
+    @property
+    def label(self) -> str:
+        return f"minimise {self.variant} {self.geometry.name} {self.invariant}"
+
+
+Item = SuiteItem | LayoutItem | StatefulItem | MinimiseItem
+
+
+def _owns(item: Item, row: Row) -> bool:
+    """``row`` is one of the rows ``item`` produced."""
+    if isinstance(item, SuiteItem):
+        return (row.kind, row.variant, row.geometry) == ("proof", item.variant, item.geometry.name)
+    if isinstance(item, LayoutItem):
+        return (row.kind, row.variant, row.op) == ("proof", item.variant, LAYOUT_OP)
+    if isinstance(item, StatefulItem):
+        return (row.kind, row.variant) == ("stateful", item.variant)
+    return False
+
+
+def _worker_init(plugins: tuple[Path, ...], parent: int) -> None:
+    # The parent owns Ctrl-C: it stops the workers and writes nothing half-done.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A parent that dies without stopping us (SIGKILL, a crash) cannot: leave with it, and with the last
+    # worker gone the resource tracker sees its pipe close and leaves too.  Polled rather than
+    # PR_SET_PDEATHSIG, which fires when the parent's *thread* that spawned us ends, and is Linux only.
+    threading.Thread(target=_exit_with_parent, args=(parent,), name="exit-with-parent", daemon=True).start()
+    for plugin in plugins:
+        load_plugin(plugin)
+
+
+def _exit_with_parent(parent: int) -> None:
+    while os.getppid() == parent:  # reparented (to init or a subreaper) once the parent is gone
+        time.sleep(0.5)
+    os._exit(EXIT_TERMINATED)  # no cleanup to do: the parent writes every file, and it is gone
+
+
+def run_item(item: Item, rows_file: str | None = None) -> Any:
+    """Run one work item (in a worker process); a suite appends each row to ``rows_file`` as it finishes."""
+    if isinstance(item, SuiteItem):
+        return _run_suite_item(item, rows_file)
+    if isinstance(item, LayoutItem):
+        return run_layout(item.variant, item.solver)
+    if isinstance(item, StatefulItem):
+        return run_stateful(item.variant, item.examples)
+    return run_minimise(item)
+
+
+def _run_suite_item(item: SuiteItem, rows_file: str | None) -> list[Result]:
+    from pcpuverify.proofs.suite import run_suite
+
+    def run(progress: Callable[[Result], None] | None) -> list[Result]:
+        return run_suite(item.variant, item.geometry, item.options,
+                         set(item.invariants) if item.invariants is not None else None,
+                         set(item.ops) if item.ops is not None else None, progress,
+                         load_witnesses(item.witnesses))
+
+    if rows_file is None:
+        return run(None)
+    with open(rows_file, "a", encoding="utf-8") as out:
+        def streamed(r: Result) -> None:
+            out.write(json.dumps(result_to_json(r)) + "\n")
+            out.flush()
+
+        return run(streamed)
+
+
+def run_layout(variant: str, solver: SolverOptions) -> list[Result]:
+    """``run_layout_suite`` at PAGE_SIZE 4096 on every precondition set, each row's geometry "page4096/<set>".
+
+    (A NONCONFORMANT row -- conformance failed before any proof -- names the
+    page size only; it gets its set here, like every other row.)
+    """
+    from pcpuverify.proofs.layout import run_layout_suite
+
+    results = run_layout_suite(LAYOUT_PAGE_SIZE, solver, variant=variant, sets=LAYOUT_SETS)
+    out = []
+    for r in results:
+        set_name = r.extra.get("preconditions")
+        if isinstance(set_name, str) and r.geometry != layout_geometry(set_name):
+            r = replace(r, geometry=layout_geometry(set_name))
+        out.append(r)
+    return out
+
+
+def run_stateful(variant: str, examples: int) -> dict[str, Any]:
+    """The stateful machines on every geometry they list: the invariants broken, with traces."""
+    from pcpuverify.counterexamples.stateful import run_machines
+
+    findings = run_machines(variant, examples)
+    return {
+        "seconds": findings.seconds,
+        "steps": findings.steps,
+        "broken": {name: trace.to_json() for name, trace in sorted(findings.shortest.items())},
+    }
+
+
+def run_minimise(item: MinimiseItem) -> dict[str, Any] | None:
+    """The shortest counterexample (fewest ops, smallest arguments and geometry) for a new violation."""
+    from pcpuverify.proofs.shortest import shortest_counterexample
+
+    try:
+        found = shortest_counterexample(item.variant, item.geometry, item.invariant, item.depth, item.solver)
+    except AssertionError:  # the solver's trace did not replay: keep the suite's own
+        return None
+    return None if found is None else found.trace.to_json()
