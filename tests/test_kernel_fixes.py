@@ -19,10 +19,10 @@ from test_release_fidelity import GEOMETRIES, TRACES_PER_GEOMETRY, differences, 
 from pcpuverify.counterexamples.kernel_machine import hypothesis_c
 from pcpuverify.counterexamples.kernel_search import CTrace, explore_c, random_c
 from pcpuverify.counterexamples.kernel_shrink import reproduce
+from pcpuverify.invariants.check import first_violation
 from pcpuverify.kernel.build import build
 from pcpuverify.kernel.source import KernelSource, load_source
 from pcpuverify.model.geometry import Geometry
-from pcpuverify.invariants.check import first_violation
 from pcpuverify.model.ops import ChunkInit
 from pcpuverify.model.trace import Trace, load_trace
 
