@@ -1,10 +1,15 @@
-"""Write docs/gallery.md: one entry per finding on v1, from the minimised traces in tests/traces/gallery/.
+"""Write docs/gallery.md: one entry per finding, from minimised model traces.
+
+The July 2017 posting's findings on v1 come from tests/traces/gallery/; the released allocators'
+(linux-4.14, mainline) from tests/release_traces/ and tests/kernel_traces/model/, each also shown on the
+C of its release in docs/kernels.md.
 
     python docs/make_gallery.py
 
-Each entry: the seed sentence the finding contradicts, the trace drawn step
+Each entry: the sentence the finding contradicts, the trace drawn step
 by step (the output of ``pcpu-verify replay``), the mechanism in kernel
-terms, and the fix the ``fixed`` variant carries.
+terms, and the fix (the ``fixed`` variant's for v1; a patch of docs/patches/
+and ``mainline-fixed``'s for the releases).
 """
 
 from __future__ import annotations
@@ -19,14 +24,16 @@ from pcpuverify.model.trace import load_trace, write_atomically
 
 ROOT = Path(__file__).resolve().parent.parent
 TRACES = ROOT / "tests" / "traces" / "gallery"
+RELEASE_TRACES = ROOT / "tests" / "release_traces"
 
 
 @dataclass(frozen=True)
 class Finding:
     title: str
-    traces: tuple[str, ...]  # file names in tests/traces/gallery/
+    traces: tuple[str, ...]  # file names in ``folder``
     mechanism: str
     fix: str
+    folder: Path = TRACES
 
 
 FREE_RUN_FIX = (
@@ -137,6 +144,82 @@ from the linker and are usually multiples of 8, so this is a latent edge, not an
 )
 
 
+RELEASE_FINDINGS = (
+    Finding(
+        "linux-4.14: the chunk hint runs past the free run",
+        ("linux-4.14__chunk-hint-never-above-available.json", "linux-4.14__chunk-hint-accurate-in-one-block.json"),
+        """`pcpu_block_update_hint_alloc()` still refreshes the chunk only when the area *starts* inside
+`contig_bits` (v4.14.5 mm/percpu.c:759), and the free path's `pcpu_chunk_update(chunk,
+pcpu_block_off_to_off(s_index, start), s_block->contig_hint)` (:865) pairs the freed area's start with
+the length of the block's hint, which may lie elsewhere.  In 4.14.5 and 4.19.72; fixed by the 5.2 series
+("percpu: introduce helper to determine if two regions overlap", "percpu: update free path with correct
+new free region").""",
+        "`docs/patches/v4.14-alloc-overlap.patch` (refresh on overlap) and `v4.14-free-region.patch` "
+        "(`end - start`).",
+        RELEASE_TRACES,
+    ),
+    Finding(
+        "linux-4.14: nr_empty_pop_pages counts a page that holds bits",
+        ("linux-4.14__nr-empty-pop-pages-matches-bitmap.json",),
+        """Empty pages are recounted only by `pcpu_chunk_refresh_hint()` (v4.14.5 :588), which the alloc
+path skips in the case above.  5.2 counts them per block (`pcpu_update_empty_pages`).""",
+        "`docs/patches/v4.14-alloc-overlap.patch` removes the trace on the C.",
+        RELEASE_TRACES,
+    ),
+    Finding(
+        "linux-4.14: the search window is not clipped to the bitmap",
+        ("linux-4.14__bitmap-access-in-bounds.json",),
+        """`end = start + alloc_bits + PCPU_BITMAP_BLOCK_BITS` (v4.14.5 :983), PATCH 10's window, as
+merged.  In C the read stays inside the last `unsigned long` unless every bit up to it is set; ASan did
+not see it within our searches.  Fixed in 5.2 ("percpu: do not search past bitmap when allocating an
+area").""",
+        "`docs/patches/v4.14-clip-window.patch` (5.2's `min_t`).",
+        RELEASE_TRACES,
+    ),
+    Finding(
+        "5.2 to 7.1.3: a free outside block 0 never raises chunk_md",
+        ("mainline__chunk-hint-accurate-in-one-block.json", "mainline__chunk-hint-off-by-at-most-a-page.json"),
+        """`pcpu_block_update(&chunk->chunk_md, pcpu_block_off_to_off(s_index, start), end)` (7.1.3
+:1055-1057) passes `end` block relative: for any block but the first the area is empty and the chunk
+hint stays below the freed run, so allocations that fit are refused and chunks are added.  Every 5.2+
+source, still in 7.1.3 and Debian 6.12 (docs/kernels.md).""",
+        "`docs/patches/chunk-md-free-end.patch`: `pcpu_block_off_to_off(s_index, end)`.  Once frees reach "
+        "`chunk_md`, a scan_hint that an allocation dropped (0) is taken for \"nothing before the contig "
+        "hint\": `scan-hint-not-from-nothing.patch` (docs/kernels.md, finding 5).",
+        RELEASE_TRACES,
+    ),
+    Finding(
+        "5.2 to 7.1.3: right_free lost when a scan hint is promoted",
+        ("mainline__block-left-right-free-exact.json",),
+        """`pcpu_block_refresh_hint()` clears `right_free` (7.1.3 :791) and, after promoting the scan hint,
+scans only from its end; when the scan hint was the block's right free run nothing sets `right_free`
+again, and the cross-block iterators miss that run.""",
+        "`docs/patches/block-refresh-right-free.patch`: `right_free = start == PCPU_BITMAP_BLOCK_BITS ? "
+        "contig_hint : 0`.",
+        RELEASE_TRACES,
+    ),
+    Finding(
+        "5.2 to 7.1.3: an equal area before the contig hint becomes the scan hint",
+        ("mainline__scan-hint-before-contig-hint.json",),
+        """`pcpu_block_update()`'s equal-size branch (7.1.3 :670) records a free area as large as the contig
+hint but before it as the scan hint, against "scan_hint_start > contig_hint_start iff scan_hint ==
+contig_hint".  No wrong allocation found to follow from it.""",
+        "`docs/patches/scan-hint-equal-before.patch`: forget the scan hint for such an area.",
+        RELEASE_TRACES,
+    ),
+    Finding(
+        "5.2 to 7.1.3: a stale scan hint inside the new contig hint splits a free run",
+        ("mainline__block-contig-hint-exact.json",),
+        """A free area larger than the contig hint that starts *at* the scan hint keeps it: the test is
+`start < block->scan_hint_start` (7.1.3 :648).  The next refresh promotes the stale hint and scans
+forward from its end, so the block's `contig_hint` (and `chunk_md`'s) falls below its longest free run.
+Every 5.2+ source; found on 32-bit blocks.""",
+        "`docs/patches/scan-hint-inside-new-contig.patch`: `start <= block->scan_hint_start`.",
+        ROOT / "tests" / "kernel_traces" / "model",
+    ),
+)
+
+
 def replay_text(path: Path) -> str:
     relative = path.relative_to(ROOT)
     out = subprocess.run(["pcpu-verify", "replay", str(relative)], capture_output=True, text=True, check=True,
@@ -146,21 +229,24 @@ def replay_text(path: Path) -> str:
 
 def render() -> str:
     doc = io.StringIO()
-    doc.write("# Gallery: what pcpu-verify finds in the July 2017 bitmap allocator\n\n")
-    doc.write("Generated by `python docs/make_gallery.py` from the minimised traces in `tests/traces/gallery/`.\n")
+    doc.write("# Gallery: what pcpu-verify finds in the bitmap allocator, July 2017 to 7.1.3\n\n")
+    doc.write("Generated by `python docs/make_gallery.py` from the minimised traces in `tests/traces/gallery/`\n")
+    doc.write("(entries 1-8, the July 2017 posting), `tests/release_traces/` and `tests/kernel_traces/model/`\n")
+    doc.write("(entries 9-15, the released allocators; each also on the C in `docs/kernels.md`).\n")
     doc.write("Every trace replays with `pcpu-verify replay FILE`; `tests/test_regressions.py` asserts each\n")
-    doc.write("violation on its variant and its absence on `fixed`.  Bitmaps are drawn bit 0 first.\n\n")
-    for number, finding in enumerate(FINDINGS, start=1):
+    doc.write("v1 violation and its absence on `fixed`, `tests/test_kernel_fixes.py` each release one's absence\n")
+    doc.write("on `mainline-fixed` and on the patched C.  Bitmaps are drawn bit 0 first.\n\n")
+    for number, finding in enumerate(FINDINGS + RELEASE_FINDINGS, start=1):
         doc.write(f"## {number}. {finding.title}\n\n")
         for name in finding.traces:
-            path = TRACES / name
+            path = finding.folder / name
             if not path.exists():
                 continue
             trace = load_trace(path)
             inv = invariant(trace.violates or "")
             doc.write(f"**{trace.variant}**, invariant `{inv.name}` ({inv.patch}):\n\n")
             doc.write(f"> {inv.seed}\n\n")
-            doc.write(f"`tests/traces/gallery/{name}`, {len(trace.ops)} operation(s):\n\n")
+            doc.write(f"`{path.relative_to(ROOT)}`, {len(trace.ops)} operation(s):\n\n")
             doc.write("```\n" + replay_text(path) + "```\n\n")
         doc.write("**Mechanism.** " + finding.mechanism + "\n\n")
         doc.write("**Fix.** " + finding.fix + "\n\n")

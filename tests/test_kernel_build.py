@@ -177,11 +177,11 @@ def test_shrink_keeps_the_finding_with_fewer_ops_on_the_c() -> None:
     source = kernel("linux-4.14.5")
     g = Geometry.parse("2x8")
     driver = build(source, 8, 2)
-    name = "chunk-contig-hint-not-above-free-run"
+    name = "chunk-hint-accurate-in-one-block"
     padded = (STALE_HINT[0], Populate(0, 2), STALE_HINT[1], Populate(0, 1), Free(2), Populate(1, 2), STALE_HINT[3])
     assert reproduce(driver, CTrace(g, padded, name, "")) is not None
     shrunk = shrink(driver, CTrace(g, padded, name, ""))
-    assert shrunk.ops == STALE_HINT and "contig_hint 12 > longest free run" in shrunk.message
+    assert shrunk.ops == STALE_HINT and "contig_bits 12, but the longest free run [11, 16)" in shrunk.message
     assert reproduce(driver, CTrace(g, STALE_HINT[:3], name, "")) is None
 
 
@@ -208,19 +208,54 @@ def test_cli_explore_writes_shrunk_traces(tmp_path: Path) -> None:
     proc = cli("explore", "--source", str(source.percpu_c), "--depth", "1", "--examples", "30",
                "--traces", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
-    written = json.loads((tmp_path / "4.14__2x8__chunk-contig-hint-not-above-free-run.json").read_text())
+    written = json.loads((tmp_path / "4.14__2x8__chunk-hint-accurate-in-one-block.json").read_text())
     assert written["format"] == "pcpu-verify-c-trace/1" and written["sha256"] == source.sha256
     trace = CTrace.from_json(written)
     assert len(trace.ops) == 4
     assert reproduce(build(source, 8, 2), trace) is not None  # the file replays on the C
 
 
-def test_cli_explore_runs_a_post_5_2_release() -> None:
-    """A release CI has (Debian's 6.1): the non-hint invariants hold within the search."""
+# What the model variant mainline breaks (tests/release_traces/, tests/test_release_variants.py's BROKEN)
+MAINLINE_FINDINGS = frozenset({"chunk-hint-accurate-in-one-block", "chunk-hint-off-by-at-most-a-page",
+                               "block-left-right-free-exact", "scan-hint-before-contig-hint"})
+
+
+def test_cli_explore_holds_a_post_5_2_release_to_the_hint_invariants(tmp_path: Path) -> None:
+    """A release CI has (Debian's 6.1): its states are PcpuChunkMainline's, so the 5.2 hint invariants run on them,
+    and the search meets the findings of the model variant mainline -- each written trace replays on the C."""
     source = kernel("debian-6.1")
-    proc = cli("explore", "--source", str(source.percpu_c), "--geometry", "2x8", "--depth", "2", "--examples", "20")
+    proc = cli("explore", "--source", str(source.percpu_c), "--geometry", "2x8", "--depth", "2", "--examples", "50",
+               "--traces", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
-    assert "layout 5.14" in proc.stdout and "BROKEN" not in proc.stdout, proc.stdout
+    assert "layout 5.14" in proc.stdout and "scan-hint-before-contig-hint, scan-hint-region-free" in proc.stdout
+    found = {p.name.split("__")[2].removesuffix(".json"): CTrace.from_json(json.loads(p.read_text()))
+             for p in tmp_path.glob("*.json")}
+    assert {"chunk-hint-accurate-in-one-block", "scan-hint-before-contig-hint"} <= set(found) <= MAINLINE_FINDINGS
+    driver = build(source, 8, 2)
+    for name, trace in found.items():
+        assert f"BROKEN {name} after {len(trace.ops)} ops" in proc.stdout
+        assert reproduce(driver, trace) is not None, name
+
+
+def test_release_dumps_convert_to_their_model_chunk_key_for_key() -> None:
+    """4.14 and 5.2+ dumps become the release's own model chunk with nothing lost or renamed: it dumps back whole."""
+    for name, layout in (("linux-4.14.5", "4.14"), ("linux-5.4.286", "5.2"), ("linux-5.10.89", "5.9"),
+                         ("debian-6.12", "5.14")):
+        if name not in REQUIRED and not (KERNELS / name / "mm" / "percpu.c").is_file():
+            continue  # a mirror's file: the Debian row always runs
+        g = Geometry.parse("2x8")
+        chunk = KernelChunk(build(kernel(name), 8, 2), g)
+        try:
+            for op in (Alloc(3, 1, True), Alloc(6, 2), Free(0), Populate(1, 2)):
+                chunk.apply(op)
+            dump = chunk.dump()
+        finally:
+            chunk.close()
+        alloc, model_chunk = to_model(dump, g)
+        assert type(model_chunk).__name__ == {"4.14": "PcpuChunk414", "5.2": "PcpuChunk54", "5.9": "PcpuChunk54",
+                                               "5.14": "PcpuChunkMainline"}[layout]
+        assert model_chunk.dump() == dump["chunks"]["dynamic"], name  # type: ignore[index]
+        assert alloc.pcpu_nr_empty_pop_pages == dump["pcpu_nr_empty_pop_pages"]
 
 
 def test_cli_diff_reports_identity() -> None:

@@ -90,9 +90,11 @@ def first_difference(model: list[ModelStep], c: TraceRun) -> str | None:
     return None
 
 
-def differences(variant: str, release: str, geometry: Geometry, traces: int, seed: int) -> tuple[int, list[str]]:
-    """(traces identical, the first difference of each trace that differs)."""
-    build_ = build(kernel(release), geometry.block_bits, geometry.nr_pages)
+def differences(variant: str, release: str | KernelSource, geometry: Geometry, traces: int,
+                seed: int) -> tuple[int, list[str]]:
+    """(traces identical, the first difference of each trace that differs); ``release`` a folder name or a source."""
+    source = kernel(release) if isinstance(release, str) else release
+    build_ = build(source, geometry.block_bits, geometry.nr_pages)
     rng = random.Random(seed)
     identical, found = 0, []
     for start in range(0, traces, BATCH):

@@ -22,9 +22,11 @@ from types import SimpleNamespace
 from typing import Any
 
 from pcpuverify.counterexamples.explore import all_ops
+from pcpuverify.invariants.applicability import covers
 from pcpuverify.invariants.base import REGISTRY, ChunkSnapshot, Violation
+from pcpuverify.invariants.check import ALL_INVARIANTS
 from pcpuverify.kernel.build import Build, build
-from pcpuverify.kernel.convert import INVARIANTS_BY_LAYOUT, to_model
+from pcpuverify.kernel.convert import MODEL_OF_LAYOUT, NOT_ON_C, to_model
 from pcpuverify.kernel.harness import (
     DriverGone,
     Finding,
@@ -42,6 +44,13 @@ from pcpuverify.model.random_ops import random_op
 from pcpuverify.model.reference import OpError, StepResult
 from pcpuverify.model.trace import FORMAT, TraceError, trace_from_json
 from pcpuverify.model.variants import VARIANTS
+
+# Which invariants each layout's states are held to: every one applicability.APPLIES_TO lists for the
+# layout's model chunk (kernel/convert.py's MODEL_OF_LAYOUT), less those the C cannot be held to that way.
+INVARIANTS_BY_LAYOUT: dict[str, tuple[str, ...]] = {
+    layout: tuple(inv.name for inv in ALL_INVARIANTS if covers(inv, chunk_type) and inv.name not in NOT_ON_C)
+    for layout, (chunk_type, _) in MODEL_OF_LAYOUT.items()
+}
 
 
 def state_violations(layout: str, dump: dict[str, object], geometry: Geometry) -> list[Violation]:

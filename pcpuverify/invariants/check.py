@@ -14,14 +14,14 @@ from pcpuverify.model.trace import Trace
 
 # Importing the modules registers their invariants; this is their order.
 _MODULES = (hints, maps, population, steps, release_hints)
-_ALL: tuple[Invariant, ...] = tuple(REGISTRY.values())
+ALL_INVARIANTS: tuple[Invariant, ...] = tuple(REGISTRY.values())  # every layout's, in this order
 # The invariants of the 2017 chunk: what the Z3 suites, the layout proofs and the
 # gate's rows cover.  check_state and check_step pick each chunk's own (applicability).
-INVARIANTS: tuple[Invariant, ...] = tuple(i for i in _ALL if covers(i, PcpuChunk))
+INVARIANTS: tuple[Invariant, ...] = tuple(i for i in ALL_INVARIANTS if covers(i, PcpuChunk))
 STATE_INVARIANTS = tuple(i for i in INVARIANTS if i.kind == "state")
 STEP_INVARIANTS = tuple(i for i in INVARIANTS if i.kind == "step")
-_ALL_STATE = tuple(i for i in _ALL if i.kind == "state")
-_ALL_STEP = tuple(i for i in _ALL if i.kind == "step")
+_ALL_STATE = tuple(i for i in ALL_INVARIANTS if i.kind == "state")
+_ALL_STEP = tuple(i for i in ALL_INVARIANTS if i.kind == "step")
 
 
 class UnknownInvariant(ValueError):

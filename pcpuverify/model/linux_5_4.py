@@ -408,7 +408,12 @@ class Linux54(Linux414):
         if (end - start) >= B or s_index != e_index:
             self.pcpu_chunk_refresh_hint(chunk, True)
         else:
-            self.pcpu_block_update(chunk.chunk_md, self.pcpu_block_off_to_off(s_index, start), end)
+            self.pcpu_free_update_chunk_md(chunk, s_index, start, end)
+
+    def pcpu_free_update_chunk_md(self, chunk: PcpuChunk54, s_index: int, start: int, end: int) -> None:
+        """The last ``else`` of ``pcpu_block_update_hint_free``, a method of its own so that ``mainline-fixed`` can
+        change its one expression: ``end`` is passed block relative, as the C does (5.4 :1023, 7.1.3 :1055)."""
+        self.pcpu_block_update(chunk.chunk_md, self.pcpu_block_off_to_off(s_index, start), end)
 
     # -- allocation path ----------------------------------------------------------
 

@@ -7,6 +7,7 @@ from pcpuverify.model.geometry import PCPU_MIN_ALLOC_SIZE
 from pcpuverify.model.linux_4_14 import Linux414
 from pcpuverify.model.linux_5_4 import Linux54
 from pcpuverify.model.mainline import Mainline
+from pcpuverify.model.mainline_fixed import MainlineFixed
 from pcpuverify.model.percpu import ALIGN, PcpuAllocator
 
 
@@ -142,6 +143,7 @@ VARIANTS: dict[str, type[PcpuAllocator]] = {
     "linux-4.14": Linux414,
     "linux-5.4": Linux54,
     "mainline": Mainline,
+    "mainline-fixed": MainlineFixed,
 }
 
 

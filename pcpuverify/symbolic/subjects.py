@@ -21,6 +21,7 @@ from pcpuverify.model.percpu import PcpuAllocator
 from pcpuverify.model.linux_4_14 import Linux414
 from pcpuverify.model.linux_5_4 import Linux54
 from pcpuverify.model.mainline import Mainline
+from pcpuverify.model.mainline_fixed import MainlineFixed
 from pcpuverify.model.variants import V1, VARIANTS, Fixed, UnknownVariant
 from pcpuverify.symbolic.encode import SymFixed, SymPercpu, SymV1
 from pcpuverify.symbolic.setup import PostedSetup, RoundUpSetup
@@ -110,4 +111,6 @@ register("fixed", Fixed, SymFixed, RoundUpSetup, parent="v1")
 register("linux-4.14", Linux414, None)
 register("linux-5.4", Linux54, None)
 register("mainline", Mainline, None)
+# mainline plus the smallest fix of each finding (docs/patches/mainline-fixed.patch): model only, no encoding yet
+register("mainline-fixed", MainlineFixed, None)
 assert {n: s.model for n, s in SUBJECTS.items()} == VARIANTS, "model.variants.VARIANTS lists another variant"

@@ -1,0 +1,115 @@
+"""``mainline-fixed``: ``mainline`` (7.1.3) plus the smallest fix for each of its findings, one override each.
+
+The same five fixes, as a diff to the C, are ``docs/patches/mainline-fixed.patch`` (one patch per fix
+beside it); tests/test_mainline_fixed.py holds this variant to the patched C of Debian 6.12 and 7.1.3
+and runs the C search on it.  Model only: no Z3 encoding yet (``symbolic/subjects.py`` registers it
+without one), so ``prove`` refuses it.
+
+Fix 3 of ``pcpu_block_update`` is for a break the other fixes unmask (the free path's ``chunk_md`` update
+working): docs/kernels.md.  Whether each is the *smallest* fix is argued there, not proved.
+"""
+
+from __future__ import annotations
+
+from pcpuverify.model.linux_4_14 import ffs0, pcpu_for_each_unpop_region
+from pcpuverify.model.linux_5_4 import PcpuBlockMd, PcpuChunk54
+from pcpuverify.model.mainline import Mainline
+
+
+class MainlineFixed(Mainline):
+    """Variant ``mainline-fixed``: 7.1.3 with fixes for chunk-hint-accurate-in-one-block (and
+    chunk-hint-off-by-at-most-a-page), block-left-right-free-exact, scan-hint-before-contig-hint,
+    block-contig-hint-exact and the stale chunk_md scan_hint (docs/kernels.md)."""
+
+    variant = "mainline-fixed"
+
+    def pcpu_free_update_chunk_md(self, chunk: PcpuChunk54, s_index: int, start: int, end: int) -> None:
+        """Fix for ``chunk-hint-accurate-in-one-block`` / ``chunk-hint-off-by-at-most-a-page``: ``end`` as a chunk
+        offset, ``pcpu_block_off_to_off(s_index, end)``; 7.1.3 passes it block relative, so a free in any block
+        but the first gives ``chunk_md`` an empty area and the chunk hint never learns of the freed run."""
+        self.pcpu_block_update(
+            chunk.chunk_md, self.pcpu_block_off_to_off(s_index, start), self.pcpu_block_off_to_off(s_index, end)
+        )
+
+    def pcpu_block_refresh_hint(self, chunk: PcpuChunk54, index: int) -> None:  # type: ignore[override]
+        """Fix for ``block-left-right-free-exact``: a promoted scan_hint that ends the block is its right free area.
+
+        7.1.3 clears ``right_free`` and scans only from the promoted hint's end, so when that hint was the
+        block's right free run nothing sets ``right_free`` again.
+        """
+        block = chunk.md_blocks[index]
+        alloc_map = self.pcpu_index_alloc_map(chunk, index)
+
+        # promote scan_hint to contig_hint
+        if block.scan_hint:
+            start = block.scan_hint_start + block.scan_hint
+            block.contig_hint_start = block.scan_hint_start
+            block.contig_hint = block.scan_hint
+            block.scan_hint = 0
+        else:
+            start = block.first_free
+            block.contig_hint = 0
+
+        block.right_free = block.contig_hint if start == self.PCPU_BITMAP_BLOCK_BITS else 0  # the fix
+
+        # iterate over free areas and update the contig hints
+        for rs, re in pcpu_for_each_unpop_region(alloc_map, start, self.PCPU_BITMAP_BLOCK_BITS):
+            self.pcpu_block_update(block, rs, re)
+
+    def pcpu_block_update(self, block: PcpuBlockMd, start: int, end: int) -> None:  # type: ignore[override]
+        """Three fixes, each a one-line change of 7.1.3's ``pcpu_block_update``:
+
+        1. ``scan-hint-before-contig-hint``: a free area as large as the contig hint but before it forgets the
+           scan_hint (none can be both before the contig hint and as large: "scan_hint_start >
+           contig_hint_start iff scan_hint == contig_hint"); 7.1.3 makes the area the scan_hint.
+        2. ``block-contig-hint-exact``: a new, larger area that starts *at* the scan_hint (and so contains
+           it) forgets the scan_hint; 7.1.3 tests ``start < block->scan_hint_start`` and keeps it, a stale
+           hint inside the new contig hint, which the next refresh promotes and scans forward from,
+           splitting the free run.
+        3. ``chunk-hint-accurate-in-one-block`` (3x8, once the free path reaches ``chunk_md``): a smaller area
+           before the contig hint becomes the scan_hint only in place of one.  ``scan_hint == 0`` also
+           means "dropped by an allocation that overlapped it" (``pcpu_block_update_hint_alloc``), not only
+           "nothing before the contig hint"; 7.1.3 then makes any such area "the largest known before the
+           contig hint", and the next non-full refresh promotes it and scans forward only, missing a larger
+           area before it.  The cost: a scan_hint is no longer made from a lone smaller area, so some scans
+           start from ``first_free``.
+        """
+        contig = end - start
+
+        block.first_free = min(block.first_free, start)
+        if start == 0:
+            block.left_free = contig
+
+        if end == block.nr_bits:
+            block.right_free = contig
+
+        if contig > block.contig_hint:
+            # promote the old contig_hint to be the new scan_hint
+            if start > block.contig_hint_start:
+                if block.contig_hint > block.scan_hint:
+                    block.scan_hint_start = block.contig_hint_start
+                    block.scan_hint = block.contig_hint
+                elif start <= block.scan_hint_start:  # fix 2
+                    block.scan_hint = 0
+            else:
+                block.scan_hint = 0
+            block.contig_hint_start = start
+            block.contig_hint = contig
+        elif contig == block.contig_hint:
+            if block.contig_hint_start and (not start or ffs0(start) > ffs0(block.contig_hint_start)):
+                # start has a better alignment so use it
+                block.contig_hint_start = start
+                if start < block.scan_hint_start and block.contig_hint > block.scan_hint:
+                    block.scan_hint = 0
+            elif start < block.contig_hint_start:  # fix 1
+                block.scan_hint = 0
+            elif start > block.scan_hint_start or block.contig_hint > block.scan_hint:
+                block.scan_hint_start = start
+                block.scan_hint = contig
+        else:
+            # smaller than the contig_hint: the scan_hint only if larger or equal and farther
+            if start < block.contig_hint_start and block.scan_hint and (  # fix 3
+                contig > block.scan_hint or (contig == block.scan_hint and start > block.scan_hint_start)
+            ):
+                block.scan_hint_start = start
+                block.scan_hint = contig

@@ -1,0 +1,164 @@
+"""The fixes of docs/kernels.md on the C: docs/patches/*.patch applied at run time, and ``mainline-fixed``.
+
+The patched C is never stored: each test copies a release's ``mm/`` to ``tmp_path`` and applies patches
+with ``patch(1)``.  Debian 6.12 is required (CI has it); 7.1.3 and 4.14.5 are mirrors' files and skip when
+absent.  ``mainline-fixed`` (the model) must equal the C with ``mainline-fixed.patch``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from test_release_fidelity import GEOMETRIES, TRACES_PER_GEOMETRY, differences, kernel
+
+from pcpuverify.counterexamples.kernel_machine import hypothesis_c
+from pcpuverify.counterexamples.kernel_search import CTrace, explore_c, random_c
+from pcpuverify.counterexamples.kernel_shrink import reproduce
+from pcpuverify.invariants.check import first_violation
+from pcpuverify.kernel.build import build
+from pcpuverify.kernel.source import KernelSource, load_source
+from pcpuverify.model.geometry import Geometry
+from pcpuverify.model.ops import ChunkInit
+from pcpuverify.model.trace import Trace, load_trace
+
+ROOT = Path(__file__).resolve().parent.parent
+PATCHES = ROOT / "docs" / "patches"
+RELEASE_TRACES = Path(__file__).with_name("release_traces")
+C_TRACES_DIR = Path(__file__).with_name("kernel_traces")
+
+
+def c_trace(path: Path) -> CTrace:
+    return CTrace.from_json(json.loads(path.read_text()))
+
+
+# explore's traces on Debian 6.12, shrunk on the C (docs/kernels.md)
+C_TRACES = {name: c_trace(C_TRACES_DIR / "debian-6.12" / f"5.14__{g}__{name}.json") for name, g in (
+    ("chunk-hint-accurate-in-one-block", "2x8"), ("block-left-right-free-exact", "2x8"),
+    ("scan-hint-before-contig-hint", "2x8"), ("chunk-hint-off-by-at-most-a-page", "3x8"),
+    ("block-contig-hint-exact", "1x32"))}
+# found on the C with the first fix alone: what that fix unmasks (docs/kernels.md)
+UNMASKED = c_trace(C_TRACES_DIR / "unmasked" / "5.14__3x8__chunk-hint-accurate-in-one-block.json")
+
+
+def patched(release: str, patch_names: tuple[str, ...], where: Path) -> KernelSource:
+    """``release``'s mm/percpu.c and header copied to ``where`` with ``docs/patches/<name>`` applied, in order."""
+    source = kernel(release)
+    shutil.copytree(source.percpu_c.parent, where / "mm")
+    for name in patch_names:
+        proc = subprocess.run(["patch", "-p1", "--forward", "-d", str(where), "-i", str(PATCHES / name)],
+                              capture_output=True, text=True, check=False)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    fixed = load_source(where)
+    assert fixed.percpu_c_text != source.percpu_c_text
+    return fixed
+
+
+FIXED = ("mainline-fixed.patch",)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("geometry", GEOMETRIES)
+@pytest.mark.parametrize("release", ["debian-6.12", "linux-7.1.3"])
+def test_mainline_fixed_is_the_patched_c(release: str, geometry: str, tmp_path: Path) -> None:
+    """5,000 random traces of 30 ops per geometry: every return value and the whole dump after every step."""
+    source = patched(release, FIXED, tmp_path)
+    identical, found = differences("mainline-fixed", source, Geometry.parse(geometry), TRACES_PER_GEOMETRY, seed=0)
+    assert not found, f"{len(found)} of {TRACES_PER_GEOMETRY} traces differ; the first:\n{found[0]}"
+    assert identical == TRACES_PER_GEOMETRY
+
+
+def test_the_unpatched_c_is_not_mainline_fixed() -> None:
+    """The comparison above can fail: without the patch the C differs from mainline-fixed."""
+    identical, found = differences("mainline-fixed", "debian-6.12", Geometry.parse("2x8"), 300, seed=0)
+    assert found and identical < 300
+
+
+@pytest.mark.slow
+def test_the_c_search_breaks_nothing_on_the_patched_c(tmp_path: Path) -> None:
+    """Debian 6.12 with the patch: every invariant of its layout holds breadth first to depth 3 at 2x8 (4,803
+    states) and to depth 2 at 3x8, and on 200 random walks and 200 Hypothesis examples at each; unpatched, the
+    same search breaks what docs/kernels.md lists."""
+    fixed = patched("debian-6.12", FIXED, tmp_path)
+    unfixed = kernel("debian-6.12")
+    three = {"chunk-hint-accurate-in-one-block", "block-left-right-free-exact", "scan-hint-before-contig-hint"}
+    for source, geometry, depth, expected in ((fixed, "2x8", 3, set()), (fixed, "3x8", 2, set()),
+                                              (unfixed, "2x8", 3, three),
+                                              (unfixed, "3x8", 2, three | {"chunk-hint-off-by-at-most-a-page"})):
+        g = Geometry.parse(geometry)
+        result = explore_c(source, g, depth)
+        random_c(source, g, 200, 30, 0, result)
+        hypothesis_c(build(source, g.block_bits, g.nr_pages), g, 200, 0, result)
+        assert result.states > 1900 and "scan-hint-region-free" in result.invariants
+        assert set(result.found) == expected, (geometry, {n: t.message for n, t in result.found.items()})
+
+
+@pytest.mark.parametrize("release", ["debian-6.12", "linux-7.1.3"])
+def test_each_patch_removes_its_finding_on_the_c(release: str, tmp_path: Path) -> None:
+    """Each finding's trace, shrunk on the C, breaks the unpatched C and not the C with its own fix alone."""
+    fixes = {"chunk-hint-accurate-in-one-block": "chunk-md-free-end.patch",
+             "chunk-hint-off-by-at-most-a-page": "chunk-md-free-end.patch",
+             "block-left-right-free-exact": "block-refresh-right-free.patch",
+             "scan-hint-before-contig-hint": "scan-hint-equal-before.patch",
+             "block-contig-hint-exact": "scan-hint-inside-new-contig.patch"}
+    for i, (name, patch_name) in enumerate(fixes.items()):
+        trace = C_TRACES[name]
+        g = trace.geometry
+        assert reproduce(build(kernel(release), g.block_bits, g.nr_pages), trace) is not None, name
+        fixed = patched(release, (patch_name,), tmp_path / str(i))
+        assert reproduce(build(fixed, g.block_bits, g.nr_pages), trace) is None, name
+    # the break the first fix unmasks, and its own fix on top
+    g = UNMASKED.geometry
+    assert reproduce(build(kernel(release), g.block_bits, g.nr_pages), UNMASKED) is None
+    first = patched(release, ("chunk-md-free-end.patch",), tmp_path / "first")
+    assert reproduce(build(first, g.block_bits, g.nr_pages), UNMASKED) is not None
+    both = patched(release, ("chunk-md-free-end.patch", "scan-hint-not-from-nothing.patch"), tmp_path / "both")
+    assert reproduce(build(both, g.block_bits, g.nr_pages), UNMASKED) is None
+
+def test_the_model_traces_of_mainline_break_nothing_on_mainline_fixed() -> None:
+    """tests/release_traces/mainline__*.json, minimised on mainline, replayed on mainline-fixed: no longer broken."""
+    traces = sorted(RELEASE_TRACES.glob("mainline__*.json"))
+    assert len(traces) == 4
+    for path in traces:
+        trace = load_trace(path)
+        assert trace.violates and first_violation(trace, trace.violates) is not None
+        fixed = dataclasses.replace(trace, variant="mainline-fixed")
+        assert first_violation(fixed, trace.violates) is None, path.name
+
+
+def test_the_c_traces_break_mainline_and_not_mainline_fixed() -> None:
+    """The C's traces, replayed on the models: each breaks mainline as it breaks the C, and none breaks
+    mainline-fixed (the unmasked one needs the first fix to show, so it breaks neither model)."""
+    for name, trace in C_TRACES.items():
+        for variant, broken in (("mainline", True), ("mainline-fixed", False)):
+            model = Trace(variant=variant, geometry=trace.geometry, init=ChunkInit(), ops=trace.ops, violates=name)
+            assert (first_violation(model, name) == len(trace.ops) - 1) is broken, (name, variant)
+    for variant in ("mainline", "mainline-fixed"):
+        model = Trace(variant=variant, geometry=UNMASKED.geometry, init=ChunkInit(), ops=UNMASKED.ops,
+                      violates=UNMASKED.violates)
+        assert first_violation(model, UNMASKED.violates) is None, variant
+
+
+V4_14_FIXES = {"chunk-hint-accurate-in-one-block": "v4.14-alloc-overlap.patch",
+               "nr-empty-pop-pages-matches-bitmap": "v4.14-alloc-overlap.patch",
+               "chunk-hint-never-above-available": "v4.14-free-region.patch"}
+
+
+def test_each_v4_14_patch_removes_its_finding_on_the_c(tmp_path: Path) -> None:
+    """4.14.5's traces (explore's, shrunk on the C) break it, and not with their fix; with all three patches
+    (v4.14-fixed.patch) the C search breaks nothing at 2x8, depth 2."""
+    for i, (name, patch_name) in enumerate(V4_14_FIXES.items()):
+        trace = c_trace(C_TRACES_DIR / "linux-4.14.5" / f"4.14__2x8__{name}.json")
+        assert reproduce(build(kernel("linux-4.14.5"), 8, 2), trace) is not None, name
+        fixed = patched("linux-4.14.5", (patch_name,), tmp_path / str(i))
+        assert reproduce(build(fixed, 8, 2), trace) is None, name
+    source = patched("linux-4.14.5", ("v4.14-fixed.patch",), tmp_path / "all")
+    g = Geometry.parse("2x8")
+    result = explore_c(source, g, 2)
+    random_c(source, g, 100, 20, 0, result)
+    assert result.states == 429 and "chunk-hint-never-above-available" in result.invariants
+    assert not result.found, {n: t.message for n, t in result.found.items()}
