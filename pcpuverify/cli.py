@@ -38,7 +38,7 @@ from pcpuverify.exits import (
 from pcpuverify.invariants.base import Violation
 from pcpuverify.invariants.check import Replayed, UnknownInvariant, invariant
 from pcpuverify.invariants.check import replay as replay_trace
-from pcpuverify.kernel_cli import diff, explore
+from pcpuverify.kernel_cli import diff, explore, replay_on_c
 from pcpuverify.model.first_chunk import LayoutError
 from pcpuverify.model.geometry import Geometry, GeometryError
 from pcpuverify.model.ops import FirstChunkInit, op_to_json
@@ -274,14 +274,23 @@ def _html(r: Replay, title: str) -> str:
               help="Write a regression test: the violation at the same step here, none on variant 'fixed'.")
 @click.option("--draw", is_flag=True,
               help="With --html or --pytest, draw the replay here too (by default: only what was written, and the result).")
+@click.option("--source", "source_path", metavar="PATH", default=None,
+              help="Replay on the C build of this mm/percpu.c (a tree, its mm/ folder or the file) instead of the model:"
+                   " a trace `explore --traces` wrote, or a model trace that claims a violation.")
 @user_errors
-def replay(trace_file: str, as_json: bool, html_file: str | None, pytest_file: str | None, draw: bool) -> None:
+def replay(trace_file: str, as_json: bool, html_file: str | None, pytest_file: str | None, draw: bool,
+           source_path: str | None) -> None:
     """Replay TRACE_FILE on the reference and show the state after every step.
 
     Under a step that breaks an invariant, each wrong field is shown next
     to the value a fresh scan of the bitmap gives.  The last line says
     whether the violation the trace claims was reproduced, and at which step.
     """
+    if source_path is not None:
+        if as_json or html_file or pytest_file or draw:
+            raise click.UsageError("--source replays on the C: --json, --html, --pytest and --draw are the model's")
+        replay_on_c(trace_file, source_path)
+        return
     trace = load_trace(trace_file)
     _check_claim(trace, trace_file)
     r = _replay(trace, trace_file)

@@ -20,15 +20,15 @@ import click
 
 from pcpuverify.counterexamples.kernel_diff import diff as diff_runs
 from pcpuverify.counterexamples.kernel_machine import hypothesis_c
-from pcpuverify.counterexamples.kernel_search import CSearch, explore_c, random_c
-from pcpuverify.counterexamples.kernel_shrink import shrink
+from pcpuverify.counterexamples.kernel_search import CSearch, CTrace, explore_c, random_c
+from pcpuverify.counterexamples.kernel_shrink import reproduce, shrink
+from pcpuverify.exits import EXIT_USAGE, EXIT_VIOLATION
 from pcpuverify.kernel.build import build
 from pcpuverify.kernel.source import KernelSource, SourceError, load_source
 from pcpuverify.model.geometry import Geometry, GeometryError
-from pcpuverify.model.trace import write_atomically
+from pcpuverify.model.trace import TraceError, load_trace, read_input, write_atomically
 from pcpuverify.model.variants import VARIANTS
 
-EXIT_USAGE = 2
 C_TRACE_FORMAT = "pcpu-verify-c-trace/1"
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -41,7 +41,7 @@ def _user_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (SourceError, GeometryError) as e:
+        except (SourceError, GeometryError, TraceError) as e:
             click.echo(f"pcpu-verify: error: {e}", err=True)
             sys.exit(EXIT_USAGE)
 
@@ -146,3 +146,34 @@ def diff(source_path: str, variant: str, geometry_spec: str, traces: int, length
         click.echo(f"  first divergence at step {d.step}: {d.field}: model {d.model!r}, C {d.c!r}")
         for i, op in enumerate(d.ops):
             click.echo(f"    {i}: {op.describe()}")
+
+
+def load_c_trace(path: str) -> CTrace:
+    """A trace to replay on the C: one ``explore --traces`` wrote, or a model trace that claims a violation."""
+    try:
+        data = json.loads(read_input(path, TraceError))
+    except json.JSONDecodeError as e:
+        raise TraceError(f"{path}: not JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    if isinstance(data, dict) and data.get("format") == C_TRACE_FORMAT:
+        return CTrace.from_json(data)
+    trace = load_trace(path)
+    if trace.violates is None:
+        raise TraceError(f"{path}: the trace claims no violation ('violates'): nothing to reproduce on the C")
+    return CTrace(trace.geometry, trace.ops, trace.violates, "")
+
+
+@_user_errors
+def replay_on_c(trace_file: str, source_path: str) -> None:
+    """``replay TRACE --source PATH``: the trace's ops on the C build, up to the step that breaks its claim."""
+    trace = load_c_trace(trace_file)
+    source = _source(source_path)
+    found = reproduce(build(source, trace.geometry.block_bits, trace.geometry.nr_pages), trace)
+    click.echo(f"{source.percpu_c} (layout {source.layout}), geometry {trace.geometry.name}")
+    if found is None:
+        click.echo(f"result: claimed violation of {trace.violates} not reproduced on the C")
+        sys.exit(EXIT_VIOLATION)
+    ops, message = found
+    for index, op in enumerate(ops):
+        click.echo(f"  step {index}: {op.describe()}")
+    click.echo(f"    {message}")
+    click.echo(f"result: claimed violation of {trace.violates} reproduced at step {len(ops) - 1} on the C")

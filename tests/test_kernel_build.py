@@ -288,3 +288,28 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
         assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     proc = cli("diff", "--source", str(source.percpu_c), "--variant", "v1", "--geometry", "2x6")
     assert proc.returncode == 2 and "--geometry" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_cli_replay_on_the_c_reproduces_a_claim() -> None:
+    """``replay --source``: a trace explore wrote, and a model trace of the mainline variant, on Debian's 6.12 C."""
+    source = kernel("debian-6.12")
+    here = Path(__file__).parent
+    for trace in (here / "kernel_traces" / "debian-6.12" / "5.14__2x8__chunk-hint-accurate-in-one-block.json",
+                  here / "release_traces" / "mainline__chunk-hint-accurate-in-one-block.json"):
+        proc = cli("replay", str(trace), "--source", str(source.percpu_c))
+        assert proc.returncode == 0, (trace, proc.stdout, proc.stderr)
+        assert "result: claimed violation of chunk-hint-accurate-in-one-block reproduced at step 2 on the C" \
+            in proc.stdout
+
+
+def test_cli_replay_on_the_c_says_when_a_claim_does_not_hold(tmp_path: Path) -> None:
+    """The same ops claiming a violation the C does not show: exit 1, and one line saying so."""
+    source = kernel("debian-6.12")
+    claim = json.loads((Path(__file__).parent / "release_traces" / "mainline__chunk-hint-accurate-in-one-block.json")
+                       .read_text())
+    claim["violates"] = "free-bits-count"
+    (tmp_path / "t.json").write_text(json.dumps(claim))
+    proc = cli("replay", str(tmp_path / "t.json"), "--source", str(source.percpu_c))
+    assert proc.returncode == 1 and "not reproduced on the C" in proc.stdout, (proc.stdout, proc.stderr)
+    proc = cli("replay", str(tmp_path / "t.json"), "--source", str(source.percpu_c), "--json")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
