@@ -96,6 +96,9 @@ def _write(path: str | None, text: str) -> None:
 @click.option("--op", "ops", multiple=True, help="Only this operation, or `layout` for the layout rows (repeatable).")
 @click.option("--variant-module", "plugins", multiple=True, type=click.Path(dir_okay=False),
               help="A Python file that registers extra variants (pcpuverify.check.register_variant).")
+@click.option("--against", "against", metavar="PARENT", default=None,
+              help="Hold each variant to PARENT's baseline rows: report what the patch moved (violations gained,"
+                   " lost, verdicts changed), not PARENT's known findings; PARENT's traces replay on the variant.")
 @click.option("--depth", type=DEPTH, default=None, help="Bounded model checking depth.")
 @click.option("--rlimit", type=RLIMIT, default=None, help="Z3 resource limit per query.")
 @click.option("--seed", type=SEED, default=None, help="Z3 and conformance seed.")
@@ -120,7 +123,8 @@ def _write(path: str | None, text: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary and every row as JSON on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
 def check(config_file: str | None, variants: tuple[str, ...], geometries: tuple[str, ...],
-          invariants: tuple[str, ...], ops: tuple[str, ...], plugins: tuple[str, ...], depth: int | None,
+          invariants: tuple[str, ...], ops: tuple[str, ...], plugins: tuple[str, ...], against: str | None,
+          depth: int | None,
           rlimit: int | None, seed: int | None, timeout: float | None, budget: float | None, jobs: int | None,
           cache_dir: str | None, no_cache: bool, baseline: str | None, stateful_examples: int | None,
           layout: bool | None, update_baseline: bool, junit_file: str | None, sarif_file: str | None,
@@ -145,6 +149,7 @@ def check(config_file: str | None, variants: tuple[str, ...], geometries: tuple[
         "invariants": list(invariants) or None,
         "ops": list(ops) or None,
         "plugins": [str(cwd / p) for p in plugins] or None,
+        "against": against,
     }
     previous = signal.signal(signal.SIGTERM, _terminated)
     try:

@@ -298,6 +298,34 @@ def test_seeded_bug_fails_with_the_minimised_trace_in_markdown(baselined: Path) 
     validate_junit(tmp / "mutant.xml")
 
 
+@pytest.mark.slow
+def test_against_reports_exactly_what_a_patch_moved(baselined: Path) -> None:
+    """``--against v1-patch09`` on a one-line patch of it: only the rows the seeded bug moves are reported.
+
+    The baseline has no rows of its own for the patch; the parent's known violations are expected of it (not
+    reported as new), and the parent's traces replay on it.
+    """
+    tmp = baselined
+    plugin = write_mutant(tmp, "right-free-short-again")
+    result, summary = check(tmp, "--variant-module", plugin, "--variant", "right-free-short-again",
+                            "--against", "v1-patch09")
+    assert result.returncode == 1, (result.stdout[-3000:], result.stderr[-3000:])
+    moved = [r for r in summary["results"] if r["outcome"] != "ok"]
+    assert moved and {r["variant"] for r in moved} == {"right-free-short-again"}
+    # new violations, and verdicts moved by them (an invariant Houdini now drops leaves others NOT-INDUCTIVE)
+    assert {r["outcome"] for r in moved} <= {"new violation", "changed"}, moved
+    new = [r for r in moved if r["outcome"] == "new violation"]
+    assert ("block-hints-match-scan", "free") in {(r["invariant"], r["op"]) for r in new}
+    assert all(r["op"] in ("free", "stateful") for r in new), new  # the seeded bug is in the free path
+    assert all(r["result"] == "NOT-INDUCTIVE" for r in moved if r["outcome"] == "changed"), moved
+    replayed = [r for r in summary["results"] if r["kind"] == "trace" and r["variant"] == "right-free-short-again"]
+    assert replayed and all(r["outcome"] == "ok" for r in replayed)  # v1-patch09's traces, on the patch
+    known = [r for r in summary["results"] if r["result"] == "VIOLATED" and r["outcome"] == "ok"]
+    assert known  # the parent's findings are expected, not new
+    refused, _ = check(tmp, "--variant-module", plugin, "--variant", "right-free-short-again", "--against", "nope")
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
+
+
 def test_encoding_that_disagrees_with_the_model_fails_conformance(tmp_path: Path) -> None:
     write_config(tmp_path)
     plugin = write_mutant(tmp_path, "model-only-bug", conformant=False)

@@ -45,6 +45,29 @@ class Baseline:
             for inv, trace in broken.items():
                 yield variant, "stateful", inv, "stateful", trace
 
+    def as_parent_of(self, children: tuple[str, ...], parent: str) -> Baseline:
+        """This baseline with ``parent``'s rows expected of every child, its traces replayed on the child.
+
+        So that a patch on ``parent`` is reported by what it moved -- violations gained, violations lost,
+        verdicts changed -- and never by the parent's known findings as new ones.
+        """
+        def on(child: str, data: Any) -> Any:
+            """A row of the parent, its trace (if any) naming the child."""
+            if isinstance(data, dict) and isinstance(data.get("trace"), dict):
+                return {**data, "trace": {**data["trace"], "variant": child}}
+            if isinstance(data, dict) and data.get("format"):  # a stateful trace
+                return {**data, "variant": child}
+            return data
+
+        suites = dict(self.suites)
+        stateful = dict(self.stateful)
+        for child in children:
+            suites[child] = {g: {i: {op: on(child, e) for op, e in ops.items()} for i, ops in invs.items()}
+                             for g, invs in self.suites.get(parent, {}).items()}
+            if parent in self.stateful:
+                stateful[child] = {i: on(child, t) for i, t in self.stateful[parent].items()}
+        return Baseline(suites, self.stateful_examples, stateful)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "format": BASELINE_FORMAT,

@@ -63,6 +63,7 @@ class Config:
     invariants: frozenset[str] | None = None  # only these invariants (a filter of the matrix)
     ops: frozenset[str] | None = None
     plugins: tuple[Path, ...] = ()
+    against: str | None = None  # hold every variant to this subject's baseline rows (what a patch on it moved)
 
     @property
     def suite_options(self) -> SuiteOptions:
@@ -214,6 +215,7 @@ def _validated(path: Path, v: dict[str, Any]) -> Config:
         invariants=frozenset(v["invariants"]) if v.get("invariants") else None,
         ops=frozenset(v["ops"]) if v.get("ops") else None,
         plugins=tuple(Path(p).resolve() for p in v.get("plugins") or ()),
+        against=v.get("against"),
     )
 
 

@@ -228,6 +228,13 @@ def run_check(config: Config, progress: ProgressFn | None = None, update_baselin
     say = progress or (lambda p: None)
     geometries = validate(config)
     baseline = load_baseline(config.baseline, required=not update_baseline)
+    if config.against is not None:
+        if update_baseline:
+            raise CheckError("--against compares with another variant's rows; it does not write a baseline")
+        subject(config.against)  # an unknown name is one line, as for --variant
+        if config.against not in baseline.suites:
+            raise CheckError(f"--against {config.against}: the baseline {config.baseline.name} has no rows for it")
+        baseline = baseline.as_parent_of(config.variants, config.against)
     traces = regression_traces(config)
     cache = Cache(config.cache_dir, lambda message: say(Progress("cache", "warning", message)))
     history = cache.history()
