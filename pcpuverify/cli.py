@@ -34,7 +34,7 @@ from pcpuverify.model.variants import VARIANTS, UnknownVariant
 from pcpuverify.proofs.layout import LAYOUT_PROPERTIES, run_layout_suite
 from pcpuverify.proofs.obligations import OPS
 from pcpuverify.proofs.results import Result, Verdict
-from pcpuverify.proofs.solver import SolverOptions
+from pcpuverify.proofs.solver import SOLVER_CHOICES, SolverOptions
 from pcpuverify.proofs.suite import SuiteOptions, run_suite
 from pcpuverify.report import print_results, results_json, wide_console
 from pcpuverify.symbolic.subjects import SubjectError
@@ -309,6 +309,9 @@ def _geometry(spec: str) -> Geometry:
 @click.option("--rlimit", type=int, default=SolverOptions.rlimit, show_default=True,
               help="Z3 resource limit per query: the deterministic bound.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Z3 random seed and conformance walk seed.")
+@click.option("--solver", type=click.Choice(SOLVER_CHOICES), default=SolverOptions.solver, show_default=True,
+              help="Who answers each query; portfolio races all three.  z3 and cvc5 are deterministic"
+                   " (--rlimit); bitwuzla has only --timeout.")
 @click.option("--depth", type=int, default=SuiteOptions.depth, show_default=True,
               help="Bounded model checking depth (operations from a new chunk).")
 @click.option("--traces", "traces_dir", type=click.Path(file_okay=False), default=None,
@@ -323,7 +326,7 @@ def _geometry(spec: str) -> Geometry:
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @user_errors
 def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tuple[str, ...], ops: tuple[str, ...],
-          timeout: float, rlimit: int, seed: int, depth: int, traces_dir: str | None,
+          timeout: float, rlimit: int, seed: int, solver: str, depth: int, traces_dir: str | None,
           witness_paths: tuple[str, ...], no_witnesses: bool, layout: bool, as_json: bool) -> None:
     """Prove or refute every invariant for every operation on small geometries.
 
@@ -341,7 +344,8 @@ def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tu
         raise click.UsageError("--witnesses and --no-witnesses exclude each other")
     witnesses = [] if no_witnesses else load_witnesses([Path(p) for p in witness_paths] or _project_traces())
     chosen = list(variants) or sorted(VARIANTS)
-    options = SuiteOptions(solver=SolverOptions(rlimit=rlimit, seed=seed, timeout=timeout), depth=depth)
+    options = SuiteOptions(solver=SolverOptions(rlimit=rlimit, seed=seed, timeout=timeout, solver=solver),
+                           depth=depth)
     err = Console(stderr=True)
     results: list[Result] = []
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
