@@ -7,7 +7,9 @@ import z3
 
 from pcpuverify.invariants.check import STATE_INVARIANTS
 from pcpuverify.model.geometry import Geometry
+from pcpuverify.proofs.backends import Limits
 from pcpuverify.proofs.obligations import transition
+from pcpuverify.proofs.portfolio import race
 from pcpuverify.proofs.results import Result, Verdict
 from pcpuverify.proofs.solver import SolverOptions, check, check_all
 from pcpuverify.proofs.suite import SuiteOptions, run_suite
@@ -45,9 +47,18 @@ def test_unsat_and_sat_with_a_usable_model(solver: str) -> None:
 def test_an_unknown_is_not_final_in_the_portfolio() -> None:
     """Z3 runs out of resource units first (one worker: the solvers in turn); Bitwuzla, bounded by the clock
     only, still answers."""
-    answer = check(_consecution("free-bits-count", "free"), SolverOptions(solver="portfolio", rlimit=1, jobs=1))
-    assert (answer.status, answer.solver) == ("unsat", "bitwuzla")
-    assert answer.times["z3"]["status"] == "unknown"
+    (settled,) = race([_consecution("free-bits-count", "free")], ("z3", "bitwuzla"), Limits(1, 0, 60.0), jobs=1)
+    assert [(o.solver, o.status) for o in settled.outcomes] == [("z3", "unknown"), ("bitwuzla", "unsat")]
+    assert settled.winner.solver == "bitwuzla"
+
+
+def test_a_definite_answer_settles_the_query() -> None:
+    """Two queries, two workers: each starts on its first solver, and a freed worker races the second solver on
+    the query still open; whichever answers first settles it and the other is cut, never counted."""
+    settled = race([_consecution("free-bits-count", "free"), _consecution("free-bits-count", "free", held=False)],
+                   ("bitwuzla", "z3"), Limits(2_000_000_000, 0, 60.0), jobs=2)
+    assert [s.winner.status for s in settled] == ["unsat", "sat"]
+    assert all(o.status == "cut" for s in settled for o in s.outcomes if o is not s.winner)
 
 
 def test_all_unknown_is_unknown_never_a_pass() -> None:

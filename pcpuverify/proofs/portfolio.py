@@ -1,8 +1,11 @@
 """Many queries, several solvers each, in forked worker processes: the first definite answer per query wins.
 
 A task is one (query, solver).  At most ``jobs`` children run at once, taken
-query by query, so a query's solvers race each other while the next queries
-wait.  A child is forked after the parent has translated its query (the memo
+solver by solver: every query's first solver, then the second solver of the
+queries still open, and so on.  So a batch of at least ``jobs`` queries
+keeps every core on the strongest solver and the others are a fallback for
+its unknowns, while a batch smaller than ``jobs`` (one bounded-model-checking
+query, say) races the solvers on the spare cores.  A child is forked after the parent has translated its query (the memo
 of ``translate`` stays in the parent and serves the next queries), solves,
 and sends back an ``Outcome`` of plain values.
 
@@ -56,7 +59,7 @@ def _child(conn: Connection, solver: str, assertions: list[z3.BoolRef], limits: 
 
 def race(queries: Sequence[list[z3.BoolRef]], solvers: Sequence[str], limits: Limits, jobs: int) -> list[Settled]:
     """Each query's first definite answer among ``solvers``, solved ``jobs`` children at a time."""
-    pending = [(q, s) for q in range(len(queries)) for s in solvers]
+    pending = [(q, s) for s in solvers for q in range(len(queries))]
     running: dict[Connection, Task] = {}
     outcomes: dict[int, list[Outcome]] = {q: [] for q in range(len(queries))}
     settled: dict[int, Settled] = {}
