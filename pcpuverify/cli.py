@@ -309,9 +309,10 @@ def _geometry(spec: str) -> Geometry:
 @click.option("--rlimit", type=int, default=SolverOptions.rlimit, show_default=True,
               help="Z3 resource limit per query: the deterministic bound.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Z3 random seed and conformance walk seed.")
-@click.option("--solver", type=click.Choice(SOLVER_CHOICES), default=SolverOptions.solver, show_default=True,
-              help="Who answers each query; portfolio races all three.  z3 and cvc5 are deterministic"
-                   " (--rlimit); bitwuzla has only --timeout.")
+@click.option("--solver", type=click.Choice(SOLVER_CHOICES), default="portfolio", show_default=True,
+              help="Who answers each query.  portfolio: Bitwuzla (fastest here, bench/bench_proofs.py), then Z3"
+                   " and cvc5 for its unknowns.  Only z3 and cvc5 are deterministic (--rlimit); with bitwuzla"
+                   " (--timeout only) or portfolio, an UNKNOWN can differ between machines, a verdict cannot.")
 @click.option("--depth", type=int, default=SuiteOptions.depth, show_default=True,
               help="Bounded model checking depth (operations from a new chunk).")
 @click.option("--traces", "traces_dir", type=click.Path(file_okay=False), default=None,

@@ -9,9 +9,9 @@ from pcpuverify.invariants.check import STATE_INVARIANTS
 from pcpuverify.model.geometry import Geometry
 from pcpuverify.proofs.backends import Limits
 from pcpuverify.proofs.obligations import transition
-from pcpuverify.proofs.portfolio import race
+from pcpuverify.proofs.portfolio import Settled, race
 from pcpuverify.proofs.results import Result, Verdict
-from pcpuverify.proofs.solver import SolverOptions, check, check_all
+from pcpuverify.proofs.solver import SolverOptions, check, check_all, in_turn
 from pcpuverify.proofs.suite import SuiteOptions, run_suite
 from pcpuverify.symbolic.state import fresh_chunk, well_formed
 from pcpuverify.symbolic.subjects import subject
@@ -50,6 +50,16 @@ def test_an_unknown_is_not_final_in_the_portfolio() -> None:
     (settled,) = race([_consecution("free-bits-count", "free")], ("z3", "bitwuzla"), Limits(1, 0, 60.0), jobs=1)
     assert [(o.solver, o.status) for o in settled.outcomes] == [("z3", "unknown"), ("bitwuzla", "unsat")]
     assert settled.winner.solver == "bitwuzla"
+
+
+def test_one_worker_tries_the_solvers_in_turn() -> None:
+    (z3_out, bitwuzla_out), winner = _outcomes(in_turn(("z3", "bitwuzla"), _consecution("free-bits-count", "free"),
+                                                       Limits(1, 0, 60.0)))
+    assert (z3_out, bitwuzla_out, winner) == (("z3", "unknown"), ("bitwuzla", "unsat"), ("bitwuzla", "unsat"))
+
+
+def _outcomes(settled: Settled) -> tuple[list[tuple[str, str]], tuple[str, str]]:
+    return [(o.solver, o.status) for o in settled.outcomes], (settled.winner.solver, settled.winner.status)
 
 
 def test_a_definite_answer_settles_the_query() -> None:
