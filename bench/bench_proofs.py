@@ -1,6 +1,7 @@
-"""Benchmark: proof time per obligation and per suite, geometry by geometry, against a 10-minute limit.
+"""Benchmark: proof time per obligation and per suite, geometry by geometry and solver setting by setting.
 
-    python bench/bench_proofs.py [--variant fixed] [--budget 600] [--depth 4] [GEOMETRY ...]
+    python bench/bench_proofs.py [--variant fixed] [--budget 600] [--depth 4]
+                                 [--settings z3:1,z3:2,bitwuzla:2,cvc5:2,portfolio:2] [GEOMETRY ...]
 
 Each geometry's suite (conformance, initiation, consecution, bounded model
 checking; the first-chunk layout proofs are geometry-free and left out) runs
@@ -11,13 +12,21 @@ geometry, the second one row per obligation (seconds, geometry by geometry).
 The last line names the largest geometry whose whole suite finished in the
 budget.  Times are wall-clock on this machine; compare geometries by their
 ratio to the first.
+
+A setting is ``SOLVER:JOBS`` (``--solver`` of ``prove``, and the worker
+processes a batch of independent queries is solved in).  Every geometry runs
+under every setting; the solver table gives each run's wall time and its
+ratio to the first setting's (``z3:1``, Z3 alone and one query at a time),
+and says whether the verdicts of the rows both finished agree.
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
 import queue
+import signal
 import time
 from dataclasses import dataclass, field
 
@@ -29,43 +38,52 @@ from rich.console import Console
 from rich.table import Table
 
 DEFAULT = ["2x8", "3x8", "2x16", "4x8", "2x32", "4x32", "4x64"]
+SETTINGS = ["z3:1", "z3:2", "bitwuzla:2", "cvc5:2", "portfolio:2"]
 DONE = "done"
 
 
 @dataclass
 class Run:
     geometry: str
+    setting: str = SETTINGS[0]
     results: list[Result] = field(default_factory=list)
     wall: float = 0.0
     finished: bool = False
 
 
 def _child(variant: str, geometry: str, options: SuiteOptions, out: mp.Queue) -> None:
+    os.setpgrp()  # its solver workers join its group, and go with it at the budget
     run_suite(variant, Geometry.parse(geometry), options, progress=out.put)
     out.put(DONE)
 
 
-def run_one(variant: str, geometry: str, options: SuiteOptions, budget: float) -> Run:
+def run_one(variant: str, geometry: str, options: SuiteOptions, budget: float, setting: str = SETTINGS[0]) -> Run:
     """The suite for one geometry, every obligation it finished within ``budget`` seconds."""
-    run = Run(geometry)
+    run = Run(geometry, setting)
     out: mp.Queue = mp.Queue()
-    child = mp.Process(target=_child, args=(variant, geometry, options, out), daemon=True)
+    # not a daemon: a daemon may not start the portfolio's workers; killed with its group below instead
+    child = mp.Process(target=_child, args=(variant, geometry, options, out))
     start = time.perf_counter()
     child.start()
-    while (left := budget - (time.perf_counter() - start)) > 0:
+    try:
+        while (left := budget - (time.perf_counter() - start)) > 0:
+            try:
+                item = out.get(timeout=min(left, 1.0))
+            except queue.Empty:
+                if not child.is_alive():
+                    break  # died without saying done: counted as not finished
+                continue
+            if item == DONE:
+                run.finished = True
+                break
+            run.results.append(item)
+        run.wall = time.perf_counter() - start
+    finally:
         try:
-            item = out.get(timeout=min(left, 1.0))
-        except queue.Empty:
-            if not child.is_alive():
-                break  # died without saying done: counted as not finished
-            continue
-        if item == DONE:
-            run.finished = True
-            break
-        run.results.append(item)
-    run.wall = time.perf_counter() - start
-    child.kill()
-    child.join()
+            os.killpg(child.pid, signal.SIGKILL)
+        except ProcessLookupError:  # gone already, or killed before it made its group
+            child.kill()
+        child.join()
     return run
 
 
@@ -116,29 +134,68 @@ def obligation_table(runs: list[Run]) -> Table:
     return table
 
 
+def _setting(spec: str) -> SolverOptions:
+    solver, _, jobs = spec.partition(":")
+    return SolverOptions(solver=solver, jobs=int(jobs or 1))
+
+
+def _verdicts(run: Run) -> dict[tuple[str, str], str]:
+    return {(r.invariant, r.op): r.verdict.value for r in run.results}
+
+
+def solver_table(variant: str, depth: int, budget: float, runs: list[Run], settings: list[str]) -> Table:
+    """Wall time per geometry and setting, its ratio to the first setting, and whether the verdicts agree."""
+    table = Table(title=f"fixed-suite wall time per solver setting (variant {variant}, depth {depth},"
+                        f" budget {budget:.0f}s per run; ratio to {settings[0]})")
+    table.add_column("geometry")
+    for setting in settings:
+        table.add_column(setting, justify="right")
+    for geometry in dict.fromkeys(r.geometry for r in runs):
+        by_setting = {r.setting: r for r in runs if r.geometry == geometry}
+        base = by_setting[settings[0]]
+        cells = []
+        for setting in settings:
+            run = by_setting[setting]
+            wall = f"{run.wall:.1f}s" if run.finished else f"> {budget:.0f}s ({len(run.results)} rows)"
+            ratio = f" x{run.wall / base.wall:.2f}" if run.finished and base.finished else ""
+            theirs, ours = _verdicts(base), _verdicts(run)
+            both = theirs.keys() & ours.keys()
+            differ = [k for k in both if theirs[k] != ours[k]]
+            agree = f" {len(differ)} DIFFER" if differ else ""
+            cells.append(wall + ratio + agree)
+        table.add_row(geometry, *cells)
+    return table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("geometries", nargs="*", default=DEFAULT)
     parser.add_argument("--variant", default="fixed")
     parser.add_argument("--budget", type=float, default=600.0, help="seconds per geometry's whole suite")
     parser.add_argument("--depth", type=int, default=SuiteOptions.depth)
+    parser.add_argument("--settings", type=lambda v: v.split(","), default=SETTINGS, metavar="SOLVER:JOBS,...",
+                        help="solver settings to compare; the first is the baseline of the ratios")
     args = parser.parse_args()
     for g in args.geometries:
         Geometry.parse(g)  # a bad name fails before any suite runs
+    settings = {spec: _setting(spec) for spec in args.settings}  # a bad setting fails here too
 
-    options = SuiteOptions(solver=SolverOptions(), depth=args.depth)
     console = Console()
     if not console.is_terminal:
         console = Console(width=200)  # a file or a pipe: full names, one line per row
     runs: list[Run] = []
     for geometry in args.geometries:
-        run = run_one(args.variant, geometry, options, args.budget)
-        console.print(f"{geometry}: {len(run.results)} obligations in {run.wall:.1f}s"
-                      + ("" if run.finished else " (cut at the budget)"))
-        runs.append(run)
-    console.print(geometry_table(args.variant, options, args.budget, runs))
-    console.print(obligation_table(runs))
-    fitting = [run for run in runs if run.finished]
+        for spec, solver in settings.items():
+            run = run_one(args.variant, geometry, SuiteOptions(solver=solver, depth=args.depth), args.budget, spec)
+            console.print(f"{geometry} {spec}: {len(run.results)} obligations in {run.wall:.1f}s"
+                          + ("" if run.finished else " (cut at the budget)"), f"load {os.getloadavg()[0]:.2f}")
+            runs.append(run)
+    console.print(solver_table(args.variant, args.depth, args.budget, runs, args.settings))
+    baseline = [run for run in runs if run.setting == args.settings[0]]
+    options = SuiteOptions(solver=settings[args.settings[0]], depth=args.depth)
+    console.print(geometry_table(args.variant, options, args.budget, baseline))
+    console.print(obligation_table(baseline))
+    fitting = [run for run in baseline if run.finished]
     largest = max(fitting, key=lambda run: (_bits(run.geometry), run.geometry), default=None)
     console.print(f"largest geometry whose whole suite finished within {args.budget:.0f}s: "
                   f"{largest.geometry + f' ({_bits(largest.geometry)} bits)' if largest else 'none'}")

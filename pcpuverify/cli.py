@@ -49,7 +49,7 @@ from pcpuverify.proofs.initiation import OP as FIRST_CHUNK_OP
 from pcpuverify.proofs.layout import LAYOUT_PROPERTIES, run_layout_suite
 from pcpuverify.proofs.obligations import OPS
 from pcpuverify.proofs.results import Result, Verdict
-from pcpuverify.proofs.solver import SolverOptions
+from pcpuverify.proofs.solver import SOLVER_CHOICES, SolverOptions
 from pcpuverify.proofs.suite import SuiteOptions, run_suite
 from pcpuverify.report import Console, print_overview, print_results, results_json, trace_file_name, wide_console
 from pcpuverify.symbolic.bv import check_encodable
@@ -408,6 +408,10 @@ def _geometry(spec: str) -> Geometry:
 @click.option("--rlimit", type=RLIMIT, default=SolverOptions.rlimit, show_default=True,
               help="Z3 resource limit per query: the deterministic bound.")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Z3 random seed and conformance walk seed.")
+@click.option("--solver", type=click.Choice(SOLVER_CHOICES), default="portfolio", show_default=True,
+              help="Who answers each query.  portfolio: Bitwuzla (fastest here, bench/bench_proofs.py), then Z3"
+                   " and cvc5 for its unknowns.  Only z3 and cvc5 are deterministic (--rlimit); with bitwuzla"
+                   " (--timeout only) or portfolio, an UNKNOWN can differ between machines, a verdict cannot.")
 @click.option("--depth", type=DEPTH, default=SuiteOptions.depth, show_default=True,
               help="Bounded model checking depth (operations from a new chunk).")
 @click.option("--traces", "traces_dir", type=click.Path(file_okay=False), default=None,
@@ -423,7 +427,7 @@ def _geometry(spec: str) -> Geometry:
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @user_errors
 def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tuple[str, ...], ops: tuple[str, ...],
-          timeout: float, rlimit: int, seed: int, depth: int, traces_dir: str | None,
+          timeout: float, rlimit: int, seed: int, solver: str, depth: int, traces_dir: str | None,
           witness_paths: tuple[str, ...], no_witnesses: bool, layout: bool, rows: bool, as_json: bool) -> None:
     """Prove or refute every invariant for every operation on small geometries.
 
@@ -444,7 +448,8 @@ def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tu
     chosen = list(variants) or sorted(name for name, s in SUBJECTS.items() if s.encoding is not None)
     for name in chosen:
         subject(name).require_encoding()  # one line and exit 2 for a model-only subject
-    options = SuiteOptions(solver=SolverOptions(rlimit=rlimit, seed=seed, timeout=timeout), depth=depth)
+    options = SuiteOptions(solver=SolverOptions(rlimit=rlimit, seed=seed, timeout=timeout, solver=solver),
+                           depth=depth)
     err = Console(stderr=True)
     lines = None if err.is_terminal else _ProgressLines(err)  # a CI log: no spinner, so say what finished
     wanted = {n for n in invariants if n not in LAYOUT_PROPERTIES} if invariants else None

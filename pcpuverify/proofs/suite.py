@@ -20,7 +20,7 @@ arrays: a stray write has undefined effects in C, and is itself reported by
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import z3
 
@@ -46,7 +46,7 @@ from pcpuverify.proofs.obligations import (
     transition,
 )
 from pcpuverify.proofs.results import Result, Verdict
-from pcpuverify.proofs.solver import Answer, SolverOptions, check
+from pcpuverify.proofs.solver import Answer, SolverOptions, check, check_all
 from pcpuverify.symbolic.encode import SymPercpu
 from pcpuverify.symbolic.state import SymChunk, fresh_chunk, well_formed
 from pcpuverify.symbolic.subjects import subject
@@ -127,6 +127,7 @@ class Bmc:
         settles a depth for every kind still looked for.
         """
         remaining, found, seconds = list(kinds), {}, 0.0
+        asked: list[dict[str, object]] = []  # who answered each query, in order
         for depth in range(1, self.options.depth + 1):
             while len(self.states) < depth:
                 self._extend()
@@ -139,8 +140,9 @@ class Bmc:
                 answer = check([*self.constraints[: depth - 1], *breach.kept(self, depth - 1), last],
                                self.options.solver)
                 seconds += answer.seconds
+                asked.append({"depth": depth, **answer.to_json()})
                 if answer.status == "unknown":
-                    return {**found, **{k: Search(depth, None, (), answer, seconds) for k in remaining}}
+                    return {**found, **{k: Search(depth, None, (), answer, seconds, tuple(asked)) for k in remaining}}
                 if answer.status == "unsat":
                     break
                 model = answer.model
@@ -149,9 +151,9 @@ class Bmc:
                 ops = [concrete_op(model, choices[OPS[model.eval(k_sel, True).as_long()]].op)
                        for k_sel, choices in self.choices[: depth - 1]]
                 ops.append(concrete_op(model, ts[kind].op))
-                found[kind] = Search(depth, model, tuple(ops), None, seconds)
+                found[kind] = Search(depth, model, tuple(ops), None, seconds, tuple(asked))
                 remaining.remove(kind)
-        return {**found, **{k: Search(self.options.depth, None, (), None, seconds) for k in remaining}}
+        return {**found, **{k: Search(self.options.depth, None, (), None, seconds, tuple(asked)) for k in remaining}}
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,7 @@ class Search:
     ops: tuple[Op, ...]
     unknown: Answer | None  # the solver's unknown answer that stopped the search
     seconds: float
+    solvers: tuple[dict[str, object], ...]  # who answered each of the search's queries
 
 
 def run_suite(
@@ -190,8 +193,9 @@ def run_suite(
         report(r)
 
     def row(inv: str, op: str, verdict: Verdict, seconds: float, detail: str = "",
-            cti: dict[str, object] | None = None, depth: int | None = None) -> Result:
-        return Result(variant, geometry.name, inv, op, verdict, seconds, detail=detail, cti=cti, depth=depth)
+            cti: dict[str, object] | None = None, depth: int | None = None, answer: Answer | None = None) -> Result:
+        return Result(variant, geometry.name, inv, op, verdict, seconds, detail=detail, cti=cti, depth=depth,
+                      extra={} if answer is None else answer.to_json())
 
     state_invs = [i for i in STATE_INVARIANTS if i.z3 is not None]
     mismatch = quick_conformance(variant, geometry, options.conformance_steps, options.solver.seed)
@@ -209,17 +213,16 @@ def run_suite(
     # initiation
     held: list[Invariant] = []
     init_rows: dict[str, Result] = {}
-    for inv in state_invs:
-        ans = check([z3.Not(inv.z3(init))], options.solver)
+    for inv, ans in zip(state_invs, check_all([[z3.Not(inv.z3(init))] for inv in state_invs], options.solver)):
         if ans.status == "unsat":
-            init_rows[inv.name] = row(inv.name, "init", Verdict.PROVED, ans.seconds)
+            init_rows[inv.name] = row(inv.name, "init", Verdict.PROVED, ans.seconds, answer=ans)
             held.append(inv)
         elif ans.status == "unknown":
-            init_rows[inv.name] = row(inv.name, "init", Verdict.UNKNOWN, ans.seconds, detail=ans.reason)
+            init_rows[inv.name] = row(inv.name, "init", Verdict.UNKNOWN, ans.seconds, detail=ans.reason, answer=ans)
         else:
             assert ans.model is not None
             g = concrete_populated(ans.model, bmc.populated, geometry)
-            init_rows[inv.name] = _replayed(variant, g, inv.name, [], ans.seconds, "init")
+            init_rows[inv.name] = _replayed(variant, g, inv.name, [], ans.seconds, "init", ans.to_json())
     for inv in state_invs:
         if wanted_inv(inv.name):
             emit(init_rows[inv.name])
@@ -239,9 +242,11 @@ def run_suite(
     while True:
         again = False
         for kind in OPS:
+            # one operation's queries share their assumptions, so they are independent: solved as one batch
             base = assumptions(kind, held) + [z3.Not(trans[kind].step.post.oob_write)]
-            for inv in list(held):
-                ans = check([*base, z3.Not(inv.z3(trans[kind].step.post))], options.solver)
+            batch = list(held)
+            answers = check_all([[*base, z3.Not(inv.z3(trans[kind].step.post))] for inv in batch], options.solver)
+            for inv, ans in zip(batch, answers):
                 consecution[(inv.name, kind)] = ans
                 if ans.status != "unsat":
                     held.remove(inv)
@@ -252,10 +257,10 @@ def run_suite(
 
     # sanity of the assumptions under the final strengthening: satisfiable, unrolling sufficient
     sanity: dict[str, tuple[Verdict, str] | None] = {}
-    for kind in wanted_ops:
-        t = trans[kind]
-        vac = check(assumptions(kind, held), options.solver)
-        unroll = check([*assumptions(kind, held)[:-1], z3.Not(t.step.unrolled)], options.solver)
+    pairs = check_all([q for kind in wanted_ops for q in
+                       (assumptions(kind, held), [*assumptions(kind, held)[:-1], z3.Not(trans[kind].step.unrolled)])],
+                      options.solver)
+    for kind, vac, unroll in zip(wanted_ops, pairs[::2], pairs[1::2]):
         if vac.status != "sat":
             sanity[kind] = (Verdict.VACUOUS if vac.status == "unsat" else Verdict.UNKNOWN, "assumptions unsatisfiable")
         elif unroll.status != "unsat":
@@ -266,11 +271,9 @@ def run_suite(
     def consecution_rows(inv: Invariant, strengthening: list[Invariant]) -> list[Result]:
         """Consecution of ``inv`` per operation; each failure searched for from a new chunk."""
         breach = Breach(inv)
-        answers: dict[str, Answer] = {}
-        for kind in wanted_ops:
-            if sanity[kind] is None:
-                t = trans[kind]
-                answers[kind] = check([*assumptions(kind, strengthening), breach.at(pre, t)], options.solver)
+        asked = [kind for kind in wanted_ops if sanity[kind] is None]
+        answers: dict[str, Answer] = dict(zip(asked, check_all(
+            [[*assumptions(kind, strengthening), breach.at(pre, trans[kind])] for kind in asked], options.solver)))
         failing = [k for k, a in answers.items() if a.status == "sat"]
         searched = bmc.search(failing, breach) if failing else {}
         rows = []
@@ -281,10 +284,10 @@ def run_suite(
                 continue
             ans = answers[kind]
             if ans.status == "unsat":
-                rows.append(row(inv.name, kind, Verdict.PROVED, ans.seconds))
+                rows.append(row(inv.name, kind, Verdict.PROVED, ans.seconds, answer=ans))
                 continue
             if ans.status == "unknown":
-                rows.append(row(inv.name, kind, Verdict.UNKNOWN, ans.seconds, detail=ans.reason))
+                rows.append(row(inv.name, kind, Verdict.UNKNOWN, ans.seconds, detail=ans.reason, answer=ans))
                 continue
             assert ans.model is not None
             t = trans[kind]
@@ -295,21 +298,25 @@ def run_suite(
             }
             found = searched[kind]
             seconds = ans.seconds + found.seconds
+            extra = {**ans.to_json(), "bmc": list(found.solvers)}
             if found.unknown is not None:
-                rows.append(row(inv.name, kind, Verdict.UNKNOWN, seconds, cti=cti,
-                                detail=f"bounded check at depth {found.depth}: {found.unknown.reason}"))
+                rows.append(replace(row(inv.name, kind, Verdict.UNKNOWN, seconds, cti=cti,
+                                        detail=f"bounded check at depth {found.depth}: {found.unknown.reason}"),
+                                    extra=extra))
             elif found.model is None:
                 carried = carry(witnesses, variant, geometry, inv.name, kind)
                 if carried is None:
-                    rows.append(row(inv.name, kind, Verdict.NOT_INDUCTIVE, seconds, cti=cti, depth=found.depth))
+                    rows.append(replace(row(inv.name, kind, Verdict.NOT_INDUCTIVE, seconds, cti=cti, depth=found.depth),
+                                        extra=extra))
                 else:
                     rows.append(Result(variant, geometry.name, inv.name, kind, Verdict.VIOLATED, seconds,
                                        detail=f"none within depth {found.depth}; witness {carried.witness.source}"
                                               " carried here and replayed on model/",
-                                       trace=carried.trace.to_json(), cti=cti, depth=len(carried.trace.ops)))
+                                       trace=carried.trace.to_json(), cti=cti, depth=len(carried.trace.ops),
+                                       extra=extra))
             else:
                 g = concrete_populated(found.model, bmc.populated, geometry)
-                rows.append(_replayed(variant, g, inv.name, list(found.ops), seconds, kind))
+                rows.append(_replayed(variant, g, inv.name, list(found.ops), seconds, kind, extra))
         return rows
 
     for inv in state_invs:
@@ -319,8 +326,9 @@ def run_suite(
             for kind in wanted_ops:
                 bad = sanity[kind]
                 seconds = consecution[(inv.name, kind)].seconds
+                answer = consecution[(inv.name, kind)]
                 emit(row(inv.name, kind, bad[0], seconds, detail=bad[1]) if bad is not None
-                     else row(inv.name, kind, Verdict.PROVED, seconds))
+                     else row(inv.name, kind, Verdict.PROVED, seconds, answer=answer))
         else:
             for r in consecution_rows(inv, [*held, inv]):
                 emit(r)
@@ -332,17 +340,19 @@ def run_suite(
     return results
 
 
-def _replayed(variant: str, geometry: Geometry, invariant: str, ops: list[Op], seconds: float, kind: str) -> Result:
+def _replayed(variant: str, geometry: Geometry, invariant: str, ops: list[Op], seconds: float, kind: str,
+              extra: dict[str, object]) -> Result:
     """VIOLATED when the solver's trace breaks ``invariant`` at its last step on ``model/``, else SPURIOUS."""
     trace = Trace(variant, geometry, ChunkInit(), tuple(ops), invariant)
     try:
         at = first_violation(trace, invariant)
     except ValueError as e:  # the trace asks the reference for something its callers never do
         return Result(variant, geometry.name, invariant, kind, Verdict.SPURIOUS, seconds,
-                      detail=f"replay refused: {e}", trace=trace.to_json())
+                      detail=f"replay refused: {e}", trace=trace.to_json(), extra=extra)
     expected = len(ops) - 1
     if at == expected:
         return Result(variant, geometry.name, invariant, kind, Verdict.VIOLATED, seconds,
-                      trace=trace.to_json(), depth=len(ops))
+                      trace=trace.to_json(), depth=len(ops), extra=extra)
     return Result(variant, geometry.name, invariant, kind, Verdict.SPURIOUS, seconds,
-                  detail=f"replay breaks it at step {at}, the solver at step {expected}", trace=trace.to_json())
+                  detail=f"replay breaks it at step {at}, the solver at step {expected}", trace=trace.to_json(),
+                  extra=extra)

@@ -110,10 +110,25 @@ def highest_set(x: z3.BitVecRef, n: int) -> Int:
 
 
 def popcount(x: z3.BitVecRef, n: int) -> Int:
-    terms: list[z3.ExprRef] = [z3.ZeroExt(INT_W - 1, z3.Extract(i, i, x)) for i in range(n)]
+    """The number of set bits among the low ``n`` of ``x``, as an int.
+
+    A tree of adders each only as wide as its sum can be (level k adds
+    (k+1)-bit numbers), widened to an int once at the root: bit-blasting
+    ``INT_W``-bit adders at every level cost Z3 most of the time of
+    ``free-bits-count`` (measured in bench/bench_proofs.py).
+    """
+    if n == 0:
+        return I(0)
+    terms: list[z3.BitVecRef] = [z3.Extract(i, i, x) for i in range(n)]
     while len(terms) > 1:
-        terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i] for i in range(0, len(terms), 2)]
-    return terms[0] if terms else I(0)
+        pairs = []
+        for i in range(0, len(terms) - 1, 2):
+            a, b = terms[i], terms[i + 1]
+            w = max(a.size(), b.size()) + 1
+            pairs.append(z3.ZeroExt(w - a.size(), a) + z3.ZeroExt(w - b.size(), b))
+        terms = pairs + ([terms[-1]] if len(terms) % 2 else [])
+    root = terms[0]
+    return z3.ZeroExt(INT_W - root.size(), root) if root.size() < INT_W else z3.Extract(INT_W - 1, 0, root)
 
 
 def one_bit(i: Int, n: int) -> z3.BitVecRef:
