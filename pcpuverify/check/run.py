@@ -1,4 +1,8 @@
-"""The run: schedule the items on worker processes within the budget, hold every row to the baseline."""
+"""The run: schedule the items on worker processes within the budget, hold every row to the baseline.
+
+About 650 lines: ``run_check`` and the row builders it calls for each kind of item; the scheduling
+loop shares its state (cache, deadline, partial results) with them.
+"""
 
 from __future__ import annotations
 

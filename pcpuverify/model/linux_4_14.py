@@ -11,6 +11,9 @@ dataclass of its own, dumped with those names.
 A method's docstring (or its section's comment) cites the upstream commit
 subject that made its 4.14 text where that subject is known.  Units are
 the C code's: bits unless a name says bytes or pages.
+
+Over 600 lines: one release's allocator core, function by function, kept in one file so that
+it reads beside that release's mm/percpu.c.
 """
 
 from __future__ import annotations

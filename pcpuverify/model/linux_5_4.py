@@ -9,6 +9,9 @@ are the page/bit/block conversions, ``pcpu_next_md_free_region``,
 ``pcpu_next_fit_region`` (whose start is ``pcpu_next_hint`` here) and
 ``pcpu_is_populated``.  Units are the C code's: bits unless a name says
 bytes or pages.
+
+Over 600 lines: one release's allocator core, function by function, kept in one file so that
+it reads beside that release's mm/percpu.c.
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@ variant is a subclass overriding only the functions its patch changes.
 Units: hints, offsets and sizes are in bits (allocation units of
 PCPU_MIN_ALLOC_SIZE bytes) unless a name says bytes or pages, exactly as in
 the C code -- including the places where the C code mixes them.
+
+Over 600 lines: the posting's allocator core, function by function, kept in one file so that
+it reads beside the patch.
 """
 
 from __future__ import annotations

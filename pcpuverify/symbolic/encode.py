@@ -7,6 +7,9 @@ blocks with a guard, a block pointer ``chunk->md_blocks + i`` is re-read
 after every write so that aliasing stays as in C.  A change to a function
 in ``model/percpu.py`` must be mirrored here; conformance (proofs/
 conformance.py) checks that the two agree on concrete states.
+
+Over 600 lines: one builder per function of ``model/percpu.py``, in the same order, so that
+the two files read side by side.
 """
 
 from __future__ import annotations
