@@ -163,3 +163,36 @@ def test_fewer_stateful_examples_is_coverage_not_a_regression(tmp_path: Path) ->
     rows = [r for r in json.loads(result.stdout)["results"] if r["kind"] == "stateful"]
     assert rows and all(r["outcome"] == "ok" and r["expected"] is not None for r in rows)
     assert all("coverage: 5 examples, the baseline's 20" in r["detail"] for r in rows)
+
+
+# -- the HTML page in a real browser -------------------------------------------------------------------------
+
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync")
+
+
+def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    exe = shutil.which("chromium")
+    if exe is None:
+        pytest.fail("chromium is not installed: apt-get install chromium (the README's set-up command does)")
+    return subprocess.run([exe, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", *args],
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_replay_html_page_renders_its_steps_in_a_browser(tmp_path: Path) -> None:
+    """Headless Chromium loads the page: its title, every step and the result are in the rendered DOM,
+    and its screenshot is not the blank page's."""
+    page, blank = tmp_path / "r.html", tmp_path / "blank.html"
+    assert pcpu_verify("replay", "--html", page, HINT_OVERLAP).returncode == 0
+    blank.write_text("<!doctype html><title>blank</title>", encoding="utf-8")
+    dom = chromium(tmp_path, "--dump-dom", page.as_uri()).stdout
+    assert "<title>pcpu-verify replay:" in dom
+    assert all(f">step {i}</span>" in dom for i in range(4)), dom[:2000]
+    assert f"result: claimed violation of {CLAIM} reproduced at step 3" in dom
+    shots = {}
+    for name, url in (("page", page.as_uri()), ("blank", blank.as_uri())):
+        shot = tmp_path / f"{name}.png"
+        chromium(tmp_path, f"--screenshot={shot}", "--window-size=1000,1400", url)
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"no screenshot of the {name} page"
+        shots[name] = len(shot.read_bytes())
+    assert shots["page"] > 3 * shots["blank"], shots  # drawn text and bitmaps, not an empty page
