@@ -149,6 +149,7 @@ def test_a_sanitizer_report_is_a_finding_of_its_step() -> None:
 
 @pytest.mark.parametrize("pages", [2, 3])
 @pytest.mark.parametrize("name,variant", [("seed-v1", "v1"), ("seed-v1-patch09", "v1-patch09")])
+@pytest.mark.slow
 def test_seed_equals_the_model(name: str, variant: str, pages: int) -> None:
     """The posting's C and its port agree on every return value and every field, after every step (10,000 traces)."""
     report = diff(kernel(name), variant, Geometry.parse(f"{pages}x8"), traces=10_000, length=8, seed=pages)

@@ -53,6 +53,7 @@ def _walk(variant: str, geometry: str, seed: int, length: int) -> tuple[Referenc
 
 
 @pytest.mark.parametrize("variant", RELEASES)
+@pytest.mark.slow
 def test_random_traces_run_and_break_only_the_known_invariants(variant: str) -> None:
     """2,000 random traces of 30 ops (1,000 at 2x8, 1,000 at 3x8); every invariant of the layout after every step."""
     broken: set[str] = set()
