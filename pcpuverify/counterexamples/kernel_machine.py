@@ -16,14 +16,12 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import seed as hypothesis_seed
-from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
-    precondition,
-    rule,
     run_state_machine_as_test,
 )
 
+from pcpuverify.counterexamples.caller_rules import caller_machine
 from pcpuverify.counterexamples.kernel_search import (
     CSearch,
     note,
@@ -34,18 +32,14 @@ from pcpuverify.counterexamples.seeded import without_local_constants
 from pcpuverify.kernel.build import Build
 from pcpuverify.kernel.harness import DriverGone, KernelChunk
 from pcpuverify.model.geometry import Geometry
-from pcpuverify.model.ops import Alloc, Depopulate, Free, Op, Populate
-
-
-def _powers_of_two(limit: int) -> list[int]:
-    return [1 << i for i in range(limit.bit_length()) if 1 << i <= limit]
+from pcpuverify.model.ops import Op
 
 
 def machine_for(build: Build, geometry: Geometry, result: CSearch) -> type[RuleBasedStateMachine]:
     """A state machine over ``KernelChunk(build, geometry)`` that records what it breaks into ``result``."""
     nr_pages, B = geometry.nr_pages, geometry.block_bits
 
-    class KernelMachine(RuleBasedStateMachine):
+    class KernelMachine(caller_machine(geometry)):  # type: ignore[misc,valid-type]
         def __init__(self) -> None:
             super().__init__()
             self.chunk = KernelChunk(build, geometry)
@@ -79,6 +73,9 @@ def machine_for(build: Build, geometry: Geometry, result: CSearch) -> type[RuleB
         def _chunk_state(self) -> dict:
             return self.chunk.dump()["chunks"]["dynamic"]  # type: ignore[index, return-value]
 
+        def live_allocations(self) -> list[int]:
+            return list(self.chunk.allocations)
+
         def unpopulated_pages(self) -> list[int]:
             return [p for p, c in enumerate(self._chunk_state()["populated"]) if c == "0"]
 
@@ -86,38 +83,6 @@ def machine_for(build: Build, geometry: Geometry, result: CSearch) -> type[RuleB
             c = self._chunk_state()
             return [p for p in range(nr_pages)
                     if c["populated"][p] == "1" and "1" not in c["alloc_map"][p * B:(p + 1) * B]]
-
-        sizes = st.one_of(st.integers(1, B + 2), st.integers(1, geometry.nr_bits + 2))
-        aligns = st.sampled_from(_powers_of_two(B))
-
-        @rule(bits=sizes, align=aligns)
-        def alloc(self, bits: int, align: int) -> None:
-            self.step(Alloc(bits, align, pop_only=False))
-
-        @rule(bits=sizes, align=aligns)
-        def alloc_atomic(self, bits: int, align: int) -> None:
-            self.step(Alloc(bits, align, pop_only=True))
-
-        @precondition(lambda self: bool(self.chunk.allocations))
-        @rule(data=st.data())
-        def free(self, data: st.DataObject) -> None:
-            self.step(Free(data.draw(st.sampled_from(sorted(self.chunk.allocations)), label="bit_off")))
-
-        @precondition(lambda self: bool(self.unpopulated_pages()))
-        @rule(data=st.data())
-        def populate(self, data: st.DataObject) -> None:
-            page_start = data.draw(st.sampled_from(self.unpopulated_pages()), label="page_start")
-            self.step(Populate(page_start, data.draw(st.integers(page_start + 1, nr_pages), label="page_end")))
-
-        @precondition(lambda self: bool(self.empty_pages()))
-        @rule(data=st.data())
-        def depopulate(self, data: st.DataObject) -> None:
-            empty = self.empty_pages()
-            page_start = data.draw(st.sampled_from(empty), label="page_start")
-            page_end = page_start + 1
-            while page_end in empty:
-                page_end += 1
-            self.step(Depopulate(page_start, data.draw(st.integers(page_start + 1, page_end), label="page_end")))
 
     return KernelMachine
 

@@ -31,14 +31,14 @@ from dataclasses import dataclass, field
 
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import seed as hypothesis_seed
-from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
+from pcpuverify.counterexamples.caller_rules import caller_machine
 from pcpuverify.counterexamples.seeded import without_local_constants
 from pcpuverify.invariants.check import INVARIANTS, STATE_INVARIANTS, check_state, check_step
 from pcpuverify.model.chunk import PcpuChunk
 from pcpuverify.model.geometry import Geometry
-from pcpuverify.model.ops import Alloc, ChunkInit, Depopulate, Free, Op, Populate
+from pcpuverify.model.ops import ChunkInit, Op
 from pcpuverify.model.reference import OpError, Reference
 from pcpuverify.model.trace import Trace
 
@@ -119,17 +119,13 @@ class Findings:
         )
 
 
-def _powers_of_two(limit: int) -> list[int]:
-    return [1 << k for k in range(limit.bit_length()) if 1 << k <= limit]
-
-
 def machine_for(variant: str, geometry: Geometry, geometry_index: int, findings: Findings) -> type[RuleBasedStateMachine]:
     """A state machine over ``Reference(variant, geometry)`` that records what it breaks into ``findings``."""
     nr_pages, B = geometry.nr_pages, geometry.block_bits
     page_mask = (1 << B) - 1
     examples_before = findings.examples
 
-    class ReferenceMachine(RuleBasedStateMachine):
+    class ReferenceMachine(caller_machine(geometry)):  # type: ignore[misc,valid-type]
         def __init__(self) -> None:
             super().__init__()
             findings.examples += 1
@@ -161,62 +157,16 @@ def machine_for(variant: str, geometry: Geometry, geometry_index: int, findings:
         def chunk(self) -> PcpuChunk:
             return self.ref.chunks["dynamic"]
 
+        def live_allocations(self) -> list[int]:
+            return list(self.chunk.allocations)
+
         def unpopulated_pages(self) -> list[int]:
             populated = self.chunk.populated.value
             return [p for p in range(nr_pages) if not (populated >> p) & 1]
 
         def empty_pages(self) -> list[int]:
-            """Populated pages with no allocated bit: what the balance work may depopulate."""
             amap, populated = self.chunk.alloc_map.value, self.chunk.populated.value
             return [p for p in range(nr_pages) if (populated >> p) & 1 and not (amap >> (p * B)) & page_mask]
-
-        # -- the operations a caller of the allocator issues -------------------
-
-        # pcpu_alloc() with GFP_KERNEL populates what it hands out; an atomic
-        # request (pop_only) takes only populated pages.  Two rules rather than
-        # a flag give allocations two shares of the rule choice: at the start
-        # of a walk only allocation and depopulation are possible, and a walk
-        # of mostly depopulations ends before the hints get interesting.
-        # Half of the sizes fit a block: most multi-block requests just fail
-        # once a chunk holds a few allocations.
-        sizes = st.one_of(st.integers(1, B + 2), st.integers(1, geometry.nr_bits + 2))
-        aligns = st.sampled_from(_powers_of_two(B))
-
-        @rule(bits=sizes, align=aligns)
-        def alloc(self, bits: int, align: int) -> None:
-            self.step(Alloc(bits, align, pop_only=False))
-
-        @rule(bits=sizes, align=aligns)
-        def alloc_atomic(self, bits: int, align: int) -> None:
-            self.step(Alloc(bits, align, pop_only=True))
-
-        @precondition(lambda self: bool(self.chunk.allocations))
-        @rule(data=st.data())
-        def free(self, data: st.DataObject) -> None:
-            bit_off = data.draw(st.sampled_from(sorted(self.chunk.allocations)), label="bit_off")
-            self.step(Free(bit_off))
-
-        # Population starts at an unpopulated page (else it is a no-op step).
-        @precondition(lambda self: bool(self.unpopulated_pages()))
-        @rule(data=st.data())
-        def populate(self, data: st.DataObject) -> None:
-            page_start = data.draw(st.sampled_from(self.unpopulated_pages()), label="page_start")
-            page_end = data.draw(st.integers(page_start + 1, nr_pages), label="page_end")
-            self.step(Populate(page_start, page_end))
-
-        # Reference raises OpError when depopulating a page that holds allocated
-        # bits (the balance work only releases empty pages): draw a run of
-        # empty populated pages.
-        @precondition(lambda self: bool(self.empty_pages()))
-        @rule(data=st.data())
-        def depopulate(self, data: st.DataObject) -> None:
-            empty = self.empty_pages()
-            page_start = data.draw(st.sampled_from(empty), label="page_start")
-            page_end = page_start + 1
-            while page_end in empty:
-                page_end += 1
-            page_end = data.draw(st.integers(page_start + 1, page_end), label="page_end")
-            self.step(Depopulate(page_start, page_end))
 
     ReferenceMachine.__name__ = ReferenceMachine.__qualname__ = (
         f"ReferenceMachine_{variant.replace('-', '_')}_{geometry.name}"
