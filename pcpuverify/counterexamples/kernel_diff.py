@@ -24,6 +24,7 @@ from pcpuverify.model.geometry import Geometry
 from pcpuverify.model.ops import Alloc, ChunkInit, Free, Op
 from pcpuverify.model.random_ops import random_op
 from pcpuverify.model.reference import OpError, Reference
+from pcpuverify.model.state import dynamic_chunk
 
 ModelStep = tuple[int | None, str, dict[str, object]]  # return value, stray accesses ("", "read", "write"), dump after
 
@@ -76,8 +77,7 @@ def _difference(model: dict[str, object], c: dict[str, object]) -> tuple[str, ob
     """The first field (in the model's order) the two dumps name alike and disagree on."""
     if model["pcpu_nr_empty_pop_pages"] != c["pcpu_nr_empty_pop_pages"]:
         return "pcpu_nr_empty_pop_pages", model["pcpu_nr_empty_pop_pages"], c["pcpu_nr_empty_pop_pages"]
-    m_chunk: dict = model["chunks"]["dynamic"]  # type: ignore[index]
-    c_chunk: dict = c["chunks"]["dynamic"]  # type: ignore[index]
+    m_chunk, c_chunk = dynamic_chunk(model), dynamic_chunk(c)
     for name, value in m_chunk.items():
         if name not in c_chunk:
             continue
@@ -92,8 +92,7 @@ def _difference(model: dict[str, object], c: dict[str, object]) -> tuple[str, ob
 
 
 def compared_fields(model: dict[str, object], c: dict[str, object]) -> tuple[str, ...]:
-    m_chunk: dict = model["chunks"]["dynamic"]  # type: ignore[index]
-    c_chunk: dict = c["chunks"]["dynamic"]  # type: ignore[index]
+    m_chunk, c_chunk = dynamic_chunk(model), dynamic_chunk(c)
     blocks = [f"md_blocks[].{k}" for k in m_chunk["md_blocks"][0] if k in c_chunk["md_blocks"][0]]
     return ("pcpu_nr_empty_pop_pages", *(n for n in m_chunk if n in c_chunk and n != "md_blocks"), *blocks)
 

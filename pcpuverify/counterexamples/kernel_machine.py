@@ -33,6 +33,7 @@ from pcpuverify.kernel.build import Build
 from pcpuverify.kernel.harness import DriverGone, KernelChunk
 from pcpuverify.model.geometry import Geometry
 from pcpuverify.model.ops import Op
+from pcpuverify.model.state import dynamic_chunk
 
 
 def machine_for(build: Build, geometry: Geometry, result: CSearch) -> type[RuleBasedStateMachine]:
@@ -71,7 +72,7 @@ def machine_for(build: Build, geometry: Geometry, result: CSearch) -> type[RuleB
                 self.restart()
 
         def _chunk_state(self) -> dict:
-            return self.chunk.dump()["chunks"]["dynamic"]  # type: ignore[index, return-value]
+            return dynamic_chunk(self.chunk.dump())
 
         def live_allocations(self) -> list[int]:
             return list(self.chunk.allocations)

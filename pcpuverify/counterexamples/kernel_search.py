@@ -42,6 +42,7 @@ from pcpuverify.model.geometry import Geometry
 from pcpuverify.model.ops import Op, op_to_json
 from pcpuverify.model.random_ops import random_op
 from pcpuverify.model.reference import OpError, StepResult
+from pcpuverify.model.state import dynamic_chunk
 from pcpuverify.model.trace import FORMAT, TraceError, trace_from_json
 from pcpuverify.model.variants import VARIANTS
 
@@ -175,7 +176,7 @@ def explore_c(source: KernelSource, geometry: Geometry, max_depth: int, max_stat
         next_frontier: deque[tuple[Geometry, tuple[Op, ...], dict[str, object]]] = deque()
         for root, path, dump in frontier:
             ops = _valid_ops(dump, root)
-            allocations = {int(k): v for k, v in dump["chunks"]["dynamic"]["allocations"].items()}  # type: ignore[index]
+            allocations = {int(k): v for k, v in dynamic_chunk(dump)["allocations"].items()}
             ends = run_paths(build_, root, allocations, [(*path, op) for op in ops])
             for op, end in zip(ops, ends):
                 trace_ops = (*path, op)

@@ -42,6 +42,7 @@ from pcpuverify.model.linux_5_4 import Linux54, PcpuChunk54
 from pcpuverify.model.mainline import Mainline, PcpuChunkMainline
 from pcpuverify.model.percpu import PcpuAllocator
 from pcpuverify.model.release_chunk import ReleaseChunk
+from pcpuverify.model.state import dynamic_chunk
 
 # layout -> (the model chunk its dump converts to, the allocator of the variant that ports it)
 MODEL_OF_LAYOUT: dict[str, tuple[type, type[PcpuAllocator]]] = {
@@ -96,7 +97,7 @@ def to_model(dump: dict[str, object], geometry: Geometry) -> tuple[PcpuAllocator
     """The allocator globals and the chunk of ``dump`` (a harness's ``dump()``) as the model objects of its layout."""
     layout = str(dump["layout"])
     chunk_type, allocator = MODEL_OF_LAYOUT[layout]
-    c: dict[str, Any] = dump["chunks"]["dynamic"]  # type: ignore[index]
+    c = dynamic_chunk(dump)
     alloc = allocator(geometry.block_bits, geometry.nr_pages)
     alloc.pcpu_nr_empty_pop_pages = int(dump["pcpu_nr_empty_pop_pages"])  # type: ignore[arg-type]
     chunk = _seed_chunk(c, geometry) if layout == "seed" else _release_chunk(chunk_type, c, geometry)

@@ -30,6 +30,7 @@ from pcpuverify.kernel.source import KernelSource
 from pcpuverify.model.geometry import Geometry
 from pcpuverify.model.ops import Alloc, ChunkInit, Depopulate, Free, Init, Op, Populate
 from pcpuverify.model.reference import OpError, StepResult
+from pcpuverify.model.state import dynamic_chunk
 
 
 class KernelInitError(ValueError):
@@ -262,7 +263,7 @@ class KernelChunk:
 
 def check_op(geometry: Geometry, dump: dict[str, object], op: Op) -> None:
     """What a caller of the allocator guarantees in the state ``dump`` (as Reference's checks): OpError if not."""
-    chunk: dict = dump["chunks"]["dynamic"]  # type: ignore[index]
+    chunk = dynamic_chunk(dump)
     if op.reserved:
         raise OpError("a reserved operation needs a first_chunk init, which the C harness does not build")
     if isinstance(op, Free) and str(op.bit_off) not in chunk["allocations"]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict
-from typing import Protocol
+from typing import Any, Protocol
 
 from pcpuverify.model.bitmap import Bitmap
 from pcpuverify.model.chunk import PcpuChunk
@@ -49,3 +49,12 @@ def dump_state(alloc: PcpuAllocator, chunks: Mapping[str, PcpuChunk | DumpsItsel
         "chunks": {name: dump_chunk(chunk) if isinstance(chunk, PcpuChunk) else chunk.dump()
                    for name, chunk in chunks.items()},
     }
+
+
+def dynamic_chunk(dump: Mapping[str, object]) -> dict[str, Any]:
+    """The dump of the dynamic chunk inside a ``dump_state`` dump (or a C build's, which has the same shape)."""
+    chunks = dump["chunks"]
+    assert isinstance(chunks, dict)
+    chunk = chunks["dynamic"]
+    assert isinstance(chunk, dict)
+    return chunk
