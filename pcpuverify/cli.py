@@ -38,7 +38,7 @@ from pcpuverify.exits import (
 from pcpuverify.invariants.base import Violation
 from pcpuverify.invariants.check import Replayed, UnknownInvariant, invariant
 from pcpuverify.invariants.check import replay as replay_trace
-from pcpuverify.kernel_cli import diff, explore, replay_on_c
+from pcpuverify.kernel_cli import diff, explore, minimize_on_c_cli, replay_on_c
 from pcpuverify.model.first_chunk import LayoutError
 from pcpuverify.model.geometry import Geometry, GeometryError
 from pcpuverify.model.ops import FirstChunkInit, op_to_json
@@ -334,16 +334,24 @@ def replay(trace_file: str, as_json: bool, html_file: str | None, pytest_file: s
 @click.option("-o", "--output", "out_file", metavar="OUT", default=None,
               help="Where to write the minimised trace (default: TRACE_FILE with suffix .min.json).")
 @click.option("--json", "as_json", is_flag=True, help="Print the lengths and the minimised trace's replay as JSON.")
+@click.option("--source", "source_path", metavar="PATH", default=None,
+              help="Minimise on the C build of this mm/percpu.c (a tree, its mm/ folder or the file) instead of the"
+                   " model: a trace `explore --traces` wrote, or a model trace that claims a violation; the result"
+                   " replays with `replay --source`.")
 @user_errors
-def minimize(trace_file: str, out_file: str | None, as_json: bool) -> None:
+def minimize(trace_file: str, out_file: str | None, as_json: bool, source_path: str | None) -> None:
     """Reduce the counterexample TRACE_FILE to a 1-minimal trace breaking the same invariant.
 
     Fewer operations (ddmin), then smaller arguments, then a smaller chunk,
     to a fixpoint; every candidate is replayed on the reference.  The result
     is written (never over TRACE_FILE unless -o names it), replayed and
     drawn.  Exit 0: minimised; 1: TRACE_FILE breaks no invariant (or not the
-    one it claims); 2: bad input.
+    one it claims); 2: bad input.  With --source, the same reductions run on
+    the C build, which can also keep a sanitizer report or a WARN_ON broken.
     """
+    if source_path is not None:
+        minimize_on_c_cli(trace_file, source_path, out_file, as_json)
+        return
     trace = load_trace(trace_file)
     _check_claim(trace, trace_file)
     original = _replay(trace, trace_file)  # bad input is reported here, before any work

@@ -21,12 +21,14 @@ import click
 from pcpuverify.counterexamples.kernel_diff import diff as diff_runs
 from pcpuverify.counterexamples.kernel_machine import hypothesis_c
 from pcpuverify.counterexamples.kernel_search import CSearch, CTrace, explore_c, random_c
-from pcpuverify.counterexamples.kernel_shrink import reproduce, shrink
-from pcpuverify.exits import EXIT_USAGE, EXIT_VIOLATION
+from pcpuverify.counterexamples.kernel_shrink import minimize_on_c, reproduce, shrink
+from pcpuverify.counterexamples.minimize import NotACounterexample
+from pcpuverify.exits import EXIT_TOOL_FAILURE, EXIT_USAGE, EXIT_VIOLATION
 from pcpuverify.kernel.build import build
 from pcpuverify.kernel.source import KernelSource, SourceError, load_source
 from pcpuverify.model.geometry import Geometry, GeometryError
 from pcpuverify.model.trace import TraceError, load_trace, read_input, write_atomically
+from pcpuverify.model.ops import FirstChunkInit
 from pcpuverify.model.variants import VARIANTS
 
 C_TRACE_FORMAT = "pcpu-verify-c-trace/1"
@@ -61,14 +63,19 @@ def _source(path: str) -> KernelSource:
     return source
 
 
+def c_trace_text(trace: CTrace, source: KernelSource) -> str:
+    """A C trace file's text: the trace, and the source it replays on (path, hash, layout)."""
+    data = {"format": C_TRACE_FORMAT, "source": str(source.percpu_c), "sha256": source.sha256,
+            "layout": source.layout, **trace.to_json()}
+    return json.dumps(data, indent=2) + "\n"
+
+
 def _save(result: CSearch, source: KernelSource, directory: Path) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, trace in result.found.items():
-        data = {"format": C_TRACE_FORMAT, "source": str(source.percpu_c), "sha256": source.sha256,
-                "layout": result.layout, **trace.to_json()}
         path = directory / f"{result.layout}__{result.geometry.name}__{name}.json"
-        write_atomically(path, json.dumps(data, indent=2) + "\n")
+        write_atomically(path, c_trace_text(trace, source))
         paths.append(path)
     return paths
 
@@ -159,7 +166,53 @@ def load_c_trace(path: str) -> CTrace:
     trace = load_trace(path)
     if trace.violates is None:
         raise TraceError(f"{path}: the trace claims no violation ('violates'): nothing to reproduce on the C")
-    return CTrace(trace.geometry, trace.ops, trace.violates, "")
+    return CTrace(trace.geometry, trace.ops, trace.violates, "", trace.init)
+
+
+def _describe(trace: CTrace) -> str:
+    g = trace.geometry
+    if isinstance(trace.init, FirstChunkInit):
+        i = trace.init
+        return f"first chunk {i.static_size}+{i.reserved_size}+{i.dyn_size} bytes, {g.block_bits} bits per page"
+    return f"{g.nr_pages}x{g.block_bits} (populated {list(g.populated)})"
+
+
+@_user_errors
+def minimize_on_c_cli(trace_file: str, source_path: str, out_file: str | None, as_json: bool) -> None:
+    """``minimize TRACE --source PATH``: minimise on the C build; the result is a C trace that replays there."""
+    trace = load_c_trace(trace_file)
+    source = _source(source_path)
+    try:
+        minimized = minimize_on_c(source, trace)
+    except NotACounterexample:
+        click.echo(f"pcpu-verify: {trace_file}: the replay on the C does not break {trace.violates!r}:"
+                   " nothing to minimise", err=True)
+        sys.exit(EXIT_VIOLATION)
+    out = Path(out_file) if out_file is not None else Path(trace_file).with_suffix(".min.json")
+    try:
+        write_atomically(out, c_trace_text(minimized, source))
+    except OSError as e:
+        raise TraceError(f"{out}: cannot write: {e.strerror}") from None
+    found = reproduce(build(source, minimized.geometry.block_bits, minimized.geometry.nr_pages), minimized)
+    if as_json:
+        click.echo(json.dumps({"input": trace_file, "output": str(out), "source": str(source.percpu_c),
+                               "layout": source.layout, "invariant": trace.violates,
+                               "original_ops": len(trace.ops), "minimized_ops": len(minimized.ops),
+                               "original_geometry": trace.geometry.to_json(),
+                               "minimized_geometry": minimized.geometry.to_json(),
+                               "minimized": minimized.to_json(), "reproduced": found is not None}, indent=2))
+    else:
+        click.echo(f"{trace_file}: {len(trace.ops)} ops -> {len(minimized.ops)} ops, geometry {_describe(trace)}"
+                   f" -> {_describe(minimized)}, still violates {trace.violates} on {source.percpu_c}"
+                   f" (layout {source.layout})")
+        click.echo(f"wrote {out}")
+        for index, op in enumerate(minimized.ops):
+            click.echo(f"  step {index}: {op.describe()}")
+        click.echo(f"    {minimized.message}")
+    if found is None:  # the minimiser keeps only traces that break it on the C: this is our bug
+        click.echo(f"pcpu-verify: internal error: the minimised trace does not break {trace.violates!r} on the C",
+                   err=True)
+        sys.exit(EXIT_TOOL_FAILURE)
 
 
 @_user_errors

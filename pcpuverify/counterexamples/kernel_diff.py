@@ -15,7 +15,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from pcpuverify.counterexamples.kernel_shrink import FreeOf, Item
+from pcpuverify.counterexamples.minimize import FreeOf, Item
 from pcpuverify.kernel.build import Build, build
 from pcpuverify.kernel.harness import TraceRun, run_traces
 from pcpuverify.kernel.source import KernelSource

@@ -90,6 +90,8 @@ def machine_for(build: Build, geometry: Geometry, result: CSearch) -> type[RuleB
 
 def hypothesis_c(build: Build, geometry: Geometry, examples: int, seed: int, result: CSearch) -> CSearch:
     """Run ``examples`` Hypothesis examples of the machine (seeded by ``seed``, no database, nothing to shrink)."""
+    if examples == 0:  # Hypothesis refuses max_examples=0
+        return result
     machine = hypothesis_seed(seed)(machine_for(build, geometry, result))
     options = settings(max_examples=examples, stateful_step_count=30, database=None, deadline=None,
                        phases=[Phase.generate], suppress_health_check=list(HealthCheck))

@@ -39,7 +39,7 @@ from pcpuverify.kernel.harness import (
 from pcpuverify.kernel.process import summarize
 from pcpuverify.kernel.source import KernelSource
 from pcpuverify.model.geometry import Geometry
-from pcpuverify.model.ops import Op, op_to_json
+from pcpuverify.model.ops import ChunkInit, Init, Op, op_to_json
 from pcpuverify.model.random_ops import random_op
 from pcpuverify.model.reference import OpError, StepResult
 from pcpuverify.model.state import dynamic_chunk
@@ -74,26 +74,28 @@ def step_violations(layout: str, before: dict[str, object], step: StepResult, af
 
 @dataclass
 class CTrace:
-    """A path on the C build: the geometry it starts from, its ops, and what breaks after the last."""
+    """A path on the C build: the geometry and init it starts from, its ops, and what breaks after the last."""
 
     geometry: Geometry
     ops: tuple[Op, ...]
     violates: str
     message: str
+    init: Init = field(default_factory=ChunkInit)
 
     def to_json(self) -> dict[str, object]:
-        return {"geometry": self.geometry.to_json(), "ops": [op_to_json(op) for op in self.ops],
+        init = {} if isinstance(self.init, ChunkInit) else {"init": self.init.to_json()}
+        return {"geometry": self.geometry.to_json(), **init, "ops": [op_to_json(op) for op in self.ops],
                 "violates": self.violates, "message": self.message}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CTrace:
-        """The inverse of ``to_json``; geometry and ops are checked as a model trace's are (TraceError)."""
-        as_model = trace_from_json({"format": FORMAT, "variant": next(iter(VARIANTS)),
+        """The inverse of ``to_json``; geometry, init and ops are checked as a model trace's are (TraceError)."""
+        as_model = trace_from_json({"format": FORMAT, "variant": next(iter(VARIANTS)), "init": data.get("init"),
                                     "geometry": data.get("geometry"), "ops": data.get("ops", [])})
         violates, message = data.get("violates"), data.get("message", "")
         if not isinstance(violates, str) or not isinstance(message, str):
             raise TraceError("'violates' and 'message' must be strings")
-        return cls(as_model.geometry, as_model.ops, violates, message)
+        return cls(as_model.geometry, as_model.ops, violates, message, as_model.init)
 
 
 @dataclass

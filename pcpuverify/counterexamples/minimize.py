@@ -166,17 +166,33 @@ def violated_invariant(trace: Trace) -> str | None:
     return None
 
 
-class Minimizer:
-    """The reductions of the module docstring over one trace and one invariant; ``tried`` counts candidates."""
+class Reductions:
+    """The reductions of the module docstring over one linked trace and one invariant; ``tried`` counts candidates.
 
-    def __init__(self, trace: Trace, name: str) -> None:
-        self.variant = trace.variant
+    Where a candidate is replayed is the subclass's: ``Minimizer`` replays on
+    the reference, ``kernel_shrink.CMinimizer`` on a C build.
+    """
+
+    def __init__(self, linked: Candidate, name: str) -> None:
         self.name = name
         self.tried = 0
-        at = first_violation(trace, name)
+        kept, at = self.evaluate(linked)
         if at is None:
             raise NotACounterexample(f"the replay does not violate {name!r}")
-        self.best = self._truncated(_linked(trace), at)
+        self.best = self._truncated(kept, at)
+
+    # -- where candidates run (the subclass's) -----------------------------------
+
+    def evaluate(self, candidate: Candidate) -> tuple[Candidate, int | None]:
+        """The candidate as replayed (frees of nothing dropped) and the first step breaking ``self.name``.
+
+        Raises one of REFUSED for a candidate that cannot be replayed.
+        """
+        raise NotImplementedError
+
+    def concrete_ops(self, candidate: Candidate) -> tuple[Op, ...]:
+        """The candidate's operations, each free with the offset its alloc returned."""
+        raise NotImplementedError
 
     # -- checking a candidate ---------------------------------------------------
 
@@ -187,14 +203,12 @@ class Minimizer:
         """The candidate made concrete and truncated if it still breaks the invariant, else None."""
         self.tried += 1
         try:
-            ops, kept = _concrete(self.variant, candidate)
-            trace = trace_from_json(Trace(self.variant, candidate.geometry, candidate.init, ops, self.name).to_json())
-            at = first_violation(trace, self.name)
+            kept, at = self.evaluate(candidate)
         except REFUSED:
             return None
         if at is None:
             return None
-        return self._truncated(replace(candidate, geometry=trace.geometry, steps=kept), at)
+        return self._truncated(kept, at)
 
     def _first(self, candidates: Iterator[Candidate]) -> Candidate | None:
         for candidate in candidates:
@@ -251,17 +265,36 @@ class Minimizer:
                 return changed
             self.best, changed = accepted, True
 
-    def run(self) -> Trace:
+    def reduce(self) -> Candidate:
+        """Every reduction, round after round, until a round changes nothing: the 1-minimal candidate."""
         reductions: tuple[Callable[[], bool], ...] = (self.remove_operations, self.lower_arguments,
                                                       self.shrink_geometry)
         while True:
             changed = False
-            for reduce in reductions:
-                changed |= reduce()
+            for reduction in reductions:
+                changed |= reduction()
             if not changed:
-                break
-        ops, _ = _concrete(self.variant, self.best)
-        return Trace(self.variant, self.best.geometry, self.best.init, ops, self.name)
+                return self.best
+
+
+class Minimizer(Reductions):
+    """The reductions, every candidate replayed on the reference of ``trace.variant``."""
+
+    def __init__(self, trace: Trace, name: str) -> None:
+        self.variant = trace.variant
+        super().__init__(_linked(trace), name)
+
+    def evaluate(self, candidate: Candidate) -> tuple[Candidate, int | None]:
+        ops, kept = _concrete(self.variant, candidate)
+        trace = trace_from_json(Trace(self.variant, candidate.geometry, candidate.init, ops, self.name).to_json())
+        return replace(candidate, geometry=trace.geometry, steps=kept), first_violation(trace, self.name)
+
+    def concrete_ops(self, candidate: Candidate) -> tuple[Op, ...]:
+        return _concrete(self.variant, candidate)[0]
+
+    def run(self) -> Trace:
+        best = self.reduce()
+        return Trace(self.variant, best.geometry, best.init, self.concrete_ops(best), self.name)
 
 
 def _powers_below(n: int, least: int = 1) -> list[int]:
