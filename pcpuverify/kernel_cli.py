@@ -19,16 +19,20 @@ from typing import Any, TypeVar, cast
 import click
 
 from pcpuverify.counterexamples.kernel_diff import diff as diff_runs
+from pcpuverify.counterexamples.kernel_first_chunk import OP as FIRST_CHUNK_OP
+from pcpuverify.counterexamples.kernel_first_chunk import FirstChunkRun, first_chunk_c
 from pcpuverify.counterexamples.kernel_machine import hypothesis_c
 from pcpuverify.counterexamples.kernel_search import CSearch, CTrace, explore_c, random_c
 from pcpuverify.counterexamples.kernel_shrink import minimize_on_c, reproduce, shrink
 from pcpuverify.counterexamples.minimize import NotACounterexample
 from pcpuverify.exits import EXIT_TOOL_FAILURE, EXIT_USAGE, EXIT_VIOLATION
 from pcpuverify.kernel.build import build
+from pcpuverify.kernel.harness import KernelInitError, build_for
 from pcpuverify.kernel.source import KernelSource, SourceError, load_source
+from pcpuverify.model.first_chunk import LayoutError
 from pcpuverify.model.geometry import Geometry, GeometryError
 from pcpuverify.model.trace import TraceError, load_trace, read_input, write_atomically
-from pcpuverify.model.ops import FirstChunkInit
+from pcpuverify.model.ops import ChunkInit, FirstChunkInit
 from pcpuverify.model.variants import VARIANTS
 
 C_TRACE_FORMAT = "pcpu-verify-c-trace/1"
@@ -43,7 +47,7 @@ def _user_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (SourceError, GeometryError, TraceError) as e:
+        except (SourceError, GeometryError, TraceError, LayoutError, KernelInitError) as e:
             click.echo(f"pcpu-verify: error: {e}", err=True)
             sys.exit(EXIT_USAGE)
 
@@ -70,6 +74,16 @@ def c_trace_text(trace: CTrace, source: KernelSource) -> str:
     return json.dumps(data, indent=2) + "\n"
 
 
+def _save_first_chunk(run: FirstChunkRun, source: KernelSource, geometry: Geometry, directory: Path) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, trace in run.found.items():
+        path = directory / f"{source.layout}__{geometry.block_bits}__{FIRST_CHUNK_OP}__{name}.json"
+        write_atomically(path, c_trace_text(trace, source))
+        paths.append(path)
+    return paths
+
+
 def _save(result: CSearch, source: KernelSource, directory: Path) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -90,13 +104,19 @@ def _save(result: CSearch, source: KernelSource, directory: Path) -> list[Path]:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--traces", "traces_dir", type=click.Path(file_okay=False), default=None,
               help="Write each finding's trace here (JSON, replays on the C build).")
+@click.option("--first-chunk", is_flag=True,
+              help="Also set up the first chunk (4.14 on) of every layout its callers give, at the geometry's page,"
+                   " and hold it to the invariants.")
 @click.option("--json", "as_json", is_flag=True)
 @_user_errors
 def explore(source_path: str, geometry_spec: str, depth: int, examples: int, length: int, seed: int,
-            traces_dir: str | None, as_json: bool) -> None:
+            traces_dir: str | None, first_chunk: bool, as_json: bool) -> None:
     """Search the C build of a mm/percpu.c: every reached state held to the invariants of its layout.
 
     Each finding's trace is shrunk on the C (counterexamples/kernel_shrink.py).
+    With --first-chunk, then the first chunk (4.14 on): every layout its
+    callers give, at the geometry's page, set up by the C and held to the
+    state invariants.
     """
     source = _source(source_path)
     geometry = _geometry(geometry_spec)
@@ -105,9 +125,17 @@ def explore(source_path: str, geometry_spec: str, depth: int, examples: int, len
     driver = build(source, geometry.block_bits, geometry.nr_pages)
     hypothesis_c(driver, geometry, examples, seed, result)
     result.found = {name: shrink(driver, trace) for name, trace in result.found.items()}
+    if first_chunk and source.layout == "seed":
+        raise KernelInitError("--first-chunk: the 2017 posting hides its static region in pcpu_setup_first_chunk"
+                              " itself, which the C harness does not build: check its first chunk on the model (v1)")
+    first = first_chunk_c(source, geometry.block_bits) if first_chunk else None
     saved = _save(result, source, Path(traces_dir)) if traces_dir else []
+    if traces_dir and first is not None:
+        saved += _save_first_chunk(first, source, geometry, Path(traces_dir))
     if as_json:
-        click.echo(json.dumps(result.to_json(), indent=2))
+        first_json = {} if first is None else {"first_chunk": {
+            "layouts": first.layouts, "found": {name: t.to_json() for name, t in first.found.items()}}}
+        click.echo(json.dumps({**result.to_json(), **first_json}, indent=2))
         return
     click.echo(f"{source.percpu_c}: layout {result.layout}, geometry {geometry.name}")
     click.echo(f"  breadth-first to depth {depth}: {result.states} states {result.states_by_depth};"
@@ -119,6 +147,13 @@ def explore(source_path: str, geometry_spec: str, depth: int, examples: int, len
         click.echo(f"  BROKEN {name} after {len(trace.ops)} ops: {trace.message}")
         for i, op in enumerate(trace.ops):
             click.echo(f"    {i}: {op.describe()}")
+    if first is not None:
+        click.echo(f"  first chunk ({FIRST_CHUNK_OP}): {first.layouts} layouts its callers give, at"
+                   f" {geometry.block_bits} bits a page")
+        if not first.found:
+            click.echo("    nothing broken")
+        for name, trace in first.found.items():
+            click.echo(f"    BROKEN {name} by {_describe(trace)}: {trace.message}")
     for path in saved:
         click.echo(f"  trace: {path}")
 
@@ -193,7 +228,7 @@ def minimize_on_c_cli(trace_file: str, source_path: str, out_file: str | None, a
         write_atomically(out, c_trace_text(minimized, source))
     except OSError as e:
         raise TraceError(f"{out}: cannot write: {e.strerror}") from None
-    found = reproduce(build(source, minimized.geometry.block_bits, minimized.geometry.nr_pages), minimized)
+    found = reproduce(build_for(source, minimized.geometry, minimized.init), minimized)
     if as_json:
         click.echo(json.dumps({"input": trace_file, "output": str(out), "source": str(source.percpu_c),
                                "layout": source.layout, "invariant": trace.violates,
@@ -220,8 +255,9 @@ def replay_on_c(trace_file: str, source_path: str) -> None:
     """``replay TRACE --source PATH``: the trace's ops on the C build, up to the step that breaks its claim."""
     trace = load_c_trace(trace_file)
     source = _source(source_path)
-    found = reproduce(build(source, trace.geometry.block_bits, trace.geometry.nr_pages), trace)
-    click.echo(f"{source.percpu_c} (layout {source.layout}), geometry {trace.geometry.name}")
+    found = reproduce(build_for(source, trace.geometry, trace.init), trace)
+    where = trace.geometry.name if isinstance(trace.init, ChunkInit) else _describe(trace)
+    click.echo(f"{source.percpu_c} (layout {source.layout}), geometry {where}")
     if found is None:
         click.echo(f"result: claimed violation of {trace.violates} not reproduced on the C")
         sys.exit(EXIT_VIOLATION)

@@ -115,10 +115,17 @@ def test_a_reply_carries_the_steps_warnings() -> None:
                                          "right_free": 4, "first_free": 0}]
 
 
-def test_first_chunk_init_is_refused_in_one_line() -> None:
+def test_a_first_chunk_needs_its_units_pages() -> None:
+    """A first chunk of 8 + 32 bytes at 32-byte pages is a 2-page unit: a 1-page build is refused in one line."""
     source = kernel("debian-6.12")
-    with pytest.raises(KernelInitError, match="only a chunk from pcpu_alloc_chunk"):
-        KernelChunk(build(source, 8, 1), Geometry.parse("1x8"), FirstChunkInit(8, 0, 24))
+    with pytest.raises(KernelInitError, match="needs a build of 2 unit pages, not 1"):
+        KernelChunk(build(source, 8, 1), Geometry.parse("1x8"), FirstChunkInit(8, 0, 32))
+
+
+def test_the_postings_first_chunk_is_refused_in_one_line() -> None:
+    source = kernel("seed-v1")
+    with pytest.raises(KernelInitError, match="2017 posting hides its static region in pcpu_setup_first_chunk"):
+        KernelChunk(build(source, 8, 2), Geometry.parse("1x8"), FirstChunkInit(8, 0, 32))
 
 
 def test_seed_dump_converts_to_the_models_chunk_unchanged() -> None:

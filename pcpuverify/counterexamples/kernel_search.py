@@ -26,7 +26,7 @@ from pcpuverify.invariants.applicability import covers
 from pcpuverify.invariants.base import REGISTRY, ChunkSnapshot, Violation
 from pcpuverify.invariants.check import ALL_INVARIANTS
 from pcpuverify.kernel.build import Build, build
-from pcpuverify.kernel.convert import MODEL_OF_LAYOUT, NOT_ON_C, to_model
+from pcpuverify.kernel.convert import MODEL_OF_LAYOUT, NOT_ON_C, to_model, to_model_chunks
 from pcpuverify.kernel.harness import (
     DriverGone,
     Finding,
@@ -55,18 +55,23 @@ INVARIANTS_BY_LAYOUT: dict[str, tuple[str, ...]] = {
 
 
 def state_violations(layout: str, dump: dict[str, object], geometry: Geometry) -> list[Violation]:
-    """The state invariants of ``layout`` that ``dump`` breaks."""
-    alloc, chunk = to_model(dump, geometry)
-    return [v for name in INVARIANTS_BY_LAYOUT[layout] if REGISTRY[name].kind == "state"
+    """The state invariants of ``layout`` that ``dump`` breaks, in any of its chunks."""
+    alloc, chunks = to_model_chunks(dump, geometry)
+    return [v for chunk in chunks.values() for name in INVARIANTS_BY_LAYOUT[layout] if REGISTRY[name].kind == "state"
             for v in REGISTRY[name].violations(alloc, chunk)]
 
 
 def step_violations(layout: str, before: dict[str, object], step: StepResult, after: dict[str, object],
                     geometry: Geometry) -> list[Violation]:
-    """The step and state invariants of ``layout`` that the step from ``before`` to ``after`` breaks."""
-    _, pre = to_model(before, geometry)
-    alloc, chunk = to_model(after, geometry)
-    snapshot = ChunkSnapshot.of(pre)
+    """The step and state invariants of ``layout`` that the step from ``before`` to ``after`` breaks.
+
+    The step invariants judge the chunk the step ran on (the reserved one for a reserved op).
+    """
+    name = "reserved" if step.op.reserved else "dynamic"
+    _, pre = to_model_chunks(before, geometry)
+    alloc, chunks = to_model_chunks(after, geometry)
+    chunk = chunks[name]
+    snapshot = ChunkSnapshot.of(pre[name])
     found = [v for name in INVARIANTS_BY_LAYOUT[layout] if REGISTRY[name].kind == "step"
              for v in REGISTRY[name].violations(alloc, snapshot, step, chunk)]
     return found + state_violations(layout, after, geometry)

@@ -27,11 +27,11 @@ from functools import cache
 
 from pcpuverify.counterexamples.kernel_search import CTrace, state_violations, step_violations
 from pcpuverify.counterexamples.minimize import Candidate, FreeOf, Reductions, Step
-from pcpuverify.kernel.build import Build, build
-from pcpuverify.kernel.harness import DriverGone, KernelChunk
+from pcpuverify.kernel.build import Build
+from pcpuverify.kernel.harness import DriverGone, KernelChunk, build_for
 from pcpuverify.kernel.source import KernelSource, SourceError
 from pcpuverify.model.geometry import Geometry, GeometryError
-from pcpuverify.model.ops import Alloc, Free, Op
+from pcpuverify.model.ops import Alloc, Free, Init, Op
 from pcpuverify.model.reference import OpError
 from pcpuverify.model.trace import TraceError
 
@@ -56,7 +56,10 @@ def run_candidate(build_: Build, candidate: Candidate, name: str) -> tuple[Candi
     the index of the breaking step (-1: the initial state; None: no step
     breaks it) and its message.  OpError for an op a caller could not issue.
     """
-    chunk = KernelChunk(build_, candidate.geometry, candidate.init)
+    try:
+        chunk = KernelChunk(build_, candidate.geometry, candidate.init)
+    except DriverGone as e:  # a sanitizer report while setting the chunk up: a finding of the initial state
+        return replace(candidate, steps=()), (), -1 if name == "sanitizer" else None, str(e).split(": ", 1)[-1]
     returned: dict[int, int] = {}
     kept: list[Step] = []
     ops: list[Op] = []
@@ -103,7 +106,10 @@ def linked(build_: Build, trace: CTrace) -> Candidate:
 
     OpError when an op is one a caller could not issue (a free of no live allocation among them).
     """
-    chunk = KernelChunk(build_, trace.geometry, trace.init)
+    try:
+        chunk = KernelChunk(build_, trace.geometry, trace.init)
+    except DriverGone:  # the setup itself ends in a sanitizer report: no op runs, none to link
+        return Candidate(trace.geometry, trace.init, tuple(enumerate(trace.ops)))  # type: ignore[arg-type]
     live: dict[tuple[bool, int], int] = {}
     steps: list[Step] = []
     try:
@@ -128,25 +134,25 @@ def linked(build_: Build, trace: CTrace) -> Candidate:
 class CMinimizer(Reductions):
     """The reductions of ``minimize.py``, every candidate replayed on the C build ``build_for`` gives for its geometry."""
 
-    def __init__(self, trace: CTrace, build_for: Callable[[Geometry], Build]) -> None:
+    def __init__(self, trace: CTrace, build_for: Callable[[Geometry, Init], Build]) -> None:
         self.build_for = build_for
-        super().__init__(linked(build_for(trace.geometry), trace), trace.violates)
+        super().__init__(linked(build_for(trace.geometry, trace.init), trace), trace.violates)
 
     def evaluate(self, candidate: Candidate) -> tuple[Candidate, int | None]:
         try:
-            build_ = self.build_for(candidate.geometry)
+            build_ = self.build_for(candidate.geometry, candidate.init)
         except SourceError as e:  # a geometry this build cannot take: refused, as the reference refuses one
             raise GeometryError(str(e)) from None
         kept, _, at, _ = run_candidate(build_, candidate, self.name)
         return kept, at
 
     def concrete_ops(self, candidate: Candidate) -> tuple[Op, ...]:
-        return run_candidate(self.build_for(candidate.geometry), candidate, self.name)[1]
+        return run_candidate(self.build_for(candidate.geometry, candidate.init), candidate, self.name)[1]
 
     def result(self) -> CTrace:
         """The best candidate as a C trace: its concrete ops and the message of the step that breaks it."""
         best = self.best
-        _, ops, at, message = run_candidate(self.build_for(best.geometry), best, self.name)
+        _, ops, at, message = run_candidate(self.build_for(best.geometry, best.init), best, self.name)
         assert at is not None, "the minimiser keeps only candidates that break the invariant"
         return CTrace(best.geometry, ops, self.name, message, best.init)
 
@@ -166,7 +172,7 @@ def reproduce(build_: Build, trace: CTrace) -> tuple[tuple[Op, ...], str] | None
 
 def shrink(build_: Build, trace: CTrace) -> CTrace:
     """``trace`` with operations removed (ddmin) while the C still breaks ``trace.violates``; the geometry kept."""
-    minimizer = CMinimizer(trace, lambda _geometry: build_)
+    minimizer = CMinimizer(trace, lambda _geometry, _init: build_)
     minimizer.remove_operations()
     return minimizer.result()
 
@@ -176,10 +182,6 @@ def minimize_on_c(source: KernelSource, trace: CTrace) -> CTrace:
 
     NotACounterexample when the trace does not break it on the C.
     """
-    @cache
-    def build_for(bits: int, pages: int) -> Build:
-        return build(source, bits, pages)
-
-    minimizer = CMinimizer(trace, lambda g: build_for(g.block_bits, g.nr_pages))
+    minimizer = CMinimizer(trace, cache(lambda geometry, init: build_for(source, geometry, init)))
     minimizer.reduce()
     return minimizer.result()

@@ -92,9 +92,11 @@ def _key(source: KernelSource, unit: str, defines: list[str]) -> str:
 
 
 def first_error(stderr: str) -> str:
-    """The first line of gcc's output that says ``error``, else its first line."""
+    """The first line of gcc's output that says ``error`` (the linker's own line naming the symbol before its
+    ``collect2`` summary), else its first line."""
     lines = [line for line in stderr.splitlines() if line.strip()]
-    return next((line for line in lines if "error" in line), lines[0] if lines else "gcc failed")
+    return next((line for line in lines if ("error" in line and not line.startswith("collect2"))
+                 or "undefined reference" in line), lines[0] if lines else "gcc failed")
 
 
 def build(source: KernelSource, block_bits: int, nr_pages: int) -> Build:

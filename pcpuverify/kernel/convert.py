@@ -23,8 +23,10 @@ Which invariants run on which layout is not a second table: it is
 class, less what the C cannot be held to by the model's means --
 ``bitmap-access-in-bounds`` reads the model's access log, which a C state
 does not have (AddressSanitizer stands in for it), and
-``static-overlap-hidden`` needs a first chunk, which the harness does not
-build.  The derived table is ``counterexamples/kernel_search.py``'s
+``static-overlap-hidden`` reads the posting's first chunk, which the harness
+does not build (kernel/first_chunk.py); on a release's first chunk the runs
+``pcpu_alloc_first_chunk`` hides are ghost allocations, which
+``alloc-map-is-allocations`` holds the C's alloc_map to.  The derived table is ``counterexamples/kernel_search.py``'s
 ``INVARIANTS_BY_LAYOUT``: this module sits below the invariants' layer and
 may not import it (tests/test_layers.py).
 """
@@ -61,9 +63,9 @@ def _bits(text: object) -> int:
     return sum(1 << i for i, c in enumerate(str(text)) if c == "1")
 
 
-def _release_chunk(chunk_type: type[ReleaseChunk], c: dict[str, Any], geometry: Geometry) -> ReleaseChunk:
+def _release_chunk(chunk_type: type[ReleaseChunk], name: str, c: dict[str, Any], geometry: Geometry) -> ReleaseChunk:
     """A release chunk with every dumped field copied by name (the dump is the chunk's ``dump()``)."""
-    chunk = chunk_type.zalloc("dynamic", c["nr_pages"], geometry.nr_bits, len(c["md_blocks"]))
+    chunk = chunk_type.zalloc(name, c["nr_pages"], c["nr_pages"] * geometry.block_bits, len(c["md_blocks"]))
     block_type = chunk_type.block_type
     for f in fields(chunk):
         value = getattr(chunk, f.name)
@@ -81,8 +83,8 @@ def _release_chunk(chunk_type: type[ReleaseChunk], c: dict[str, Any], geometry: 
     return chunk
 
 
-def _seed_chunk(c: dict[str, Any], geometry: Geometry) -> PcpuChunk:
-    chunk = PcpuChunk.zalloc("dynamic", c["nr_pages"], geometry.nr_bits, len(c["md_blocks"]))
+def _seed_chunk(name: str, c: dict[str, Any], geometry: Geometry) -> PcpuChunk:
+    chunk = PcpuChunk.zalloc(name, c["nr_pages"], c["nr_pages"] * geometry.block_bits, len(c["md_blocks"]))
     for block, block_fields in zip(chunk.md_blocks, c["md_blocks"]):
         for name, v in block_fields.items():
             setattr(block, name, v)
@@ -93,15 +95,33 @@ def _seed_chunk(c: dict[str, Any], geometry: Geometry) -> PcpuChunk:
     return chunk
 
 
-def to_model(dump: dict[str, object], geometry: Geometry) -> tuple[PcpuAllocator, Any]:
-    """The allocator globals and the chunk of ``dump`` (a harness's ``dump()``) as the model objects of its layout."""
+def to_model_chunks(dump: dict[str, object], geometry: Geometry) -> tuple[PcpuAllocator, dict[str, Any]]:
+    """The allocator globals and every chunk of ``dump`` (a harness's ``dump()``) as the model objects of its layout.
+
+    A first chunk's are the allocator's ``pcpu_first_chunk`` (the dynamic
+    one) and ``pcpu_reserved_chunk``, as ``pcpu_setup_first_chunk`` links them.
+    """
     layout = str(dump["layout"])
     chunk_type, allocator = MODEL_OF_LAYOUT[layout]
-    c = dynamic_chunk(dump)
-    alloc = allocator(geometry.block_bits, geometry.nr_pages)
+    dumped = dump["chunks"]
+    assert isinstance(dumped, dict)
+    alloc = allocator(geometry.block_bits, max(c["nr_pages"] for c in dumped.values()))
     alloc.pcpu_nr_empty_pop_pages = int(dump["pcpu_nr_empty_pop_pages"])  # type: ignore[arg-type]
-    chunk = _seed_chunk(c, geometry) if layout == "seed" else _release_chunk(chunk_type, c, geometry)
-    chunk.alloc_map.value = _bits(c["alloc_map"])
-    chunk.bound_map.value = _bits(c["bound_map"])
-    chunk.populated.value = _bits(c["populated"])
-    return alloc, chunk
+    chunks = {}
+    for name, c in dumped.items():
+        chunk = _seed_chunk(name, c, geometry) if layout == "seed" else _release_chunk(chunk_type, name, c, geometry)
+        chunk.alloc_map.value = _bits(c["alloc_map"])
+        chunk.bound_map.value = _bits(c["bound_map"])
+        chunk.populated.value = _bits(c["populated"])
+        chunks[name] = chunk
+    if "reserved" in chunks:
+        alloc.pcpu_reserved_chunk = chunks["reserved"]
+    if dynamic_chunk(dump)["immutable"]:
+        alloc.pcpu_first_chunk = chunks["dynamic"]
+    return alloc, chunks
+
+
+def to_model(dump: dict[str, object], geometry: Geometry) -> tuple[PcpuAllocator, Any]:
+    """The allocator globals and the dynamic chunk of ``dump`` as the model objects of its layout."""
+    alloc, chunks = to_model_chunks(dump, geometry)
+    return alloc, chunks["dynamic"]

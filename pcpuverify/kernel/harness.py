@@ -10,9 +10,13 @@ reclaiming, which no single-chunk model has).  It keeps
 the ghost ``allocations`` (bit offset -> bits) and refuses, with the
 Reference's OpError, what a caller never issues (a free of no live
 allocation, a page range outside the chunk, depopulating pages that hold
-allocated bits).  Only the first-chunk-free init (``ChunkInit``) is built;
-``FirstChunkInit`` (the reserved and first chunks of
-``pcpu_setup_first_chunk``) is refused with KernelInitError.
+allocated bits).  A ``FirstChunkInit`` (4.14 on) makes the first chunk and,
+with a reserved region, the reserved chunk, as ``pcpu_setup_first_chunk``
+makes them (``pcpu_alloc_first_chunk``; kernel/first_chunk.py): both are
+immutable, so [de]population is refused there, as the reference refuses it,
+and the runs they hide are ghost allocations no caller frees.  Its build
+must have the layout's unit pages (``build_pages``).  The 2017 posting's
+first chunk is refused with KernelInitError (kernel/first_chunk.py says why).
 
 A sanitizer report or a ``WARN_ON`` during a step is a Finding of that
 step.  After a sanitizer report the driver is gone and the state is
@@ -24,11 +28,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pcpuverify.kernel.build import Build, build
+from pcpuverify.kernel.first_chunk import c_first_chunk
 from pcpuverify.kernel.process import Crash, DriverProcess
-from pcpuverify.kernel.schema import parse_state
+from pcpuverify.kernel.schema import parse_chunk, parse_state
 from pcpuverify.kernel.source import KernelSource
 from pcpuverify.model.geometry import Geometry
-from pcpuverify.model.ops import Alloc, ChunkInit, Depopulate, Free, Init, Op, Populate
+from pcpuverify.model.ops import Alloc, ChunkInit, Depopulate, FirstChunkInit, Free, Init, Op, Populate
 from pcpuverify.model.reference import OpError, StepResult
 from pcpuverify.model.state import dynamic_chunk
 
@@ -57,17 +62,27 @@ class Finding:
 
 def command(op: Op) -> str:
     """The driver's command line for ``op``."""
+    reserved = " 1" if op.reserved else ""
     if isinstance(op, Alloc):
-        return f"a {op.bits} {op.align} {int(op.pop_only)}"
+        return f"a {op.bits} {op.align} {int(op.pop_only)}{reserved}"
     if isinstance(op, Free):
-        return f"f {op.bit_off}"
+        return f"f {op.bit_off}{reserved}"
     if isinstance(op, Populate):
         return f"p {op.page_start} {op.page_end}"
     return f"d {op.page_start} {op.page_end}"
 
 
-def init_command(geometry: Geometry) -> str:
+def init_command(geometry: Geometry, init: Init | None = None) -> str:
+    if isinstance(init, FirstChunkInit):
+        return f"I {init.static_size} {init.reserved_size} {init.dyn_size}"
     return " ".join(["i", *(str(p) for p in geometry.populated)])
+
+
+def build_pages(geometry: Geometry, init: Init) -> int:
+    """The pages a build for ``init`` needs: the geometry's, or a first chunk's unit (LayoutError if refused)."""
+    if isinstance(init, FirstChunkInit):
+        return c_first_chunk(init, geometry.page_size).unit_pages
+    return geometry.nr_pages
 
 
 @dataclass
@@ -78,19 +93,26 @@ class Reply:
     warnings: list[str]
     pcpu_nr_empty_pop_pages: int
     chunk: dict[str, object]
+    reserved: dict[str, object] | None = None
 
 
 def parse_reply(layout: str, line: str) -> Reply:
-    ret, warnings, state = line.split("|", 2)
+    ret, warnings, state, *reserved = line.split("|")
     global_empty, chunk = parse_state(layout, state)
-    return Reply(int(ret), [w for w in warnings.split(";") if w], global_empty, chunk)
+    return Reply(int(ret), [w for w in warnings.split(";") if w], global_empty, chunk,
+                 parse_chunk(layout, reserved[0]) if reserved else None)
 
 
-def make_dump(layout: str, reply: Reply, allocations: dict[int, int]) -> dict[str, object]:
-    """The dump of schema.py: the driver's state and the ghost allocations."""
-    chunk = dict(reply.chunk)
-    chunk["allocations"] = {str(off): bits for off, bits in sorted(allocations.items())}
-    return {"layout": layout, "pcpu_nr_empty_pop_pages": reply.pcpu_nr_empty_pop_pages, "chunks": {"dynamic": chunk}}
+def make_dump(layout: str, reply: Reply, allocations: dict[int, int],
+              reserved_allocations: dict[int, int] | None = None) -> dict[str, object]:
+    """The dump of schema.py: the driver's state and the ghost allocations (of the reserved chunk too, if any)."""
+    def with_ghost(state: dict[str, object], ghost: dict[int, int]) -> dict[str, object]:
+        return {**state, "allocations": {str(off): bits for off, bits in sorted(ghost.items())}}
+
+    chunks = {"dynamic": with_ghost(reply.chunk, allocations)}
+    if reply.reserved is not None:
+        chunks["reserved"] = with_ghost(reply.reserved, reserved_allocations or {})
+    return {"layout": layout, "pcpu_nr_empty_pop_pages": reply.pcpu_nr_empty_pop_pages, "chunks": chunks}
 
 
 def ghost_after(allocations: dict[int, int], op: Op, bit_off: int | None) -> dict[int, int]:
@@ -205,15 +227,26 @@ class KernelChunk:
     init: Init = field(default_factory=ChunkInit)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.init, ChunkInit):
-            raise KernelInitError("the C harness builds only a chunk from pcpu_alloc_chunk (init kind 'chunk'),"
-                                  " not the first chunk of pcpu_setup_first_chunk")
         self.layout = self.build.layout
+        self.allocations: dict[int, int] = {}
+        self.reserved_allocations: dict[int, int] = {}
+        self.hidden: frozenset[tuple[bool, int]] = frozenset()  # (reserved chunk?, bit offset) of the hidden runs
+        if isinstance(self.init, FirstChunkInit):
+            if self.layout == "seed":
+                raise KernelInitError("the 2017 posting hides its static region in pcpu_setup_first_chunk itself,"
+                                      " which the C harness does not build: check its first chunk on the model (v1)")
+            first = c_first_chunk(self.init, self.geometry.page_size)
+            if self.build.nr_pages != first.unit_pages:
+                raise KernelInitError(f"this first chunk needs a build of {first.unit_pages} unit pages,"
+                                      f" not {self.build.nr_pages}")
+            self.allocations = dict(first.hidden["dynamic"])
+            self.reserved_allocations = dict(first.hidden.get("reserved", {}))
+            self.hidden = frozenset({(False, off) for off in self.allocations} |
+                                    {(True, off) for off in self.reserved_allocations})
         self.steps = 0
         self.findings: list[Finding] = []
-        self.allocations: dict[int, int] = {}
         self.process: DriverProcess | None = DriverProcess(self.build.executable)
-        self.state = self._send([init_command(self.geometry)], step=-1)[0]
+        self.state = self._send([init_command(self.geometry, self.init)], step=-1)[0]
 
     # -- the Implementation interface ----------------------------------------------
 
@@ -224,7 +257,7 @@ class KernelChunk:
         return self._record(op, reply)
 
     def dump(self) -> dict[str, object]:
-        return make_dump(self.layout, self.state, self.allocations)
+        return make_dump(self.layout, self.state, self.allocations, self.reserved_allocations)
 
     def close(self) -> None:
         if self.process is not None:
@@ -254,21 +287,34 @@ class KernelChunk:
     def _record(self, op: Op, reply: Reply) -> StepResult:
         self.state = reply
         bit_off = reply.ret if isinstance(op, Alloc) and reply.ret >= 0 else None
-        self.allocations = ghost_after(self.allocations, op, bit_off)
+        if op.reserved:
+            self.reserved_allocations = ghost_after(self.reserved_allocations, op, bit_off)
+        else:
+            self.allocations = ghost_after(self.allocations, op, bit_off)
         return StepResult(op, bit_off, ())
 
     def _check(self, op: Op) -> None:
-        check_op(self.geometry, self.dump(), op)
+        check_op(self.geometry, self.dump(), op, self.hidden)
 
 
-def check_op(geometry: Geometry, dump: dict[str, object], op: Op) -> None:
-    """What a caller of the allocator guarantees in the state ``dump`` (as Reference's checks): OpError if not."""
-    chunk = dynamic_chunk(dump)
-    if op.reserved:
-        raise OpError("a reserved operation needs a first_chunk init, which the C harness does not build")
+def check_op(geometry: Geometry, dump: dict[str, object], op: Op,
+             hidden: frozenset[tuple[bool, int]] = frozenset()) -> None:
+    """What a caller of the allocator guarantees in the state ``dump`` (as Reference's checks): OpError if not.
+
+    ``hidden``: the (reserved chunk?, bit offset) of the runs a first chunk hides, which no caller frees.
+    """
+    chunks = dump["chunks"]
+    assert isinstance(chunks, dict)
+    if op.reserved and "reserved" not in chunks:
+        raise OpError("a reserved operation needs a first_chunk init with reserved_size > 0")
+    chunk = chunks["reserved"] if op.reserved else dynamic_chunk(dump)
+    if isinstance(op, Free) and (op.reserved, op.bit_off) in hidden:
+        raise OpError(f"free bit_off={op.bit_off}: that run is hidden by pcpu_alloc_first_chunk, not allocated")
     if isinstance(op, Free) and str(op.bit_off) not in chunk["allocations"]:
-        raise OpError(f"free bit_off={op.bit_off}: no live allocation starts there"
-                      f" (live: {sorted(int(k) for k in chunk['allocations'])})")
+        live = sorted(int(k) for k in chunk["allocations"] if (op.reserved, int(k)) not in hidden)
+        raise OpError(f"free bit_off={op.bit_off}: no live allocation starts there (live: {live})")
+    if isinstance(op, (Populate, Depopulate)) and chunk["immutable"]:
+        raise OpError("the first chunk is immutable: no [de]population allowed")
     if isinstance(op, (Populate, Depopulate)) and not 0 <= op.page_start < op.page_end <= geometry.nr_pages:
         raise OpError(f"pages [{op.page_start}, {op.page_end}) must lie in"
                       f" [0, {geometry.nr_pages}) and not be empty")
@@ -279,6 +325,12 @@ def check_op(geometry: Geometry, dump: dict[str, object], op: Op) -> None:
                           " the allocator only depopulates free pages")
 
 
+def build_for(source: KernelSource, geometry: Geometry, init: Init) -> Build:
+    """The build (cached) that a chunk of ``geometry`` and ``init`` runs on."""
+    return build(source, geometry.block_bits, build_pages(geometry, init))
+
+
 def open_chunk(source: KernelSource, geometry: Geometry, init: Init | None = None) -> KernelChunk:
-    """Build ``source`` for ``geometry`` (cached) and start a chunk."""
-    return KernelChunk(build(source, geometry.block_bits, geometry.nr_pages), geometry, init or ChunkInit())
+    """Build ``source`` for ``geometry`` and ``init`` (cached) and start a chunk."""
+    init = init or ChunkInit()
+    return KernelChunk(build_for(source, geometry, init), geometry, init)

@@ -4,6 +4,8 @@
 
     {"layout": L, "pcpu_nr_empty_pop_pages": n, "chunks": {"dynamic": CHUNK}}
 
+and, for a first chunk with a reserved region, ``"reserved": CHUNK`` too.
+
 CHUNK always has ``nr_pages``, ``slot`` (the ``pcpu_slot[]`` /
 ``pcpu_chunk_lists[]`` list the chunk is on, found by scanning the lists),
 ``alloc_map``, ``bound_map``, ``populated`` (strings, bit 0 first),
@@ -54,6 +56,12 @@ HEAD_FIELDS = ("nr_pages", "slot", "alloc_map", "bound_map", "populated")
 
 def parse_state(layout: str, text: str) -> tuple[int, dict[str, object]]:
     """(pcpu_nr_empty_pop_pages, chunk dict without ``allocations``) from the driver's STATE words."""
+    global_empty, chunk = text.split(maxsplit=1)
+    return int(global_empty), parse_chunk(layout, chunk)
+
+
+def parse_chunk(layout: str, text: str) -> dict[str, object]:
+    """One chunk's dict without ``allocations`` from the driver's words for it."""
     words = text.split()
     pos = 0
 
@@ -65,7 +73,6 @@ def parse_state(layout: str, text: str) -> tuple[int, dict[str, object]]:
     def md() -> dict[str, int]:
         return {name: int(take()) for name in MD_FIELDS[layout]}
 
-    global_empty = int(take())
     chunk: dict[str, object] = {}
     for name in HEAD_FIELDS:
         word = take()
@@ -80,4 +87,4 @@ def parse_state(layout: str, text: str) -> tuple[int, dict[str, object]]:
     chunk["md_blocks"] = [md() for _ in range((len(words) - pos) // len(MD_FIELDS[layout]))]
     if pos != len(words):
         raise ValueError(f"driver state has {len(words) - pos} words left over for layout {layout}")
-    return global_empty, chunk
+    return chunk

@@ -3,7 +3,8 @@
 The core is a text slice of ``mm/percpu.c``, never edited: from the line
 after ``#include "percpu-internal.h"`` (the file's constants and globals,
 then the slot helpers) through the end of ``pcpu_init_md_blocks``, plus
-three functions defined after it, copied whole: ``pcpu_alloc_chunk``,
+four functions defined after it, copied whole: ``pcpu_alloc_first_chunk``
+(the first chunk of ``pcpu_setup_first_chunk``), ``pcpu_alloc_chunk``,
 ``pcpu_chunk_populated`` and ``pcpu_chunk_depopulated``.  This follows the
 method of the kernel's own user-space harnesses (tools/testing/vma and
 tools/testing/shared compile the kernel's C as it is, against a shim).
@@ -23,7 +24,7 @@ class SourceError(ValueError):
 
 CORE_START = '#include "percpu-internal.h"'
 CORE_END = "pcpu_init_md_blocks"
-EXTRA_FUNCTIONS = ("pcpu_alloc_chunk", "pcpu_chunk_populated", "pcpu_chunk_depopulated")
+EXTRA_FUNCTIONS = ("pcpu_alloc_first_chunk", "pcpu_alloc_chunk", "pcpu_chunk_populated", "pcpu_chunk_depopulated")
 
 # Release layouts, newest first: the first whose every pattern matches the
 # source (percpu.c + percpu-internal.h) is the layout.  Each names what

@@ -6,16 +6,20 @@
  *
  *   i P0 P1 ...      new chunk: pcpu_alloc_chunk(), pcpu_chunk_relocate(chunk, -1),
  *                    then pcpu_chunk_populated() of each listed page
- *   a BITS ALIGN ATOMIC   what pcpu_alloc() does with this one chunk (below)
- *   f BIT_OFF        pcpu_free_area(chunk, BIT_OFF * PCPU_MIN_ALLOC_SIZE)
+ *   I STATIC RESERVED DYN   (4.14 on) the first chunk and, if RESERVED, the
+ *                    reserved chunk, as pcpu_setup_first_chunk() makes them (below)
+ *   a BITS ALIGN ATOMIC [R]   what pcpu_alloc() does with this one chunk (below);
+ *                    R=1: from the reserved chunk
+ *   f BIT_OFF [R]    pcpu_free_area(chunk, BIT_OFF * PCPU_MIN_ALLOC_SIZE), R=1: of the reserved chunk
  *   p START END      pcpu_chunk_populated() of each unpopulated region in [START, END)
  *   d START END      pcpu_chunk_depopulated() of each populated region in [START, END)
  *   F                flush the replies so far (no reply of its own)
  *
- * Reply: "RET|WARNINGS|STATE": RET the alloc's bit offset (-1: failed; 0
- * for other commands), WARNINGS the WARN_ON()s the step fired ("file:line
- * cond" joined by ';'), STATE the dump, space-separated, in the order of
- * pcpuverify/kernel/schema.py for the layout.
+ * Reply: "RET|WARNINGS|STATE[|RESERVED]": RET the alloc's bit offset (-1:
+ * failed; 0 for other commands), WARNINGS the WARN_ON()s the step fired
+ * ("file:line cond" joined by ';'), STATE the dump, space-separated, in the
+ * order of pcpuverify/kernel/schema.py for the layout, RESERVED the reserved
+ * chunk's (its chunk part only) when there is one.
  *
  * Layout macros (one is defined): PCPU_LAYOUT_SEED, PCPU_LAYOUT_4_14,
  * PCPU_LAYOUT_5_2, PCPU_LAYOUT_5_9, PCPU_LAYOUT_5_14.
@@ -145,17 +149,52 @@ static void drv_setup_globals(int nr_pages)
 		INIT_LIST_HEAD(DRV_SLOT_LIST(i));
 }
 
+static void drv_free(struct pcpu_chunk *chunk)
+{
+	if (!chunk)
+		return;
+	list_del_init(&chunk->list);
+	free(chunk->alloc_map);
+	free(chunk->bound_map);
+	free(chunk->md_blocks);
+	free(chunk);
+}
+
 static void drv_free_chunk(void)
 {
-	if (!drv_chunk)
-		return;
-	list_del_init(&drv_chunk->list);
-	free(drv_chunk->alloc_map);
-	free(drv_chunk->bound_map);
-	free(drv_chunk->md_blocks);
-	free(drv_chunk);
+	drv_free(drv_chunk);
+	drv_free(pcpu_reserved_chunk);
 	drv_chunk = NULL;
+	pcpu_reserved_chunk = NULL;
+	pcpu_first_chunk = NULL;
 }
+
+#if !defined(PCPU_LAYOUT_SEED)
+/*
+ * The lines of pcpu_setup_first_chunk() (4.14 on, the same in every
+ * release since) that make the first chunk: the chunk beside the static
+ * region serves the reserved region if there is one, else the dynamic
+ * region; pcpu_alloc_first_chunk() hides what of its pages lies outside the
+ * region.  The static region ends aligned to PCPU_MIN_ALLOC_SIZE, taken
+ * from the dynamic region.  base_addr is page aligned (PCPU_SETUP_BUG_ON(offset_in_page(
+ * base_addr))) and never dereferenced: a number stands in for it.
+ */
+static void drv_setup_first_chunk(size_t ai_static_size, size_t reserved_size, size_t ai_dyn_size)
+{
+	unsigned long base_addr = 1UL << 30;
+	size_t static_size = ALIGN(ai_static_size, PCPU_MIN_ALLOC_SIZE);
+	size_t dyn_size = ai_dyn_size - (static_size - ai_static_size);
+	unsigned long tmp_addr = base_addr + static_size;
+
+	if (reserved_size)
+		pcpu_reserved_chunk = pcpu_alloc_first_chunk(tmp_addr, reserved_size);
+	tmp_addr = base_addr + static_size + reserved_size;
+	pcpu_first_chunk = pcpu_alloc_first_chunk(tmp_addr, dyn_size);
+	DRV_NR_EMPTY_POP_PAGES = pcpu_first_chunk->nr_empty_pop_pages;
+	pcpu_chunk_relocate(pcpu_first_chunk, -1);
+	drv_chunk = pcpu_first_chunk;
+}
+#endif
 
 static int drv_slot_of(const struct pcpu_chunk *chunk)
 {
@@ -206,11 +245,25 @@ static void drv_depopulate(struct pcpu_chunk *chunk, int start, int end)
  * non-atomic request the population of the area's unpopulated pages.
  * Returns the bit offset, -1 when the chunk cannot serve.
  */
-static int drv_alloc(int bits, int bit_align, bool is_atomic)
+static int drv_alloc(int bits, int bit_align, bool is_atomic, bool reserved)
 {
 	size_t size = (size_t)bits * PCPU_MIN_ALLOC_SIZE;
 	struct pcpu_chunk *chunk = drv_chunk;
 	int slot, off = -1;
+
+	if (reserved && pcpu_reserved_chunk) {
+		/* pcpu_alloc(): the reserved chunk alone, then area_found */
+		chunk = pcpu_reserved_chunk;
+		off = pcpu_find_block_fit(chunk, bits, bit_align, is_atomic);
+		if (off < 0)
+			return -1;
+		off = pcpu_alloc_area(chunk, bits, bit_align, off);
+		if (off < 0)
+			return -1;
+		if (!is_atomic)
+			drv_populate(chunk, PFN_DOWN(off), PFN_UP(off + size), true);
+		return off / PCPU_MIN_ALLOC_SIZE;
+	}
 
 	for (slot = pcpu_size_to_slot(DRV_SLOT_SIZE(bits, size)); slot <= DRV_LAST_SEARCHED_SLOT; slot++) {
 		if (drv_slot_of(chunk) != slot)
@@ -251,13 +304,10 @@ static void drv_print_bitmap(const unsigned long *map, int nbits)
 		putchar('0' + test_bit(i, map));
 }
 
-static void drv_reply(int ret)
+static void drv_print_chunk(const struct pcpu_chunk *c)
 {
-	struct pcpu_chunk *c = drv_chunk;
 	int i, nr_bits = DRV_MAP_BITS(c);
 
-	printf("%d|%s|%d", ret, drv_warnings, DRV_NR_EMPTY_POP_PAGES);
-	drv_warnings[0] = '\0';
 	printf(" %d %d", c->nr_pages, drv_slot_of(c));
 	drv_print_bitmap(c->alloc_map, nr_bits);
 	drv_print_bitmap(c->bound_map, nr_bits + 1);
@@ -265,6 +315,17 @@ static void drv_reply(int ret)
 	drv_dump_chunk_fields(c);
 	for (i = 0; i < c->nr_pages; i++)
 		drv_dump_md(&c->md_blocks[i]);
+}
+
+static void drv_reply(int ret)
+{
+	printf("%d|%s|%d", ret, drv_warnings, DRV_NR_EMPTY_POP_PAGES);
+	drv_warnings[0] = '\0';
+	drv_print_chunk(drv_chunk);
+	if (pcpu_reserved_chunk) {
+		putchar('|');
+		drv_print_chunk(pcpu_reserved_chunk);
+	}
 	putchar('\n');
 }
 
@@ -277,7 +338,7 @@ static void drv_flush(void)
 int main(void)
 {
 	char line[4096];
-	int a, b, c, n, pos;
+	int a, b, c, r, n, pos;
 
 	__sanitizer_set_death_callback(drv_flush);
 	drv_setup_globals(PCPU_NR_PAGES);
@@ -292,13 +353,24 @@ int main(void)
 				DRV_POPULATED(drv_chunk, a, a + 1, false);
 			drv_reply(0);
 			break;
-		case 'a':
+#if !defined(PCPU_LAYOUT_SEED)
+		case 'I':
+			drv_free_chunk();
+			DRV_NR_EMPTY_POP_PAGES = 0;
 			sscanf(line + 1, "%d %d %d", &a, &b, &c);
-			drv_reply(drv_alloc(a, b, c));
+			drv_setup_first_chunk(a, b, c);
+			drv_reply(0);
+			break;
+#endif
+		case 'a':
+			r = 0;
+			sscanf(line + 1, "%d %d %d %d", &a, &b, &c, &r);
+			drv_reply(drv_alloc(a, b, c, r));
 			break;
 		case 'f':
-			sscanf(line + 1, "%d", &a);
-			pcpu_free_area(drv_chunk, a * PCPU_MIN_ALLOC_SIZE);
+			r = 0;
+			sscanf(line + 1, "%d %d", &a, &r);
+			pcpu_free_area(r ? pcpu_reserved_chunk : drv_chunk, a * PCPU_MIN_ALLOC_SIZE);
 			drv_reply(0);
 			break;
 		case 'p':

@@ -414,6 +414,25 @@ struct work_struct { void (*func)(struct work_struct *); };
 #define kfree(p) free(p)
 #define vfree(p) free(p)
 
+/* the boot-time allocator and the setup helpers pcpu_alloc_first_chunk() calls (4.14 on) */
+#define SMP_CACHE_BYTES 64
+#define memblock_virt_alloc(size, align) calloc(1, size)
+#define memblock_alloc(size, align) calloc(1, size)
+#define memblock_alloc_or_panic(size, align) calloc(1, size) /* 6.19 on */
+#define panic(...) abort()
+#define PAGE_MASK (~(PAGE_SIZE - 1))
+static inline unsigned long gcd(unsigned long a, unsigned long b)
+{
+	while (b) {
+		unsigned long r = a % b;
+
+		a = b;
+		b = r;
+	}
+	return a;
+}
+static inline unsigned long lcm(unsigned long a, unsigned long b) { return a / gcd(a, b) * b; }
+
 /* include/linux/mm_types.h, memcontrol.h, asm/sections.h */
 struct page { unsigned long index; unsigned long private; };
 struct pcpu_alloc_info;
