@@ -9,6 +9,7 @@ longs, which AddressSanitizer reports at the setup.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -127,3 +128,17 @@ def test_cli_a_first_chunk_trace_with_reserved_ops_replays_on_6_12(tmp_path: Pat
     bad = cli("replay", str(trace), "--source", str(KERNELS / "debian-6.12"))
     assert bad.returncode == 2 and "IS_ALIGNED(ai->reserved_size" in bad.stderr, bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_the_populated_bitmap_patch_removes_4_14s_overflow(tmp_path: Path) -> None:
+    """docs/patches/v4.14-first-chunk-populated.patch (longs, not bytes) on 4.14.5: every caller layout holds."""
+    source = kernel("linux-4.14.5")
+    assert "sanitizer" in first_chunk_c(source, 8).found
+    shutil.copytree(source.percpu_c.parent, tmp_path / "mm")
+    patch = Path(__file__).resolve().parent.parent / "docs" / "patches" / "v4.14-first-chunk-populated.patch"
+    proc = subprocess.run(["patch", "-p1", "--forward", "-d", str(tmp_path), "-i", str(patch)],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run = first_chunk_c(load_source(tmp_path), 8)
+    assert run.layouts == 2173 and run.found == {}
