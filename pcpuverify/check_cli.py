@@ -99,7 +99,12 @@ def _write(path: str | None, text: str) -> None:
 @click.option("--against", "against", metavar="PARENT", default=None,
               help="Hold each variant to PARENT's baseline rows: report what the patch moved (violations gained,"
                    " lost, verdicts changed), not PARENT's known findings; PARENT's traces replay on the variant.")
-@click.option("--depth", type=DEPTH, default=None, help="Bounded model checking depth.")
+@click.option("--source", "sources", multiple=True, metavar="PATH",
+              help="Check the C build of this kernel's mm/percpu.c (a tree, its mm/ folder or the file) as a subject"
+                   " (repeatable; default: the config's `sources`): gating a patch to mm/percpu.c is applying it"
+                   " and running check.")
+@click.option("--depth", type=DEPTH, default=None,
+              help="Bounded model checking depth, and the breadth-first depth of the search on a C source.")
 @click.option("--rlimit", type=RLIMIT, default=None, help="Z3 resource limit per query.")
 @click.option("--seed", type=SEED, default=None, help="Z3 and conformance seed.")
 @click.option("--timeout", type=TIMEOUT, default=None, help="Wall-clock seconds per query (a safety net).")
@@ -124,7 +129,7 @@ def _write(path: str | None, text: str) -> None:
 @click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
 def check(config_file: str | None, variants: tuple[str, ...], geometries: tuple[str, ...],
           invariants: tuple[str, ...], ops: tuple[str, ...], plugins: tuple[str, ...], against: str | None,
-          depth: int | None,
+          sources: tuple[str, ...], depth: int | None,
           rlimit: int | None, seed: int | None, timeout: float | None, budget: float | None, jobs: int | None,
           cache_dir: str | None, no_cache: bool, baseline: str | None, stateful_examples: int | None,
           layout: bool | None, update_baseline: bool, junit_file: str | None, sarif_file: str | None,
@@ -150,6 +155,7 @@ def check(config_file: str | None, variants: tuple[str, ...], geometries: tuple[
         "ops": list(ops) or None,
         "plugins": [str(cwd / p) for p in plugins] or None,
         "against": against,
+        "sources": [str(cwd / p) for p in sources] or None,
     }
     previous = signal.signal(signal.SIGTERM, _terminated)
     try:

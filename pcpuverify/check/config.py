@@ -40,6 +40,11 @@ CONFIG_KEYS: dict[str, str] = {
     "stateful-examples": "Hypothesis examples per geometry for the stateful machines, 0 to skip them",
     "layout": "true or false: run the first-chunk layout proofs (PAGE_SIZE 4096) for every variant",
 }
+# Keys a config may leave out (a config written before them stays valid), with their defaults.
+OPTIONAL_KEYS: dict[str, tuple[str, Any]] = {
+    "sources": ("a list of kernel sources (a tree, its mm/ folder or mm/percpu.c), relative to the config file:"
+                " each a C subject, searched on its user-space build at every geometry", []),
+}
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,7 @@ class Config:
     traces: tuple[Path, ...]
     stateful_examples: int
     layout: bool  # the first-chunk layout proofs, once per variant
+    sources: tuple[Path, ...] = ()  # kernel sources: C subjects (check/csubject.py)
     invariants: frozenset[str] | None = None  # only these invariants (a filter of the matrix)
     ops: frozenset[str] | None = None
     plugins: tuple[Path, ...] = ()
@@ -145,13 +151,14 @@ def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> C
     if "stateful-module" in table:
         raise CheckError(f"{path}: [{CONFIG_TABLE}]: 'stateful-module' is no longer a key (the stateful machines"
                          " are pcpuverify.counterexamples.stateful); remove it")
-    unknown = sorted(set(table) - set(CONFIG_KEYS))
+    unknown = sorted(set(table) - set(CONFIG_KEYS) - set(OPTIONAL_KEYS))
     if unknown:
-        raise CheckError(f"{path}: [{CONFIG_TABLE}]: unknown key {unknown[0]!r}; the keys are {', '.join(CONFIG_KEYS)}")
+        raise CheckError(f"{path}: [{CONFIG_TABLE}]: unknown key {unknown[0]!r}; the keys are"
+                         f" {', '.join([*CONFIG_KEYS, *OPTIONAL_KEYS])}")
     missing = [k for k in CONFIG_KEYS if k not in table]
     if missing:
         raise CheckError(f"{path}: [{CONFIG_TABLE}]: missing key {missing[0]!r} ({CONFIG_KEYS[missing[0]]})")
-    values = dict(table)
+    values = {**{key: default for key, (_, default) in OPTIONAL_KEYS.items()}, **table}
     for key, value in (overrides or {}).items():
         if value is not None:
             values[key] = value
@@ -162,7 +169,8 @@ def _validated(path: Path, v: dict[str, Any]) -> Config:
     where = f"{path}: [{CONFIG_TABLE}]"
 
     def bad(key: str) -> CheckError:
-        return CheckError(f"{where}: {key!r} must be {CONFIG_KEYS[key]} (got {v[key]!r})")
+        what = CONFIG_KEYS[key] if key in CONFIG_KEYS else OPTIONAL_KEYS[key][0]
+        return CheckError(f"{where}: {key!r} must be {what} (got {v[key]!r})")
 
     def integer(key: str, least: int, most: int | None = None) -> int:
         value = v[key]
@@ -212,6 +220,8 @@ def _validated(path: Path, v: dict[str, Any]) -> Config:
         traces=tuple((path.parent / t).resolve() for t in strings("traces")),
         stateful_examples=integer("stateful-examples", 0),
         layout=v["layout"],
+        # sources from the command line come resolved (relative to where it runs); the file's are relative to it
+        sources=tuple((path.parent / s).resolve() for s in strings("sources")),
         invariants=frozenset(v["invariants"]) if v.get("invariants") else None,
         ops=frozenset(v["ops"]) if v.get("ops") else None,
         plugins=tuple(Path(p).resolve() for p in v.get("plugins") or ()),
