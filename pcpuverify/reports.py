@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import re
 import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
@@ -122,7 +123,7 @@ def junit_xml(run: CheckRun) -> str:
     groups: dict[str, list[Row]] = {}
     for r in run.rows:
         name = {"proof": f"{r.variant} {r.geometry}", "trace": "regression traces",
-                "stateful": f"{r.variant} stateful"}[r.kind]
+                "stateful": f"{r.variant} stateful", "c": f"{r.variant} {r.geometry}"}[r.kind]
         groups.setdefault(name, []).append(r)
     root = ET.Element("testsuites", name="pcpu-verify check")
     totals: Counter[str] = Counter()
@@ -234,6 +235,21 @@ def _function_location(variant: str, function: str, root: Path) -> dict[str, Any
     return _location(file or "", line, root, f"{fn.__qualname__} ({variant})") if file else None
 
 
+def _c_function_location(r: Row, function: str, root: Path) -> dict[str, Any] | None:
+    """Where a C subject's row points: the kernel function in the source's own mm/percpu.c."""
+    trace = r.minimised or r.trace
+    source = trace.get("source") if trace else None
+    if not isinstance(source, str):
+        return None
+    try:
+        lines = Path(source).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    pattern = re.compile(rf"^[a-z].*\b{re.escape(function)}\(")
+    line = next((i + 1 for i, text in enumerate(lines) if pattern.match(text) and not text.rstrip().endswith(";")), 1)
+    return _location(source, line, root, f"{function} ({r.variant})")
+
+
 def _overrides(variant: str, root: Path) -> list[dict[str, Any]]:
     """Every function the variant's classes define over ``PcpuAllocator``: where its patch differs."""
     cls = VARIANTS.get(variant)
@@ -305,6 +321,8 @@ def sarif_json(run: CheckRun) -> str:
         primary = None
         if r.kind == "trace" and r.source and not r.source.startswith(run.config.baseline.name):
             primary = _location(str(root / r.source), 1, root, "the regression trace")
+        if primary is None and r.kind == "c":
+            primary = _c_function_location(r, function, root)
         if primary is None:
             primary = _function_location(r.variant, function, root) or _location(
                 str(root / "pcpuverify" / "model" / "percpu.py"), 1, root)
@@ -370,6 +388,16 @@ def draw_trace(trace_json: dict[str, Any]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def draw_c_trace(trace_json: dict[str, Any]) -> str:
+    """A C subject's trace: its ops, what breaks, and the command that replays it on the C build."""
+    ops = trace_json.get("ops", [])
+    lines = [f"step {i}: {' '.join([o['op'], *(f'{k}={v}' for k, v in o.items() if k != 'op')])}"
+             for i, o in enumerate(ops)]
+    lines.append(f"  {trace_json.get('message', '')}")
+    lines.append(f"replay it on the C: pcpu-verify replay TRACE.json --source {trace_json.get('source', 'PATH')}")
+    return "\n".join(lines) + "\n"
+
+
 def markdown(run: CheckRun) -> str:
     """A pull-request comment: the verdict, the counts, every row that is not OK, each new violation drawn."""
     out = [f"## pcpu-verify check: {headline(run)}", "", summary_line(run), ""]
@@ -401,8 +429,9 @@ def markdown(run: CheckRun) -> str:
                 out += [r.detail or "(no trace)", ""]
                 continue
             label = "Minimised trace" if r.minimised else "Trace (not minimised)"
+            drawn = draw_c_trace(trace) if r.kind == "c" else draw_trace(trace)
             out += [f"{label}: {len(trace.get('ops', []))} ops, geometry {json.dumps(trace.get('geometry'))}.", "",
-                    "```text", draw_trace(trace).rstrip(), "```", "",
+                    "```text", drawn.rstrip(), "```", "",
                     "<details><summary>trace file</summary>", "", "```json", json.dumps(trace, indent=2), "```", "",
                     "</details>", ""]
     sections = [

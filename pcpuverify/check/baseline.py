@@ -24,11 +24,19 @@ class Baseline:
     with the inputs that break it, in words;
     ``stateful`` holds, per variant, the invariants the machines break within
     ``stateful_examples`` examples (with their traces).
+    ``sources[subject][geometry][invariant][op]`` is a C subject's row
+    (check/csubject.py): HOLDS-TO-DEPTH, or ``{"verdict": "VIOLATED",
+    "trace": {...}}`` with the C trace that breaks it.
     """
 
     suites: dict[str, dict[str, dict[str, dict[str, Any]]]] = field(default_factory=dict)
     stateful_examples: int | None = None
     stateful: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sources: dict[str, dict[str, dict[str, dict[str, Any]]]] = field(default_factory=dict)
+
+    def expected_of_source(self, subject: str, geometry: str, inv: str, op: str) -> str | None:
+        entry = self.sources.get(subject, {}).get(geometry, {}).get(inv, {}).get(op)
+        return entry["verdict"] if isinstance(entry, dict) else entry
 
     def expected(self, variant: str, geometry: str, inv: str, op: str) -> str | None:
         entry = self.suites.get(variant, {}).get(geometry, {}).get(inv, {}).get(op)
@@ -66,7 +74,7 @@ class Baseline:
                              for g, invs in self.suites.get(parent, {}).items()}
             if parent in self.stateful:
                 stateful[child] = {i: on(child, t) for i, t in self.stateful[parent].items()}
-        return Baseline(suites, self.stateful_examples, stateful)
+        return Baseline(suites, self.stateful_examples, stateful, self.sources)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -75,6 +83,7 @@ class Baseline:
                        " and review the diff: a row that changes is a finding, never noise.",
             "suites": self.suites,
             "stateful": {"examples": self.stateful_examples, "broken": self.stateful},
+            **({"sources": self.sources} if self.sources else {}),
         }
 
 
@@ -138,7 +147,34 @@ def load_baseline(path: Path, required: bool = True) -> Baseline:
                 trace_from_json(trace)
             except TraceError as e:
                 raise CheckError(f"{path}: stateful.broken.{variant}.{inv}: {e}") from None
-    return Baseline(suites, examples, broken)
+    return Baseline(suites, examples, broken, _sources(path, data.get("sources", {})))
+
+
+def _sources(path: Path, sources: Any) -> dict[str, Any]:
+    """The C subjects' rows, checked: subject -> geometry -> invariant -> op -> verdict (a VIOLATED one with its trace)."""
+    from pcpuverify.check.csubject import HOLDS, VIOLATED
+    from pcpuverify.counterexamples.kernel_search import CTrace
+
+    if not isinstance(sources, dict):
+        raise CheckError(f"{path}: 'sources' must be an object: C subject -> geometry -> invariant -> op -> verdict")
+    for subject, geos in sources.items():
+        for geometry, invs in geos.items() if isinstance(geos, dict) else [(None, None)]:
+            for inv, ops in invs.items() if isinstance(invs, dict) else [(None, None)]:
+                if not isinstance(ops, dict):
+                    raise CheckError(f"{path}: sources.{subject}: must be geometry -> invariant -> op -> verdict")
+                for op, entry in ops.items():
+                    where = f"{path}: sources.{subject}.{geometry}.{inv}.{op}"
+                    verdict = entry.get("verdict") if isinstance(entry, dict) else entry
+                    if verdict not in (HOLDS, VIOLATED):
+                        raise CheckError(f"{where}: the verdict must be {HOLDS} or {VIOLATED} (got {verdict!r})")
+                    if verdict == VIOLATED:
+                        if not isinstance(entry, dict) or not isinstance(entry.get("trace"), dict):
+                            raise CheckError(f"{where}: a VIOLATED row needs its trace")
+                        try:
+                            CTrace.from_json(entry["trace"])
+                        except TraceError as e:
+                            raise CheckError(f"{where}: trace: {e}") from None
+    return sources
 
 
 def _outcome(verdict: str, expected: str | None, violated: str, held: str | None = None) -> Outcome:

@@ -97,6 +97,19 @@ class CItem:
         return f"{self.subject} {self.geometry.name}"
 
 
+def c_items(sources: tuple[Path, ...], root: Path, geometries: list[Geometry], depth: int, examples: int,
+            seed: int) -> list[CItem]:
+    """One item per source and geometry; a source that is missing or of no known layout is one CheckError line."""
+    items = []
+    for path in sources:
+        source = load_c_source(path)
+        subject = subject_name(path, root)
+        for g in geometries:
+            items.append(CItem(subject, path, g, depth, examples, seed, c_key(source, g, depth, examples, seed),
+                               estimate=2.0 * g.nr_bits * depth + 0.2 * examples))
+    return items
+
+
 def _gcc_version() -> str:
     try:
         return subprocess.run(["gcc", "-dumpfullversion"], capture_output=True, text=True, check=False).stdout.strip()

@@ -20,6 +20,7 @@ from typing import Any
 from pcpuverify.check.baseline import Baseline, _outcome, load_baseline
 from pcpuverify.check.cache import Cache, CacheStats, _layout_payload, _suite_payload, result_from_json, result_to_json
 from pcpuverify.check.config import Config, load_plugin
+from pcpuverify.check.csubject import CItem, c_check_rows, c_items, c_payload, load_c_source, minimise_c_row
 from pcpuverify.check.keys import layout_key, minimise_key, stateful_key, suite_key
 from pcpuverify.check.matrix import layout_rows, suite_rows
 from pcpuverify.check.outcomes import LAYOUT_OP, NOT_RUN, CheckError, Outcome, Row
@@ -101,7 +102,8 @@ class CheckRun:
             "items": self.items,
             "matrix": {"variants": list(self.config.variants), "geometries": list(self.config.geometries),
                        "options": self.config.suite_options.to_json(),
-                       "stateful_examples": self.config.stateful_examples, "layout": self.config.layout},
+                       "stateful_examples": self.config.stateful_examples, "layout": self.config.layout,
+                       "sources": [str(p) for p in self.config.sources]},
             "baseline": str(self.config.baseline),
             "baseline_written": str(self.baseline_written) if self.baseline_written else None,
         }
@@ -111,9 +113,11 @@ ProgressFn = Callable[[Progress], None]
 
 
 def validate(config: Config) -> list[Geometry]:
-    """Check every input before running anything: plugins, variants, geometries, filters."""
+    """Check every input before running anything: plugins, variants, sources, geometries, filters."""
     for plugin in config.plugins:
         load_plugin(plugin)
+    for path in config.sources:
+        load_c_source(path)
     for name in config.variants:
         try:
             subject(name).require_encoding()
@@ -277,18 +281,21 @@ def run_check(config: Config, progress: ProgressFn | None = None, update_baselin
             statefuls.append(StatefulItem(variant, config.stateful_examples, stateful_key(config, variant),
                                           estimate=0.16 * config.stateful_examples))
 
+    citems = c_items(config.sources, config.root, geometries, config.depth, config.stateful_examples, config.seed)
+
     suite_results: dict[str, list[Result]] = {}  # suites and layout suites, by label
-    stateful_results: dict[str, dict[str, Any]] = {}
+    stateful_results: dict[str, dict[str, Any]] = {}  # the stateful machines and the C sources, by label
     partial: dict[str, list[Result]] = {}
 
-    def from_cache(item: SuiteItem | LayoutItem | StatefulItem) -> bool:
+    def from_cache(item: SuiteItem | LayoutItem | StatefulItem | CItem) -> bool:
         """Fill in ``item``'s results from its cache entry; False when there is none to use."""
-        if isinstance(item, StatefulItem):
-            found = cache.get(item.key, _stateful_payload)
+        if isinstance(item, (StatefulItem, CItem)):
+            found = cache.get(item.key, _stateful_payload if isinstance(item, StatefulItem) else c_payload)
             if found is None:
                 return False
             stateful_results[item.label] = found
-            message = f"{len(found['broken'])} broken, from the cache"
+            broken = len(found["broken"]) if isinstance(item, StatefulItem) else sum(map(len, found["found"].values()))
+            message = f"{broken} broken, from the cache"
         else:
             parse = (_suite_payload(item.variant, item.geometry.name, suite_rows(item.invariants, item.ops))
                      if isinstance(item, SuiteItem) else _layout_payload(item.variant))
@@ -304,8 +311,8 @@ def run_check(config: Config, progress: ProgressFn | None = None, update_baselin
     budget_exhausted = False
     try:
         todo: list[Item] = []
-        busy: list[SuiteItem | LayoutItem | StatefulItem] = []  # another check is computing these
-        for item in [*suites, *layouts, *statefuls]:
+        busy: list[SuiteItem | LayoutItem | StatefulItem | CItem] = []  # another check is computing these
+        for item in [*suites, *layouts, *statefuls, *citems]:
             if not cache.claim(item.key):
                 busy.append(item)
                 say(Progress(item.label, "waiting", "another check is computing it: its result will be used"))
@@ -348,12 +355,16 @@ def run_check(config: Config, progress: ProgressFn | None = None, update_baselin
     for st in statefuls:
         rows += _stateful_check_rows(st, stateful_results.get(st.label), baseline, config,
                                      cached=items_state.get(st.label) == "cached")
+    for ci in citems:
+        rows += c_check_rows(ci, stateful_results.get(ci.label), baseline.expected_of_source,
+                             cached=items_state.get(ci.label) == "cached")
 
     # 4. minimise the trace of every new violation (cached too), within what is left of the budget
     if not update_baseline:
         rows = _minimise_new_violations(config, rows, suites, deadline, cache, say, items_state)
+        rows = _minimise_new_c_violations(config, rows, citems, deadline, say)
 
-    for s in [*suites, *layouts, *statefuls]:
+    for s in [*suites, *layouts, *statefuls, *citems]:
         failed = any(r.outcome is not Outcome.OK for r in rows if _owns(s, r))
         entry = history.setdefault(s.label, {})
         if items_state.get(s.label) == "ran" and isinstance(entry, dict) and not update_baseline:
@@ -447,6 +458,10 @@ def _finish(f: Future[Any], item: Item, cache: Cache, say: ProgressFn, suite_res
         stateful_results[item.label] = value
         cache.put(item.key, value)
         say(Progress(item.label, "done", f"{len(value['broken'])} invariants broken"))
+    elif isinstance(item, CItem):
+        stateful_results[item.label] = value
+        cache.put(item.key, value)
+        say(Progress(item.label, "done", f"{sum(map(len, value['found'].values()))} rows broken on the C"))
     cache.release(item.key)  # a check waiting for this entry reads it now (or, if UNKNOWN, computes it)
     entry = history.setdefault(item.label, {})
     if isinstance(entry, dict) and not isinstance(item, MinimiseItem):
@@ -621,6 +636,22 @@ def _minimise(config: Config, todo: dict[int, MinimiseItem], deadline: float | N
     pool.close()
 
 
+def _minimise_new_c_violations(config: Config, rows: list[Row], citems: list[CItem], deadline: float | None,
+                               say: ProgressFn) -> list[Row]:
+    """Each new violation on a C source minimised there (in this process, within the budget); its trace written
+    under the cache folder's ``c-traces/`` (when there is a cache) for ``replay --source``."""
+    paths = {ci.subject: ci.path for ci in citems}
+    directory = config.cache_dir / "c-traces" if config.cache_dir is not None else None
+    out = []
+    for r in rows:
+        if r.kind == "c" and r.outcome is Outcome.NEW_VIOLATION and r.trace is not None \
+                and (deadline is None or time.perf_counter() < deadline):
+            say(Progress(f"minimise {r.variant} {r.geometry} {r.invariant}", "start"))
+            r = minimise_c_row(r, paths[r.variant], directory)
+        out.append(r)
+    return out
+
+
 def baseline_from(run: CheckRun, old: Baseline) -> Baseline:
     """The baseline that makes ``run`` pass: its rows replace the old ones.
 
@@ -649,6 +680,15 @@ def baseline_from(run: CheckRun, old: Baseline) -> Baseline:
         for variant in {r.variant for r in state_rows}:
             stateful[variant] = {r.invariant: r.trace for r in state_rows
                                  if r.variant == variant and r.verdict == "BROKEN"}
+    sources: dict[str, Any] = json.loads(json.dumps(old.sources))
+    c_rows = [r for r in run.rows if r.kind == "c"]
+    if run.config.invariants is None and run.config.ops is None:
+        for subject, geometry in {(r.variant, r.geometry) for r in c_rows}:
+            sources.setdefault(subject, {})[geometry] = {}
+    for r in c_rows:
+        entry = {"verdict": r.verdict, "trace": r.trace} if r.trace is not None else r.verdict
+        sources.setdefault(r.variant, {}).setdefault(r.geometry, {}).setdefault(r.invariant, {})[r.op] = entry
     # sorted variants and geometries, rows in the suite's order: a re-run rewrites the file identically
     suites = {v: {g: suites[v][g] for g in sorted(suites[v])} for v in sorted(suites)}
-    return Baseline(suites, examples, {v: stateful[v] for v in sorted(stateful)})
+    sources = {v: {g: sources[v][g] for g in sorted(sources[v])} for v in sorted(sources)}
+    return Baseline(suites, examples, {v: stateful[v] for v in sorted(stateful)}, sources)

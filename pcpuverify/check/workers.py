@@ -1,4 +1,4 @@
-"""Work items and what runs in a worker process: suites, layout suites, stateful machines, minimisation."""
+"""Work items and what runs in a worker process: suites, layout suites, stateful machines, C sources, minimisation."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from typing import Any
 
 from pcpuverify.check.cache import result_to_json
 from pcpuverify.check.config import load_plugin
+from pcpuverify.check.csubject import CItem, run_c_item
 from pcpuverify.check.matrix import layout_geometry
 from pcpuverify.check.outcomes import LAYOUT_OP, LAYOUT_PAGE_SIZE, LAYOUT_SETS, Row
 from pcpuverify.counterexamples.witness import load_witnesses
@@ -83,7 +84,7 @@ class MinimiseItem:
         return f"minimise {self.variant} {self.geometry.name} {self.invariant}"
 
 
-Item = SuiteItem | LayoutItem | StatefulItem | MinimiseItem
+Item = SuiteItem | LayoutItem | StatefulItem | MinimiseItem | CItem
 
 
 def _owns(item: Item, row: Row) -> bool:
@@ -94,6 +95,8 @@ def _owns(item: Item, row: Row) -> bool:
         return (row.kind, row.variant, row.op) == ("proof", item.variant, LAYOUT_OP)
     if isinstance(item, StatefulItem):
         return (row.kind, row.variant) == ("stateful", item.variant)
+    if isinstance(item, CItem):
+        return (row.kind, row.variant, row.geometry) == ("c", item.subject, item.geometry.name)
     return False
 
 
@@ -122,6 +125,8 @@ def run_item(item: Item, rows_file: str | None = None) -> Any:
         return run_layout(item.variant, item.solver)
     if isinstance(item, StatefulItem):
         return run_stateful(item.variant, item.examples)
+    if isinstance(item, CItem):
+        return run_c_item(item)
     return run_minimise(item)
 
 
