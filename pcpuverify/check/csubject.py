@@ -36,7 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from pcpuverify.check.keys import PACKAGE_DIR, source_files
-from pcpuverify.check.outcomes import CACHE_FORMAT, CheckError, Outcome, Row
+from pcpuverify.check.obligation import Obligation, SourceSetting
+from pcpuverify.check.outcomes import CACHE_FORMAT, CheckError, Row
 from pcpuverify.counterexamples.kernel_first_chunk import OP as FIRST_CHUNK_OP
 from pcpuverify.counterexamples.kernel_search import INVARIANTS_BY_LAYOUT, CTrace
 from pcpuverify.counterexamples.kernel_shrink import FINDING_KINDS
@@ -91,6 +92,11 @@ class CItem:
     seed: int
     key: str
     estimate: float
+
+    @property
+    def variant(self) -> str:
+        """The subject, under the name every item gives it."""
+        return self.subject
 
     @property
     def label(self) -> str:
@@ -176,34 +182,28 @@ def c_trace_file(trace: dict[str, Any], source: KernelSource) -> dict[str, Any]:
             "layout": source.layout, **trace}
 
 
-def c_check_rows(item: CItem, payload: dict[str, Any] | None, expected_of: Any, cached: bool) -> list[Row]:
-    """Every row ``item`` owes, held to the baseline (``expected_of(subject, geometry, invariant, op)``)."""
-    from pcpuverify.check.baseline import _outcome
-    from pcpuverify.check.outcomes import NOT_RUN
+def c_obligations(item: CItem) -> list[Obligation]:
+    """Every row ``item`` owes, in order."""
+    setting = SourceSetting(item.geometry)
+    return [Obligation(item.subject, setting, name, op) for name, op in c_rows(load_c_source(item.path))]
 
+
+def c_answers(item: CItem, payload: dict[str, Any]) -> dict[Obligation, tuple[str, float, str, dict[str, Any] | None]]:
+    """What the item found for each row: its verdict, seconds, detail and (VIOLATED) C trace file."""
     source = load_c_source(item.path)
-    out = []
-    for name, op in c_rows(source):
-        expected = expected_of(item.subject, item.geometry.name, name, op)
-        if payload is None:
-            out.append(Row("c", item.subject, item.geometry.name, name, op, NOT_RUN, expected, Outcome.NOT_RUN,
-                           detail="the budget ran out before the search on the C ran"))
-            continue
-        trace = payload["found"].get(op, {}).get(name)
-        verdict = VIOLATED if trace is not None else HOLDS
-        outcome = _outcome(verdict, expected, VIOLATED)
-        if op == SEARCH_OP:
+    owed = c_obligations(item)
+    out = {}
+    for key in owed:
+        trace = payload["found"].get(key.op, {}).get(key.invariant)
+        if key.op == SEARCH_OP:
             detail = (f"{payload['states']} states to depth {item.depth}, {payload['steps']} random and Hypothesis"
-                      f" steps on the C build")
+                      " steps on the C build")
         else:
             detail = f"{payload['layouts']} first-chunk layouts set up by the C"
         if trace is not None:
             detail = f"{trace['message']}; {detail}"
-        if expected is None and outcome.regression:
-            detail += "; not in the baseline"
-        out.append(Row("c", item.subject, item.geometry.name, name, op, verdict, expected, outcome,
-                       payload["seconds"] / max(len(c_rows(source)), 1), cached, detail,
-                       None if trace is None else c_trace_file(trace, source)))
+        out[key] = (VIOLATED if trace is not None else HOLDS, payload["seconds"] / max(len(owed), 1), detail,
+                    None if trace is None else c_trace_file(trace, source))
     return out
 
 
