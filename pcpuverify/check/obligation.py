@@ -1,7 +1,8 @@
 """The key of a check row: ``Obligation(subject, setting, invariant, op)``, its setting a typed value.
 
 A row is a proof obligation of a suite (a geometry), a first-chunk layout property (a precondition set at one
-page size), the stateful machines' verdict on an invariant, or the replay of a regression trace.  The published
+page size), the stateful machines' verdict on an invariant, the replay of a regression trace, or the search of
+a kernel source's own C at one geometry (its rows in the baseline's ``sources`` section).  The published
 reports and ``baseline.json`` name the setting by one string (their "geometry" column: ``2x8``,
 ``page4096/setup``, ``stateful``, ``first-chunk``) and the op by another (an operation, ``layout``,
 ``stateful``, ``replay``).  Those strings are made here (``label``, ``op``) and read back here
