@@ -22,12 +22,7 @@ from pcpuverify.counterexamples.kernel_diff import diff as diff_runs
 from pcpuverify.counterexamples.kernel_first_chunk import OP as FIRST_CHUNK_OP
 from pcpuverify.counterexamples.kernel_first_chunk import FirstChunkRun, first_chunk_c
 from pcpuverify.counterexamples.kernel_machine import hypothesis_c
-from pcpuverify.counterexamples.kernel_search import (
-    CSearch,
-    CTrace,
-    explore_c,
-    random_c,
-)
+from pcpuverify.counterexamples.kernel_search import CSearch, CTrace, explore_c, random_c
 from pcpuverify.counterexamples.kernel_shrink import minimize_on_c, reproduce, shrink
 from pcpuverify.counterexamples.minimize import NotACounterexample
 from pcpuverify.exits import EXIT_TOOL_FAILURE, EXIT_USAGE, EXIT_VIOLATION
@@ -36,8 +31,8 @@ from pcpuverify.kernel.harness import KernelInitError, build_for
 from pcpuverify.kernel.source import KernelSource, SourceError, load_source
 from pcpuverify.model.first_chunk import LayoutError
 from pcpuverify.model.geometry import Geometry, GeometryError
-from pcpuverify.model.ops import ChunkInit, FirstChunkInit
 from pcpuverify.model.trace import TraceError, load_trace, read_input, write_atomically
+from pcpuverify.model.ops import ChunkInit, FirstChunkInit
 from pcpuverify.model.variants import VARIANTS
 
 C_TRACE_FORMAT = "pcpu-verify-c-trace/1"

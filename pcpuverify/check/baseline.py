@@ -16,13 +16,7 @@ from pcpuverify.check.obligation import (
     StatefulRun,
     setting_from_label,
 )
-from pcpuverify.check.outcomes import (
-    BASELINE_FORMAT,
-    NOT_RUN,
-    TOOL_FAILURES,
-    CheckError,
-    Outcome,
-)
+from pcpuverify.check.outcomes import BASELINE_FORMAT, NOT_RUN, TOOL_FAILURES, CheckError, Outcome
 from pcpuverify.model.trace import TraceError, read_input, trace_from_json
 from pcpuverify.proofs.results import Verdict
 

@@ -26,12 +26,7 @@ from pcpuverify.invariants.applicability import covers
 from pcpuverify.invariants.base import REGISTRY, ChunkSnapshot, Violation
 from pcpuverify.invariants.check import ALL_INVARIANTS
 from pcpuverify.kernel.build import Build, build
-from pcpuverify.kernel.convert import (
-    MODEL_OF_LAYOUT,
-    NOT_ON_C,
-    to_model,
-    to_model_chunks,
-)
+from pcpuverify.kernel.convert import MODEL_OF_LAYOUT, NOT_ON_C, to_model, to_model_chunks
 from pcpuverify.kernel.harness import (
     DriverGone,
     Finding,

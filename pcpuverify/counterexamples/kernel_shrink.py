@@ -25,11 +25,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from functools import cache
 
-from pcpuverify.counterexamples.kernel_search import (
-    CTrace,
-    state_violations,
-    step_violations,
-)
+from pcpuverify.counterexamples.kernel_search import CTrace, state_violations, step_violations
 from pcpuverify.counterexamples.minimize import Candidate, FreeOf, Reductions, Step
 from pcpuverify.kernel.build import Build
 from pcpuverify.kernel.harness import DriverGone, KernelChunk, build_for

@@ -55,16 +55,7 @@ from typing import Union
 from pcpuverify.invariants.check import first_violation, invariant, replay
 from pcpuverify.model.first_chunk import LayoutError
 from pcpuverify.model.geometry import MIN_BLOCK_BITS, Geometry, GeometryError
-from pcpuverify.model.ops import (
-    Alloc,
-    ChunkInit,
-    Depopulate,
-    FirstChunkInit,
-    Free,
-    Init,
-    Op,
-    Populate,
-)
+from pcpuverify.model.ops import Alloc, ChunkInit, Depopulate, FirstChunkInit, Free, Init, Op, Populate
 from pcpuverify.model.reference import OpError, Reference
 from pcpuverify.model.trace import Trace, TraceError, trace_from_json
 

@@ -33,16 +33,7 @@ from pcpuverify.kernel.process import Crash, DriverProcess
 from pcpuverify.kernel.schema import parse_chunk, parse_state
 from pcpuverify.kernel.source import KernelSource
 from pcpuverify.model.geometry import Geometry
-from pcpuverify.model.ops import (
-    Alloc,
-    ChunkInit,
-    Depopulate,
-    FirstChunkInit,
-    Free,
-    Init,
-    Op,
-    Populate,
-)
+from pcpuverify.model.ops import Alloc, ChunkInit, Depopulate, FirstChunkInit, Free, Init, Op, Populate
 from pcpuverify.model.reference import OpError, StepResult
 from pcpuverify.model.state import dynamic_chunk
 
