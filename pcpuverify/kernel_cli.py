@@ -31,8 +31,8 @@ from pcpuverify.kernel.harness import KernelInitError, build_for
 from pcpuverify.kernel.source import KernelSource, SourceError, load_source
 from pcpuverify.model.first_chunk import LayoutError
 from pcpuverify.model.geometry import Geometry, GeometryError
-from pcpuverify.model.trace import TraceError, load_trace, read_input, write_atomically
 from pcpuverify.model.ops import ChunkInit, FirstChunkInit
+from pcpuverify.model.trace import TraceError, load_trace, read_input, write_atomically
 from pcpuverify.model.variants import VARIANTS
 
 C_TRACE_FORMAT = "pcpu-verify-c-trace/1"

@@ -21,7 +21,13 @@ from pcpuverify.check.outcomes import CONFIG_TABLE, CheckError
 from pcpuverify.model.geometry import Geometry, GeometryError
 from pcpuverify.model.trace import read_input
 from pcpuverify.proofs.layout import LAYOUT_PROPERTIES
-from pcpuverify.proofs.solver import MAX_RLIMIT, MAX_SEED, MAX_TIMEOUT, MIN_TIMEOUT, SolverOptions
+from pcpuverify.proofs.solver import (
+    MAX_RLIMIT,
+    MAX_SEED,
+    MAX_TIMEOUT,
+    MIN_TIMEOUT,
+    SolverOptions,
+)
 from pcpuverify.proofs.suite import MAX_DEPTH, SuiteOptions
 from pcpuverify.symbolic.bv import check_encodable
 from pcpuverify.symbolic.subjects import SubjectError, inherited_layout, register
@@ -43,8 +49,8 @@ CONFIG_KEYS: dict[str, str] = {
 }
 # Keys a config may leave out (a config written before them stays valid), with their defaults.
 OPTIONAL_KEYS: dict[str, tuple[str, Any]] = {
-    "sources": ("a list of kernel sources (a tree, its mm/ folder or mm/percpu.c), relative to the config file:"
-                " each a C subject, searched on its user-space build at every geometry", []),
+    "sources": (("a list of kernel sources (a tree, its mm/ folder or mm/percpu.c), relative to the config file:"
+                 " each a C subject, searched on its user-space build at every geometry"), []),
 }
 
 

@@ -63,9 +63,9 @@ def _bits(text: object) -> int:
     return sum(1 << i for i, c in enumerate(str(text)) if c == "1")
 
 
-def _release_chunk(chunk_type: type[ReleaseChunk], name: str, c: dict[str, Any], geometry: Geometry) -> ReleaseChunk:
+def _release_chunk(chunk_type: type[ReleaseChunk], role: str, c: dict[str, Any], geometry: Geometry) -> ReleaseChunk:
     """A release chunk with every dumped field copied by name (the dump is the chunk's ``dump()``)."""
-    chunk = chunk_type.zalloc(name, c["nr_pages"], c["nr_pages"] * geometry.block_bits, len(c["md_blocks"]))
+    chunk = chunk_type.zalloc(role, c["nr_pages"], c["nr_pages"] * geometry.block_bits, len(c["md_blocks"]))
     block_type = chunk_type.block_type
     for f in fields(chunk):
         value = getattr(chunk, f.name)
@@ -83,8 +83,8 @@ def _release_chunk(chunk_type: type[ReleaseChunk], name: str, c: dict[str, Any],
     return chunk
 
 
-def _seed_chunk(name: str, c: dict[str, Any], geometry: Geometry) -> PcpuChunk:
-    chunk = PcpuChunk.zalloc(name, c["nr_pages"], c["nr_pages"] * geometry.block_bits, len(c["md_blocks"]))
+def _seed_chunk(role: str, c: dict[str, Any], geometry: Geometry) -> PcpuChunk:
+    chunk = PcpuChunk.zalloc(role, c["nr_pages"], c["nr_pages"] * geometry.block_bits, len(c["md_blocks"]))
     for block, block_fields in zip(chunk.md_blocks, c["md_blocks"]):
         for name, v in block_fields.items():
             setattr(block, name, v)
@@ -108,12 +108,12 @@ def to_model_chunks(dump: dict[str, object], geometry: Geometry) -> tuple[PcpuAl
     alloc = allocator(geometry.block_bits, max(c["nr_pages"] for c in dumped.values()))
     alloc.pcpu_nr_empty_pop_pages = int(dump["pcpu_nr_empty_pop_pages"])  # type: ignore[arg-type]
     chunks = {}
-    for name, c in dumped.items():
-        chunk = _seed_chunk(name, c, geometry) if layout == "seed" else _release_chunk(chunk_type, name, c, geometry)
+    for role, c in dumped.items():
+        chunk = _seed_chunk(role, c, geometry) if layout == "seed" else _release_chunk(chunk_type, role, c, geometry)
         chunk.alloc_map.value = _bits(c["alloc_map"])
         chunk.bound_map.value = _bits(c["bound_map"])
         chunk.populated.value = _bits(c["populated"])
-        chunks[name] = chunk
+        chunks[role] = chunk
     if "reserved" in chunks:
         alloc.pcpu_reserved_chunk = chunks["reserved"]
     if dynamic_chunk(dump)["immutable"]:
