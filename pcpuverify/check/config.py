@@ -21,13 +21,7 @@ from pcpuverify.check.outcomes import CONFIG_TABLE, CheckError
 from pcpuverify.model.geometry import Geometry, GeometryError
 from pcpuverify.model.trace import read_input
 from pcpuverify.proofs.layout import LAYOUT_PROPERTIES
-from pcpuverify.proofs.solver import (
-    MAX_RLIMIT,
-    MAX_SEED,
-    MAX_TIMEOUT,
-    MIN_TIMEOUT,
-    SolverOptions,
-)
+from pcpuverify.proofs.solver import MAX_RLIMIT, MAX_SEED, MAX_TIMEOUT, MIN_TIMEOUT, SolverOptions
 from pcpuverify.proofs.suite import MAX_DEPTH, SuiteOptions
 from pcpuverify.symbolic.bv import check_encodable
 from pcpuverify.symbolic.subjects import SubjectError, inherited_layout, register
