@@ -14,6 +14,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 from test_check import check, pcpu_verify, write_config
 
 KERNEL = Path(__file__).with_name("kernels") / "debian-6.12"
@@ -25,6 +26,7 @@ def c_rows(summary: dict) -> list[dict]:
     return [r for r in summary["results"] if r["kind"] == "c"]
 
 
+@pytest.mark.slow
 def test_a_c_source_is_a_matrix_item_and_a_breaking_patch_is_caught(tmp_path: Path) -> None:
     assert (KERNEL / "mm" / "percpu.c").is_file(), f"{KERNEL} is absent: run python tests/kernels/debian.py"
     tree = tmp_path / "linux"
