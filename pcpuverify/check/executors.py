@@ -191,8 +191,8 @@ class DaskExecutor:
                 self.client = distributed.Client(self.address, timeout=CONNECT_SECONDS)
                 self.client.wait_for_workers(1, timeout=CONNECT_SECONDS)
             except (OSError, TimeoutError, ValueError) as e:
-                raise CheckError(f"--scheduler {self.address}: no Dask scheduler with a worker there"
-                                 f" within {CONNECT_SECONDS:.0f} s ({type(e).__name__}: {e})") from None
+                raise CheckError(f"Dask scheduler {self.address}: none with a worker answered there within"
+                                 f" {CONNECT_SECONDS:.0f} s ({type(e).__name__}: {e})") from None
         self.client.subscribe_topic(self.topic, self._event)
         self._check_workers()
         return self.client
