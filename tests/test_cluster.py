@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from distributed import LocalCluster
+from distributed import Client, LocalCluster
 
 import pcpuverify
 
@@ -45,7 +45,8 @@ def write_config(tmp: Path, **overrides: Any) -> Path:
         "traces": ["traces"], "stateful-examples": 0, "layout": False,
     }
     keys.update(overrides)
-    (tmp / "check.toml").write_text("[tool.pcpu-verify]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in keys.items()))
+    lines = [f"{k} = {json.dumps(v)}" for k, v in keys.items()]
+    (tmp / "check.toml").write_text("\n".join(["[tool.pcpu-verify]", *lines]) + "\n")
     (tmp / "traces").mkdir(exist_ok=True)
     shutil.copy(HINT_OVERLAP, tmp / "traces" / HINT_OVERLAP.name)
     (tmp / "baseline.json").write_text(json.dumps(EMPTY_BASELINE))
@@ -114,6 +115,21 @@ def test_a_cluster_gives_the_local_verdicts_and_feeds_the_same_cache(tmp_path: P
     cached, cached_summary, _ = check(tmp_path, *FILTERS)
     assert set(cached_summary["items"].values()) == {"cached"}, cached_summary["items"]
     assert verdicts(cached_summary) == verdicts(local_summary) and cached.returncode == 1
+
+    # a budget that cuts the suite short: the rows it streamed are the local ones, the rest NOT RUN, and the
+    # workers that ran the check's tasks are restarted, so that nothing of it goes on running on the cluster
+    cut, cut_summary, _ = check(tmp_path, *FILTERS, "--no-cache", "--budget", "15", "--executor", "dask",
+                                "--scheduler", cluster.scheduler_address)
+    # exit 1, not 3: against the empty baseline every row reached is a change, and 1 comes before 3
+    assert cut.returncode == 1 and cut_summary["budget_exhausted"], cut.stderr[-3000:]
+    assert any(r["result"] == "NOT RUN" for r in cut_summary["results"])
+    full = {row[:5]: row for row in verdicts(local_summary)}
+    reached = [row for row in verdicts(cut_summary) if row[5] != "NOT RUN"]
+    assert all(full[row[:5]][:6] == row[:6] for row in reached), reached
+    print(f"within the budget: {sum(row[0] == 'proof' for row in reached)} proof rows streamed,"
+          f" items {cut_summary['items']}")
+    with Client(cluster) as client:
+        assert wait_until(lambda: not any(client.processing().values()), 30), client.processing()
 
 
 # -- bad usage: one line, exit 2 --------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from typing import Any
 from pcpuverify.check.baseline import Baseline, _outcome, load_baseline
 from pcpuverify.check.cache import Cache, CacheStats, _layout_payload, _suite_payload, result_to_json
 from pcpuverify.check.config import Config, load_plugin
-from pcpuverify.check.executors import Executor, Pool, open_executor, require_dask
+from pcpuverify.check.executors import Executor, open_executor, require_dask
 from pcpuverify.check.keys import layout_key, minimise_key, stateful_key, suite_key
 from pcpuverify.check.matrix import layout_rows, suite_rows
 from pcpuverify.check.outcomes import LAYOUT_OP, NOT_RUN, CheckError, Outcome, Row
@@ -280,7 +280,7 @@ def _run_check(config: Config, executor: Executor, progress: ProgressFn | None, 
             else:
                 todo.append(item)  # its lock is held until its entry is written (or the run ends)
         if todo:
-            budget_exhausted = _run_pool(executor.pool(min(config.workers, len(todo))), _order(todo, history), deadline, cache, say,
+            budget_exhausted = _run_pool(config, executor, _order(todo, history), deadline, cache, say,
                                          suite_results, stateful_results, partial, items_state, history)
         cache.release_all()  # no lock is held while waiting for another's: no two checks wait for each other
         todo = []
@@ -296,7 +296,7 @@ def _run_check(config: Config, executor: Executor, progress: ProgressFn | None, 
                 if not from_cache(item):  # the other check stopped, or its result is UNKNOWN: compute it here
                     todo.append(item)
         if todo:
-            budget_exhausted |= _run_pool(executor.pool(min(config.workers, len(todo))), _order(todo, history), deadline, cache, say,
+            budget_exhausted |= _run_pool(config, executor, _order(todo, history), deadline, cache, say,
                                           suite_results, stateful_results, partial, items_state, history)
     finally:
         cache.release_all()
@@ -352,10 +352,11 @@ def _stateful_payload(payload: Any) -> dict[str, Any]:
     return payload
 
 
-def _run_pool(pool: Pool, items: list[Item], deadline: float | None, cache: Cache, say: ProgressFn,
-              suite_results: dict[str, list[Result]], stateful_results: dict[str, dict[str, Any]],
+def _run_pool(config: Config, executor: Executor, items: list[Item], deadline: float | None, cache: Cache,
+              say: ProgressFn, suite_results: dict[str, list[Result]], stateful_results: dict[str, dict[str, Any]],
               partial: dict[str, list[Result]], items_state: dict[str, str], history: dict[str, Any]) -> bool:
-    """Run ``items`` in ``pool`` until done or the deadline; True when the budget cut it short."""
+    """Run ``items`` in a pool of the executor until done or the deadline; True when the budget cut it short."""
+    pool = executor.pool(min(config.workers, len(items)))
     futures: dict[Future[Any], Item] = {}
     seen_rows: dict[str, int] = {}
     started: dict[str, float] = {}
