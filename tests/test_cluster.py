@@ -132,6 +132,30 @@ def test_a_cluster_gives_the_local_verdicts_and_feeds_the_same_cache(tmp_path: P
         assert wait_until(lambda: not any(client.processing().values()), 30), client.processing()
 
 
+@pytest.mark.slow
+def test_a_suite_streams_its_rows_from_a_cluster_worker(cluster: LocalCluster) -> None:
+    """Each row a suite finishes on a worker reaches the coordinator as it settles (what a budget keeps)."""
+    from pcpuverify.check.executors import DaskExecutor
+    from pcpuverify.check.workers import SuiteItem
+    from pcpuverify.model.geometry import Geometry
+    from pcpuverify.proofs.suite import SuiteOptions
+
+    item = SuiteItem("v1", Geometry.parse("1x4"), SuiteOptions(depth=1), frozenset({"free-bits-count"}), None,
+                     key="streamed", estimate=1.0)
+    executor = DaskExecutor(cluster.scheduler_address, workers=2, plugins=())
+    try:
+        pool = executor.pool(1)
+        future = pool.submit(item)
+        results = future.result(timeout=300)
+        assert results and wait_until(lambda: len(pool.streamed(future)) == len(results), 30)
+        assert pool.started(future)
+        assert [(r.invariant, r.op, r.verdict) for r in pool.streamed(future)] == \
+            [(r.invariant, r.op, r.verdict) for r in results]
+        pool.close()
+    finally:
+        executor.close()
+
+
 # -- bad usage: one line, exit 2 --------------------------------------------------------------------------------
 
 
