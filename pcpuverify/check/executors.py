@@ -203,7 +203,7 @@ class DaskExecutor:
             if info["nthreads"] != 1:
                 raise CheckError(f"Dask worker {address} runs {info['nthreads']} threads: pcpu-verify needs one"
                                  " item per worker process (start the workers with --nthreads 1)")
-        for address, theirs in self.client.run(environment, self.plugins).items():
+        for address, theirs in self.client.run(_own_environment, self.plugins).items():
             _refuse_difference(address, self.environment, theirs)
 
     def _event(self, event: tuple[float, dict[str, Any]]) -> None:
@@ -309,6 +309,11 @@ async def _close_nannies(nannies: list[Any]) -> None:
 
 @cache
 def _own_environment(plugins: tuple[Path, ...]) -> dict[str, str]:
+    """The worker's environment as it was when it first ran our code, which it has loaded since.
+
+    A worker's tree edited after that no longer says what the worker runs: once computed, the
+    answer stays, and such a worker is refused until it is restarted.
+    """
     return environment(plugins)
 
 
