@@ -49,7 +49,7 @@ class Pool(Protocol):
     def started(self, future: Future[Any]) -> bool: ...
 
     def streamed(self, future: Future[Any]) -> list[Result]:
-        """The rows a suite item has finished so far (all of them, once it is done)."""
+        """The rows a suite item has reported so far (on a cluster they may arrive just after its result)."""
         ...
 
     def stop(self) -> None:
@@ -62,7 +62,9 @@ class Pool(Protocol):
 class Executor(Protocol):
     """The workers of a whole run: a pool per phase, all ended by ``close`` (also when interrupted)."""
 
-    def pool(self, size: int) -> Pool: ...
+    def pool(self, size: int) -> Pool:
+        """A pool for ``size`` items at most (a local pool's size; a cluster has the workers it has)."""
+        ...
 
     def close(self) -> None: ...
 
