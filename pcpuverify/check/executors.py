@@ -21,6 +21,7 @@ import signal
 import tempfile
 import threading
 import uuid
+import warnings
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
@@ -334,6 +335,10 @@ def run_on_worker(item: Item, topic: str, task: str, expected: dict[str, str], p
     _refuse_difference(worker.address, expected, _own_environment(plugins))  # a worker that joined late
     for plugin in plugins:
         load_plugin(plugin)
+    # Hypothesis warns when the global `random` state moves while it draws.  On a Dask worker, Dask's
+    # own code moves it from the worker's other threads (jittered retries and timers, in distributed and
+    # tornado); our strategies and models use Random instances of their own.  Not a warning for the user.
+    warnings.filterwarnings("ignore", message="Do not use the `random` module inside strategies")
     worker.log_event(topic, {"event": "start", "task": task})  # the scheduler adds the worker's address
 
     def row(r: Result) -> None:
