@@ -133,6 +133,16 @@ def test_a_cluster_gives_the_local_verdicts_and_feeds_the_same_cache(tmp_path: P
 
 
 @pytest.mark.slow
+@pytest.mark.slow
+def test_a_cluster_of_its_own_prints_what_the_local_pool_prints(tmp_path: Path) -> None:
+    """Without --scheduler the workers are the check's children, their stderr its own: nothing new on it."""
+    write_config(tmp_path, geometries=["1x4"], depth=1, **{"stateful-examples": 5})
+    local, local_summary, _ = check(tmp_path, "--invariant", "free-bits-count", "--no-cache")
+    dask, dask_summary, _ = check(tmp_path, "--invariant", "free-bits-count", "--no-cache", "--executor", "dask")
+    assert verdicts(dask_summary) == verdicts(local_summary) and dask.returncode == local.returncode
+    assert dask.stderr == local.stderr == "", dask.stderr[-3000:]  # --json into a pipe: no progress lines
+
+
 def test_a_suite_streams_its_rows_from_a_cluster_worker(cluster: LocalCluster) -> None:
     """Each row a suite finishes on a worker reaches the coordinator as it settles (what a budget keeps)."""
     from pcpuverify.check.executors import DaskExecutor
