@@ -188,6 +188,14 @@ def test_a_scheduler_needs_the_dask_executor(tmp_path: Path) -> None:
     assert_one_error_line(result, "--scheduler", "--executor dask")
 
 
+def test_the_scheduler_variable_leaves_a_local_check_local(tmp_path: Path) -> None:
+    """$PCPU_VERIFY_SCHEDULER serves --executor dask only: a local check with it set gets past the executor."""
+    write_config(tmp_path)
+    result, _, _ = check(tmp_path, "--variant", "no-such-variant", "--quiet", timeout=120,
+                         env={**os.environ, "PCPU_VERIFY_SCHEDULER": "tcp://127.0.0.1:8786"})
+    assert_one_error_line(result, "no-such-variant")  # the next check in line, not the scheduler's
+
+
 def test_a_worker_with_several_threads_is_refused(tmp_path: Path) -> None:
     """One item per worker process: Z3's context and Hypothesis's state are the process's."""
     write_config(tmp_path)
