@@ -166,6 +166,41 @@ def test_a_suite_streams_its_rows_from_a_cluster_worker(cluster: LocalCluster) -
         executor.close()
 
 
+PLUGIN = '''"""A plug-in variant: v1 under another name, registered the way a patch under review is."""
+from pcpuverify.check import register_variant
+from pcpuverify.symbolic.subjects import subject
+
+V1 = subject("v1")
+
+
+class PluginModel(V1.model):
+    variant = "v1-plugin"
+
+
+class PluginEncoding(V1.encoding):
+    variant = "v1-plugin"
+
+
+register_variant("v1-plugin", PluginModel, PluginEncoding)
+'''
+
+
+@pytest.mark.slow
+def test_a_plugin_runs_on_the_workers_and_an_edited_one_is_refused(tmp_path: Path, cluster: LocalCluster) -> None:
+    """A worker loads a plug-in once: edited afterwards, the worker would run the old one under the new key."""
+    write_config(tmp_path, geometries=["1x4"], depth=1)
+    plugin = tmp_path / "plugin.py"
+    plugin.write_text(PLUGIN)
+    args = ("--variant-module", str(plugin), "--variant", "v1-plugin", "--invariant", "free-bits-count",
+            "--executor", "dask", "--scheduler", cluster.scheduler_address)
+    first, summary, _ = check(tmp_path, *args)
+    assert first.returncode == 1 and summary["items"] == {"v1-plugin 1x4": "ran"}, first.stderr[-3000:]
+    assert {r["result"] for r in summary["results"] if r["kind"] == "proof"} == {"PROVED"}
+    plugin.write_text(PLUGIN + "# the patch, revised\n")
+    second, _, _ = check(tmp_path, *args, "--quiet")
+    assert_one_error_line(second, "differs from this machine", f"plug-in {plugin}")
+
+
 # -- bad usage: one line, exit 2 --------------------------------------------------------------------------------
 
 
