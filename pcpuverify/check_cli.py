@@ -17,6 +17,7 @@ When several apply, the first of 4, 1, 3 wins.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -34,6 +35,7 @@ from pcpuverify.check import (
     run_check,
 )
 from pcpuverify.check import Progress as CheckProgress
+from pcpuverify.check.config import EXECUTORS
 from pcpuverify.exits import EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE
 from pcpuverify.model.trace import write_atomically
 from pcpuverify.proofs.solver import MAX_RLIMIT, MAX_SEED, MAX_TIMEOUT, MIN_TIMEOUT
@@ -46,6 +48,7 @@ TIMEOUT = click.FloatRange(MIN_TIMEOUT, MAX_TIMEOUT)
 RLIMIT = click.IntRange(1, MAX_RLIMIT)
 SEED = click.IntRange(0, MAX_SEED)
 DEPTH = click.IntRange(1, MAX_DEPTH)
+SCHEDULER_ENV = "PCPU_VERIFY_SCHEDULER"  # the Dask scheduler's address for --executor dask
 
 
 class _Display:
@@ -111,6 +114,12 @@ def _write(path: str | None, text: str) -> None:
 @click.option("--budget", type=click.FloatRange(min=0), default=None,
               help="Seconds for the whole check; what it does not reach is reported NOT RUN (exit 3).")
 @click.option("--jobs", type=click.IntRange(min=0), default=None, help="Worker processes (0: one per core).")
+@click.option("--executor", type=click.Choice(EXECUTORS), default="local", show_default=True,
+              help="Where the suites, layout proofs, stateful machines and minimisations run: this machine's"
+                   " process pool, or Dask distributed (pip install 'pcpu-verify[cluster]').")
+@click.option("--scheduler", metavar="ADDRESS", default=None,
+              help=f"With --executor dask: the Dask scheduler, e.g. tcp://host:8786 (default: ${SCHEDULER_ENV};"
+                   " without either, a LocalCluster of --jobs workers for this run).")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None, help="The result cache directory.")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the cache.")
 @click.option("--baseline", type=click.Path(dir_okay=False), default=None, help="The baseline file.")
@@ -131,6 +140,7 @@ def check(config_file: str | None, variants: tuple[str, ...], geometries: tuple[
           invariants: tuple[str, ...], ops: tuple[str, ...], plugins: tuple[str, ...], against: str | None,
           sources: tuple[str, ...], depth: int | None,
           rlimit: int | None, seed: int | None, timeout: float | None, budget: float | None, jobs: int | None,
+          executor: str, scheduler: str | None,
           cache_dir: str | None, no_cache: bool, baseline: str | None, stateful_examples: int | None,
           layout: bool | None, update_baseline: bool, junit_file: str | None, sarif_file: str | None,
           markdown_file: str | None, as_json: bool, quiet: bool) -> None:
@@ -156,6 +166,9 @@ def check(config_file: str | None, variants: tuple[str, ...], geometries: tuple[
         "plugins": [str(cwd / p) for p in plugins] or None,
         "against": against,
         "sources": [str(cwd / p) for p in sources] or None,
+        "executor": executor,
+        # the variable names the cluster to use when one is asked for; it never turns a local run into one
+        "scheduler": scheduler or (os.environ.get(SCHEDULER_ENV) if executor == "dask" else None),
     }
     previous = signal.signal(signal.SIGTERM, _terminated)
     try:

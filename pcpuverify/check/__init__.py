@@ -12,10 +12,12 @@ of examples.  Every row is then held to ``baseline.json``.
 The unit of scheduling is one suite, a (variant, geometry) pair: its
 obligations share the Houdini strengthening, so splitting them would redo
 that work; and one layout suite per variant (its conformance walk is shared
-by every property).  They run in a ``ProcessPoolExecutor``; each suite
-worker streams its rows to a file as they finish, so a suite cut off by the
+by every property).  They run in an executor (``executors.py``): a process
+pool on this machine, or Dask distributed (``--executor dask``); each suite
+worker streams its rows back as they finish, so a suite cut off by the
 budget still reports what it reached, and the rest as NOT RUN -- never as
-passed (a layout suite reports nothing until it is done).
+passed (a layout suite reports nothing until it is done).  Only this
+process reads and writes the cache and the baseline.
 
 Results are cached on disk by a hash of everything they depend on (see
 ``suite_key`` and ``layout_key``); a cache entry is only used when it parses,

@@ -26,6 +26,8 @@ from pcpuverify.proofs.suite import MAX_DEPTH, SuiteOptions
 from pcpuverify.symbolic.bv import check_encodable
 from pcpuverify.symbolic.subjects import SubjectError, inherited_layout, register
 
+EXECUTORS = ("local", "dask")  # this machine's process pool, or Dask distributed (the `cluster` extra)
+
 CONFIG_KEYS: dict[str, str] = {
     "variants": "a list of variant names",
     "geometries": "a list of geometries PAGESxBITS, e.g. [\"1x8\"]",
@@ -71,6 +73,8 @@ class Config:
     ops: frozenset[str] | None = None
     plugins: tuple[Path, ...] = ()
     against: str | None = None  # hold every variant to this subject's baseline rows (what a patch on it moved)
+    executor: str = "local"  # where the items run: one of EXECUTORS (check/executors.py)
+    scheduler: str | None = None  # the Dask scheduler's address; None: a LocalCluster for the run
 
     @property
     def suite_options(self) -> SuiteOptions:
@@ -206,6 +210,11 @@ def _validated(path: Path, v: dict[str, Any]) -> Config:
     cache = v["cache-dir"]
     if not isinstance(v["layout"], bool):
         raise bad("layout")
+    executor = v.get("executor") or "local"
+    if executor not in EXECUTORS:
+        raise CheckError(f"executor {executor!r}: choose one of {', '.join(EXECUTORS)}")
+    if v.get("scheduler") and executor != "dask":
+        raise CheckError("--scheduler names a Dask scheduler: it needs --executor dask")
     return Config(
         root=path.parent.resolve(),
         variants=variants,
@@ -227,6 +236,8 @@ def _validated(path: Path, v: dict[str, Any]) -> Config:
         ops=frozenset(v["ops"]) if v.get("ops") else None,
         plugins=tuple(Path(p).resolve() for p in v.get("plugins") or ()),
         against=v.get("against"),
+        executor=executor,
+        scheduler=v.get("scheduler") or None,
     )
 
 

@@ -7,18 +7,15 @@ loop shares its state (cache, deadline, partial results) with them.
 from __future__ import annotations
 
 import json
-import multiprocessing
-import os
-import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from pcpuverify.check.baseline import Baseline, _outcome, load_baseline
-from pcpuverify.check.cache import Cache, CacheStats, _layout_payload, _suite_payload, result_from_json, result_to_json
+from pcpuverify.check.cache import Cache, CacheStats, _layout_payload, _suite_payload, result_to_json
 from pcpuverify.check.config import Config, load_plugin
 from pcpuverify.check.csubject import (
     VIOLATED,
@@ -30,6 +27,7 @@ from pcpuverify.check.csubject import (
     load_c_source,
     minimise_c_row,
 )
+from pcpuverify.check.executors import Executor, open_executor, require_dask
 from pcpuverify.check.keys import layout_key, minimise_key, stateful_key, suite_key
 from pcpuverify.check.matrix import layout_obligations, suite_obligations, suite_rows
 from pcpuverify.check.obligation import (
@@ -51,8 +49,6 @@ from pcpuverify.check.workers import (
     StatefulItem,
     SuiteItem,
     _owns,
-    _worker_init,
-    run_item,
 )
 from pcpuverify.exits import EXIT_OK, EXIT_TOOL_FAILURE, EXIT_UNDECIDED, EXIT_VIOLATION
 from pcpuverify.invariants.check import INVARIANTS, first_violation, invariant
@@ -133,7 +129,9 @@ ProgressFn = Callable[[Progress], None]
 
 
 def validate(config: Config) -> list[Geometry]:
-    """Check every input before running anything: plugins, variants, sources, geometries, filters."""
+    """Check every input before running anything: the executor, plugins, variants, sources, geometries, filters."""
+    if config.executor == "dask":
+        require_dask()
     for plugin in config.plugins:
         load_plugin(plugin)
     for path in config.sources:
@@ -209,48 +207,16 @@ def _order(items: list[Item], history: dict[str, Any]) -> list[Item]:
     return sorted(items, key=key)
 
 
-class _Pool:
-    """A process pool that can be stopped mid-task (budget, Ctrl-C): ProcessPoolExecutor cannot, by itself."""
-
-    def __init__(self, workers: int, plugins: tuple[Path, ...]) -> None:
-        # spawn, not fork: the parent may run a progress thread, and a plugin must load the same way everywhere
-        self.executor = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                            initializer=_worker_init, initargs=(plugins, os.getpid()))
-
-    def submit(self, item: Item, rows_file: str | None) -> Future[Any]:
-        return self.executor.submit(run_item, item, rows_file)
-
-    def stop(self) -> None:
-        """Cancel what has not started and end the workers still running (their entries are never written)."""
-        processes = list(getattr(self.executor, "_processes", {}).values())  # no public API ends running tasks
-        self.executor.shutdown(wait=False, cancel_futures=True)
-        for p in processes:
-            if p.is_alive():
-                p.terminate()
-        for p in processes:
-            p.join(timeout=5)
-
-    def close(self) -> None:
-        self.executor.shutdown(wait=True)
-
-
-def _streamed(rows_file: Path) -> list[Result]:
-    """The rows a worker finished before it was stopped (a torn last line is dropped)."""
-    out = []
-    try:
-        lines = rows_file.read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return []
-    for line in lines:
-        try:
-            out.append(result_from_json(json.loads(line)))
-        except (ValueError, TypeError):
-            break
-    return out
-
-
 def run_check(config: Config, progress: ProgressFn | None = None, update_baseline: bool = False) -> CheckRun:
     """Run the whole check for ``config`` and compare it with the baseline (or rewrite the baseline)."""
+    executor = open_executor(config)
+    try:
+        return _run_check(config, executor, progress, update_baseline)
+    finally:
+        executor.close()  # also on Ctrl-C and SIGTERM: no worker of ours outlives the run
+
+
+def _run_check(config: Config, executor: Executor, progress: ProgressFn | None, update_baseline: bool) -> CheckRun:
     started = time.perf_counter()
     deadline = started + config.budget if config.budget else None
     say = progress or (lambda p: None)
@@ -343,7 +309,7 @@ def run_check(config: Config, progress: ProgressFn | None = None, update_baselin
             else:
                 todo.append(item)  # its lock is held until its entry is written (or the run ends)
         if todo:
-            budget_exhausted = _run_pool(config, _order(todo, history), deadline, cache, say,
+            budget_exhausted = _run_pool(config, executor, _order(todo, history), deadline, cache, say,
                                          suite_results, stateful_results, partial, items_state, history)
         cache.release_all()  # no lock is held while waiting for another's: no two checks wait for each other
         todo = []
@@ -359,7 +325,7 @@ def run_check(config: Config, progress: ProgressFn | None = None, update_baselin
                 if not from_cache(item):  # the other check stopped, or its result is UNKNOWN: compute it here
                     todo.append(item)
         if todo:
-            budget_exhausted |= _run_pool(config, _order(todo, history), deadline, cache, say,
+            budget_exhausted |= _run_pool(config, executor, _order(todo, history), deadline, cache, say,
                                           suite_results, stateful_results, partial, items_state, history)
     finally:
         cache.release_all()
@@ -382,7 +348,7 @@ def run_check(config: Config, progress: ProgressFn | None = None, update_baselin
 
     # 4. minimise the trace of every new violation (cached too), within what is left of the budget
     if not update_baseline:
-        rows = _minimise_new_violations(config, rows, suites, deadline, cache, say, items_state)
+        rows = _minimise_new_violations(config, executor, rows, suites, deadline, cache, say, items_state)
         rows = _minimise_new_c_violations(config, rows, citems, deadline, say)
 
     for s in [*suites, *layouts, *statefuls, *citems]:
@@ -418,50 +384,49 @@ def _stateful_payload(payload: Any) -> dict[str, Any]:
     return payload
 
 
-def _run_pool(config: Config, items: list[Item], deadline: float | None, cache: Cache, say: ProgressFn,
-              suite_results: dict[str, list[Result]], stateful_results: dict[str, dict[str, Any]],
+def _run_pool(config: Config, executor: Executor, items: list[Item], deadline: float | None, cache: Cache,
+              say: ProgressFn, suite_results: dict[str, list[Result]], stateful_results: dict[str, dict[str, Any]],
               partial: dict[str, list[Result]], items_state: dict[str, str], history: dict[str, Any]) -> bool:
-    """Run ``items`` in the pool until done or the deadline; True when the budget cut it short."""
-    with tempfile.TemporaryDirectory(prefix="pcpu-verify-check-") as tmp:
-        pool = _Pool(min(config.workers, len(items)), config.plugins)
-        futures: dict[Future[Any], tuple[Item, Path]] = {}
-        seen_rows: dict[str, int] = {}
-        started: dict[str, float] = {}
-        try:
-            for i, item in enumerate(items):
-                rows_file = Path(tmp) / f"item{i}.jsonl"
-                futures[pool.submit(item, str(rows_file))] = (item, rows_file)
-                say(Progress(item.label, "queued"))
-            pending = set(futures)
-            while pending:
-                timeout = 0.25 if deadline is None else max(0.0, min(0.25, deadline - time.perf_counter()))
-                done, pending = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
-                for f in done:
-                    item, _ = futures[f]
-                    _finish(f, item, cache, say, suite_results, stateful_results, items_state, history,
-                            time.perf_counter() - started.get(item.label, time.perf_counter()))
+    """Run ``items`` in a pool of the executor until done or the deadline; True when the budget cut it short."""
+    pool = executor.pool(min(config.workers, len(items)))
+    futures: dict[Future[Any], Item] = {}
+    seen_rows: dict[str, int] = {}
+    started: dict[str, float] = {}
+    try:
+        for item in items:
+            futures[pool.submit(item)] = item
+            say(Progress(item.label, "queued"))
+        pending = set(futures)
+        while pending:
+            timeout = 0.25 if deadline is None else max(0.0, min(0.25, deadline - time.perf_counter()))
+            done, pending = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
+            for f in done:
+                item = futures[f]
+                _finish(f, item, cache, say, suite_results, stateful_results, items_state, history,
+                        time.perf_counter() - started.get(item.label, time.perf_counter()))
+            for f in pending:
+                item = futures[f]
+                if item.label not in started and pool.started(f):
+                    started[item.label] = time.perf_counter()
+                    say(Progress(item.label, "start"))
+                if isinstance(item, SuiteItem):
+                    n = len(pool.streamed(f))
+                    if n != seen_rows.get(item.label, 0):
+                        seen_rows[item.label] = n
+                        say(Progress(item.label, "row", done=n, total=len(suite_rows(item.invariants, item.ops))))
+            if pending and deadline is not None and time.perf_counter() >= deadline:
+                streamed = {f: pool.streamed(f) if isinstance(futures[f], SuiteItem) else [] for f in pending}
+                pool.stop()
                 for f in pending:
-                    item, rows_file = futures[f]
-                    if f.running() and item.label not in started:
-                        started[item.label] = time.perf_counter()
-                        say(Progress(item.label, "start"))
-                    if isinstance(item, SuiteItem) and rows_file.exists():
-                        n = rows_file.read_text(encoding="utf-8").count("\n")
-                        if n != seen_rows.get(item.label, 0):
-                            seen_rows[item.label] = n
-                            say(Progress(item.label, "row", done=n, total=len(suite_rows(item.invariants, item.ops))))
-                if pending and deadline is not None and time.perf_counter() >= deadline:
-                    pool.stop()
-                    for f in pending:
-                        item, rows_file = futures[f]
-                        partial[item.label] = _streamed(rows_file) if isinstance(item, SuiteItem) else []
-                        items_state[item.label] = "partial" if partial[item.label] else "not run"
-                        say(Progress(item.label, "not run", "the budget ran out"))
-                    return True
-        except BaseException:
-            pool.stop()  # Ctrl-C: end the workers; no entry of theirs is written
-            raise
-        pool.close()
+                    item = futures[f]
+                    partial[item.label] = streamed[f]
+                    items_state[item.label] = "partial" if partial[item.label] else "not run"
+                    say(Progress(item.label, "not run", "the budget ran out"))
+                return True
+    except BaseException:
+        pool.stop()  # Ctrl-C: end the workers; no entry of theirs is written
+        raise
+    pool.close()
     return False
 
 
@@ -605,8 +570,9 @@ def _stateful_check_rows(st: StatefulItem, found: dict[str, Any] | None, baselin
     return out
 
 
-def _minimise_new_violations(config: Config, rows: list[Row], suites: list[SuiteItem], deadline: float | None,
-                             cache: Cache, say: ProgressFn, items_state: dict[str, str]) -> list[Row]:
+def _minimise_new_violations(config: Config, executor: Executor, rows: list[Row], suites: list[SuiteItem],
+                             deadline: float | None, cache: Cache, say: ProgressFn,
+                             items_state: dict[str, str]) -> list[Row]:
     by_setting = {(s.variant, GeometrySetting(s.geometry)): s for s in suites}
     wanted: dict[int, MinimiseItem] = {}
     for i, r in enumerate(rows):
@@ -635,7 +601,7 @@ def _minimise_new_violations(config: Config, rows: list[Row], suites: list[Suite
                 cache.release(m.key)
             else:
                 todo[i] = m
-        _minimise(config, todo, deadline, cache, say, out)
+        _minimise(config, executor, todo, deadline, cache, say, out)
         cache.release_all()
         todo = {}
         for i, m in busy.items():
@@ -643,20 +609,20 @@ def _minimise_new_violations(config: Config, rows: list[Row], suites: list[Suite
                 cache.release(m.key)
                 if not cached(i, m):
                     todo[i] = m
-        _minimise(config, todo, deadline, cache, say, out)
+        _minimise(config, executor, todo, deadline, cache, say, out)
     finally:
         cache.release_all()
     return out
 
 
-def _minimise(config: Config, todo: dict[int, MinimiseItem], deadline: float | None, cache: Cache,
-              say: ProgressFn, out: list[Row]) -> None:
-    """Minimise ``todo`` (row index -> item) in the pool within the deadline, into ``out``; cache each trace."""
+def _minimise(config: Config, executor: Executor, todo: dict[int, MinimiseItem], deadline: float | None,
+              cache: Cache, say: ProgressFn, out: list[Row]) -> None:
+    """Minimise ``todo`` (row index -> item) in the executor within the deadline, into ``out``; cache each trace."""
     if not todo or (deadline is not None and time.perf_counter() >= deadline):
         return
-    pool = _Pool(min(config.workers, len(todo)), config.plugins)
+    pool = executor.pool(min(config.workers, len(todo)))
     try:
-        futures = {pool.submit(m, None): i for i, m in todo.items()}
+        futures = {pool.submit(m): i for i, m in todo.items()}
         for m in todo.values():
             say(Progress(m.label, "start"))
         remaining = None if deadline is None else max(0.0, deadline - time.perf_counter())

@@ -127,10 +127,24 @@ def _exit_with_parent(parent: int) -> None:
     os._exit(EXIT_TERMINATED)  # no cleanup to do: the parent writes every file, and it is gone
 
 
-def run_item(item: Item, rows_file: str | None = None) -> Any:
-    """Run one work item (in a worker process); a suite appends each row to ``rows_file`` as it finishes."""
+RowSink = Callable[[Result], None]
+
+
+@dataclass(frozen=True)
+class RowsFile:
+    """A row sink for a local worker: each finished row appended to ``path`` as a line of JSON."""
+
+    path: str
+
+    def __call__(self, r: Result) -> None:
+        with open(self.path, "a", encoding="utf-8") as out:
+            out.write(json.dumps(result_to_json(r)) + "\n")
+
+
+def run_item(item: Item, rows: RowSink | None = None) -> Any:
+    """Run one work item (in a worker process); a suite hands each row to ``rows`` as it finishes."""
     if isinstance(item, SuiteItem):
-        return _run_suite_item(item, rows_file)
+        return _run_suite_item(item, rows)
     if isinstance(item, LayoutItem):
         return run_layout(item.variant, item.solver)
     if isinstance(item, StatefulItem):
@@ -140,23 +154,12 @@ def run_item(item: Item, rows_file: str | None = None) -> Any:
     return run_minimise(item)
 
 
-def _run_suite_item(item: SuiteItem, rows_file: str | None) -> list[Result]:
+def _run_suite_item(item: SuiteItem, rows: RowSink | None) -> list[Result]:
     from pcpuverify.proofs.suite import run_suite
 
-    def run(progress: Callable[[Result], None] | None) -> list[Result]:
-        return run_suite(item.variant, item.geometry, item.options,
-                         set(item.invariants) if item.invariants is not None else None,
-                         set(item.ops) if item.ops is not None else None, progress,
-                         load_witnesses(item.witnesses))
-
-    if rows_file is None:
-        return run(None)
-    with open(rows_file, "a", encoding="utf-8") as out:
-        def streamed(r: Result) -> None:
-            out.write(json.dumps(result_to_json(r)) + "\n")
-            out.flush()
-
-        return run(streamed)
+    return run_suite(item.variant, item.geometry, item.options,
+                     set(item.invariants) if item.invariants is not None else None,
+                     set(item.ops) if item.ops is not None else None, rows, load_witnesses(item.witnesses))
 
 
 def run_layout(variant: str, solver: SolverOptions) -> list[Result]:
