@@ -151,7 +151,7 @@ def check(config_file: str | None, variants: tuple[str, ...], geometries: tuple[
         "plugins": [str(cwd / p) for p in plugins] or None,
         "against": against,
     }
-    previous = signal.signal(signal.SIGTERM, _terminated)
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
     try:
         config = load_config(Path(config_file) if config_file else None, overrides)
         display = _Display(err, quiet or as_json and not err.is_terminal)
@@ -175,7 +175,8 @@ def check(config_file: str | None, variants: tuple[str, ...], geometries: tuple[
     sys.exit(run.exit_code)
 
 
-def _terminated(signum: int, frame: object) -> None:
+def raise_terminated(signum: int, frame: object) -> None:
+    """The SIGTERM handler of every command: unwind as for Ctrl-C (children killed, nothing half-written), exit 143."""
     raise Terminated()
 
 
