@@ -48,6 +48,7 @@ from pcpuverify.proofs.obligations import (
     transition,
 )
 from pcpuverify.proofs.results import Result, Verdict
+from pcpuverify.proofs.slicing import Cone
 from pcpuverify.proofs.solver import Answer, SolverOptions, check, check_all
 from pcpuverify.symbolic.encode import SymPercpu
 from pcpuverify.symbolic.state import SymChunk, fresh_chunk, well_formed
@@ -64,6 +65,9 @@ class SuiteOptions:
     solver: SolverOptions = field(default_factory=SolverOptions)
     depth: int = 4  # bounded model checking depth (operations from a new chunk)
     conformance_steps: int = 60
+    # consecution queries first with the strengthening sliced to their cone of influence (slicing.py); like
+    # jobs, left out of to_json: it changes how long a suite takes, never a verdict
+    slicing: bool = True
 
     def to_json(self) -> dict[str, object]:
         return {**self.solver.to_json(), "depth": self.depth, "conformance_steps": self.conformance_steps}
@@ -263,15 +267,32 @@ def _suite(variant: str, geometry: Geometry, options: SuiteOptions, invariants: 
         t = trans[kind]
         return [well_formed(pre), *[i.z3(pre) for i in invs], t.precondition, t.step.unrolled]
 
+    cone = Cone()
+
+    def consecution_answers(asked: list[tuple[str, list[Invariant], list[z3.BoolRef], z3.BoolRef]],
+                            solver: SolverOptions) -> list[Answer]:
+        """Each (operation, strengthening, side conditions, target) query: first with the strengthening sliced
+        to the target's cone of influence (``slicing.py``), then, where that is not unsat, with all of it."""
+        slices = [cone.slice(target, invs, pre) if options.slicing else invs for _, invs, _, target in asked]
+        answers = check_all([[*assumptions(kind, part), *side, target]
+                             for (kind, _, side, target), part in zip(asked, slices)], solver)
+        again = [i for i, (a, part) in enumerate(zip(answers, slices)) if a.status != "unsat" and part != asked[i][1]]
+        for i, full in zip(again, check_all([[*assumptions(asked[i][0], asked[i][1]), *asked[i][2], asked[i][3]]
+                                             for i in again], solver)):
+            answers[i] = replace(full, seconds=answers[i].seconds + full.seconds,
+                                 times={f"{k} (sliced)": v for k, v in answers[i].times.items()} | full.times)
+        return answers
+
     consecution: dict[tuple[str, str], Answer] = {}
     dropped: set[str] = set()
     while True:
         again = False
         for kind in OPS:
             # one operation's queries share their assumptions, so they are independent: solved as one batch
-            base = assumptions(kind, held) + [z3.Not(trans[kind].step.post.oob_write)]
+            post = trans[kind].step.post
             batch = list(held)
-            answers = check_all([[*base, z3.Not(inv.z3(trans[kind].step.post))] for inv in batch], options.solver)
+            answers = consecution_answers([(kind, held, [z3.Not(post.oob_write)], z3.Not(inv.z3(post)))
+                                           for inv in batch], options.solver)
             for inv, ans in zip(batch, answers):
                 consecution[(inv.name, kind)] = ans
                 if ans.status != "unsat":
@@ -306,8 +327,8 @@ def _suite(variant: str, geometry: Geometry, options: SuiteOptions, invariants: 
         """Consecution of ``inv`` per operation; each failure searched for from a new chunk."""
         breach = Breach(inv)
         asked = [kind for kind in wanted_ops if sanity[kind] is None]
-        answers: dict[str, Answer] = dict(zip(asked, check_all(
-            [[*assumptions(kind, strengthening), breach.at(pre, trans[kind])] for kind in asked], solver)))
+        answers: dict[str, Answer] = dict(zip(asked, consecution_answers(
+            [(kind, strengthening, [], breach.at(pre, trans[kind])) for kind in asked], solver)))
         failing = [k for k, a in answers.items() if a.status == "sat"]
         searched = bmc.search(failing, breach, solver) if failing else {}
         rows = []
