@@ -1,9 +1,10 @@
-"""The rows a suite owes: every (invariant, operation) the configured filters select."""
+"""The rows an item owes: every obligation of a suite or a layout suite the configured filters select."""
 
 from __future__ import annotations
 
-from pcpuverify.check.outcomes import LAYOUT_PAGE_SIZE, LAYOUT_SETS
+from pcpuverify.check.obligation import LAYOUT_SETS, GeometrySetting, LayoutSetting, Obligation
 from pcpuverify.invariants.check import STATE_INVARIANTS, STEP_INVARIANTS
+from pcpuverify.model.geometry import Geometry
 from pcpuverify.proofs.initiation import OP as FIRST_CHUNK_OP
 from pcpuverify.proofs.layout import LAYOUT_PROPERTIES
 from pcpuverify.proofs.obligations import OPS
@@ -23,16 +24,19 @@ def suite_rows(invariants: frozenset[str] | None, ops: frozenset[str] | None) ->
     return rows
 
 
-def layout_geometry(set_name: str) -> str:
-    return f"page{LAYOUT_PAGE_SIZE}/{set_name}"
+def suite_obligations(subject: str, geometry: Geometry, invariants: frozenset[str] | None,
+                      ops: frozenset[str] | None) -> list[Obligation]:
+    """``suite_rows`` as the keys of the suite of ``subject`` on ``geometry``."""
+    setting = GeometrySetting(geometry)
+    return [Obligation(subject, setting, inv, op) for inv, op in suite_rows(invariants, ops)]
 
 
-def layout_rows(properties: frozenset[str] | None = None) -> list[tuple[str, str]]:
-    """Every (geometry, property) row ``run_layout_suite`` reports (``properties``: only those), in its order.
+def layout_obligations(subject: str, properties: frozenset[str] | None = None) -> list[Obligation]:
+    """Every obligation ``run_layout_suite`` reports for ``subject`` (``properties``: only those), in its order.
 
     Derived from ``LAYOUT_PROPERTIES`` and each property's ``sets``: a
-    property added to proofs/layout.py is owed without a change here.
+    property added to proofs/layout is owed without a change here.
     """
-    return [(layout_geometry(set_name), name) for set_name in LAYOUT_SETS
+    return [Obligation(subject, LayoutSetting(set_name), name) for set_name in LAYOUT_SETS
             for name, prop in LAYOUT_PROPERTIES.items()
             if set_name in prop.sets and (properties is None or name in properties)]
