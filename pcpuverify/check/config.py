@@ -21,7 +21,7 @@ from pcpuverify.check.outcomes import CONFIG_TABLE, CheckError
 from pcpuverify.model.geometry import Geometry, GeometryError
 from pcpuverify.model.trace import read_input
 from pcpuverify.proofs.layout import LAYOUT_PROPERTIES
-from pcpuverify.proofs.solver import MAX_RLIMIT, MAX_SEED, MAX_TIMEOUT, MIN_TIMEOUT, SolverOptions
+from pcpuverify.proofs.solver import MAX_RLIMIT, MAX_SEED, MAX_TIMEOUT, MIN_TIMEOUT, SOLVER_CHOICES, SolverOptions
 from pcpuverify.proofs.suite import MAX_DEPTH, SuiteOptions
 from pcpuverify.symbolic.bv import check_encodable
 from pcpuverify.symbolic.subjects import SubjectError, inherited_layout, register
@@ -40,7 +40,12 @@ CONFIG_KEYS: dict[str, str] = {
     "traces": "a list of directories of regression traces, relative to the config file",
     "stateful-examples": "Hypothesis examples per geometry for the stateful machines, 0 to skip them",
     "layout": "true or false: run the first-chunk layout proofs (PAGE_SIZE 4096) for every variant",
+    "solver": f"who answers each query, one of {', '.join(SOLVER_CHOICES)} (default z3: with cvc5, the"
+              " deterministic mode; bitwuzla and portfolio are bounded by the clock, so an UNKNOWN can differ"
+              " between machines)",
 }
+# keys a config may leave out, and their values then; every other key of CONFIG_KEYS is required
+CONFIG_DEFAULTS: dict[str, Any] = {"solver": "z3"}
 
 
 @dataclass(frozen=True)
@@ -65,11 +70,12 @@ class Config:
     ops: frozenset[str] | None = None
     plugins: tuple[Path, ...] = ()
     against: str | None = None  # hold every variant to this subject's baseline rows (what a patch on it moved)
+    solver: str = CONFIG_DEFAULTS["solver"]  # proofs/solver.py SOLVER_CHOICES
 
     @property
     def suite_options(self) -> SuiteOptions:
-        return SuiteOptions(solver=SolverOptions(rlimit=self.rlimit, seed=self.seed, timeout=self.timeout),
-                            depth=self.depth)
+        return SuiteOptions(solver=SolverOptions(rlimit=self.rlimit, seed=self.seed, timeout=self.timeout,
+                                                 solver=self.solver), depth=self.depth)
 
     @property
     def suite_filters(self) -> tuple[frozenset[str] | None, frozenset[str] | None] | None:
@@ -149,10 +155,10 @@ def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> C
     unknown = sorted(set(table) - set(CONFIG_KEYS))
     if unknown:
         raise CheckError(f"{path}: [{CONFIG_TABLE}]: unknown key {unknown[0]!r}; the keys are {', '.join(CONFIG_KEYS)}")
-    missing = [k for k in CONFIG_KEYS if k not in table]
+    missing = [k for k in CONFIG_KEYS if k not in table and k not in CONFIG_DEFAULTS]
     if missing:
         raise CheckError(f"{path}: [{CONFIG_TABLE}]: missing key {missing[0]!r} ({CONFIG_KEYS[missing[0]]})")
-    values = dict(table)
+    values = {**CONFIG_DEFAULTS, **table}
     for key, value in (overrides or {}).items():
         if value is not None:
             values[key] = value
@@ -198,6 +204,8 @@ def _validated(path: Path, v: dict[str, Any]) -> Config:
     cache = v["cache-dir"]
     if not isinstance(v["layout"], bool):
         raise bad("layout")
+    if v["solver"] not in SOLVER_CHOICES:
+        raise bad("solver")
     return Config(
         root=path.parent.resolve(),
         variants=variants,
@@ -217,6 +225,7 @@ def _validated(path: Path, v: dict[str, Any]) -> Config:
         ops=frozenset(v["ops"]) if v.get("ops") else None,
         plugins=tuple(Path(p).resolve() for p in v.get("plugins") or ()),
         against=v.get("against"),
+        solver=v["solver"],
     )
 
 

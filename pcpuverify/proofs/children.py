@@ -23,15 +23,13 @@ from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection, wait
 from typing import Generic, TypeVar
 
-from pcpuverify.exits import EXIT_TERMINATED
-
 T = TypeVar("T")
 
 FORK = mp.get_context("fork")
 
 
 def watch_parent(parent: int) -> None:
-    """Leave (exit 143, as for SIGTERM) as soon as ``parent`` is gone, from a daemon thread polling twice a second.
+    """Leave (killed) as soon as ``parent`` is gone: a daemon thread polls twice a second.
 
     Polled rather than PR_SET_PDEATHSIG, which fires when the parent's *thread*
     that forked us ends, and is Linux only.
@@ -42,7 +40,9 @@ def watch_parent(parent: int) -> None:
 def _exit_with_parent(parent: int) -> None:
     while os.getppid() == parent:  # reparented (to init or a subreaper) once the parent is gone
         time.sleep(0.5)
-    os._exit(EXIT_TERMINATED)  # no cleanup to do: the parent writes every file, and it is gone
+    # No cleanup to do: the parent writes every file, and it is gone.  SIGKILL, not SIGTERM: no handler a
+    # child inherited runs (it would wait for the solver to return to Python), and nobody reads the status.
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 class ChildFailed(RuntimeError):
