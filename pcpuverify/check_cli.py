@@ -170,7 +170,7 @@ def check(config_file: str | None, variants: tuple[str, ...], geometries: tuple[
         # the variable names the cluster to use when one is asked for; it never turns a local run into one
         "scheduler": scheduler or (os.environ.get(SCHEDULER_ENV) if executor == "dask" else None),
     }
-    previous = signal.signal(signal.SIGTERM, _terminated)
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
     try:
         config = load_config(Path(config_file) if config_file else None, overrides)
         display = _Display(err, quiet or as_json and not err.is_terminal)
@@ -194,7 +194,8 @@ def check(config_file: str | None, variants: tuple[str, ...], geometries: tuple[
     sys.exit(run.exit_code)
 
 
-def _terminated(signum: int, frame: object) -> None:
+def raise_terminated(signum: int, frame: object) -> None:
+    """The SIGTERM handler of every command: unwind as for Ctrl-C (children killed, nothing half-written), exit 143."""
     raise Terminated()
 
 

@@ -6,6 +6,7 @@ import html
 import io
 import json
 import os
+import signal
 import sys
 import time
 import traceback
@@ -21,7 +22,8 @@ from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElaps
 
 from pcpuverify.check import CheckError, Config, find_config, load_baseline, load_config, obligation_of, suite_rows
 from pcpuverify.check.config import load_plugin
-from pcpuverify.check_cli import DEPTH, RLIMIT, SEED, TIMEOUT, check
+from pcpuverify.check.outcomes import Terminated
+from pcpuverify.check_cli import DEPTH, RLIMIT, SEED, TIMEOUT, check, raise_terminated
 from pcpuverify.counterexamples.minimize import minimize as minimize_trace
 from pcpuverify.counterexamples.regression import regression_test
 from pcpuverify.counterexamples.witness import load_witnesses
@@ -30,6 +32,7 @@ from pcpuverify.exits import (
     EXIT_BROKEN_PIPE,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_TERMINATED,
     EXIT_TOOL_FAILURE,
     EXIT_UNDECIDED,
     EXIT_USAGE,
@@ -89,9 +92,13 @@ class _Main(click.Group):
              standalone_mode: bool = True, windows_expand_args: bool = True, **extra: Any) -> Any:
         # click's own standalone handling prints a 4-line usage block: take it over (standalone_mode=False
         # hands us the exceptions), and print one line naming the option, with where to read the rest.
+        previous = signal.signal(signal.SIGTERM, raise_terminated)
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False,
                               windows_expand_args=windows_expand_args, **extra)
+        except Terminated:  # a CI job cancelled: unwound as for Ctrl-C, so `prove --jobs` leaves no child behind
+            click.echo("pcpu-verify: terminated", err=True)
+            sys.exit(EXIT_TERMINATED)
         except click.UsageError as e:
             command = e.ctx.command_path if e.ctx is not None else "pcpu-verify"
             click.echo(f"pcpu-verify: error: {e.format_message()} (see {command} --help)", err=True)
@@ -102,6 +109,8 @@ class _Main(click.Group):
         except click.Abort:  # Ctrl-C outside `check` (which handles its own)
             click.echo("pcpu-verify: interrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
         if not standalone_mode:
             return rv
         sys.exit(rv if isinstance(rv, int) else EXIT_OK)  # an int is the code of --help or --version
@@ -430,6 +439,9 @@ def _geometry(spec: str) -> Geometry:
                    " (--timeout only) or portfolio, an UNKNOWN can differ between machines, a verdict cannot.")
 @click.option("--depth", type=DEPTH, default=SuiteOptions.depth, show_default=True,
               help="Bounded model checking depth (operations from a new chunk).")
+@click.option("--jobs", type=click.IntRange(min=0), default=SolverOptions.jobs, show_default=True,
+              help="Worker processes for the independent queries and obligations of a suite (0: one per core);"
+                   " the verdicts are those of one worker.")
 @click.option("--traces", "traces_dir", type=click.Path(file_okay=False), default=None,
               help="Write the trace of every VIOLATED obligation into this directory.")
 @click.option("--witnesses", "witness_paths", multiple=True, type=click.Path(exists=True),
@@ -444,7 +456,7 @@ def _geometry(spec: str) -> Geometry:
 @variant_module_option
 @user_errors
 def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tuple[str, ...], ops: tuple[str, ...],
-          timeout: float, rlimit: int, seed: int, solver: str, depth: int, traces_dir: str | None,
+          timeout: float, rlimit: int, seed: int, solver: str, depth: int, jobs: int, traces_dir: str | None,
           witness_paths: tuple[str, ...], no_witnesses: bool, layout: bool, rows: bool, as_json: bool) -> None:
     """Prove or refute every invariant for every operation on small geometries.
 
@@ -465,8 +477,8 @@ def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tu
     chosen = list(variants) or sorted(name for name, s in SUBJECTS.items() if s.encoding is not None)
     for name in chosen:
         subject(name).require_encoding()  # one line and exit 2 for a model-only subject
-    options = SuiteOptions(solver=SolverOptions(rlimit=rlimit, seed=seed, timeout=timeout, solver=solver),
-                           depth=depth)
+    options = SuiteOptions(solver=SolverOptions(rlimit=rlimit, seed=seed, timeout=timeout, solver=solver,
+                                                jobs=jobs or os.cpu_count() or 1), depth=depth)
     err = Console(stderr=True)
     lines = None if err.is_terminal else _ProgressLines(err)  # a CI log: no spinner, so say what finished
     wanted = {n for n in invariants if n not in LAYOUT_PROPERTIES} if invariants else None

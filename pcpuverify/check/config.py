@@ -21,7 +21,7 @@ from pcpuverify.check.outcomes import CONFIG_TABLE, CheckError
 from pcpuverify.model.geometry import Geometry, GeometryError
 from pcpuverify.model.trace import read_input
 from pcpuverify.proofs.layout import LAYOUT_PROPERTIES
-from pcpuverify.proofs.solver import MAX_RLIMIT, MAX_SEED, MAX_TIMEOUT, MIN_TIMEOUT, SolverOptions
+from pcpuverify.proofs.solver import MAX_RLIMIT, MAX_SEED, MAX_TIMEOUT, MIN_TIMEOUT, SOLVER_CHOICES, SolverOptions
 from pcpuverify.proofs.suite import MAX_DEPTH, SuiteOptions
 from pcpuverify.symbolic.bv import check_encodable
 from pcpuverify.symbolic.subjects import SubjectError, inherited_layout, register
@@ -47,6 +47,9 @@ CONFIG_KEYS: dict[str, str] = {
 OPTIONAL_KEYS: dict[str, tuple[str, Any]] = {
     "sources": (("a list of kernel sources (a tree, its mm/ folder or mm/percpu.c), relative to the config file:"
                  " each a C subject, searched on its user-space build at every geometry"), []),
+    "solver": (f"who answers each query, one of {', '.join(SOLVER_CHOICES)} (default z3: with cvc5, the"
+               " deterministic mode; bitwuzla and portfolio are bounded by the clock, so an UNKNOWN can differ"
+               " between machines)", "z3"),
 }
 
 
@@ -75,11 +78,12 @@ class Config:
     against: str | None = None  # hold every variant to this subject's baseline rows (what a patch on it moved)
     executor: str = "local"  # where the items run: one of EXECUTORS (check/executors.py)
     scheduler: str | None = None  # the Dask scheduler's address; None: a LocalCluster for the run
+    solver: str = OPTIONAL_KEYS["solver"][1]  # proofs/solver.py SOLVER_CHOICES
 
     @property
     def suite_options(self) -> SuiteOptions:
-        return SuiteOptions(solver=SolverOptions(rlimit=self.rlimit, seed=self.seed, timeout=self.timeout),
-                            depth=self.depth)
+        return SuiteOptions(solver=SolverOptions(rlimit=self.rlimit, seed=self.seed, timeout=self.timeout,
+                                                 solver=self.solver), depth=self.depth)
 
     @property
     def suite_filters(self) -> tuple[frozenset[str] | None, frozenset[str] | None] | None:
@@ -215,6 +219,8 @@ def _validated(path: Path, v: dict[str, Any]) -> Config:
         raise CheckError(f"executor {executor!r}: choose one of {', '.join(EXECUTORS)}")
     if v.get("scheduler") and executor != "dask":
         raise CheckError("--scheduler names a Dask scheduler: it needs --executor dask")
+    if v["solver"] not in SOLVER_CHOICES:
+        raise bad("solver")
     return Config(
         root=path.parent.resolve(),
         variants=variants,
@@ -238,6 +244,7 @@ def _validated(path: Path, v: dict[str, Any]) -> Config:
         against=v.get("against"),
         executor=executor,
         scheduler=v.get("scheduler") or None,
+        solver=v["solver"],
     )
 
 

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,8 +23,8 @@ from pcpuverify.check.obligation import (
 )
 from pcpuverify.check.outcomes import Row
 from pcpuverify.counterexamples.witness import load_witnesses
-from pcpuverify.exits import EXIT_TERMINATED
 from pcpuverify.model.geometry import Geometry
+from pcpuverify.proofs.children import watch_parent
 from pcpuverify.proofs.results import Result
 from pcpuverify.proofs.solver import SolverOptions
 from pcpuverify.proofs.suite import SuiteOptions
@@ -114,17 +111,10 @@ def _worker_init(plugins: tuple[Path, ...], parent: int) -> None:
     # The parent owns Ctrl-C: it stops the workers and writes nothing half-done.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # A parent that dies without stopping us (SIGKILL, a crash) cannot: leave with it, and with the last
-    # worker gone the resource tracker sees its pipe close and leaves too.  Polled rather than
-    # PR_SET_PDEATHSIG, which fires when the parent's *thread* that spawned us ends, and is Linux only.
-    threading.Thread(target=_exit_with_parent, args=(parent,), name="exit-with-parent", daemon=True).start()
+    # worker gone the resource tracker sees its pipe close and leaves too (the watch of every child).
+    watch_parent(parent)
     for plugin in plugins:
         load_plugin(plugin)
-
-
-def _exit_with_parent(parent: int) -> None:
-    while os.getppid() == parent:  # reparented (to init or a subreaper) once the parent is gone
-        time.sleep(0.5)
-    os._exit(EXIT_TERMINATED)  # no cleanup to do: the parent writes every file, and it is gone
 
 
 RowSink = Callable[[Result], None]

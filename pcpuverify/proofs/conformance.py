@@ -116,10 +116,15 @@ class Mismatch:
         return f"after {self.op.describe()}: {self.field} is {self.model} in model/ but {self.encoding} encoded"
 
 
-def compare_step(ref: Reference, op: Op, encoding: type[SymPercpu] | None = None) -> list[Mismatch]:
-    """Apply ``op`` to ``ref`` (mutating it) and to its encoding; list every field that differs."""
-    enc = (encoding or subject(ref.variant).require_encoding())(ref.geometry)
-    step = encode_op(enc, symbolic_of(ref), op)
+def compare_step(ref: Reference, op: Op, encoding: type[SymPercpu] | None = None,
+                 step: SymStep | None = None) -> list[Mismatch]:
+    """Apply ``op`` to ``ref`` (mutating it) and to its encoding; list every field that differs.
+
+    ``step``: ``op`` already encoded on ``symbolic_of(ref)``, to be compared (built here when not given).
+    """
+    if step is None:
+        enc = (encoding or subject(ref.variant).require_encoding())(ref.geometry)
+        step = encode_op(enc, symbolic_of(ref), op)
     result = ref.apply(op)
     found: list[Mismatch] = []
     oob = bool(result.accesses)
@@ -141,10 +146,12 @@ def compare_step(ref: Reference, op: Op, encoding: type[SymPercpu] | None = None
     return found
 
 
-def compare_invariants(ref: Reference, before: Reference, op: Op, step_result: StepResult) -> list[str]:
+def compare_invariants(ref: Reference, before: Reference, op: Op, step_result: StepResult,
+                       sym_step: SymStep | None = None) -> list[str]:
     """Invariants whose Z3 predicate disagrees with the concrete one on ``before --op--> ref``.
 
-    ``ref`` is the state after ``op``, ``before`` a copy of the state before.
+    ``ref`` is the state after ``op``, ``before`` a copy of the state before; ``sym_step``: ``op``
+    already encoded on ``symbolic_of(before)`` (built here when not given).
     """
     from pcpuverify.invariants.base import ChunkSnapshot
     from pcpuverify.invariants.check import STATE_INVARIANTS, STEP_INVARIANTS
@@ -154,8 +161,8 @@ def compare_invariants(ref: Reference, before: Reference, op: Op, step_result: S
     if any(a.write for a in step_result.accesses):
         return []
     pre = symbolic_of(before)
-    enc = subject(ref.variant).require_encoding()(ref.geometry)
-    sym_step = encode_op(enc, pre, op)
+    if sym_step is None:
+        sym_step = encode_op(subject(ref.variant).require_encoding()(ref.geometry), pre, op)
     sym_op = sym_op_of(op)
     problems = []
     for inv in STATE_INVARIANTS:
@@ -193,16 +200,18 @@ def quick_conformance(variant: str, geometry: Geometry, steps: int, seed: int) -
     while done < steps:
         g = Geometry(geometry.block_bits, geometry.nr_pages, layouts[done % len(layouts)])
         ref = Reference(variant, g, ChunkInit())
+        enc = subject(variant).require_encoding()(g)
         for _ in range(8):
             op = random_op(ref, rng)
             before = ref.copy()
-            mismatches = compare_step(ref, op)
+            step = encode_op(enc, symbolic_of(ref), op)  # once, for the fields and for the invariants
+            mismatches = compare_step(ref, op, step=step)
             done += 1
             if mismatches:
                 return mismatches[0].describe()
             after = before.copy()
             result = after.apply(op)
-            problems = compare_invariants(after, before, op, result)
+            problems = compare_invariants(after, before, op, result, step)
             if problems:
                 return problems[0]
             if any(a.write for a in result.accesses) or done >= steps:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from functools import partial
 
 from pcpuverify.invariants.check import STATE_INVARIANTS, check_state
 from pcpuverify.model.first_chunk import LayoutError, check_layout
@@ -19,6 +20,7 @@ from pcpuverify.model.geometry import Geometry
 from pcpuverify.model.ops import FirstChunkInit
 from pcpuverify.model.reference import Reference
 from pcpuverify.model.trace import Trace
+from pcpuverify.proofs.children import run_all
 from pcpuverify.proofs.results import Result, Verdict
 
 OP = "init-first-chunk"
@@ -40,15 +42,19 @@ def admissible_layouts(page_size: int) -> Iterator[FirstChunkInit]:
                 yield layout
 
 
-def first_chunk_initiation(variant: str, geometry: Geometry, wanted: set[str] | None = None) -> list[Result]:
-    """One row per state invariant: PROVED when no admissible layout breaks it, else VIOLATED with the first."""
+def first_chunk_initiation(variant: str, geometry: Geometry, wanted: set[str] | None = None,
+                           jobs: int = 1) -> list[Result]:
+    """One row per state invariant: PROVED when no admissible layout breaks it, else VIOLATED with the first.
+
+    With ``jobs`` > 1 the layouts are dealt out to that many child processes; each reports the first
+    layout (in enumeration order) that breaks each invariant, so the rows are those of one process.
+    """
     start = time.perf_counter()
-    first_broken: dict[str, FirstChunkInit] = {}
-    count = 0
-    for layout in admissible_layouts(geometry.page_size):
-        count += 1
-        for v in check_state(Reference(variant, geometry, layout)):
-            first_broken.setdefault(v.invariant, layout)
+    layouts = list(admissible_layouts(geometry.page_size))
+    shares = max(1, min(jobs, len(layouts)))
+    found = run_all([partial(_first_broken, variant, geometry, layouts, k, shares) for k in range(shares)], shares)
+    first_broken = {inv: layouts[min(f[inv] for f in found if inv in f)] for f in found for inv in f}
+    count = len(layouts)
     seconds = time.perf_counter() - start
     results = []
     for inv in STATE_INVARIANTS:
@@ -65,3 +71,13 @@ def first_chunk_initiation(variant: str, geometry: Geometry, wanted: set[str] | 
                                          f" dyn_size={layout.dyn_size}",
                                   trace=trace.to_json(), depth=0))
     return results
+
+
+def _first_broken(variant: str, geometry: Geometry, layouts: list[FirstChunkInit], share: int,
+                  shares: int) -> dict[str, int]:
+    """Of every ``shares``-th layout from ``share`` on: the index of the first that breaks each invariant."""
+    first: dict[str, int] = {}
+    for i in range(share, len(layouts), shares):
+        for v in check_state(Reference(variant, geometry, layouts[i])):
+            first.setdefault(v.invariant, i)
+    return first

@@ -20,6 +20,7 @@ another's answer is listed with the status ``cut`` and the time it ran.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,8 +29,7 @@ from multiprocessing.connection import Connection, wait
 import z3
 
 from pcpuverify.proofs.backends import Limits, Outcome, prepare, solve
-
-_FORK = mp.get_context("fork")  # children inherit the Z3 terms and their translations: nothing is pickled
+from pcpuverify.proofs.children import FORK, watch_parent
 
 
 @dataclass
@@ -48,7 +48,8 @@ class Task:
     start: float
 
 
-def _child(conn: Connection, solver: str, assertions: list[z3.BoolRef], limits: Limits) -> None:
+def _child(conn: Connection, solver: str, assertions: list[z3.BoolRef], limits: Limits, parent: int) -> None:
+    watch_parent(parent)
     try:
         conn.send(solve(solver, assertions, limits))
     except BaseException as e:  # an exception is the solver's unknown, reported, never a pass
@@ -68,8 +69,8 @@ def race(queries: Sequence[list[z3.BoolRef]], solvers: Sequence[str], limits: Li
             while pending and len(running) < max(jobs, 1):
                 q, s = pending.pop(0)
                 prepare(s, queries[q])
-                parent_end, child_end = _FORK.Pipe(duplex=False)
-                proc = _FORK.Process(target=_child, args=(child_end, s, queries[q], limits), daemon=True)
+                parent_end, child_end = FORK.Pipe(duplex=False)
+                proc = FORK.Process(target=_child, args=(child_end, s, queries[q], limits, os.getpid()), daemon=True)
                 proc.start()
                 child_end.close()
                 running[parent_end] = Task(q, s, proc, time.perf_counter())

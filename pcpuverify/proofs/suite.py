@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 import z3
 
@@ -34,6 +35,7 @@ from pcpuverify.invariants.check import (
 from pcpuverify.model.geometry import Geometry
 from pcpuverify.model.ops import ChunkInit, Op, op_to_json
 from pcpuverify.model.trace import Trace
+from pcpuverify.proofs.children import Later, run_all
 from pcpuverify.proofs.conformance import quick_conformance
 from pcpuverify.proofs.initiation import first_chunk_initiation
 from pcpuverify.proofs.obligations import (
@@ -46,6 +48,7 @@ from pcpuverify.proofs.obligations import (
     transition,
 )
 from pcpuverify.proofs.results import Result, Verdict
+from pcpuverify.proofs.slicing import Cone
 from pcpuverify.proofs.solver import Answer, SolverOptions, check, check_all
 from pcpuverify.symbolic.encode import SymPercpu
 from pcpuverify.symbolic.state import SymChunk, fresh_chunk, well_formed
@@ -62,6 +65,9 @@ class SuiteOptions:
     solver: SolverOptions = field(default_factory=SolverOptions)
     depth: int = 4  # bounded model checking depth (operations from a new chunk)
     conformance_steps: int = 60
+    # consecution queries first with the strengthening sliced to their cone of influence (slicing.py); like
+    # jobs, left out of to_json: it changes how long a suite takes, never a verdict
+    slicing: bool = True
 
     def to_json(self) -> dict[str, object]:
         return {**self.solver.to_json(), "depth": self.depth, "conformance_steps": self.conformance_steps}
@@ -120,12 +126,15 @@ class Bmc:
         self.states.append(post)
         self.choices.append((kind, ts))
 
-    def search(self, kinds: list[str], breach: Breach) -> dict[str, Search]:
+    def search(self, kinds: list[str], breach: Breach, solver: SolverOptions | None = None) -> dict[str, Search]:
         """For each of ``kinds``, the shortest trace whose last operation, of that kind, first breaks.
+
+        ``solver``: who answers (default: the suite's), e.g. one worker where searches run side by side.
 
         Iterative deepening with the last kind left open: one unsat query
         settles a depth for every kind still looked for.
         """
+        solver = solver or self.options.solver
         remaining, found, seconds = list(kinds), {}, 0.0
         asked: list[dict[str, object]] = []  # who answered each query, in order
         for depth in range(1, self.options.depth + 1):
@@ -137,8 +146,7 @@ class Bmc:
                 ts = {k: transition(self.enc, k, pre, f"bmc{depth}.last.{k}") for k in remaining}
                 last = z3.Or(*[z3.And(sel == i, t.precondition, t.step.unrolled, breach.at(pre, t))
                                for i, t in enumerate(ts.values())])
-                answer = check([*self.constraints[: depth - 1], *breach.kept(self, depth - 1), last],
-                               self.options.solver)
+                answer = check([*self.constraints[: depth - 1], *breach.kept(self, depth - 1), last], solver)
                 seconds += answer.seconds
                 asked.append({"depth": depth, **answer.to_json()})
                 if answer.status == "unknown":
@@ -181,8 +189,29 @@ def run_suite(
 
     ``witnesses`` are tried, carried to ``variant`` and ``geometry``, where
     bounded model checking finds no violation within its depth.
+
+    With ``options.solver.jobs`` > 1, the work that needs no solver (conformance, the first chunk's
+    initiation) runs in child processes beside the solver's from the start, and the invariants whose
+    consecution needs more than the Houdini round (a dropped one, a step invariant) are settled in
+    parallel, their rows reported (``progress``) as they settle.  The rows returned, and their order,
+    are those of one worker.
     """
     options = options or SuiteOptions()
+    background = options.solver.jobs > 1
+    conformance = Later(partial(quick_conformance, variant, geometry, options.conformance_steps, options.solver.seed),
+                        background)
+    first_chunk = Later(partial(first_chunk_initiation, variant, geometry, invariants, options.solver.jobs),
+                        background)
+    try:
+        return _suite(variant, geometry, options, invariants, ops, progress, witnesses, conformance, first_chunk)
+    finally:
+        conformance.cancel()
+        first_chunk.cancel()
+
+
+def _suite(variant: str, geometry: Geometry, options: SuiteOptions, invariants: set[str] | None,
+           ops: set[str] | None, progress: Progress | None, witnesses: Sequence[Witness],
+           conformance: Later[str | None], first_chunk: Later[list[Result]]) -> list[Result]:
     report = progress or (lambda r: None)
     wanted_inv = (lambda name: invariants is None or name in invariants)
     wanted_ops = [k for k in OPS if ops is None or k in ops]
@@ -198,12 +227,18 @@ def run_suite(
                       extra={} if answer is None else answer.to_json())
 
     state_invs = [i for i in STATE_INVARIANTS if i.z3 is not None]
-    mismatch = quick_conformance(variant, geometry, options.conformance_steps, options.solver.seed)
-    if mismatch is not None:
-        for inv in [*state_invs, *STEP_INVARIANTS]:
-            if wanted_inv(inv.name):
-                for op in ["init", *wanted_ops] if inv.kind == "state" else wanted_ops:
-                    emit(row(inv.name, op, Verdict.NONCONFORMANT, 0.0, detail=mismatch))
+
+    def nonconformant() -> bool:
+        """Every row NONCONFORMANT when the encoding disagrees with ``model/``: nothing is proved."""
+        mismatch = conformance.result()
+        if mismatch is not None:
+            for inv in [*state_invs, *STEP_INVARIANTS]:
+                if wanted_inv(inv.name):
+                    for op in ["init", *wanted_ops] if inv.kind == "state" else wanted_ops:
+                        emit(row(inv.name, op, Verdict.NONCONFORMANT, 0.0, detail=mismatch))
+        return mismatch is not None
+
+    if not conformance.background and nonconformant():  # in the background, asked before the first row
         return results
 
     enc = subject(variant).require_encoding()(geometry)
@@ -223,11 +258,6 @@ def run_suite(
             assert ans.model is not None
             g = concrete_populated(ans.model, bmc.populated, geometry)
             init_rows[inv.name] = _replayed(variant, g, inv.name, [], ans.seconds, "init", ans.to_json())
-    for inv in state_invs:
-        if wanted_inv(inv.name):
-            emit(init_rows[inv.name])
-    for r in first_chunk_initiation(variant, geometry, invariants):
-        emit(r)
 
     # Houdini: drop invariants until the rest is inductive for every operation
     pre = fresh_chunk(geometry, "pre")
@@ -237,15 +267,32 @@ def run_suite(
         t = trans[kind]
         return [well_formed(pre), *[i.z3(pre) for i in invs], t.precondition, t.step.unrolled]
 
+    cone = Cone()
+
+    def consecution_answers(asked: list[tuple[str, list[Invariant], list[z3.BoolRef], z3.BoolRef]],
+                            solver: SolverOptions) -> list[Answer]:
+        """Each (operation, strengthening, side conditions, target) query: first with the strengthening sliced
+        to the target's cone of influence (``slicing.py``), then, where that is not unsat, with all of it."""
+        slices = [cone.slice(target, invs, pre) if options.slicing else invs for _, invs, _, target in asked]
+        answers = check_all([[*assumptions(kind, part), *side, target]
+                             for (kind, _, side, target), part in zip(asked, slices)], solver)
+        again = [i for i, (a, part) in enumerate(zip(answers, slices)) if a.status != "unsat" and part != asked[i][1]]
+        for i, full in zip(again, check_all([[*assumptions(asked[i][0], asked[i][1]), *asked[i][2], asked[i][3]]
+                                             for i in again], solver)):
+            answers[i] = replace(full, seconds=answers[i].seconds + full.seconds,
+                                 times={f"{k} (sliced)": v for k, v in answers[i].times.items()} | full.times)
+        return answers
+
     consecution: dict[tuple[str, str], Answer] = {}
     dropped: set[str] = set()
     while True:
         again = False
         for kind in OPS:
             # one operation's queries share their assumptions, so they are independent: solved as one batch
-            base = assumptions(kind, held) + [z3.Not(trans[kind].step.post.oob_write)]
+            post = trans[kind].step.post
             batch = list(held)
-            answers = check_all([[*base, z3.Not(inv.z3(trans[kind].step.post))] for inv in batch], options.solver)
+            answers = consecution_answers([(kind, held, [z3.Not(post.oob_write)], z3.Not(inv.z3(post)))
+                                           for inv in batch], options.solver)
             for inv, ans in zip(batch, answers):
                 consecution[(inv.name, kind)] = ans
                 if ans.status != "unsat":
@@ -268,14 +315,22 @@ def run_suite(
         else:
             sanity[kind] = None
 
-    def consecution_rows(inv: Invariant, strengthening: list[Invariant]) -> list[Result]:
+    if conformance.background and nonconformant():
+        return results
+    for inv in state_invs:
+        if wanted_inv(inv.name):
+            emit(init_rows[inv.name])
+    for r in first_chunk.result():
+        emit(r)
+
+    def consecution_rows(inv: Invariant, strengthening: list[Invariant], solver: SolverOptions) -> list[Result]:
         """Consecution of ``inv`` per operation; each failure searched for from a new chunk."""
         breach = Breach(inv)
         asked = [kind for kind in wanted_ops if sanity[kind] is None]
-        answers: dict[str, Answer] = dict(zip(asked, check_all(
-            [[*assumptions(kind, strengthening), breach.at(pre, trans[kind])] for kind in asked], options.solver)))
+        answers: dict[str, Answer] = dict(zip(asked, consecution_answers(
+            [(kind, strengthening, [], breach.at(pre, trans[kind])) for kind in asked], solver)))
         failing = [k for k, a in answers.items() if a.status == "sat"]
-        searched = bmc.search(failing, breach) if failing else {}
+        searched = bmc.search(failing, breach, solver) if failing else {}
         rows = []
         for kind in wanted_ops:
             bad = sanity[kind]
@@ -319,24 +374,40 @@ def run_suite(
                 rows.append(_replayed(variant, g, inv.name, list(found.ops), seconds, kind, extra))
         return rows
 
+    # each invariant's consecution rows: settled by Houdini, or by their own queries (``tail``)
+    settled: list[list[Result]] = []
+    tail: list[tuple[int, Invariant, list[Invariant]]] = []
     for inv in state_invs:
         if not wanted_inv(inv.name):
             continue
         if inv.name not in dropped and init_rows[inv.name].verdict is Verdict.PROVED:
+            settled.append([])
             for kind in wanted_ops:
                 bad = sanity[kind]
                 seconds = consecution[(inv.name, kind)].seconds
                 answer = consecution[(inv.name, kind)]
-                emit(row(inv.name, kind, bad[0], seconds, detail=bad[1]) if bad is not None
-                     else row(inv.name, kind, Verdict.PROVED, seconds, answer=answer))
+                settled[-1].append(row(inv.name, kind, bad[0], seconds, detail=bad[1]) if bad is not None
+                                   else row(inv.name, kind, Verdict.PROVED, seconds, answer=answer))
+                report(settled[-1][-1])
         else:
-            for r in consecution_rows(inv, [*held, inv]):
-                emit(r)
-
+            tail.append((len(settled), inv, [*held, inv]))
+            settled.append([])
     for inv in STEP_INVARIANTS:
         if wanted_inv(inv.name):
-            for r in consecution_rows(inv, held):
-                emit(r)
+            tail.append((len(settled), inv, held))
+            settled.append([])
+
+    # independent of each other: in parallel, one worker each (or, for fewer than the workers, all of them)
+    jobs = min(options.solver.jobs, len(tail))
+    each = replace(options.solver, jobs=1) if jobs > 1 else options.solver
+
+    def done(i: int, rows: list[Result]) -> None:
+        settled[tail[i][0]] = rows
+        for r in rows:
+            report(r)
+
+    run_all([partial(consecution_rows, inv, strengthening, each) for _, inv, strengthening in tail], jobs, done)
+    results += [r for rows in settled for r in rows]
     return results
 
 

@@ -35,6 +35,7 @@ from pcpuverify.symbolic.bv import (
     popcount,
     range_mask,
     run_starts,
+    sdiv,
     smax,
     smin,
     to_amount,
@@ -411,7 +412,7 @@ class SymPercpu:
         page_start = self.PFN_DOWN(off)
         page_end = self.PFN_UP(e_off)
         rs, re, oob = self.pcpu_next_unpop(chunk, page_start, self.PFN_UP(e_off))
-        return rs >= page_end, re * self.PAGE_SIZE / self.B, oob
+        return rs >= page_end, sdiv(re * self.PAGE_SIZE, self.B), oob
 
     def pcpu_find_block_fit(self, chunk: SymChunk, bit_size: Int, align: Int, pop_only: Bool) -> tuple[Int, Bool]:
         """PATCH 09 ``pcpu_find_block_fit``, its loop unrolled; returns (bit offset or -1, oob)."""
@@ -618,7 +619,7 @@ class SymFixed(SymV1):
         page_start = self.PFN_DOWN(off * PCPU_MIN_ALLOC_SIZE)
         page_end = self.PFN_UP((off + bit_size) * PCPU_MIN_ALLOC_SIZE)
         rs, re, oob = self.pcpu_next_unpop(chunk, page_start, page_end)
-        return rs >= page_end, re * self.PAGE_SIZE / (self.B * PCPU_MIN_ALLOC_SIZE), oob
+        return rs >= page_end, sdiv(re * self.PAGE_SIZE, self.B * PCPU_MIN_ALLOC_SIZE), oob
 
     def pcpu_alloc_area_search(self, chunk: SymChunk, bit_size: Int, align: Int, start: Int) -> tuple[Bool, Int, Bool]:
         """Fix 2: the search window stops at the end of the bitmap."""
