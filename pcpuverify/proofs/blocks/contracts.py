@@ -19,6 +19,7 @@ import z3
 from pcpuverify.invariants.scan import bits_of, free_runs
 from pcpuverify.model.chunk import PcpuBitmapMd
 from pcpuverify.model.percpu import ALIGN as ALIGN_INT
+from pcpuverify.proofs.blocks.abstraction import consistent
 from pcpuverify.proofs.blocks.roles import ALLOC_ROLES, FREE_ROLES, REFRESH, Area, Role, area, area_mask, transition
 from pcpuverify.proofs.blocks.state import (
     ConcreteBlock,
@@ -33,6 +34,7 @@ from pcpuverify.symbolic.bv import ALIGN, I, Int, low_mask, range_mask, run_star
 from pcpuverify.symbolic.state import SymChunk
 
 READ = Role("pcpu_find_block_fit", "", "read")  # what the block fit reads off a block's hints; writes nothing
+METADATA = Role("pcpu_bitmap_md", "", "read")  # the block seen through its metadata alone (``abstraction``)
 
 
 @dataclass(frozen=True)
@@ -234,6 +236,17 @@ def fit_first_free_after(before: ConcreteBlock, after: ConcreteBlock, args: Args
     return []
 
 
+def abstraction_post(q: Query) -> z3.BoolRef:
+    return consistent(md_of(q.pre), q.block_bits)
+
+
+def abstraction_after(before: ConcreteBlock, after: ConcreteBlock, args: Args) -> list[str]:
+    md = md_of(fresh_block(before.block_bits, "md"))
+    values = [(getattr(md, f), I(getattr(before.md, f))) for f in vars(before.md)]
+    held = z3.simplify(z3.substitute(consistent(md, before.block_bits), *values))
+    return [] if z3.is_true(held) else ["the metadata is outside the abstraction compose reasons with"]
+
+
 def _contracts() -> tuple[Contract, ...]:
     found = [Contract("block-hints-match-scan", REFRESH, refresh_pre, invariant_post, refresh_before,
                       invariant_after),
@@ -251,6 +264,8 @@ def _contracts() -> tuple[Contract, ...]:
                               ("fit-left-is-free", fit_left_post, fit_left_after),
                               ("fit-starts-at-or-before-hint", fit_first_free_post, fit_first_free_after)):
         found.append(Contract(name, READ, fit_pre, post, invariant_before(READ), after))
+    found.append(Contract("md-abstraction-sound", METADATA, invariant_pre(METADATA), abstraction_post,
+                          invariant_before(METADATA), abstraction_after))
     return tuple(found)
 
 
