@@ -17,6 +17,7 @@ start + length)`` of the chunk lies on bits the metadata shows free.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import z3
 
@@ -85,3 +86,45 @@ def run_is_free(blocks: Sequence[SymBlock], B: int, start: Int, length: Int) -> 
             z3.And(a >= md.contig_hint_start, b <= md.contig_hint_start + md.contig_hint),
         ))
     return z3.Or(length <= 0, z3.And(conds))
+
+
+@dataclass(frozen=True)
+class FreeArea:
+    """A same-block free: block ``index``, block offsets ``[lo, hi)``, and its freed run ``[start, end)``."""
+
+    index: int
+    lo: Int
+    hi: Int
+    start: Int
+    end: Int
+
+    @staticmethod
+    def fresh(index: int) -> FreeArea:
+        return FreeArea(index, *(z3.BitVec(f"free.{n}", 16) for n in ("lo", "hi", "start", "end")))
+
+
+def freed_block(md: SymBlock, f: FreeArea, B: int) -> tuple[SymBlock, z3.BoolRef]:
+    """The block after a same-block free of ``[lo, hi)`` whose freed run is ``[start, end)``, and what holds of
+    that run against the old metadata (each maximal run is an edge, the hint's run, or apart from both).
+
+    The block contract ``free-same-block-runs`` proves both, with the run read off the bits."""
+    c, cs = md.contig_hint, md.contig_hint_start
+    grows = f.end - f.start > c
+
+    def apart_or_hint(x: Int, y: Int) -> z3.BoolRef:
+        return z3.Or(x >= y, z3.And(cs == x, c == y - x), c == 0, y < cs, x > cs + c)
+
+    after = SymBlock(z3.If(grows, f.end - f.start, c), z3.If(grows, f.start, cs),
+                     z3.If(f.start == 0, f.end, md.left_free), z3.If(f.end == B, f.end - f.start, md.right_free),
+                     smin(md.first_free, f.start))
+    holds = z3.And(
+        f.lo >= 0, f.lo < f.hi, f.hi <= B, f.start >= 0, f.start <= f.lo, f.end >= f.hi, f.end <= B,
+        z3.Implies(f.start == 0, md.left_free == f.lo),
+        z3.Implies(f.start > 0, z3.And(f.lo - f.start <= c, z3.Or(f.start == f.lo, f.start > md.left_free),
+                                       apart_or_hint(f.start, f.lo))),
+        z3.Implies(f.end == B, md.right_free == B - f.hi),
+        z3.Implies(f.end < B, z3.And(f.end - f.hi <= c, z3.Or(f.end == f.hi, f.end < B - md.right_free),
+                                     apart_or_hint(f.hi, f.end))),
+        f.lo >= md.left_free, f.hi <= B - md.right_free, z3.Or(c == 0, f.hi <= cs, f.lo >= cs + c),
+    )
+    return after, holds

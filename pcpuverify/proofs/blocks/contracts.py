@@ -19,7 +19,7 @@ import z3
 from pcpuverify.invariants.scan import bits_of, free_runs
 from pcpuverify.model.chunk import PcpuBitmapMd
 from pcpuverify.model.percpu import ALIGN as ALIGN_INT
-from pcpuverify.proofs.blocks.abstraction import consistent
+from pcpuverify.proofs.blocks.abstraction import FreeArea, consistent, freed_block
 from pcpuverify.proofs.blocks.roles import ALLOC_ROLES, FREE_ROLES, REFRESH, Area, Role, area, area_mask, transition
 from pcpuverify.proofs.blocks.state import (
     ConcreteBlock,
@@ -30,8 +30,8 @@ from pcpuverify.proofs.blocks.state import (
     md_in_range,
     md_of,
 )
-from pcpuverify.symbolic.bv import ALIGN, I, Int, low_mask, range_mask, run_starts
-from pcpuverify.symbolic.state import SymChunk
+from pcpuverify.symbolic.bv import ALIGN, I, Int, highest_set, low_mask, lowest_set, range_mask, run_starts, smin
+from pcpuverify.symbolic.state import BLOCK_FIELDS, SymBlock, SymChunk
 
 READ = Role("pcpu_find_block_fit", "", "read")  # what the block fit reads off a block's hints; writes nothing
 METADATA = Role("pcpu_bitmap_md", "", "read")  # the block seen through its metadata alone (``abstraction``)
@@ -247,6 +247,50 @@ def abstraction_after(before: ConcreteBlock, after: ConcreteBlock, args: Args) -
     return [] if z3.is_true(held) else ["the metadata is outside the abstraction compose reasons with"]
 
 
+def freed_run(q: Query) -> tuple[Int, Int]:
+    """The free run the freed area ``[lo, hi)`` belongs to after the free, from the bits alone."""
+    B, bits = q.block_bits, q.post.alloc_map
+    below = bits & low_mask(q.area.lo, B)
+    above = bits & ~low_mask(q.area.hi, B)
+    start = z3.If(below == 0, I(0), highest_set(below, B) + 1)
+    end = z3.If(above == 0, I(B), lowest_set(above, B))
+    return start, end
+
+
+def free_same_runs_post(q: Query) -> z3.BoolRef:
+    """What ``compose`` reads of a same-block free: the new metadata from the freed run, and that run's
+    place among the runs the old metadata shows (``abstraction.freed_block``)."""
+    start, end = freed_run(q)
+    after, holds = freed_block(md_of(q.pre), FreeArea(0, q.area.lo, q.area.hi, start, end), q.block_bits)
+    b = md_of(q.post)
+    return z3.And(*[getattr(b, f) == getattr(after, f) for f in BLOCK_FIELDS], holds)
+
+
+def free_same_runs_after(before: ConcreteBlock, after: ConcreteBlock, args: Args) -> list[str]:
+    """The same on concrete blocks: the run read off the bits after, the relation evaluated."""
+    B = before.block_bits
+    start = args.lo
+    while start > 0 and not (after.bits >> (start - 1)) & 1:
+        start -= 1
+    end = args.hi
+    while end < B and not (after.bits >> end) & 1:
+        end += 1
+    md = SymBlock(*(I(getattr(before.md, f)) for f in BLOCK_FIELDS))
+    want, holds = freed_block(md, FreeArea(0, I(args.lo), I(args.hi), I(start), I(end)), B)
+    wrong = [f"{f} {getattr(after.md, f)}, the freed run [{start}, {end}) gives {z3.simplify(getattr(want, f))}"
+             for f in BLOCK_FIELDS if z3.simplify(getattr(want, f)).as_signed_long() != getattr(after.md, f)]
+    if not z3.is_true(z3.simplify(holds)):
+        wrong.append(f"the freed run [{start}, {end}) does not sit among the old metadata's runs as expected")
+    return wrong
+
+
+def conjuncts(post: z3.BoolRef) -> list[z3.BoolRef]:
+    """A condition's top-level conjuncts (``prove`` asks one query per conjunct)."""
+    if z3.is_and(post):
+        return [part for child in post.children() for part in conjuncts(child)]
+    return [post]
+
+
 def _contracts() -> tuple[Contract, ...]:
     found = [Contract("block-hints-match-scan", REFRESH, refresh_pre, invariant_post, refresh_before,
                       invariant_after),
@@ -264,6 +308,8 @@ def _contracts() -> tuple[Contract, ...]:
                               ("fit-left-is-free", fit_left_post, fit_left_after),
                               ("fit-starts-at-or-before-hint", fit_first_free_post, fit_first_free_after)):
         found.append(Contract(name, READ, fit_pre, post, invariant_before(READ), after))
+    found.append(Contract("free-same-block-runs", FREE_ROLES[0], invariant_pre(FREE_ROLES[0]), free_same_runs_post,
+                          invariant_before(FREE_ROLES[0]), free_same_runs_after))
     found.append(Contract("md-abstraction-sound", METADATA, invariant_pre(METADATA), abstraction_post,
                           invariant_before(METADATA), abstraction_after))
     return tuple(found)

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 
 import z3
 
-from pcpuverify.proofs.blocks.contracts import CONTRACTS, Args, Contract, Query, build_query
+from pcpuverify.proofs.blocks.contracts import CONTRACTS, Args, Contract, Query, build_query, conjuncts
 from pcpuverify.proofs.blocks.labels import block_label
 from pcpuverify.proofs.blocks.roles import run_on_model
 from pcpuverify.proofs.blocks.state import concrete_block, signed
@@ -42,7 +42,7 @@ def prove_contract(variant: str, contract: Contract, block_bits: int, options: S
     if vacuity.status != "sat":
         return _result(variant, contract, block_bits, Verdict.UNKNOWN, started,
                        f"vacuity check: {vacuity.reason}", [vacuity])
-    parts = conjuncts(contract.post(q))
+    parts = conjuncts(contract.post(q))  # one query each: the same proof, cheaper (bench/bench_proofs.py)
     answers = check_all([[pre, z3.Not(part)] for part in parts], options)
     found = next((a for a in answers if a.status == "sat" and a.model is not None), None)
     if found is not None:
@@ -53,13 +53,6 @@ def prove_contract(variant: str, contract: Contract, block_bits: int, options: S
         return _result(variant, contract, block_bits, Verdict.UNKNOWN, started,
                        "; ".join(a.reason for a in undecided), [vacuity, answer])
     return _result(variant, contract, block_bits, Verdict.PROVED, started, "", [vacuity, answer])
-
-
-def conjuncts(post: z3.BoolRef) -> list[z3.BoolRef]:
-    """The postcondition's top-level conjuncts, each its own query: one unsat each is the same proof, cheaper."""
-    if z3.is_and(post):
-        return [part for child in post.children() for part in conjuncts(child)]
-    return [post]
 
 
 def _combined(answers: list[Answer]) -> Answer:
