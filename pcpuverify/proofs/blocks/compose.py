@@ -38,7 +38,7 @@ from pcpuverify.model.geometry import PCPU_MIN_ALLOC_SIZE, Geometry
 from pcpuverify.model.percpu import PcpuAllocator
 from pcpuverify.proofs.blocks.abstraction import FreeArea, consistent, freed_block, longest_run, realise, run_is_free
 from pcpuverify.proofs.blocks.labels import block_label
-from pcpuverify.proofs.blocks.state import block_violations, ConcreteBlock, model_chunk, signed
+from pcpuverify.proofs.blocks.state import ConcreteBlock, block_violations, model_chunk, signed
 from pcpuverify.proofs.results import Result, Verdict
 from pcpuverify.proofs.solver import SolverOptions, check_all
 from pcpuverify.symbolic.bv import I, smin

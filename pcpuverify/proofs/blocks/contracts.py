@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import z3
 
 from pcpuverify.invariants.scan import bits_of, free_runs
-from pcpuverify.model.chunk import PcpuBitmapMd
 from pcpuverify.model.percpu import ALIGN as ALIGN_INT
 from pcpuverify.proofs.blocks.abstraction import FreeArea, consistent, freed_block
 from pcpuverify.proofs.blocks.roles import ALLOC_ROLES, FREE_ROLES, REFRESH, Area, Role, area, area_mask, transition
@@ -30,7 +29,7 @@ from pcpuverify.proofs.blocks.state import (
     md_in_range,
     md_of,
 )
-from pcpuverify.symbolic.bv import ALIGN, I, Int, highest_set, low_mask, lowest_set, range_mask, run_starts, smin
+from pcpuverify.symbolic.bv import ALIGN, I, Int, highest_set, low_mask, lowest_set, range_mask, run_starts
 from pcpuverify.symbolic.state import BLOCK_FIELDS, SymBlock, SymChunk
 
 READ = Role("pcpu_find_block_fit", "", "read")  # what the block fit reads off a block's hints; writes nothing

@@ -29,7 +29,7 @@ import z3
 
 from pcpuverify.model.chunk import PcpuBitmapMd
 from pcpuverify.proofs.blocks.state import ConcreteBlock, block_geometry, md_of, model_chunk, with_block
-from pcpuverify.symbolic.bv import I, Bits, Int, range_mask, smin
+from pcpuverify.symbolic.bv import Bits, I, Int, range_mask, smin
 from pcpuverify.symbolic.encode import SymPercpu
 from pcpuverify.symbolic.state import SymBlock, SymChunk
 from pcpuverify.symbolic.subjects import subject
