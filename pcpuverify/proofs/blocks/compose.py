@@ -160,7 +160,7 @@ def _block_problems(chunk: PcpuChunk, B: int) -> list[str]:
 
 
 def replay(variant: str, op: str, name: str, model: z3.ModelRef, c: Composed, B: int,
-           assumed: tuple[str, ...]) -> tuple[Verdict, str]:
+           assumed: tuple[str, ...]) -> tuple[Verdict, str, dict[str, object]]:
     """VIOLATED when the model, from the concrete chunk (which meets what was assumed), breaks ``name``."""
     alloc, chunk, bit_off = concrete_chunk(variant, model, c, B)
     drawn = chunk.alloc_map.value
@@ -176,12 +176,14 @@ def replay(variant: str, op: str, name: str, model: z3.ModelRef, c: Composed, B:
         alloc.pcpu_free_area(chunk, bit_off * PCPU_MIN_ALLOC_SIZE)
         before += f"; free of bits [{bit_off}, {bit_off + (chunk.bound_map.find_next_bit(chunk.alloc_map.nbits, bit_off + 1) - bit_off)})"
     broken = _hint_violations(alloc, chunk, (name,))
+    found = {"alloc_map": format(drawn, f"0{chunk.alloc_map.nbits}b")[::-1], "freed_bit_off": bit_off}
     if unmet:
-        return Verdict.SPURIOUS, f"the concrete chunk breaks the precondition ({'; '.join(unmet[:3])}): {before}"
+        return (Verdict.SPURIOUS, f"the concrete chunk breaks the precondition ({'; '.join(unmet[:3])}): {before}",
+                found)
     if not broken:
-        return Verdict.SPURIOUS, f"the model keeps {name} on the concrete chunk: {before}"
-    return Verdict.VIOLATED, (f"{'; '.join(broken)}; a counterexample to the step, not a trace from a new chunk;"
-                              f" before: {before}; alloc_map {drawn:#x}")
+        return Verdict.SPURIOUS, f"the model keeps {name} on the concrete chunk: {before}", found
+    return (Verdict.VIOLATED, f"{'; '.join(broken)}; a counterexample to the step, not a trace from a new chunk;"
+                              f" before: {before} (alloc_map in the row's counterexample)", found)
 
 
 # -- rows --------------------------------------------------------------------------------------------
@@ -194,15 +196,16 @@ def prove_composed(variant: str, name: str, op: str, B: int, N: int, options: So
     cases = [compose(variant, op, B, N, k, assumed) for k in (range(N) if op == FREE_OP else range(1))]
     vacuity = check_all([[c.assumptions] for c in cases], options)
     answers = check_all([[c.assumptions, z3.Not(hint_invariant(name, c.post, B))] for c in cases], options)
-    info = {"solver": "+".join(sorted({a.solver for a in answers})),
+    info: dict[str, object] = {"solver": "+".join(sorted({a.solver for a in answers})),
             "solvers": {f"case {i}": {"solver": a.solver, "status": a.status, "seconds": round(a.seconds, 3)}
                         for i, a in enumerate(answers)}}
     if op == FREE_OP:
         info["assumed"] = list(assumed)
 
-    def row(verdict: Verdict, detail: str = "") -> Result:
+    def row(verdict: Verdict, detail: str = "", found: dict[str, object] | None = None) -> Result:
+        extra = info if found is None else {**info, "counterexample": found}
         return Result(variant, block_label(B, N), name, op, verdict, time.perf_counter() - started, detail,
-                      extra=info)
+                      extra=extra)
 
     if any(v.status == "unsat" for v in vacuity):
         return row(Verdict.VACUOUS, "the assumptions are unsatisfiable")

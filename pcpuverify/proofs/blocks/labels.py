@@ -44,6 +44,6 @@ def parse_block_label(spec: str) -> BlockLabel:
     if bits & (bits - 1) or not MIN_BLOCK_BITS <= bits <= MAX_BLOCK_BITS:
         raise GeometryError(f"{spec}: bits per block must be a power of two between {MIN_BLOCK_BITS} and"
                             f" {MAX_BLOCK_BITS}")
-    if nr_blocks is not None and not 2 <= nr_blocks <= MAX_PAGES:
-        raise GeometryError(f"{spec}: a composed chunk has between 2 and {MAX_PAGES} blocks")
+    if nr_blocks is not None and not 1 <= nr_blocks <= MAX_PAGES:
+        raise GeometryError(f"{spec}: a composed chunk has between 1 and {MAX_PAGES} blocks")
     return BlockLabel(bits, nr_blocks)
