@@ -287,3 +287,30 @@ def test_longest_run_equals_its_barrel_shifter_form(n: int) -> None:
     solver = z3.Solver()
     solver.add(z3.Or(length != old_length, z3.And(length > 0, first != lowest_set(starts, n))))
     assert solver.check() == z3.unsat
+
+
+def test_check_takes_the_labels_baselines_and_caches_their_rows(tmp_path: Path) -> None:
+    """``geometries = ["block8", "1xblock8"]`` in the config: the rows are baselined, then served from the cache."""
+    from test_check import check, write_config
+
+    write_config(tmp_path, variants=["fixed"], geometries=["block8", "1xblock8"],
+                 jobs=1, traces=[])
+    first, s1 = check(tmp_path, "--update-baseline", "--invariant", "fit-left-is-free",
+                      "--invariant", "chunk-contig-hint-region-free")
+    assert first.returncode == 0, first.stderr[-2000:]
+    baseline = json.loads((tmp_path / "baseline.json").read_text())
+    assert baseline["suites"]["fixed"]["block8"]["fit-left-is-free"]["pcpu_find_block_fit"] == "PROVED"
+    assert set(baseline["suites"]["fixed"]["1xblock8"]["chunk-contig-hint-region-free"]) == {
+        "pcpu_chunk_update_hint", FREE_OP}
+    second, s2 = check(tmp_path, "--invariant", "fit-left-is-free", "--invariant", "chunk-contig-hint-region-free")
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert s2["items"] == {"fixed block8": "cached", "fixed 1xblock8": "cached"}
+    assert s2["outcomes"]["ok"] == s2["rows"] == 3
+
+
+def test_check_refuses_a_bad_label_in_one_line(tmp_path: Path) -> None:
+    from test_check import check, write_config
+
+    write_config(tmp_path, variants=["fixed"], geometries=["block9"], traces=[])
+    done, _ = check(tmp_path)
+    assert done.returncode == 2 and "block9" in done.stderr and len(done.stderr.splitlines()) == 1

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pcpuverify.check.outcomes import LAYOUT_PAGE_SIZE, LAYOUT_SETS
 from pcpuverify.invariants.check import STATE_INVARIANTS, STEP_INVARIANTS
+from pcpuverify.model.geometry import Geometry
+from pcpuverify.proofs.blocks.labels import BlockLabel
+from pcpuverify.proofs.blocks.suite import label_rows
 from pcpuverify.proofs.initiation import OP as FIRST_CHUNK_OP
 from pcpuverify.proofs.layout import LAYOUT_PROPERTIES
 from pcpuverify.proofs.obligations import OPS
@@ -21,6 +24,14 @@ def suite_rows(invariants: frozenset[str] | None, ops: frozenset[str] | None) ->
     rows += [(name, k) for name in symbolic for k in kinds]
     rows += [(i.name, k) for i in STEP_INVARIANTS if wanted(i.name) for k in kinds]
     return rows
+
+
+def owed_rows(geometry: Geometry | BlockLabel, invariants: frozenset[str] | None,
+              ops: frozenset[str] | None) -> list[tuple[str, str]]:
+    """The rows a suite item owes: ``suite_rows``, or a compositional label's (none under an --op filter)."""
+    if isinstance(geometry, BlockLabel):
+        return [] if ops is not None else label_rows(geometry, invariants)
+    return suite_rows(invariants, ops)
 
 
 def layout_geometry(set_name: str) -> str:

@@ -21,7 +21,7 @@ from pcpuverify.check.baseline import Baseline, _outcome, load_baseline
 from pcpuverify.check.cache import Cache, CacheStats, _layout_payload, _suite_payload, result_from_json, result_to_json
 from pcpuverify.check.config import Config, load_plugin
 from pcpuverify.check.keys import layout_key, minimise_key, stateful_key, suite_key
-from pcpuverify.check.matrix import layout_rows, suite_rows
+from pcpuverify.check.matrix import layout_rows, owed_rows
 from pcpuverify.check.outcomes import LAYOUT_OP, NOT_RUN, CheckError, Outcome, Row
 from pcpuverify.check.workers import (
     Item,
@@ -37,6 +37,8 @@ from pcpuverify.exits import EXIT_OK, EXIT_TOOL_FAILURE, EXIT_UNDECIDED, EXIT_VI
 from pcpuverify.invariants.check import INVARIANTS, first_violation, invariant
 from pcpuverify.model.first_chunk import LayoutError
 from pcpuverify.model.geometry import Geometry
+from pcpuverify.proofs.blocks.labels import BlockLabel
+from pcpuverify.proofs.blocks.suite import ROW_NAMES as BLOCK_ROW_NAMES
 from pcpuverify.model.ops import FirstChunkInit
 from pcpuverify.model.reference import OpError
 from pcpuverify.model.trace import load_trace, trace_from_json, write_atomically
@@ -110,7 +112,7 @@ class CheckRun:
 ProgressFn = Callable[[Progress], None]
 
 
-def validate(config: Config) -> list[Geometry]:
+def validate(config: Config) -> list[Geometry | BlockLabel]:
     """Check every input before running anything: plugins, variants, geometries, filters."""
     for plugin in config.plugins:
         load_plugin(plugin)
@@ -125,7 +127,8 @@ def validate(config: Config) -> list[Geometry]:
                 raise CheckError(f"invariant {name!r} is a first-chunk layout property: set layout = true"
                                  " (or pass --layout) to check it")
             continue
-        invariant(name)
+        if name not in BLOCK_ROW_NAMES:  # a block contract names a compositional row
+            invariant(name)
     for op in config.ops or ():
         if op == LAYOUT_OP:
             if not config.layout:
@@ -263,9 +266,12 @@ def run_check(config: Config, progress: ProgressFn | None = None, update_baselin
     filters = config.suite_filters
     for variant in config.variants if filters is not None else ():
         for g in geometries:
+            if isinstance(g, BlockLabel) and filters[1] is not None:
+                continue  # as in prove: an --op filter names the suite's operations, not the block functions
             key = suite_key(config, variant, g)
+            estimate = 60.0 if isinstance(g, BlockLabel) else 0.6 * g.nr_bits ** 1.5 * config.depth
             suites.append(SuiteItem(variant, g, config.suite_options, *filters, key,
-                                    estimate=0.6 * g.nr_bits ** 1.5 * config.depth, witnesses=config.traces))
+                                    estimate=estimate, witnesses=config.traces))
     layouts: list[LayoutItem] = []
     if config.layout_properties != frozenset():
         for variant in config.variants:
@@ -290,7 +296,7 @@ def run_check(config: Config, progress: ProgressFn | None = None, update_baselin
             stateful_results[item.label] = found
             message = f"{len(found['broken'])} broken, from the cache"
         else:
-            parse = (_suite_payload(item.variant, item.geometry.name, suite_rows(item.invariants, item.ops))
+            parse = (_suite_payload(item.variant, item.geometry.name, owed_rows(item.geometry, item.invariants, item.ops))
                      if isinstance(item, SuiteItem) else _layout_payload(item.variant))
             results = cache.get(item.key, parse)
             if results is None:
@@ -417,7 +423,7 @@ def _run_pool(config: Config, items: list[Item], deadline: float | None, cache: 
                         n = rows_file.read_text(encoding="utf-8").count("\n")
                         if n != seen_rows.get(item.label, 0):
                             seen_rows[item.label] = n
-                            say(Progress(item.label, "row", done=n, total=len(suite_rows(item.invariants, item.ops))))
+                            say(Progress(item.label, "row", done=n, total=len(owed_rows(item.geometry, item.invariants, item.ops))))
                 if pending and deadline is not None and time.perf_counter() >= deadline:
                     pool.stop()
                     for f in pending:
@@ -457,7 +463,7 @@ def _suite_check_rows(s: SuiteItem, results: list[Result], baseline: Baseline, c
                       finished: bool) -> list[Row]:
     by_row = {(r.invariant, r.op): r for r in results}
     nonconformant = next((r for r in results if r.verdict is Verdict.NONCONFORMANT), None)
-    owed = suite_rows(s.invariants, s.ops)
+    owed = owed_rows(s.geometry, s.invariants, s.ops)
     extra = [key for key in by_row if key not in set(owed)]  # rows a newer run_suite reports: compared too
     out = []
     for inv, op in [*owed, *extra]:

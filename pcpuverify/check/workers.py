@@ -19,6 +19,7 @@ from pcpuverify.check.outcomes import LAYOUT_OP, LAYOUT_PAGE_SIZE, LAYOUT_SETS, 
 from pcpuverify.counterexamples.witness import load_witnesses
 from pcpuverify.exits import EXIT_TERMINATED
 from pcpuverify.model.geometry import Geometry
+from pcpuverify.proofs.blocks.labels import BlockLabel
 from pcpuverify.proofs.results import Result
 from pcpuverify.proofs.solver import SolverOptions
 from pcpuverify.proofs.suite import SuiteOptions
@@ -27,7 +28,7 @@ from pcpuverify.proofs.suite import SuiteOptions
 @dataclass(frozen=True)
 class SuiteItem:
     variant: str
-    geometry: Geometry
+    geometry: Geometry | BlockLabel  # a label: the compositional rows (proofs/blocks/)
     options: SuiteOptions
     invariants: frozenset[str] | None
     ops: frozenset[str] | None
@@ -126,9 +127,12 @@ def run_item(item: Item, rows_file: str | None = None) -> Any:
 
 
 def _run_suite_item(item: SuiteItem, rows_file: str | None) -> list[Result]:
+    from pcpuverify.proofs.blocks.suite import run_label
     from pcpuverify.proofs.suite import run_suite
 
     def run(progress: Callable[[Result], None] | None) -> list[Result]:
+        if isinstance(item.geometry, BlockLabel):
+            return run_label(item.variant, item.geometry, item.options.solver, item.invariants, progress)
         return run_suite(item.variant, item.geometry, item.options,
                          set(item.invariants) if item.invariants is not None else None,
                          set(item.ops) if item.ops is not None else None, progress,

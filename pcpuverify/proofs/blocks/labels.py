@@ -25,6 +25,10 @@ class BlockLabel:
     def name(self) -> str:
         return block_label(self.block_bits, self.nr_blocks)
 
+    def to_json(self) -> dict[str, object]:
+        """What a cache key records of it (as ``Geometry.to_json`` does of a geometry)."""
+        return {"label": self.name, "block_bits": self.block_bits, "nr_blocks": self.nr_blocks}
+
 
 def block_label(block_bits: int, nr_blocks: int | None = None) -> str:
     return f"block{block_bits}" if nr_blocks is None else f"{nr_blocks}xblock{block_bits}"
