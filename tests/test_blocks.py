@@ -97,7 +97,7 @@ def test_the_abstraction_is_exact_at_8_bits() -> None:
         values = [solver.model().eval(getattr(md, f)).as_signed_long() for f in BLOCK_FIELDS]
         m = PcpuBitmapMd(*values)
         assert block_violations(ConcreteBlock(B, realise(m, B), m)) == [], m
-        solver.add(z3.Or([getattr(md, f) != v for f, v in zip(BLOCK_FIELDS, values)]))
+        solver.add(z3.Or([getattr(md, f) != v for f, v in zip(BLOCK_FIELDS, values, strict=True)]))
         allowed += 1
     assert allowed > B * B  # not a trivially small set
 
@@ -295,17 +295,17 @@ def test_check_takes_the_labels_baselines_and_caches_their_rows(tmp_path: Path) 
 
     write_config(tmp_path, variants=["fixed"], geometries=["block8", "1xblock8"],
                  jobs=1, traces=[])
-    first, s1 = check(tmp_path, "--update-baseline", "--invariant", "fit-left-is-free",
+    first, _ = check(tmp_path, "--update-baseline", "--invariant", "fit-left-is-free",
                       "--invariant", "chunk-contig-hint-region-free")
     assert first.returncode == 0, first.stderr[-2000:]
     baseline = json.loads((tmp_path / "baseline.json").read_text())
     assert baseline["suites"]["fixed"]["block8"]["fit-left-is-free"]["pcpu_find_block_fit"] == "PROVED"
     assert set(baseline["suites"]["fixed"]["1xblock8"]["chunk-contig-hint-region-free"]) == {
         "pcpu_chunk_update_hint", FREE_OP}
-    second, s2 = check(tmp_path, "--invariant", "fit-left-is-free", "--invariant", "chunk-contig-hint-region-free")
+    second, summary = check(tmp_path, "--invariant", "fit-left-is-free", "--invariant", "chunk-contig-hint-region-free")
     assert second.returncode == 0, second.stderr[-2000:]
-    assert s2["items"] == {"fixed block8": "cached", "fixed 1xblock8": "cached"}
-    assert s2["outcomes"]["ok"] == s2["rows"] == 3
+    assert summary["items"] == {"fixed block8": "cached", "fixed 1xblock8": "cached"}
+    assert summary["outcomes"]["ok"] == summary["rows"] == 3
 
 
 def test_check_refuses_a_bad_label_in_one_line(tmp_path: Path) -> None:

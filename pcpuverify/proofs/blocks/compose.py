@@ -141,7 +141,7 @@ def concrete_chunk(variant: str, model: z3.ModelRef, c: Composed, B: int) -> tup
             chunk.allocations[bit_off] = hi - lo
         bits |= block << (k * B)
     chunk.alloc_map.value = bits
-    chunk.free_bits = N * B - bin(bits).count("1")
+    chunk.free_bits = N * B - bits.bit_count()
     chunk.contig_hint = signed(model, c.pre.contig_hint)
     chunk.contig_hint_start = signed(model, c.pre.contig_hint_start)
     chunk.first_free_block = signed(model, c.pre.first_free_block)
@@ -182,8 +182,9 @@ def replay(variant: str, op: str, name: str, model: z3.ModelRef, c: Composed, B:
                 found)
     if not broken:
         return Verdict.SPURIOUS, f"the model keeps {name} on the concrete chunk: {before}", found
-    return (Verdict.VIOLATED, f"{'; '.join(broken)}; a counterexample to the step, not a trace from a new chunk;"
-                              f" before: {before} (alloc_map in the row's counterexample)", found)
+    detail = (f"{'; '.join(broken)}; a counterexample to the step, not a trace from a new chunk;"
+              f" before: {before} (alloc_map in the row's counterexample)")
+    return Verdict.VIOLATED, detail, found
 
 
 # -- rows --------------------------------------------------------------------------------------------
@@ -209,7 +210,7 @@ def prove_composed(variant: str, name: str, op: str, B: int, N: int, options: So
 
     if any(v.status == "unsat" for v in vacuity):
         return row(Verdict.VACUOUS, "the assumptions are unsatisfiable")
-    for case, answer in zip(cases, answers):
+    for case, answer in zip(cases, answers, strict=True):
         if answer.status == "sat" and answer.model is not None:
             return row(*replay(variant, op, name, answer.model, case, B, assumed))
     undecided = [a for a in vacuity if a.status != "sat"] + [a for a in answers if a.status != "unsat"]
