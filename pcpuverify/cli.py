@@ -10,7 +10,6 @@ import sys
 import traceback
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -19,7 +18,8 @@ import click
 from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
-from pcpuverify.check import CheckError, Config, find_config, load_baseline, load_config, suite_rows
+from pcpuverify.check import CheckError, Config, find_config, load_baseline, load_config, obligation_of, suite_rows
+from pcpuverify.check.config import load_plugin
 from pcpuverify.check_cli import DEPTH, RLIMIT, SEED, TIMEOUT, check
 from pcpuverify.counterexamples.minimize import minimize as minimize_trace
 from pcpuverify.counterexamples.regression import regression_test
@@ -35,13 +35,13 @@ from pcpuverify.exits import (
     EXIT_VIOLATION,
 )
 from pcpuverify.invariants.base import Violation
-from pcpuverify.invariants.check import Replayed, UnknownInvariant, invariant
+from pcpuverify.invariants.check import TraceReplay, UnknownInvariant, invariant
 from pcpuverify.invariants.check import replay as replay_trace
 from pcpuverify.kernel_cli import diff, explore, replay_on_c
 from pcpuverify.model.first_chunk import LayoutError
 from pcpuverify.model.geometry import Geometry, GeometryError
 from pcpuverify.model.ops import FirstChunkInit, op_to_json
-from pcpuverify.model.reference import OpError, Reference
+from pcpuverify.model.reference import OpError
 from pcpuverify.model.trace import Trace, TraceError, load_trace, write_atomically
 from pcpuverify.model.variants import VARIANTS, UnknownVariant
 from pcpuverify.progress_lines import ProgressLines
@@ -131,6 +131,40 @@ class _Main(click.Group):
             sys.exit(EXIT_TOOL_FAILURE)
 
 
+def _load_variant_modules(ctx: click.Context, param: click.Parameter, paths: tuple[str, ...]) -> tuple[str, ...]:
+    """Import each ``--variant-module`` file before any other option is read, so that its variants are names
+    ``--variant`` accepts and traces may name; a bad file is one line and exit 2, as for ``check``."""
+    for path in paths:
+        try:
+            load_plugin(Path(path).resolve())
+        except CheckError as e:
+            raise click.ClickException(str(e)) from None
+    return paths
+
+
+variant_module_option = click.option(
+    "--variant-module", "plugins", multiple=True, type=click.Path(dir_okay=False), is_eager=True,
+    expose_value=False, callback=_load_variant_modules,
+    help="A Python file that registers extra variants (pcpuverify.check.register_variant), read first (repeatable).")
+
+
+class _Variant(click.ParamType):
+    """A variant name: ``click.Choice`` over the variants registered when the option is read, not at import
+    (a ``--variant-module`` registers its variants first)."""
+
+    name = "choice"
+
+    @staticmethod
+    def _choice() -> click.Choice:
+        return click.Choice(sorted(VARIANTS))
+
+    def get_metavar(self, param: click.Parameter, **kwargs: Any) -> str | None:
+        return self._choice().get_metavar(param, **kwargs)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        return self._choice().convert(value, param, ctx)
+
+
 @click.group(cls=_Main)
 @click.version_option(package_name="pcpu-verify")
 def main() -> None:
@@ -155,32 +189,6 @@ def _write(path: str | Path, text: str) -> None:
         raise OutputError(f"{path}: cannot write: {e.strerror or e}") from None
 
 
-@dataclass(frozen=True)
-class Replay:
-    """A trace replayed on the reference: the initial state and its violations, then every step."""
-
-    trace: Trace
-    initial_state: dict[str, object]
-    initial: list[Violation]
-    steps: list[Replayed]
-
-    @property
-    def found(self) -> set[str]:
-        return {v.invariant for v in self.initial} | {v.invariant for s in self.steps for v in s.violations}
-
-    def first(self, name: str) -> int | None:
-        """The step that first breaks ``name`` (-1: the initial state), as ``first_violation`` says."""
-        if any(v.invariant == name for v in self.initial):
-            return -1
-        return next((s.index for s in self.steps if any(v.invariant == name for v in s.violations)), None)
-
-    def first_broken(self) -> str | None:
-        for violations in [self.initial, *(s.violations for s in self.steps)]:
-            if violations:
-                return violations[0].invariant
-        return None
-
-
 def _check_claim(trace: Trace, trace_file: str) -> None:
     if trace.violates is not None:
         try:
@@ -189,16 +197,14 @@ def _check_claim(trace: Trace, trace_file: str) -> None:
             raise TraceError(f"{trace_file}: 'violates': {e}") from None
 
 
-def _replay(trace: Trace, trace_file: str) -> Replay:
+def _replay(trace: Trace, trace_file: str) -> TraceReplay:
     try:
-        initial_state = Reference(trace.variant, trace.geometry, trace.init).dump()
-        initial, steps = replay_trace(trace)
+        return replay_trace(trace)
     except (OpError, LayoutError) as e:
         raise TraceError(f"{trace_file}: {e}") from None
-    return Replay(trace, initial_state, initial, steps)
 
 
-def _replay_json(r: Replay) -> dict[str, Any]:
+def _replay_json(r: TraceReplay) -> dict[str, Any]:
     return {
         "trace": r.trace.to_json(),
         "initial": {"state": r.initial_state, "violations": [_violation_json(v) for v in r.initial]},
@@ -215,7 +221,7 @@ def _replay_json(r: Replay) -> dict[str, Any]:
     }
 
 
-def _draw_replay(console: Console, r: Replay, title: str) -> None:
+def _draw_replay(console: Console, r: TraceReplay, title: str) -> None:
     """The step-by-step picture: each state, each broken invariant, each wrong field against a fresh scan."""
     B = r.trace.geometry.block_bits
     console.print(f"[bold]{escape(title)}[/]: variant {r.trace.variant}, {len(r.trace.ops)} ops")
@@ -235,7 +241,7 @@ def _draw_replay(console: Console, r: Replay, title: str) -> None:
     console.print(_outcome(r), highlight=False)
 
 
-def _outcome(r: Replay) -> str:
+def _outcome(r: TraceReplay) -> str:
     """The replay in one line: what the trace claims, and whether and where it happens."""
     def at(step: int | None) -> str:
         return "in the initial state" if step == -1 else f"at step {step}"
@@ -257,7 +263,7 @@ def _draw_violations(console: Console, state: dict[str, Any], violations: list[V
         console.print(draw_fresh_scans(state, [(v.chunk, v.field) for v in violations], block_bits), end="")
 
 
-def _html(r: Replay, title: str) -> str:
+def _html(r: TraceReplay, title: str) -> str:
     """The same drawing as a self-contained HTML page: inline styles, no external assets."""
     console = Console(record=True, file=io.StringIO(), width=200, highlight=False, soft_wrap=True,
                       color_system="truecolor", force_terminal=True)
@@ -279,6 +285,7 @@ def _html(r: Replay, title: str) -> str:
 @click.option("--source", "source_path", metavar="PATH", default=None,
               help="Replay on the C build of this mm/percpu.c (a tree, its mm/ folder or the file) instead of the model:"
                    " a trace `explore --traces` wrote, or a model trace that claims a violation.")
+@variant_module_option
 @user_errors
 def replay(trace_file: str, as_json: bool, html_file: str | None, pytest_file: str | None, draw: bool,
            source_path: str | None) -> None:
@@ -336,6 +343,7 @@ def replay(trace_file: str, as_json: bool, html_file: str | None, pytest_file: s
 @click.option("-o", "--output", "out_file", metavar="OUT", default=None,
               help="Where to write the minimised trace (default: TRACE_FILE with suffix .min.json).")
 @click.option("--json", "as_json", is_flag=True, help="Print the lengths and the minimised trace's replay as JSON.")
+@variant_module_option
 @user_errors
 def minimize(trace_file: str, out_file: str | None, as_json: bool) -> None:
     """Reduce the counterexample TRACE_FILE to a 1-minimal trace breaking the same invariant.
@@ -406,7 +414,7 @@ def _geometry(spec: str) -> Geometry:
 
 
 @main.command()
-@click.option("--variant", "variants", multiple=True, type=click.Choice(sorted(VARIANTS)),
+@click.option("--variant", "variants", multiple=True, type=_Variant(),
               help="Variant to prove (repeatable; default: all).")
 @click.option("--geometry", "geometries", multiple=True, metavar="PAGESxBITS",
               help=f"Blocks x bits per block, all pages populated at first (repeatable; default: {' '.join(DEFAULT_GEOMETRIES)})."
@@ -436,6 +444,7 @@ def _geometry(spec: str) -> Geometry:
               help="Also prove the first-chunk layout arithmetic at 64 bits (PAGE_SIZE 4096; skipped with --op).")
 @click.option("--rows", is_flag=True, help="Print every obligation as a table row (default: counts and findings).")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@variant_module_option
 @user_errors
 def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tuple[str, ...], ops: tuple[str, ...],
           timeout: float, rlimit: int, seed: int, solver: str, depth: int, traces_dir: str | None,
@@ -553,14 +562,14 @@ def _next_steps(results: list[Result], config: Config | None) -> list[str]:
         return [*steps, f"the baseline could not be read: {e}"]
     name = os.path.relpath(config.baseline)
     for variant in sorted({r.variant for r in results}):
-        rows = [r for r in results if r.variant == variant]
-        compared = [(r, e) for r in rows if (e := baseline.expected(r.variant, r.geometry, r.invariant, r.op))]
+        rows = [(r, obligation_of(r)) for r in results if r.variant == variant]
+        compared = [(r, e) for r, key in rows if (e := baseline.expected(key))]
         differ = [f"{r.invariant} / {r.op} at {r.geometry} ({r.verdict.value}, expected {e})"
                   for r, e in compared if r.verdict.value != e]
         line = f"{variant}: {len(compared) - len(differ)} of {len(compared)} rows as {name} expects them"
         if differ:
             line += f"; {len(differ)} differ: {'; '.join(differ[:3])}" + ("; ..." if len(differ) > 3 else "")
-        unlisted = sorted({r.geometry for r in rows} - set(baseline.suites.get(variant, {})))
+        unlisted = sorted({key.setting.label for _, key in rows} - set(baseline.suites.get(variant, {})))
         if unlisted:
             line += f" ({', '.join(unlisted)}: not in the baseline)"
         steps.append(line)

@@ -23,10 +23,11 @@ from rich.table import Table
 
 from pcpuverify import __version__
 from pcpuverify.check import (
-    LAYOUT_OP,
     OP_FUNCTIONS,
     CheckRun,
+    LayoutSetting,
     Outcome,
+    Replay,
     Row,
 )
 from pcpuverify.draw import draw_state
@@ -35,7 +36,7 @@ from pcpuverify.invariants.base import REGISTRY
 from pcpuverify.invariants.check import replay
 from pcpuverify.model import first_chunk
 from pcpuverify.model.percpu import PcpuAllocator
-from pcpuverify.model.reference import OpError, Reference
+from pcpuverify.model.reference import OpError
 from pcpuverify.model.trace import trace_from_json
 from pcpuverify.model.variants import VARIANTS
 from pcpuverify.proofs.layout import LAYOUT_PROPERTIES
@@ -82,7 +83,7 @@ def print_check(console: Console, run: CheckRun) -> None:
     """The terminal summary: every row that is not OK, then one line of counts and the verdict."""
     bad = [r for r in run.rows if r.outcome is not Outcome.OK]
     if run.update_baseline:  # the rows that differ from the old baseline are the diff to review, not failures
-        changed = [r for r in bad if r.outcome.regression and r.kind != "trace"]
+        changed = [r for r in bad if r.outcome.regression and not isinstance(r.key.setting, Replay)]
         console.print(f"{len(changed)} rows differ from the old baseline {run.config.baseline}")
         bad = [r for r in bad if r not in changed]
     if bad:
@@ -101,7 +102,7 @@ def print_check(console: Console, run: CheckRun) -> None:
 
 
 def _detail(r: Row) -> str:
-    if r.source and r.kind == "trace":
+    if r.source and isinstance(r.key.setting, Replay):
         return f"{r.source}: {r.detail}" if r.detail else r.source
     if r.trace is not None and r.outcome is Outcome.NEW_VIOLATION:
         trace = r.minimised or r.trace
@@ -121,8 +122,7 @@ def junit_xml(run: CheckRun) -> str:
     """
     groups: dict[str, list[Row]] = {}
     for r in run.rows:
-        name = {"proof": f"{r.variant} {r.geometry}", "trace": "regression traces",
-                "stateful": f"{r.variant} stateful"}[r.kind]
+        name = "regression traces" if isinstance(r.key.setting, Replay) else f"{r.variant} {r.geometry}"
         groups.setdefault(name, []).append(r)
     root = ET.Element("testsuites", name="pcpu-verify check")
     totals: Counter[str] = Counter()
@@ -167,7 +167,7 @@ def _junit_counts(rows: list[Row]) -> Counter[str]:
 
 
 def _case_name(r: Row) -> str:
-    if r.kind == "trace":
+    if isinstance(r.key.setting, Replay):
         return f"replay {r.source} ({r.variant}: {r.invariant})"
     return f"{r.invariant} / {r.op}"
 
@@ -191,7 +191,7 @@ def _case_text(r: Row) -> str:
 def _layout_lines(r: Row) -> list[str]:
     """A VIOLATED layout row's findings: which inputs break the property, and the counterexample's values."""
     found = r.layout or {}
-    if r.op != LAYOUT_OP or r.verdict != "VIOLATED":
+    if not isinstance(r.key.setting, LayoutSetting) or r.verdict != "VIOLATED":
         return []
     out = []
     if found.get("breaks_when"):
@@ -255,7 +255,8 @@ def _overrides(variant: str, root: Path) -> list[dict[str, Any]]:
 
 
 def _last_op(r: Row) -> str:
-    if r.kind == "proof":
+    """The operation a row's obligation, or the last step of its trace, exercises (a key of OP_FUNCTIONS)."""
+    if r.kind == "proof":  # a suite's operation, or a layout row's "layout"
         return r.op
     trace = r.minimised or r.trace
     ops = trace.get("ops", []) if trace else []
@@ -303,7 +304,7 @@ def sarif_json(run: CheckRun) -> str:
     for r in rows:
         function = OP_FUNCTIONS.get(_last_op(r), "pcpu_alloc_area")
         primary = None
-        if r.kind == "trace" and r.source and not r.source.startswith(run.config.baseline.name):
+        if isinstance(r.key.setting, Replay) and r.source and not r.key.setting.known:
             primary = _location(str(root / r.source), 1, root, "the regression trace")
         if primary is None:
             primary = _function_location(r.variant, function, root) or _location(
@@ -357,12 +358,11 @@ def draw_trace(trace_json: dict[str, Any]) -> str:
     trace = trace_from_json(trace_json)
     B = trace.geometry.block_bits
     try:
-        initial_state = Reference(trace.variant, trace.geometry, trace.init).dump()
-        _, steps = replay(trace)
+        replayed = replay(trace)
     except OpError as e:
         return f"(replay refused: {e})\n"
-    lines = ["initial state", draw_state(initial_state, B).plain]
-    for s in steps:
+    lines = ["initial state", draw_state(replayed.initial_state, B).plain]
+    for s in replayed.steps:
         ret = f" -> bit_off {s.result.bit_off}" if s.result.bit_off is not None else ""
         lines.append(f"step {s.index}: {s.result.op.describe()}{ret}")
         lines.append(draw_state(s.state, B).plain)
@@ -384,9 +384,9 @@ def markdown(run: CheckRun) -> str:
             function = OP_FUNCTIONS.get(_last_op(r))
             if function:
                 out += [f"Exercises `{function}`."]
-            if r.op == LAYOUT_OP:
+            if isinstance(r.key.setting, LayoutSetting):
                 found = r.layout or {}
-                page = r.geometry.split("/")[0].removeprefix("page")
+                page = r.key.setting.page_size
                 where = f"Under the `{found.get('preconditions', '?')}` preconditions, PAGE_SIZE {page}, 64-bit values:"
                 example = f"`{found['description']}`" if found.get("description") else r.detail or "(no counterexample)"
                 out += ["", where, "", example, ""]

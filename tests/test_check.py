@@ -402,6 +402,20 @@ def test_malformed_baseline(tmp_path: Path) -> None:
     assert_one_error_line(check(tmp_path)[0], "suites.v1.1x4.free-bits-count.alloc", "'MAYBE'")
 
 
+@pytest.mark.parametrize(("setting", "op", "fragment"), [
+    ("2y8", "alloc", "not a geometry"),  # neither PAGESxBITS nor page<N>/<set>
+    ("page4096/nowhere", "layout", "not a geometry"),  # no such precondition set
+    ("2X8", "alloc", "not written as the tool writes it"),  # read back, it would be written "2x8"
+    ("stateful", "stateful", "the stateful rows live in 'stateful'"),
+    ("page4096/setup", "alloc", "a layout row's op is 'layout'"),
+])
+def test_baseline_keys_name_a_setting(tmp_path: Path, setting: str, op: str, fragment: str) -> None:
+    write_config(tmp_path)
+    (tmp_path / "baseline.json").write_text(json.dumps({"format": "pcpu-verify-baseline/1", "suites": {
+        "v1": {setting: {"free-bits-count": {op: "PROVED"}}}}}))
+    assert_one_error_line(check(tmp_path)[0], f"suites.v1.{setting}", fragment)
+
+
 def test_malformed_trace(tmp_path: Path) -> None:
     write_config(tmp_path)
     (tmp_path / "baseline.json").write_text(json.dumps({"format": "pcpu-verify-baseline/1", "suites": {}}))

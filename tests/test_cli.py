@@ -22,12 +22,12 @@ HINT_OVERLAP = TRACES / "v1_hint_overlap.json"
 FORMAT = "pcpu-verify-trace/1"
 
 
-def pcpu_verify(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def pcpu_verify(*args: str | Path, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("pcpu-verify")
     if exe is None:
         pytest.fail("pcpu-verify is not on PATH: install the project (pip install -e .) before running the CLI tests")
     return subprocess.run(
-        [exe, *map(str, args)], capture_output=True, text=True, timeout=120, cwd=cwd, check=False
+        [exe, *map(str, args)], capture_output=True, text=True, timeout=timeout, cwd=cwd, check=False
     )
 
 
@@ -337,3 +337,77 @@ def test_first_chunk_trace_shows_the_reserved_and_the_dynamic_chunk(tmp_path: Pa
     after = data["steps"][-1]["state"]["chunks"]
     assert after["reserved"]["alloc_map"] == "1111100000000000"
     assert after["dynamic"]["alloc_map"] == "1111000000000000"
+
+
+# -- a plug-in variant (--variant-module) with prove, replay and minimize ----------------------------------
+
+# A one-line patch on `fixed`: Fix 2 taken back, so the search window again runs past the bitmap.
+PLUGIN = '''
+from pcpuverify.check import register_variant
+from pcpuverify.model.variants import V1, Fixed
+from pcpuverify.symbolic.encode import SymFixed, SymV1
+
+
+class Unclipped(Fixed):
+    variant = "fixed-unclipped"
+    pcpu_alloc_area_search = V1.pcpu_alloc_area_search
+
+
+class SymUnclipped(SymFixed):
+    variant = "fixed-unclipped"
+    pcpu_alloc_area_search = SymV1.pcpu_alloc_area_search
+
+
+register_variant("fixed-unclipped", Unclipped, SymUnclipped)
+'''
+OUT_OF_BOUNDS = TRACES / "found" / "v1__bitmap-access-in-bounds.json"
+
+
+def plugin_and_trace(tmp_path: Path) -> tuple[Path, Path]:
+    """The plug-in file, and the committed out-of-bounds trace on its variant, padded with a depopulate and a populate."""
+    plugin = tmp_path / "unclipped.py"
+    plugin.write_text(PLUGIN)
+    data = json.loads(OUT_OF_BOUNDS.read_text())
+    data["variant"] = "fixed-unclipped"
+    data["ops"] = [{"op": "depopulate", "page_start": 0, "page_end": 1},
+                   {"op": "populate", "page_start": 0, "page_end": 1}, *data["ops"]]
+    return plugin, write_trace(tmp_path, data)
+
+
+def test_replay_and_minimize_a_plugin_variant(tmp_path: Path) -> None:
+    plugin, trace = plugin_and_trace(tmp_path)
+    # without the plug-in the variant is unknown: one line, exit 2
+    assert_one_error_line(pcpu_verify("replay", trace), "unknown variant 'fixed-unclipped'")
+    assert_one_error_line(pcpu_verify("replay", "--variant-module", tmp_path / "nowhere.py", trace),
+                          "--variant-module", "no such file")
+    replayed = pcpu_verify("replay", "--variant-module", plugin, "--json", trace)
+    assert replayed.returncode == 0, replayed.stderr
+    steps = json.loads(replayed.stdout)["steps"]
+    broken = [s["index"] for s in steps if any(v["invariant"] == "bitmap-access-in-bounds" for v in s["violations"])]
+    assert broken and broken[0] == len(steps) - 1  # the patch breaks it where v1 does, after the padding
+    # on `fixed` itself the same steps break nothing: it is the patch
+    fixed = json.loads(trace.read_text())
+    fixed["variant"] = "fixed"
+    assert pcpu_verify("replay", write_trace(tmp_path, fixed, "fixed.json")).returncode == 1
+
+    out = tmp_path / "min.json"
+    minimized = pcpu_verify("minimize", "--variant-module", plugin, "-o", out, trace)
+    assert minimized.returncode == 0, minimized.stderr
+    smaller = json.loads(out.read_text())
+    assert smaller["variant"] == "fixed-unclipped" and smaller["violates"] == "bitmap-access-in-bounds"
+    assert len(smaller["ops"]) < len(json.loads(trace.read_text())["ops"])
+
+
+@pytest.mark.slow
+def test_prove_a_plugin_variant(tmp_path: Path) -> None:
+    plugin, _ = plugin_and_trace(tmp_path)
+    # --variant checks its names after the plug-in has registered its own
+    assert "'fixed-unclipped' is not one of" in pcpu_verify("prove", "--variant", "fixed-unclipped").stderr
+    result = pcpu_verify("prove", "--variant-module", plugin, "--variant", "fixed-unclipped", "--geometry", "1x8",
+                         "--invariant", "bitmap-access-in-bounds", "--invariant", "chunk-contig-hint-region-free",
+                         "--no-layout", "--no-witnesses", "--json", cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stderr
+    found = {(r["invariant"], r["op"]): r["result"] for r in json.loads(result.stdout)["results"]}
+    assert {r for (inv, _), r in found.items() if inv == "chunk-contig-hint-region-free"} == {"PROVED"}
+    assert found[("bitmap-access-in-bounds", "alloc")] == "VIOLATED"  # what the one line takes back
+    assert {r for (inv, op), r in found.items() if inv == "bitmap-access-in-bounds" and op != "alloc"} == {"PROVED"}

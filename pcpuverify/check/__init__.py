@@ -22,6 +22,11 @@ Results are cached on disk by a hash of everything they depend on (see
 carries its own key, holds no UNKNOWN and every row its item owes, else it
 is ignored and recomputed.
 
+Every row is keyed by an ``Obligation(subject, setting, invariant, op)``
+(check/obligation.py), its setting a typed value: a geometry, a layout
+precondition set, the stateful run, a replay.  The strings the reports and
+the baseline publish for them are made there, and read back there only.
+
 Nothing here prints: the CLI (check_cli.py) and reports.py turn a
 ``CheckRun`` into text.
 """
@@ -34,8 +39,18 @@ from pcpuverify.check.cache import Cache
 from pcpuverify.check.config import Config, find_config, load_config, register_variant
 from pcpuverify.check.keys import PRESENTATION_MODULES, source_digest, suite_key
 from pcpuverify.check.matrix import suite_rows
-from pcpuverify.check.outcomes import (
+from pcpuverify.check.obligation import (
     LAYOUT_OP,
+    FirstChunkStart,
+    GeometrySetting,
+    LayoutSetting,
+    Obligation,
+    Replay,
+    Setting,
+    StatefulRun,
+    obligation_of,
+)
+from pcpuverify.check.outcomes import (
     OP_FUNCTIONS,
     USER_ERRORS,
     CheckError,
@@ -50,17 +65,25 @@ __all__ = [
     "CheckError",
     "CheckRun",
     "Config",
+    "FirstChunkStart",
+    "GeometrySetting",
     "LAYOUT_OP",
+    "LayoutSetting",
     "OP_FUNCTIONS",
+    "Obligation",
     "Outcome",
     "PRESENTATION_MODULES",
     "Progress",
+    "Replay",
     "Row",
+    "Setting",
+    "StatefulRun",
     "Terminated",
     "USER_ERRORS",
     "find_config",
     "load_baseline",
     "load_config",
+    "obligation_of",
     "register_variant",
     "run_check",
     "source_digest",

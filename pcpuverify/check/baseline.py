@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pcpuverify.check.outcomes import BASELINE_FORMAT, LAYOUT_OP, NOT_RUN, TOOL_FAILURES, CheckError, Outcome
+from pcpuverify.check.obligation import GeometrySetting, LayoutSetting, Obligation, StatefulRun, setting_from_label
+from pcpuverify.check.outcomes import BASELINE_FORMAT, NOT_RUN, TOOL_FAILURES, CheckError, Outcome
 from pcpuverify.model.trace import TraceError, read_input, trace_from_json
 from pcpuverify.proofs.results import Verdict
 
@@ -17,33 +18,47 @@ from pcpuverify.proofs.results import Verdict
 class Baseline:
     """Per variant and geometry, the expected verdict of every row, with the trace of each known violation.
 
-    ``suites[variant][geometry][invariant][op]`` is a verdict string, or for
+    ``suites[variant][setting][invariant][op]`` is a verdict string, or for
     a VIOLATED row ``{"verdict": "VIOLATED", "trace": {...}}`` -- for a
-    layout row (geometry "page4096/<set>", op "layout"), which has no
+    layout row (setting "page4096/<set>", op "layout"), which has no
     operations to replay, ``{"verdict": "VIOLATED", "counterexample": "..."}``
-    with the inputs that break it, in words;
-    ``stateful`` holds, per variant, the invariants the machines break within
-    ``stateful_examples`` examples (with their traces).
+    with the inputs that break it, in words; ``setting`` is the label of a
+    ``GeometrySetting`` or a ``LayoutSetting`` (check/obligation.py), checked
+    when the file is read.  ``stateful`` holds, per variant, the invariants
+    the machines break within ``stateful_examples`` examples (with their traces).
     """
 
     suites: dict[str, dict[str, dict[str, dict[str, Any]]]] = field(default_factory=dict)
     stateful_examples: int | None = None
     stateful: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def expected(self, variant: str, geometry: str, inv: str, op: str) -> str | None:
-        entry = self.suites.get(variant, {}).get(geometry, {}).get(inv, {}).get(op)
+    def expected(self, key: Obligation) -> str | None:
+        """The verdict the baseline expects of ``key``; None for a row it does not list (or a replay: see below).
+
+        Of the stateful machines: BROKEN for an invariant they break, HELD for
+        the others, None when the baseline has no stateful section.  A replayed
+        trace expects no verdict here: it must reproduce what it claims.
+        """
+        if isinstance(key.setting, StatefulRun):
+            if self.stateful_examples is None:
+                return None
+            return "BROKEN" if key.invariant in self.stateful.get(key.subject, {}) else "HELD"
+        entry = self.suites.get(key.subject, {}).get(key.setting.label, {}).get(key.invariant, {}).get(key.op)
         return entry["verdict"] if isinstance(entry, dict) else entry
 
-    def known_violations(self) -> Iterator[tuple[str, str, str, str, dict[str, Any]]]:
+    def known_violations(self) -> Iterator[tuple[Obligation, dict[str, Any]]]:
+        """Every row the baseline holds a trace for (a suite's VIOLATED row, a stateful finding), with the trace."""
         for variant, geos in self.suites.items():
-            for geometry, invs in geos.items():
+            for label, invs in geos.items():
+                setting = setting_from_label(label)  # load_baseline checked every label
                 for inv, ops in invs.items():
                     for op, entry in ops.items():
-                        if isinstance(entry, dict) and entry.get("trace") is not None:
-                            yield variant, geometry, inv, op, entry["trace"]
+                        if (isinstance(setting, GeometrySetting) and isinstance(entry, dict)
+                                and entry.get("trace") is not None):
+                            yield Obligation(variant, setting, inv, op), entry["trace"]
         for variant, broken in self.stateful.items():
             for inv, trace in broken.items():
-                yield variant, "stateful", inv, "stateful", trace
+                yield Obligation(variant, StatefulRun(), inv), trace
 
     def as_parent_of(self, children: tuple[str, ...], parent: str) -> Baseline:
         """This baseline with ``parent``'s rows expected of every child, its traces replayed on the child.
@@ -101,6 +116,13 @@ def load_baseline(path: Path, required: bool = True) -> Baseline:
         if not isinstance(geos, dict):
             raise CheckError(f"{path}: suites.{variant} must be an object of geometries")
         for geometry, invs in geos.items():
+            try:
+                setting = setting_from_label(geometry)
+            except ValueError as e:
+                raise CheckError(f"{path}: suites.{variant}.{geometry}: not a geometry PAGESxBITS nor a layout"
+                                 f" page<PAGE_SIZE>/<preconditions>: {e}") from None
+            if isinstance(setting, StatefulRun):
+                raise CheckError(f"{path}: suites.{variant}.{geometry}: the stateful rows live in 'stateful'")
             if not isinstance(invs, dict):
                 raise CheckError(f"{path}: suites.{variant}.{geometry} must be an object of invariants")
             for inv, ops in invs.items():
@@ -112,7 +134,9 @@ def load_baseline(path: Path, required: bool = True) -> Baseline:
                     if verdict not in verdicts:
                         raise CheckError(f"{where}: the verdict must be one of {', '.join(sorted(verdicts))}"
                                          f" (got {verdict!r})")
-                    if verdict == Verdict.VIOLATED.value and op == LAYOUT_OP:
+                    if isinstance(setting, LayoutSetting) and op != setting.op:
+                        raise CheckError(f"{where}: a layout row's op is {setting.op!r}")
+                    if verdict == Verdict.VIOLATED.value and isinstance(setting, LayoutSetting):
                         # 64-bit inputs, not a sequence of operations: nothing to replay
                         if isinstance(entry, dict) and not isinstance(entry.get("counterexample", ""), str):
                             raise CheckError(f"{where}: a layout row's counterexample must be a string")

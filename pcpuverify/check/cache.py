@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pcpuverify.check.matrix import layout_rows
-from pcpuverify.check.outcomes import CACHE_FORMAT, LAYOUT_OP
+from pcpuverify.check.matrix import layout_obligations
+from pcpuverify.check.obligation import GeometrySetting, LayoutSetting, Obligation, obligation_of
+from pcpuverify.check.outcomes import CACHE_FORMAT
 from pcpuverify.model.trace import trace_from_json, write_atomically
 from pcpuverify.proofs.results import Result, Verdict
 
@@ -189,13 +190,16 @@ def _cached_results(payload: Any) -> list[Result]:
     return results
 
 
-def _suite_payload(variant: str, geometry: str, expected: list[tuple[str, str]]) -> Callable[[Any], list[Result]]:
+def _suite_payload(owed: list[Obligation], geometry: GeometrySetting) -> Callable[[Any], list[Result]]:
+    """A suite's entry: results of its own subject and geometry, every row it owes (unless NONCONFORMANT)."""
+    subjects = {key.subject for key in owed}
+
     def parse(payload: Any) -> list[Result]:
         results = _cached_results(payload)
-        if any((r.variant, r.geometry) != (variant, geometry) for r in results):
+        keys = {obligation_of(r) for r in results}
+        if any(key.subject not in subjects or key.setting != geometry for key in keys):
             raise ValueError("results of another suite")
-        rows = {(r.invariant, r.op) for r in results}
-        if not any(r.verdict is Verdict.NONCONFORMANT for r in results) and not set(expected) <= rows:
+        if not any(r.verdict is Verdict.NONCONFORMANT for r in results) and not set(owed) <= keys:
             raise ValueError("not every row this suite owes")
         return results
 
@@ -203,14 +207,15 @@ def _suite_payload(variant: str, geometry: str, expected: list[tuple[str, str]])
 
 
 def _layout_payload(variant: str) -> Callable[[Any], list[Result]]:
-    owed = set(layout_rows())
-    geometries = {g for g, _ in owed}
+    owed = set(layout_obligations(variant))
 
     def parse(payload: Any) -> list[Result]:
         results = _cached_results(payload)
-        if any(r.variant != variant or r.geometry not in geometries or r.op != LAYOUT_OP for r in results):
+        keys = [obligation_of(r) for r in results]
+        if any(r.variant != variant or not isinstance(key.setting, LayoutSetting) or r.geometry != key.setting.label
+               for r, key in zip(results, keys)):
             raise ValueError("results of another suite")
-        if not owed <= {(r.geometry, r.invariant) for r in results}:
+        if not owed <= set(keys):
             raise ValueError("not every row this layout suite owes")
         return results
 

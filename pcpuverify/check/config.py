@@ -16,7 +16,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - the same parser, from PyPI
     import tomli as tomllib
 
-from pcpuverify.check.outcomes import CONFIG_TABLE, LAYOUT_OP, CheckError
+from pcpuverify.check.obligation import LAYOUT_OP
+from pcpuverify.check.outcomes import CONFIG_TABLE, CheckError
 from pcpuverify.model.geometry import Geometry, GeometryError
 from pcpuverify.proofs.blocks.labels import BlockLabel, is_block_label, parse_block_label
 from pcpuverify.model.trace import read_input

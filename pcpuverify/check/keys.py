@@ -11,7 +11,8 @@ from typing import Any
 import z3
 
 from pcpuverify.check.config import Config
-from pcpuverify.check.outcomes import CACHE_FORMAT, LAYOUT_PAGE_SIZE, LAYOUT_SETS
+from pcpuverify.check.obligation import LAYOUT_PAGE_SIZE, LAYOUT_SETS
+from pcpuverify.check.outcomes import CACHE_FORMAT
 from pcpuverify.model.geometry import Geometry
 from pcpuverify.proofs.blocks.labels import BlockLabel
 from pcpuverify.symbolic.subjects import SUBJECTS

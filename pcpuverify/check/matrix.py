@@ -1,8 +1,8 @@
-"""The rows a suite owes: every (invariant, operation) the configured filters select."""
+"""The rows an item owes: every obligation of a suite or a layout suite the configured filters select."""
 
 from __future__ import annotations
 
-from pcpuverify.check.outcomes import LAYOUT_PAGE_SIZE, LAYOUT_SETS
+from pcpuverify.check.obligation import LAYOUT_SETS, GeometrySetting, LayoutSetting, Obligation
 from pcpuverify.invariants.check import STATE_INVARIANTS, STEP_INVARIANTS
 from pcpuverify.model.geometry import Geometry
 from pcpuverify.proofs.blocks.labels import BlockLabel
@@ -26,24 +26,24 @@ def suite_rows(invariants: frozenset[str] | None, ops: frozenset[str] | None) ->
     return rows
 
 
-def owed_rows(geometry: Geometry | BlockLabel, invariants: frozenset[str] | None,
-              ops: frozenset[str] | None) -> list[tuple[str, str]]:
-    """The rows a suite item owes: ``suite_rows``, or a compositional label's (none under an --op filter)."""
+def suite_obligations(subject: str, geometry: Geometry | BlockLabel, invariants: frozenset[str] | None,
+                      ops: frozenset[str] | None) -> list[Obligation]:
+    """``suite_rows`` as the keys of the suite of ``subject`` on ``geometry``; a compositional label's rows
+    (``proofs/blocks/``) for a label, none under an --op filter (its ops are block functions)."""
+    setting = GeometrySetting(geometry)
     if isinstance(geometry, BlockLabel):
-        return [] if ops is not None else label_rows(geometry, invariants)
-    return suite_rows(invariants, ops)
+        rows = [] if ops is not None else label_rows(geometry, invariants)
+    else:
+        rows = suite_rows(invariants, ops)
+    return [Obligation(subject, setting, inv, op) for inv, op in rows]
 
 
-def layout_geometry(set_name: str) -> str:
-    return f"page{LAYOUT_PAGE_SIZE}/{set_name}"
-
-
-def layout_rows(properties: frozenset[str] | None = None) -> list[tuple[str, str]]:
-    """Every (geometry, property) row ``run_layout_suite`` reports (``properties``: only those), in its order.
+def layout_obligations(subject: str, properties: frozenset[str] | None = None) -> list[Obligation]:
+    """Every obligation ``run_layout_suite`` reports for ``subject`` (``properties``: only those), in its order.
 
     Derived from ``LAYOUT_PROPERTIES`` and each property's ``sets``: a
-    property added to proofs/layout.py is owed without a change here.
+    property added to proofs/layout is owed without a change here.
     """
-    return [(layout_geometry(set_name), name) for set_name in LAYOUT_SETS
+    return [Obligation(subject, LayoutSetting(set_name), name) for set_name in LAYOUT_SETS
             for name, prop in LAYOUT_PROPERTIES.items()
             if set_name in prop.sets and (properties is None or name in properties)]

@@ -6,6 +6,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
+from pcpuverify.check.obligation import LAYOUT_OP, Obligation
 from pcpuverify.invariants.check import UnknownInvariant
 from pcpuverify.model import variants as model_variants
 from pcpuverify.model.first_chunk import LayoutError
@@ -13,7 +14,6 @@ from pcpuverify.model.geometry import GeometryError
 from pcpuverify.model.reference import OpError
 from pcpuverify.model.trace import TraceError
 from pcpuverify.proofs.initiation import OP as FIRST_CHUNK_OP
-from pcpuverify.proofs.layout import PRECONDITION_SETS
 from pcpuverify.proofs.results import Verdict
 
 
@@ -23,11 +23,6 @@ class Terminated(BaseException):
 CACHE_FORMAT = "pcpu-verify-check-cache/1"
 BASELINE_FORMAT = "pcpu-verify-baseline/1"
 CONFIG_TABLE = "tool.pcpu-verify"
-
-# The first-chunk layout proofs (proofs/layout.py): one page size, every precondition set.
-LAYOUT_OP = "layout"  # the op of every layout row
-LAYOUT_PAGE_SIZE = 4096
-LAYOUT_SETS = tuple(PRECONDITION_SETS)  # "setup", "callers", "arch": the geometry of a row is "page4096/<set>"
 
 # The ported function each kind of obligation exercises first (SARIF points there).
 OP_FUNCTIONS = {
@@ -72,16 +67,13 @@ NOT_RUN = "NOT RUN"  # the verdict column of a row the budget did not reach
 class Row:
     """One checked row: a proof obligation, a replayed regression trace, or a stateful finding.
 
-    ``kind`` is "proof", "trace" or "stateful"; ``verdict`` the run's answer
-    (a ``Verdict`` value, REPRODUCED/NOT-REPRODUCED for a trace, BROKEN/HELD
-    for the stateful machines, or NOT RUN); ``expected`` the baseline's.
+    ``key`` says which (its setting: a suite's geometry, a layout precondition
+    set, the stateful run, a replay); ``verdict`` is the run's answer (a
+    ``Verdict`` value, REPRODUCED/NOT-REPRODUCED for a trace, BROKEN/HELD for
+    the stateful machines, or NOT RUN); ``expected`` the baseline's.
     """
 
-    kind: str
-    variant: str
-    geometry: str
-    invariant: str
-    op: str
+    key: Obligation
     verdict: str
     expected: str | None
     outcome: Outcome
@@ -90,13 +82,30 @@ class Row:
     detail: str = ""
     trace: dict[str, Any] | None = None  # the counterexample of a VIOLATED/BROKEN row
     minimised: dict[str, Any] | None = None  # the minimised counterexample of a new violation
-    source: str | None = None  # the trace file a "trace" row replays
+    source: str | None = None  # the trace file a replay row replays
     # a layout row's findings (proofs/layout.py's Result.extra): preconditions, breaks_when, counterexample
     layout: dict[str, Any] | None = None
 
+    # The published columns: the reports and --json name a row by these strings.
     @property
-    def name(self) -> str:
-        return f"{self.invariant} / {self.op}"
+    def kind(self) -> str:
+        return self.key.kind
+
+    @property
+    def variant(self) -> str:
+        return self.key.subject
+
+    @property
+    def geometry(self) -> str:
+        return self.key.setting.label
+
+    @property
+    def invariant(self) -> str:
+        return self.key.invariant
+
+    @property
+    def op(self) -> str:
+        return self.key.op
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {

@@ -21,8 +21,18 @@ from pcpuverify.check.baseline import Baseline, _outcome, load_baseline
 from pcpuverify.check.cache import Cache, CacheStats, _layout_payload, _suite_payload, result_from_json, result_to_json
 from pcpuverify.check.config import Config, load_plugin
 from pcpuverify.check.keys import layout_key, minimise_key, stateful_key, suite_key
-from pcpuverify.check.matrix import layout_rows, owed_rows
-from pcpuverify.check.outcomes import LAYOUT_OP, NOT_RUN, CheckError, Outcome, Row
+from pcpuverify.check.matrix import layout_obligations, suite_obligations, suite_rows
+from pcpuverify.check.obligation import (
+    LAYOUT_OP,
+    FirstChunkStart,
+    GeometrySetting,
+    LayoutSetting,
+    Obligation,
+    Replay,
+    StatefulRun,
+    obligation_of,
+)
+from pcpuverify.check.outcomes import NOT_RUN, CheckError, Outcome, Row
 from pcpuverify.check.workers import (
     Item,
     LayoutItem,
@@ -78,7 +88,7 @@ class CheckRun:
         if Outcome.TOOL_FAILURE in outcomes:
             return EXIT_TOOL_FAILURE
         # rewriting the baseline accepts every change of verdict, but not a regression trace that broke
-        if any(r.outcome.regression and (r.kind == "trace" or not self.update_baseline) for r in self.rows):
+        if any(r.outcome.regression and (isinstance(r.key.setting, Replay) or not self.update_baseline) for r in self.rows):
             return EXIT_VIOLATION
         if Outcome.UNKNOWN in outcomes or Outcome.NOT_RUN in outcomes:
             return EXIT_UNDECIDED
@@ -155,10 +165,10 @@ def regression_traces(config: Config) -> list[tuple[Path, Any]]:
     return out
 
 
-def _replay_row(variant: str, geometry: str, trace: Any, source: str) -> Row:
+def _replay_row(variant: str, replay: Replay, trace: Any, source: str) -> Row:
     """A trace must still break the invariant it claims (or, without a claim, replay without error)."""
     start = time.perf_counter()
-    name = trace.violates or "replays"
+    key = Obligation(variant, replay, trace.violates or "replays")
     try:
         at = first_violation(trace, trace.violates) if trace.violates else None
         verdict = "REPRODUCED" if (at is not None or not trace.violates) else "NOT-REPRODUCED"
@@ -167,8 +177,8 @@ def _replay_row(variant: str, geometry: str, trace: Any, source: str) -> Row:
         verdict, detail = "NOT-REPRODUCED", f"replay refused: {e}"
     expected = "REPRODUCED"
     outcome = Outcome.OK if verdict == expected else Outcome.VIOLATION_GONE
-    return Row("trace", variant, geometry, name, "replay", verdict, expected, outcome,
-               time.perf_counter() - start, detail=detail, trace=trace.to_json(), source=source)
+    return Row(key, verdict, expected, outcome, time.perf_counter() - start, detail=detail, trace=trace.to_json(),
+               source=source)
 
 
 def _estimate(history: dict[str, Any], label: str, default: float) -> tuple[float, int]:
@@ -251,14 +261,15 @@ def run_check(config: Config, progress: ProgressFn | None = None, update_baselin
 
     # 1. regression traces and the baseline's known-violation traces: milliseconds each, run here
     for path, trace in traces:
-        geometry = "first-chunk" if isinstance(trace.init, FirstChunkInit) else trace.geometry.name
-        rows.append(_replay_row(trace.variant, geometry, trace, _relative(path, config.root)))
+        origin = FirstChunkStart() if isinstance(trace.init, FirstChunkInit) else GeometrySetting(trace.geometry)
+        rows.append(_replay_row(trace.variant, Replay(origin), trace, _relative(path, config.root)))
     if not update_baseline:
-        for variant, geometry, inv, op, data in baseline.known_violations():
-            if variant not in config.variants:
+        for found, data in baseline.known_violations():
+            if found.subject not in config.variants:
                 continue
-            trace = trace_from_json(data)
-            rows.append(_replay_row(variant, geometry, trace, f"{config.baseline.name}: {inv} / {op}"))
+            assert isinstance(found.setting, (GeometrySetting, StatefulRun))
+            rows.append(_replay_row(found.subject, Replay(found.setting, known=True), trace_from_json(data),
+                                    f"{config.baseline.name}: {found.invariant} / {found.op}"))
     say(Progress("regression traces", "done", f"{len(rows)} traces replayed"))
 
     # 2. the proof suites, the layout proofs and 3. the stateful machines: from the cache, or in the pool
@@ -296,7 +307,8 @@ def run_check(config: Config, progress: ProgressFn | None = None, update_baselin
             stateful_results[item.label] = found
             message = f"{len(found['broken'])} broken, from the cache"
         else:
-            parse = (_suite_payload(item.variant, item.geometry.name, owed_rows(item.geometry, item.invariants, item.ops))
+            parse = (_suite_payload(suite_obligations(item.variant, item.geometry, item.invariants, item.ops),
+                                    GeometrySetting(item.geometry))
                      if isinstance(item, SuiteItem) else _layout_payload(item.variant))
             results = cache.get(item.key, parse)
             if results is None:
@@ -423,7 +435,7 @@ def _run_pool(config: Config, items: list[Item], deadline: float | None, cache: 
                         n = rows_file.read_text(encoding="utf-8").count("\n")
                         if n != seen_rows.get(item.label, 0):
                             seen_rows[item.label] = n
-                            say(Progress(item.label, "row", done=n, total=len(owed_rows(item.geometry, item.invariants, item.ops))))
+                            say(Progress(item.label, "row", done=n, total=len(suite_obligations(item.variant, item.geometry, item.invariants, item.ops))))
                 if pending and deadline is not None and time.perf_counter() >= deadline:
                     pool.stop()
                     for f in pending:
@@ -459,109 +471,123 @@ def _finish(f: Future[Any], item: Item, cache: Cache, say: ProgressFn, suite_res
         entry["seconds"] = round(seconds, 2)
 
 
-def _suite_check_rows(s: SuiteItem, results: list[Result], baseline: Baseline, cached: bool,
-                      finished: bool) -> list[Row]:
-    by_row = {(r.invariant, r.op): r for r in results}
-    nonconformant = next((r for r in results if r.verdict is Verdict.NONCONFORMANT), None)
-    owed = owed_rows(s.geometry, s.invariants, s.ops)
-    extra = [key for key in by_row if key not in set(owed)]  # rows a newer run_suite reports: compared too
+@dataclass(frozen=True)
+class _Answer:
+    """What a run found for one obligation, before it is held to the baseline."""
+
+    verdict: str
+    seconds: float = 0.0
+    detail: str = ""
+    trace: dict[str, Any] | None = None
+    layout: dict[str, Any] | None = None
+    explained: str = ""  # the detail shown instead of ``detail`` when the baseline lists the row
+
+
+def _held_rows(owed: list[Obligation], found: dict[Obligation, _Answer], baseline: Baseline, *, cached: bool,
+               finished: bool, violated: str, missing: str, not_run: str) -> list[Row]:
+    """The one row builder: every obligation owed (and any other found), each held to the baseline.
+
+    An owed obligation without an answer is MISSING (the item finished
+    without it: a change) or NOT RUN (the budget cut the item short: never a
+    pass); ``violated`` is the verdict that means "broken".
+    """
+    extra = [key for key in found if key not in set(owed)]  # rows a newer item reports: compared too
     out = []
-    for inv, op in [*owed, *extra]:
-        expected = baseline.expected(s.variant, s.geometry.name, inv, op)
-        r = by_row.get((inv, op))
-        if r is None:
-            if nonconformant is not None:  # conformance failed before this row: nothing is proved
-                r = replace(nonconformant, invariant=inv, op=op)
-            elif finished:
-                out.append(Row("proof", s.variant, s.geometry.name, inv, op, "MISSING", expected, Outcome.CHANGED,
-                               detail="the suite did not report this row"))
-                continue
-            else:
-                out.append(Row("proof", s.variant, s.geometry.name, inv, op, NOT_RUN, expected, Outcome.NOT_RUN,
-                               detail="the budget ran out before this obligation was reached"))
-                continue
-        outcome = _outcome(r.verdict.value, expected, Verdict.VIOLATED.value)
-        detail = r.detail
+    for key in [*owed, *extra]:
+        expected = baseline.expected(key)
+        answer = found.get(key)
+        if answer is None:
+            out.append(Row(key, "MISSING", expected, Outcome.CHANGED, detail=missing) if finished else
+                       Row(key, NOT_RUN, expected, Outcome.NOT_RUN, detail=not_run))
+            continue
+        outcome = _outcome(answer.verdict, expected, violated)
+        detail = answer.detail
         if expected is None and outcome.regression:
             detail = (detail + "; " if detail else "") + "not in the baseline"
-        elif r.verdict is Verdict.NOT_INDUCTIVE:
-            detail = f"no violation within {r.depth} ops; counterexample to induction: {r.cti['op'] if r.cti else ''}"
-        out.append(Row("proof", s.variant, s.geometry.name, inv, op, r.verdict.value, expected, outcome,
-                       r.seconds, cached, detail, r.trace))
+        elif answer.explained:
+            detail = answer.explained
+        out.append(Row(key, answer.verdict, expected, outcome, answer.seconds, cached, detail, answer.trace,
+                       layout=answer.layout))
     return out
+
+
+def _suite_check_rows(s: SuiteItem, results: list[Result], baseline: Baseline, cached: bool,
+                      finished: bool) -> list[Row]:
+    def answer(r: Result) -> _Answer:
+        explained = ""
+        if r.verdict is Verdict.NOT_INDUCTIVE:
+            explained = (f"no violation within {r.depth} ops; counterexample to induction:"
+                         f" {r.cti['op'] if r.cti else ''}")
+        return _Answer(r.verdict.value, r.seconds, r.detail, r.trace, explained=explained)
+
+    found = {obligation_of(r, s.geometry): answer(r) for r in results}
+    owed = suite_obligations(s.variant, s.geometry, s.invariants, s.ops)
+    nonconformant = next((r for r in results if r.verdict is Verdict.NONCONFORMANT), None)
+    if nonconformant is not None:  # conformance failed before these rows: nothing is proved
+        for key in owed:
+            found.setdefault(key, answer(nonconformant))
+    return _held_rows(owed, found, baseline, cached=cached, finished=finished, violated=Verdict.VIOLATED.value,
+                      missing="the suite did not report this row",
+                      not_run="the budget ran out before this obligation was reached")
 
 
 def _layout_check_rows(lay: LayoutItem, results: list[Result], baseline: Baseline, cached: bool,
                        finished: bool) -> list[Row]:
-    """Every layout row owed (``layout_rows``), each held to the baseline like a suite row."""
-    by_row = {(r.geometry, r.invariant): r for r in results if r.op == LAYOUT_OP}
-    owed = layout_rows(lay.properties)
-    extra = [key for key in by_row if key not in set(owed)
-             and (lay.properties is None or key[1] in lay.properties)]  # a newer run_layout_suite's rows
-    out = []
-    for geometry, name in [*owed, *extra]:
-        expected = baseline.expected(lay.variant, geometry, name, LAYOUT_OP)
-        r = by_row.get((geometry, name))
-        if r is None:
-            if finished:
-                out.append(Row("proof", lay.variant, geometry, name, LAYOUT_OP, "MISSING", expected, Outcome.CHANGED,
-                               detail="the layout suite did not report this row"))
-            else:
-                out.append(Row("proof", lay.variant, geometry, name, LAYOUT_OP, NOT_RUN, expected, Outcome.NOT_RUN,
-                               detail="the budget ran out before the layout proofs finished"))
-            continue
-        outcome = _outcome(r.verdict.value, expected, Verdict.VIOLATED.value)
-        detail = r.detail
-        if expected is None and outcome.regression:
-            detail = (detail + "; " if detail else "") + "not in the baseline"
+    """Every layout row owed (``layout_obligations``), each held to the baseline like a suite row."""
+    def answer(r: Result) -> _Answer:
         findings = dict(r.extra)
         if r.verdict is Verdict.VIOLATED:
             findings["description"] = r.detail  # the breaking inputs in words: the baseline keeps it
-        out.append(Row("proof", lay.variant, geometry, name, LAYOUT_OP, r.verdict.value, expected, outcome,
-                       r.seconds, cached, detail, layout=findings))
-    return out
+        return _Answer(r.verdict.value, r.seconds, r.detail, layout=findings)
+
+    keys = [obligation_of(r) for r in results]
+    found = {key: answer(r) for key, r in zip(keys, results) if isinstance(key.setting, LayoutSetting)
+             and (lay.properties is None or key.invariant in lay.properties)}
+    return _held_rows(layout_obligations(lay.variant, lay.properties), found, baseline, cached=cached,
+                      finished=finished, violated=Verdict.VIOLATED.value,
+                      missing="the layout suite did not report this row",
+                      not_run="the budget ran out before the layout proofs finished")
 
 
 def _stateful_check_rows(st: StatefulItem, found: dict[str, Any] | None, baseline: Baseline, config: Config,
                          cached: bool) -> list[Row]:
-    known = baseline.stateful.get(st.variant, {})
-    recorded = baseline.stateful_examples is not None
+    # the 2017 chunk's invariants: the variants the stateful machines run
+    owed = [Obligation(st.variant, StatefulRun(), i.name) for i in INVARIANTS]
+    answers = {} if found is None else {
+        key: _Answer("BROKEN" if found["broken"].get(key.invariant) is not None else "HELD",
+                     found["seconds"] / max(len(INVARIANTS), 1), trace=found["broken"].get(key.invariant))
+        for key in owed}
+    rows = _held_rows(owed, answers, baseline, cached=cached, finished=False, violated="BROKEN", missing="",
+                      not_run="the budget ran out before the stateful machines ran")
     # Another number of examples samples more or less, it does not change what holds: still held to the
     # baseline, the difference reported as coverage (fewer examples may miss a known violation, below).
     coverage = "" if baseline.stateful_examples in (None, config.stateful_examples) else (
         f"coverage: {config.stateful_examples} examples, the baseline's {baseline.stateful_examples}")
     out = []
-    for inv in (i.name for i in INVARIANTS):  # the 2017 chunk's: the variants the stateful machines run
-        expected = ("BROKEN" if inv in known else "HELD") if recorded else None
-        if found is None:
-            out.append(Row("stateful", st.variant, "stateful", inv, "stateful", NOT_RUN, expected, Outcome.NOT_RUN,
-                           detail="the budget ran out before the stateful machines ran"))
+    for row in rows:
+        if row.outcome is Outcome.NOT_RUN:
+            out.append(row)
             continue
-        broken = found["broken"].get(inv)
-        verdict = "BROKEN" if broken is not None else "HELD"
-        outcome = _outcome(verdict, expected, "BROKEN")
-        detail = ""
+        detail, outcome = "", row.outcome
         if outcome is Outcome.VIOLATION_GONE:
             # a sampled search that misses a known violation shows nothing: the
             # regression traces replay every known one deterministically
             outcome = Outcome.OK
             detail = f"known violation not reached within {config.stateful_examples} examples"
-        if expected is None and outcome.regression:
+        if row.expected is None and outcome.regression:
             detail = "the baseline has no stateful section; record it with --update-baseline"
-        detail = "; ".join(d for d in (detail, coverage) if d)
-        out.append(Row("stateful", st.variant, "stateful", inv, "stateful", verdict, expected, outcome,
-                       found["seconds"] / max(len(INVARIANTS), 1), cached, detail, broken))
+        out.append(replace(row, outcome=outcome, detail="; ".join(d for d in (detail, coverage) if d)))
     return out
 
 
 def _minimise_new_violations(config: Config, rows: list[Row], suites: list[SuiteItem], deadline: float | None,
                              cache: Cache, say: ProgressFn, items_state: dict[str, str]) -> list[Row]:
-    by_label = {s.label: s for s in suites}
+    by_setting = {(s.variant, GeometrySetting(s.geometry)): s for s in suites}
     wanted: dict[int, MinimiseItem] = {}
     for i, r in enumerate(rows):
-        if r.kind != "proof" or r.outcome is not Outcome.NEW_VIOLATION or not r.trace or not r.trace.get("ops"):
-            continue  # a layout row has no trace: its counterexample is already minimal (proofs/layout.py)
-        s = by_label[f"{r.variant} {r.geometry}"]
+        s = by_setting.get((r.key.subject, r.key.setting))  # a suite's row: a layout row has no trace to minimise
+        if s is None or r.outcome is not Outcome.NEW_VIOLATION or not r.trace or not r.trace.get("ops"):
+            continue
         wanted[i] = MinimiseItem(r.variant, s.geometry, r.invariant, r.op, len(r.trace["ops"]),
                                  config.suite_options.solver, minimise_key(s.key, r.invariant, r.op))
     if not wanted:
@@ -634,20 +660,22 @@ def baseline_from(run: CheckRun, old: Baseline) -> Baseline:
     rows of a removed invariant go); with one, only the rows run change.
     """
     suites: dict[str, Any] = json.loads(json.dumps(old.suites))
-    proof_rows = [r for r in run.rows if r.kind == "proof"]
+    proof_rows = [r for r in run.rows if isinstance(r.key.setting, (GeometrySetting, LayoutSetting))]
     if run.config.invariants is None and run.config.ops is None:
-        for variant, geometry in {(r.variant, r.geometry) for r in proof_rows}:
-            suites.setdefault(variant, {})[geometry] = {}
+        for variant, label in {(r.key.subject, r.key.setting.label) for r in proof_rows}:
+            suites.setdefault(variant, {})[label] = {}
     for r in proof_rows:
         entry: Any = r.verdict
-        if r.verdict == Verdict.VIOLATED.value and r.op == LAYOUT_OP:
+        if r.verdict == Verdict.VIOLATED.value and isinstance(r.key.setting, LayoutSetting):
             entry = {"verdict": r.verdict, "counterexample": (r.layout or {}).get("description", "")}
         elif r.verdict == Verdict.VIOLATED.value:
             entry = {"verdict": r.verdict, "trace": r.trace}
-        suites.setdefault(r.variant, {}).setdefault(r.geometry, {}).setdefault(r.invariant, {})[r.op] = entry
+        key = r.key
+        ops = suites.setdefault(key.subject, {}).setdefault(key.setting.label, {}).setdefault(key.invariant, {})
+        ops[key.op] = entry
     stateful: dict[str, Any] = json.loads(json.dumps(old.stateful))
     examples = old.stateful_examples
-    state_rows = [r for r in run.rows if r.kind == "stateful"]
+    state_rows = [r for r in run.rows if isinstance(r.key.setting, StatefulRun)]
     if state_rows:
         if examples != run.config.stateful_examples:
             stateful = {}  # recorded with another budget: it no longer describes anything

@@ -14,8 +14,15 @@ from typing import Any
 
 from pcpuverify.check.cache import result_to_json
 from pcpuverify.check.config import load_plugin
-from pcpuverify.check.matrix import layout_geometry
-from pcpuverify.check.outcomes import LAYOUT_OP, LAYOUT_PAGE_SIZE, LAYOUT_SETS, Row
+from pcpuverify.check.obligation import (
+    LAYOUT_PAGE_SIZE,
+    LAYOUT_SETS,
+    GeometrySetting,
+    LayoutSetting,
+    StatefulRun,
+    obligation_of,
+)
+from pcpuverify.check.outcomes import Row
 from pcpuverify.counterexamples.witness import load_witnesses
 from pcpuverify.exits import EXIT_TERMINATED
 from pcpuverify.model.geometry import Geometry
@@ -89,12 +96,14 @@ Item = SuiteItem | LayoutItem | StatefulItem | MinimiseItem
 
 def _owns(item: Item, row: Row) -> bool:
     """``row`` is one of the rows ``item`` produced."""
+    if row.key.subject != item.variant:
+        return False
     if isinstance(item, SuiteItem):
-        return (row.kind, row.variant, row.geometry) == ("proof", item.variant, item.geometry.name)
+        return row.key.setting == GeometrySetting(item.geometry)
     if isinstance(item, LayoutItem):
-        return (row.kind, row.variant, row.op) == ("proof", item.variant, LAYOUT_OP)
+        return isinstance(row.key.setting, LayoutSetting)
     if isinstance(item, StatefulItem):
-        return (row.kind, row.variant) == ("stateful", item.variant)
+        return isinstance(row.key.setting, StatefulRun)
     return False
 
 
@@ -149,21 +158,15 @@ def _run_suite_item(item: SuiteItem, rows_file: str | None) -> list[Result]:
 
 
 def run_layout(variant: str, solver: SolverOptions) -> list[Result]:
-    """``run_layout_suite`` at PAGE_SIZE 4096 on every precondition set, each row's geometry "page4096/<set>".
+    """``run_layout_suite`` at ``LAYOUT_PAGE_SIZE`` on every precondition set, each result's geometry its setting's.
 
-    (A NONCONFORMANT row -- conformance failed before any proof -- names the
-    page size only; it gets its set here, like every other row.)
+    (A NONCONFORMANT result -- conformance failed before any proof -- names
+    the page size only; it gets its set's label here, like every other one.)
     """
     from pcpuverify.proofs.layout import run_layout_suite
 
     results = run_layout_suite(LAYOUT_PAGE_SIZE, solver, variant=variant, sets=LAYOUT_SETS)
-    out = []
-    for r in results:
-        set_name = r.extra.get("preconditions")
-        if isinstance(set_name, str) and r.geometry != layout_geometry(set_name):
-            r = replace(r, geometry=layout_geometry(set_name))
-        out.append(r)
-    return out
+    return [replace(r, geometry=obligation_of(r).setting.label) for r in results]
 
 
 def run_stateful(variant: str, examples: int) -> dict[str, Any]:

@@ -159,11 +159,7 @@ def violated_invariant(trace: Trace) -> str | None:
     """The invariant ``minimize`` keeps: the trace's claim, else the first one its replay breaks."""
     if trace.violates is not None:
         return invariant(trace.violates).name
-    initial, steps = replay(trace)
-    for violations in [initial, *(s.violations for s in steps)]:
-        if violations:
-            return violations[0].invariant
-    return None
+    return replay(trace).first_broken()
 
 
 class Minimizer:

@@ -78,9 +78,42 @@ class Replayed:
     violations: tuple[Violation, ...]
 
 
-def replay(trace: Trace) -> tuple[list[Violation], list[Replayed]]:
+@dataclass(frozen=True)
+class TraceReplay:
+    """A trace replayed on the reference: the initial state and its violations, then every step.
+
+    ``first`` is the one answer to "which step first breaks this invariant"
+    that the replay command, the minimiser and the check all use.
+    """
+
+    trace: Trace
+    initial_state: dict[str, object]
+    initial: list[Violation]
+    steps: list[Replayed]
+
+    @property
+    def found(self) -> set[str]:
+        """Every invariant the replay breaks, anywhere."""
+        return {v.invariant for v in self.initial} | {v.invariant for s in self.steps for v in s.violations}
+
+    def first(self, name: str) -> int | None:
+        """The index of the first step after which invariant ``name`` is broken (-1: the initial state)."""
+        if any(v.invariant == name for v in self.initial):
+            return -1
+        return next((s.index for s in self.steps if any(v.invariant == name for v in s.violations)), None)
+
+    def first_broken(self) -> str | None:
+        """The first invariant the replay breaks: the initial state's first, else the earliest step's first."""
+        for violations in [self.initial, *(s.violations for s in self.steps)]:
+            if violations:
+                return violations[0].invariant
+        return None
+
+
+def replay(trace: Trace) -> TraceReplay:
     """Replay ``trace`` on the reference: violations of the initial state, then every step."""
     ref = Reference(trace.variant, trace.geometry, trace.init)
+    initial_state = ref.dump()
     initial = check_state(ref)
     steps_done = []
     for index, op in enumerate(trace.ops):
@@ -89,12 +122,9 @@ def replay(trace: Trace) -> tuple[list[Violation], list[Replayed]]:
         except OpError as e:
             raise OpError(f"ops[{index}]: {e}") from None
         steps_done.append(Replayed(index, result, ref.dump(), tuple(found)))
-    return initial, steps_done
+    return TraceReplay(trace, initial_state, initial, steps_done)
 
 
 def first_violation(trace: Trace, name: str) -> int | None:
     """The index of the first step after which invariant ``name`` is broken (-1: the initial state)."""
-    initial, done = replay(trace)
-    if any(v.invariant == name for v in initial):
-        return -1
-    return next((s.index for s in done if any(v.invariant == name for v in s.violations)), None)
+    return replay(trace).first(name)
