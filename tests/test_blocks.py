@@ -17,6 +17,7 @@ import z3
 from conftest import register_for_test
 
 from pcpuverify.check.baseline import load_baseline
+from pcpuverify.check.obligation import GeometrySetting, Obligation
 from pcpuverify.model.chunk import PcpuBitmapMd, PcpuChunk
 from pcpuverify.model.geometry import Geometry, GeometryError
 from pcpuverify.model.variants import Fixed
@@ -179,13 +180,14 @@ def _same_class(a: str, b: str) -> bool:
 def test_block8_and_1xblock8_agree_with_the_1x8_baseline(variant: str) -> None:
     """The block invariant's contracts and the one-block composition, against the committed 1x8 suite rows."""
     baseline = load_baseline(ROOT / "baseline.json", required=True)
+    one_by_8 = GeometrySetting(Geometry.parse("1x8"))
     blocks = run_block_suite(variant, 8, BITWUZLA, wanted=frozenset({"block-hints-match-scan"}))
     for op in ("alloc", "free"):
-        expected = baseline.expected(variant, "1x8", "block-hints-match-scan", op)
+        expected = baseline.expected(Obligation(variant, one_by_8, "block-hints-match-scan", op))
         assert expected is not None
         assert all(_same_class(r.verdict.value, expected) for r in blocks), (op, expected)
     for r in run_composed_suite(variant, 8, 1, BITWUZLA, ops=frozenset({FREE_OP})):
-        expected = baseline.expected(variant, "1x8", r.invariant, "free")
+        expected = baseline.expected(Obligation(variant, one_by_8, r.invariant, "free"))
         assert expected is not None and _same_class(r.verdict.value, expected), (r.invariant, r.verdict, expected)
 
 
