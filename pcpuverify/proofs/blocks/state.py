@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import z3
 
 from pcpuverify.invariants.hints import block_hints_match_scan
+from pcpuverify.invariants.scan import bits_of, free_runs
 from pcpuverify.model.chunk import PcpuBitmapMd, PcpuChunk
 from pcpuverify.model.geometry import Geometry
 from pcpuverify.model.percpu import PcpuAllocator
@@ -65,9 +66,16 @@ class ConcreteBlock:
     md: PcpuBitmapMd
 
     def describe(self) -> str:
-        drawn = "".join("#" if (self.bits >> i) & 1 else "." for i in range(self.block_bits))
+        """The bits drawn (up to 64), or the free runs of a wider block, then the metadata."""
+        if self.block_bits <= 64:
+            drawn = "bits " + "".join("#" if (self.bits >> i) & 1 else "." for i in range(self.block_bits))
+            drawn += " (# allocated, bit 0 first)"
+        else:
+            runs = free_runs(bits_of(self.bits, 0, self.block_bits))
+            drawn = f"{self.block_bits} bits, free at " + (", ".join(f"[{r.start}, {r.start + r.length})"
+                                                                   for r in runs) or "none")
         m = self.md
-        return (f"bits {drawn} (# allocated, bit 0 first); contig_hint={m.contig_hint}@{m.contig_hint_start}"
+        return (f"{drawn}; contig_hint={m.contig_hint}@{m.contig_hint_start}"
                 f" left_free={m.left_free} right_free={m.right_free} first_free={m.first_free}")
 
     def to_json(self) -> dict[str, object]:
