@@ -2,6 +2,7 @@
 
     python bench/bench_proofs.py [--variant fixed] [--budget 600] [--depth 4]
                                  [--settings z3:1,portfolio:1,portfolio:0] [GEOMETRY ...]
+    python bench/bench_proofs.py --blocks 64,256,1024 --settings bitwuzla:1 --budget 600
 
 Each geometry's suite (conformance, initiation, consecution, bounded model
 checking; the first-chunk layout proofs are geometry-free and left out) runs
@@ -31,7 +32,7 @@ import os
 import queue
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pcpuverify.model.geometry import Geometry
 from pcpuverify.proofs.results import Result
@@ -199,7 +200,15 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=SuiteOptions.depth)
     parser.add_argument("--settings", type=lambda v: v.split(","), default=SETTINGS, metavar="SOLVER:JOBS,...",
                         help="solver settings to compare; the first is the baseline of the ratios")
+    parser.add_argument("--blocks", type=lambda v: [int(b) for b in v.split(",")], default=None, metavar="64,256,1024",
+                        help="only the block-contract table at these bits per block (--settings' first solver,"
+                             " --budget seconds per query)")
     args = parser.parse_args()
+    if args.blocks:
+        solver = replace(_setting(args.settings[0]), timeout=args.budget)
+        console = Console(width=200)
+        console.print(block_contract_table(args.variant, args.blocks, solver, console))
+        return
     for g in args.geometries:
         Geometry.parse(g)  # a bad name fails before any suite runs
     try:
@@ -228,6 +237,44 @@ def main() -> None:
     largest = max(fitting, key=lambda run: (_bits(run.geometry), run.geometry), default=None)
     console.print(f"largest geometry whose whole suite finished within {args.budget:.0f}s: "
                   f"{largest.geometry + f' ({_bits(largest.geometry)} bits)' if largest else 'none'}")
+
+
+def _block_child(variant: str, bits: int, solver: SolverOptions, out: mp.Queue) -> None:
+    from pcpuverify.proofs.blocks.prove import run_block_suite
+
+    run_block_suite(variant, bits, solver, progress=out.put)
+    out.put(DONE)
+
+
+def block_contract_table(variant: str, widths: list[int], solver: SolverOptions, console: Console) -> Table:
+    """Issue 12, part 4: every block contract (``prove --geometry blockB``) at each width, one child process per
+    width, each query bounded by the solver's timeout.  A cell is the verdict, its seconds and who answered."""
+    from pcpuverify.proofs.blocks.contracts import CONTRACTS
+
+    cells: dict[tuple[str, str, int], Result] = {}
+    for bits in widths:
+        out: mp.Queue = mp.Queue()
+        child = mp.Process(target=_block_child, args=(variant, bits, solver, out))
+        start = time.perf_counter()
+        child.start()
+        while (r := out.get()) != DONE:
+            cells[(r.invariant, r.op, bits)] = r
+            console.print(f"block{bits} {r.invariant} / {r.op}: {r.verdict.value} {r.seconds:.1f}s"
+                          f" ({r.extra.get('solver', '-')}), load {os.getloadavg()[0]:.2f}")
+        child.join()
+        console.print(f"block{bits}: {time.perf_counter() - start:.1f}s for {len(CONTRACTS)} contracts")
+    table = Table(title=f"{variant}: block contracts, solver {solver.solver}, {solver.timeout:.0f}s per query")
+    table.add_column("contract")
+    table.add_column("function")
+    for bits in widths:
+        table.add_column(f"block{bits}", justify="right")
+    for c in CONTRACTS:
+        row = []
+        for bits in widths:
+            r = cells.get((c.name, c.role.name, bits))
+            row.append("-" if r is None else f"{r.verdict.value} {r.seconds:.1f}s {r.extra.get('solver', '')}")
+        table.add_row(c.name, c.role.name, *row)
+    return table
 
 
 def _bits(geometry: str) -> int:

@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import sys
-import time
 import traceback
 from collections import Counter
 from collections.abc import Callable
@@ -48,7 +47,10 @@ from pcpuverify.model.ops import FirstChunkInit, op_to_json
 from pcpuverify.model.reference import OpError
 from pcpuverify.model.trace import Trace, TraceError, load_trace, write_atomically
 from pcpuverify.model.variants import VARIANTS, UnknownVariant
-from pcpuverify.proofs.initiation import OP as FIRST_CHUNK_OP
+from pcpuverify.progress_lines import ProgressLines
+from pcpuverify.proofs.blocks.labels import BlockLabel, is_block_label, parse_block_label
+from pcpuverify.proofs.blocks.suite import ROW_NAMES as BLOCK_ROW_NAMES
+from pcpuverify.proofs.blocks.suite import label_rows, run_label
 from pcpuverify.proofs.layout import LAYOUT_PROPERTIES, run_layout_suite
 from pcpuverify.proofs.obligations import OPS
 from pcpuverify.proofs.results import Result, Verdict
@@ -412,6 +414,13 @@ def _geometry_name(trace: Trace) -> str:
     return f"{g.nr_pages}x{g.block_bits} (populated {list(g.populated)})"
 
 
+def _block_label(spec: str) -> BlockLabel:
+    try:
+        return parse_block_label(spec)
+    except GeometryError as e:
+        raise click.BadParameter(str(e), param_hint="'--geometry'") from None
+
+
 def _geometry(spec: str) -> Geometry:
     try:
         geometry = Geometry.parse(spec)
@@ -425,7 +434,9 @@ def _geometry(spec: str) -> Geometry:
 @click.option("--variant", "variants", multiple=True, type=_Variant(),
               help="Variant to prove (repeatable; default: all).")
 @click.option("--geometry", "geometries", multiple=True, metavar="PAGESxBITS",
-              help=f"Blocks x bits per block, all pages populated at first (repeatable; default: {' '.join(DEFAULT_GEOMETRIES)}).")
+              help=f"Blocks x bits per block, all pages populated at first (repeatable; default: {' '.join(DEFAULT_GEOMETRIES)})."
+                   "  blockBITS: the block contracts on one block; NxblockBITS: the chunk-hint obligations over N"
+                   " blocks' metadata (README, compositional rows).")
 @click.option("--invariant", "invariants", multiple=True, help="Only this invariant (repeatable).")
 @click.option("--op", "ops", multiple=True, type=click.Choice(OPS), help="Only this operation (repeatable).")
 @click.option("--timeout", type=TIMEOUT, default=SolverOptions.timeout, show_default=True,
@@ -467,9 +478,10 @@ def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tu
     with the command that replays it, and what to do next (--rows: every row).
     """
     for name in invariants:
-        if name not in LAYOUT_PROPERTIES:
+        if name not in LAYOUT_PROPERTIES and name not in BLOCK_ROW_NAMES:
             invariant(name)
-    geos = [_geometry(g) for g in geometries or DEFAULT_GEOMETRIES]
+    geos = [_geometry(g) for g in geometries or DEFAULT_GEOMETRIES if not is_block_label(g)]
+    labels = [_block_label(g) for g in geometries if is_block_label(g)]  # compositional rows, skipped with --op
     if no_witnesses and witness_paths:
         raise click.UsageError("--witnesses and --no-witnesses exclude each other")
     witnesses = [] if no_witnesses else load_witnesses([Path(p) for p in witness_paths] or _project_traces())
@@ -480,7 +492,7 @@ def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tu
     options = SuiteOptions(solver=SolverOptions(rlimit=rlimit, seed=seed, timeout=timeout, solver=solver,
                                                 jobs=jobs or os.cpu_count() or 1), depth=depth)
     err = Console(stderr=True)
-    lines = None if err.is_terminal else _ProgressLines(err)  # a CI log: no spinner, so say what finished
+    lines = None if err.is_terminal else ProgressLines(err)  # a CI log: no spinner, so say what finished
     wanted = {n for n in invariants if n not in LAYOUT_PROPERTIES} if invariants else None
     total = len(suite_rows(frozenset(wanted) if wanted is not None else None, frozenset(ops) or None))
     results: list[Result] = []
@@ -499,6 +511,20 @@ def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tu
                     results += run_suite(variant, geometry, options, wanted, set(ops) or None, show, witnesses)
                     if lines is not None:
                         lines.suite_done()
+                progress.remove_task(task)
+            for label in [] if ops else labels:
+                task = progress.add_task(f"{variant} {label.name}", total=None)
+                picked = frozenset(invariants) if invariants else None
+
+                def shown(r: Result, task: TaskID = task, name: str = f"{variant} {label.name}",
+                          total: int = len(label_rows(label, picked))) -> None:
+                    progress.update(task, description=f"{name}: {r.invariant} / {r.op} {r.verdict.value}")
+                    if lines is not None:
+                        lines.add(name, total, r)
+
+                results += run_label(variant, label, options.solver, picked, shown)
+                if lines is not None:
+                    lines.suite_done()
                 progress.remove_task(task)
             if layout and not ops:
                 label = f"{variant} first-chunk layout at 64 bits"
@@ -521,47 +547,6 @@ def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tu
         sys.exit(EXIT_TOOL_FAILURE)
     if any(r.verdict is Verdict.UNKNOWN for r in results):
         sys.exit(EXIT_UNDECIDED)
-
-
-class _ProgressLines:
-    """Progress for a log, where the spinner shows nothing: one stderr line per finished group of obligations.
-
-    A group is an invariant's obligations in a suite, or one operation's for every invariant (the
-    initial-state rows, which the suite proves first), or a layout suite.
-    """
-
-    def __init__(self, console: Console) -> None:
-        self.console = console
-        self.start = time.monotonic()
-        self.group = ""
-        self.counts: Counter[str] = Counter()
-        self.done = 0
-        self.where = ""  # how far the suite of the open group is
-
-    def add(self, suite: str, total: int, r: Result) -> None:
-        what = f"{r.op} (every invariant)" if r.op in ("init", FIRST_CHUNK_OP) else r.invariant
-        group = f"{suite}: {what}"
-        if group != self.group:
-            self.flush()
-            self.group = group
-        self.counts[r.verdict.value] += 1
-        self.done += 1
-        self.where = f"{self.done} of {total} in {suite}"
-
-    def suite_done(self) -> None:
-        self.flush()
-        self.done = 0
-
-    def flush(self) -> None:
-        if self.counts:
-            self.line(self.group, self.counts, self.where)
-            self.counts = Counter()
-
-    def line(self, group: str, counts: Counter[str], where: str) -> None:
-        seconds = int(time.monotonic() - self.start)
-        verdicts = ", ".join(f"{n} {verdict}" for verdict, n in sorted(counts.items()))
-        self.console.print(f"prove: {group}: {verdicts} [{where}; {seconds // 60}m{seconds % 60:02d}s elapsed]",
-                           highlight=False, soft_wrap=True)
 
 
 def _project_config() -> Config | None:

@@ -12,6 +12,7 @@ from typing import Any
 import rich.console
 from rich.table import Table
 
+from pcpuverify.proofs.blocks.labels import is_block_label
 from pcpuverify.proofs.results import Result, Verdict
 
 class Console(rich.console.Console):
@@ -157,6 +158,9 @@ def findings(results: list[Result], traces_dir: str | None) -> list[str]:
     layout: dict[tuple[str, str], list[str]] = {}
     for r in results:
         if r.verdict is not Verdict.VIOLATED:
+            continue
+        if is_block_label(r.geometry):  # a compositional row (proofs/blocks/): a state replayed, no trace
+            lines.append(f"  {r.variant} {r.geometry} {r.invariant} / {r.op}: {r.detail}")
             continue
         if r.trace is None:
             layout.setdefault((r.variant, r.geometry), []).append(r.invariant)

@@ -19,6 +19,7 @@ else:  # pragma: no cover - the same parser, from PyPI
 from pcpuverify.check.obligation import LAYOUT_OP
 from pcpuverify.check.outcomes import CONFIG_TABLE, CheckError
 from pcpuverify.model.geometry import Geometry, GeometryError
+from pcpuverify.proofs.blocks.labels import BlockLabel, is_block_label, parse_block_label
 from pcpuverify.model.trace import read_input
 from pcpuverify.proofs.layout import LAYOUT_PROPERTIES
 from pcpuverify.proofs.solver import MAX_RLIMIT, MAX_SEED, MAX_TIMEOUT, MIN_TIMEOUT, SOLVER_CHOICES, SolverOptions
@@ -30,7 +31,8 @@ EXECUTORS = ("local", "dask")  # this machine's process pool, or Dask distribute
 
 CONFIG_KEYS: dict[str, str] = {
     "variants": "a list of variant names",
-    "geometries": "a list of geometries PAGESxBITS, e.g. [\"1x8\"]",
+    "geometries": "a list of geometries PAGESxBITS, e.g. [\"1x8\"], or compositional labels blockBITS and"
+                  " NxblockBITS, e.g. \"block1024\"",
     "depth": f"the bounded model checking depth, an integer from 1 to {MAX_DEPTH}",
     "rlimit": f"Z3's resource limit per query, an integer from 1 to {MAX_RLIMIT}",
     "seed": f"the Z3 and conformance seed, an integer from 0 to {MAX_SEED}",
@@ -116,10 +118,14 @@ class Config:
     def workers(self) -> int:
         return self.jobs or os.cpu_count() or 1
 
-    def geometry_objects(self) -> list[Geometry]:
-        out = []
+    def geometry_objects(self) -> list[Geometry | BlockLabel]:
+        """The geometries, and the compositional labels (``block1024``, ``4xblock1024``) as they are."""
+        out: list[Geometry | BlockLabel] = []
         for i, spec in enumerate(self.geometries):
             try:
+                if is_block_label(spec):
+                    out.append(parse_block_label(spec))
+                    continue
                 out.append(Geometry.parse(spec))
                 check_encodable(out[-1])
             except GeometryError as e:

@@ -14,6 +14,7 @@ from pcpuverify.check.config import Config
 from pcpuverify.check.obligation import LAYOUT_PAGE_SIZE, LAYOUT_SETS
 from pcpuverify.check.outcomes import CACHE_FORMAT
 from pcpuverify.model.geometry import Geometry
+from pcpuverify.proofs.blocks.labels import BlockLabel
 from pcpuverify.symbolic.subjects import SUBJECTS
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent  # pcpuverify/
@@ -73,7 +74,7 @@ def _digest(parts: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
-def suite_key(config: Config, variant: str, geometry: Geometry) -> str:
+def suite_key(config: Config, variant: str, geometry: Geometry | BlockLabel) -> str:
     """Everything a suite's results depend on: sources, geometry, variant, Z3's version, the options, the filters."""
     invariants, ops = config.suite_filters or (None, None)
     return _digest({

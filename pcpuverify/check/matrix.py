@@ -5,6 +5,8 @@ from __future__ import annotations
 from pcpuverify.check.obligation import LAYOUT_SETS, GeometrySetting, LayoutSetting, Obligation
 from pcpuverify.invariants.check import STATE_INVARIANTS, STEP_INVARIANTS
 from pcpuverify.model.geometry import Geometry
+from pcpuverify.proofs.blocks.labels import BlockLabel
+from pcpuverify.proofs.blocks.suite import label_rows
 from pcpuverify.proofs.initiation import OP as FIRST_CHUNK_OP
 from pcpuverify.proofs.layout import LAYOUT_PROPERTIES
 from pcpuverify.proofs.obligations import OPS
@@ -24,11 +26,16 @@ def suite_rows(invariants: frozenset[str] | None, ops: frozenset[str] | None) ->
     return rows
 
 
-def suite_obligations(subject: str, geometry: Geometry, invariants: frozenset[str] | None,
+def suite_obligations(subject: str, geometry: Geometry | BlockLabel, invariants: frozenset[str] | None,
                       ops: frozenset[str] | None) -> list[Obligation]:
-    """``suite_rows`` as the keys of the suite of ``subject`` on ``geometry``."""
+    """``suite_rows`` as the keys of the suite of ``subject`` on ``geometry``; a compositional label's rows
+    (``proofs/blocks/``) for a label, none under an --op filter (its ops are block functions)."""
     setting = GeometrySetting(geometry)
-    return [Obligation(subject, setting, inv, op) for inv, op in suite_rows(invariants, ops)]
+    if isinstance(geometry, BlockLabel):
+        rows = [] if ops is not None else label_rows(geometry, invariants)
+    else:
+        rows = suite_rows(invariants, ops)
+    return [Obligation(subject, setting, inv, op) for inv, op in rows]
 
 
 def layout_obligations(subject: str, properties: frozenset[str] | None = None) -> list[Obligation]:

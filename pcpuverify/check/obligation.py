@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from pcpuverify.model.geometry import Geometry, GeometryError
+from pcpuverify.proofs.blocks.labels import BlockLabel, is_block_label, parse_block_label
 from pcpuverify.proofs.layout import PRECONDITION_SETS
 from pcpuverify.proofs.results import Result
 
@@ -25,9 +26,13 @@ LAYOUT_OP = "layout"  # the op of every layout row (proofs/layout's Result.op; `
 
 @dataclass(frozen=True)
 class GeometrySetting:
-    """A proof suite on one geometry: its rows are (invariant, operation) obligations."""
+    """A proof suite on one geometry: its rows are (invariant, operation) obligations.
 
-    geometry: Geometry
+    Or the compositional rows of a label (``block1024``, ``4xblock1024``: ``proofs/blocks/``), whose
+    operations are the block functions.
+    """
+
+    geometry: Geometry | BlockLabel
     kind: ClassVar[str] = "proof"
     op: ClassVar[str | None] = None  # every operation of the suite: the obligation names its own
 
@@ -149,7 +154,7 @@ def setting_from_label(label: str) -> GeometrySetting | LayoutSetting | Stateful
             raise ValueError(f"{label!r} is not page<PAGE_SIZE>/<{'|'.join(LAYOUT_SETS)}>") from None
     else:
         try:
-            setting = GeometrySetting(Geometry.parse(label))
+            setting = GeometrySetting(_geometry(label))
         except GeometryError as e:
             raise ValueError(str(e)) from None
     if setting.label != label:
@@ -157,7 +162,11 @@ def setting_from_label(label: str) -> GeometrySetting | LayoutSetting | Stateful
     return setting
 
 
-def obligation_of(result: Result, geometry: Geometry | None = None, page_size: int = LAYOUT_PAGE_SIZE) -> Obligation:
+def _geometry(label: str) -> Geometry | BlockLabel:
+    return parse_block_label(label) if is_block_label(label) else Geometry.parse(label)
+
+
+def obligation_of(result: Result, geometry: Geometry | BlockLabel | None = None, page_size: int = LAYOUT_PAGE_SIZE) -> Obligation:
     """The key of a proof ``Result`` (proofs/ speak strings): a layout row's, or a suite row's on ``geometry``.
 
     A layout result names its precondition set in ``extra`` (a NONCONFORMANT
@@ -167,5 +176,5 @@ def obligation_of(result: Result, geometry: Geometry | None = None, page_size: i
     if result.op == LAYOUT_OP:
         return Obligation(result.variant, LayoutSetting(str(result.extra.get("preconditions")), page_size),
                           result.invariant)
-    return Obligation(result.variant, GeometrySetting(geometry or Geometry.parse(result.geometry)), result.invariant,
+    return Obligation(result.variant, GeometrySetting(geometry or _geometry(result.geometry)), result.invariant,
                       result.op)

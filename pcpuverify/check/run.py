@@ -29,7 +29,7 @@ from pcpuverify.check.csubject import (
 )
 from pcpuverify.check.executors import Executor, open_executor, require_dask
 from pcpuverify.check.keys import layout_key, minimise_key, stateful_key, suite_key
-from pcpuverify.check.matrix import layout_obligations, suite_obligations, suite_rows
+from pcpuverify.check.matrix import layout_obligations, suite_obligations
 from pcpuverify.check.obligation import (
     LAYOUT_OP,
     FirstChunkStart,
@@ -54,6 +54,8 @@ from pcpuverify.exits import EXIT_OK, EXIT_TOOL_FAILURE, EXIT_UNDECIDED, EXIT_VI
 from pcpuverify.invariants.check import INVARIANTS, first_violation, invariant
 from pcpuverify.model.first_chunk import LayoutError
 from pcpuverify.model.geometry import Geometry
+from pcpuverify.proofs.blocks.labels import BlockLabel
+from pcpuverify.proofs.blocks.suite import ROW_NAMES as BLOCK_ROW_NAMES
 from pcpuverify.model.ops import FirstChunkInit
 from pcpuverify.model.reference import OpError
 from pcpuverify.model.trace import load_trace, trace_from_json, write_atomically
@@ -128,7 +130,7 @@ class CheckRun:
 ProgressFn = Callable[[Progress], None]
 
 
-def validate(config: Config) -> list[Geometry]:
+def validate(config: Config) -> list[Geometry | BlockLabel]:
     """Check every input before running anything: the executor, plugins, variants, sources, geometries, filters."""
     if config.executor == "dask":
         require_dask()
@@ -147,7 +149,8 @@ def validate(config: Config) -> list[Geometry]:
                 raise CheckError(f"invariant {name!r} is a first-chunk layout property: set layout = true"
                                  " (or pass --layout) to check it")
             continue
-        invariant(name)
+        if name not in BLOCK_ROW_NAMES:  # a block contract names a compositional row
+            invariant(name)
     for op in config.ops or ():
         if op == LAYOUT_OP:
             if not config.layout:
@@ -254,9 +257,12 @@ def _run_check(config: Config, executor: Executor, progress: ProgressFn | None, 
     filters = config.suite_filters
     for variant in config.variants if filters is not None else ():
         for g in geometries:
+            if isinstance(g, BlockLabel) and filters[1] is not None:
+                continue  # as in prove: an --op filter names the suite's operations, not the block functions
             key = suite_key(config, variant, g)
+            estimate = 60.0 if isinstance(g, BlockLabel) else 0.6 * g.nr_bits ** 1.5 * config.depth
             suites.append(SuiteItem(variant, g, config.suite_options, *filters, key,
-                                    estimate=0.6 * g.nr_bits ** 1.5 * config.depth, witnesses=config.traces))
+                                    estimate=estimate, witnesses=config.traces))
     layouts: list[LayoutItem] = []
     if config.layout_properties != frozenset():
         for variant in config.variants:
@@ -413,7 +419,7 @@ def _run_pool(config: Config, executor: Executor, items: list[Item], deadline: f
                     n = len(pool.streamed(f))
                     if n != seen_rows.get(item.label, 0):
                         seen_rows[item.label] = n
-                        say(Progress(item.label, "row", done=n, total=len(suite_rows(item.invariants, item.ops))))
+                        say(Progress(item.label, "row", done=n, total=len(suite_obligations(item.variant, item.geometry, item.invariants, item.ops))))
             if pending and deadline is not None and time.perf_counter() >= deadline:
                 streamed = {f: pool.streamed(f) if isinstance(futures[f], SuiteItem) else [] for f in pending}
                 pool.stop()
@@ -693,8 +699,8 @@ def baseline_from(run: CheckRun, old: Baseline) -> Baseline:
     sources: dict[str, Any] = json.loads(json.dumps(old.sources))
     c_rows = [r for r in run.rows if isinstance(r.key.setting, SourceSetting)]
     if run.config.invariants is None and run.config.ops is None:
-        for subject, label in {(r.key.subject, r.key.setting.label) for r in c_rows}:
-            sources.setdefault(subject, {})[label] = {}
+        for name, label in {(r.key.subject, r.key.setting.label) for r in c_rows}:
+            sources.setdefault(name, {})[label] = {}
     for r in c_rows:
         entry = {"verdict": r.verdict, "trace": r.trace} if r.trace is not None else r.verdict
         key = r.key

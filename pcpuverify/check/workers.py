@@ -25,6 +25,7 @@ from pcpuverify.check.outcomes import Row
 from pcpuverify.counterexamples.witness import load_witnesses
 from pcpuverify.model.geometry import Geometry
 from pcpuverify.proofs.children import watch_parent
+from pcpuverify.proofs.blocks.labels import BlockLabel
 from pcpuverify.proofs.results import Result
 from pcpuverify.proofs.solver import SolverOptions
 from pcpuverify.proofs.suite import SuiteOptions
@@ -33,7 +34,7 @@ from pcpuverify.proofs.suite import SuiteOptions
 @dataclass(frozen=True)
 class SuiteItem:
     variant: str
-    geometry: Geometry
+    geometry: Geometry | BlockLabel  # a label: the compositional rows (proofs/blocks/)
     options: SuiteOptions
     invariants: frozenset[str] | None
     ops: frozenset[str] | None
@@ -145,8 +146,11 @@ def run_item(item: Item, rows: RowSink | None = None) -> Any:
 
 
 def _run_suite_item(item: SuiteItem, rows: RowSink | None) -> list[Result]:
+    from pcpuverify.proofs.blocks.suite import run_label
     from pcpuverify.proofs.suite import run_suite
 
+    if isinstance(item.geometry, BlockLabel):
+        return run_label(item.variant, item.geometry, item.options.solver, item.invariants, rows)
     return run_suite(item.variant, item.geometry, item.options,
                      set(item.invariants) if item.invariants is not None else None,
                      set(item.ops) if item.ops is not None else None, rows, load_witnesses(item.witnesses))

@@ -144,21 +144,22 @@ def bit(x: z3.BitVecRef, i: Int, n: int) -> Bool:
 def run_starts(free: z3.BitVecRef, n: int, length: Int) -> z3.BitVecRef:
     """Positions p with bits ``[p, p + length)`` all set in ``free`` (zeros shift in past the top).
 
-    Shift-and doubling: F_{2k} = F_k & (F_k >> k), then the binary digits of
-    ``length`` pick which F_{2^j} to combine and by how much to shift them.
+    Shift-and doubling with constant shifts only: F_{2k} = F_k & (F_k >> k),
+    and from the lowest binary digit of ``length`` up, R_{j+1} = F_{2^j} &
+    (R_j >> 2^j) when digit j is set (a run of 2^j bits, then the run of the
+    lower digits), R_0 = every position, n included.  Shifting by the symbolic length instead built a barrel
+    shifter per digit: at 1024 bits the block contracts spent their time there.
     """
     powers = [free]
     while (1 << len(powers)) <= n:
         f, k = powers[-1], 1 << (len(powers) - 1)
         powers.append(f & z3.LShR(f, k))
-    result = ones(n)
-    offset: z3.ExprRef = I(0)
+    result = ones(n + 1)  # one bit more: a run of no bits also starts at n
     for j, f in enumerate(powers):
         digit = z3.Extract(j, j, length) == 1
-        result = z3.If(digit, result & z3.LShR(f, to_amount(offset, n)), result)
-        offset = offset + z3.If(digit, I(1 << j), I(0))
+        result = z3.If(digit, z3.ZeroExt(1, f) & z3.LShR(result, 1 << j), result)
     too_long = length > n
-    return z3.If(length <= 0, ones(n), z3.If(too_long, zeros(n), result))
+    return z3.If(length <= 0, ones(n), z3.If(too_long, zeros(n), z3.Extract(n - 1, 0, result)))
 
 
 def has_run(free: z3.BitVecRef, n: int, length: Int) -> Bool:

@@ -240,20 +240,26 @@ class SymPercpu:
         )
         return self.oob(chunk, oob)
 
-    def _longest_run(self, free: z3.BitVecRef, n: int) -> tuple[Int, z3.BitVecRef]:
-        """(length of the longest run of set bits, the positions where such a run starts)."""
+    def _longest_run(self, free: z3.BitVecRef, n: int) -> tuple[Int, Int]:
+        """(length of the longest run of set bits, where the first such run starts; meaningful for length > 0).
+
+        A binary search on the length that tracks where the runs found so far
+        *end* (bit e: bits [e - length, e) set, e up to n), so that growing
+        them by 2^j is a shift by the constant 2^j, not a barrel shifter by
+        the length found so far.
+        """
         powers = [free]
         while (1 << len(powers)) <= n:
             f, k = powers[-1], 1 << (len(powers) - 1)
             powers.append(f & z3.LShR(f, k))
         length: z3.ExprRef = I(0)
-        starts = ones(n)
+        ends = ones(n + 1)
         for j in reversed(range(len(powers))):
-            cand = starts & z3.LShR(powers[j], to_amount(length, n))
+            cand = (ends & z3.ZeroExt(1, powers[j])) << (1 << j)
             take = cand != 0
-            starts = z3.If(take, cand, starts)
+            ends = z3.If(take, cand, ends)
             length = length + z3.If(take, I(1 << j), I(0))
-        return length, starts
+        return length, lowest_set(ends, n + 1) - length
 
     def pcpu_block_refresh_hint(self, chunk: SymChunk, index: Int) -> SymChunk:
         """PATCH 09: the block's runs from ``first_free`` on, as a scan loop finds them.
@@ -266,12 +272,12 @@ class SymPercpu:
         view = self.pcpu_index_alloc_map(chunk, index)
         seg = z3.Extract(B - 1, 0, z3.LShR(z3.ZeroExt(B, chunk.alloc_map), to_amount(index * B, self.n + B)))
         mapped = seg | low_mask(block.first_free, B)
-        length, starts = self._longest_run(~mapped, B)
+        length, first_start = self._longest_run(~mapped, B)
         left = z3.If(mapped == 0, I(B), lowest_set(mapped, B))
         right = z3.If(mapped == 0, I(B), I(B - 1) - highest_set(mapped, B))
         new = SymBlock(
             contig_hint=length,
-            contig_hint_start=z3.If(length > 0, lowest_set(starts, B), block.contig_hint_start),
+            contig_hint_start=z3.If(length > 0, first_start, block.contig_hint_start),
             left_free=left,
             right_free=right,
             first_free=block.first_free,

@@ -1,0 +1,105 @@
+"""One block contract to a verdict: the vacuity check, the query, and the replay of a counterexample on the model."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+
+import z3
+
+from pcpuverify.proofs.blocks.contracts import CONTRACTS, Args, Contract, Query, build_query, conjuncts
+from pcpuverify.proofs.blocks.labels import block_label
+from pcpuverify.proofs.blocks.roles import run_on_model
+from pcpuverify.proofs.blocks.state import concrete_block, signed
+from pcpuverify.proofs.results import Result, Verdict
+from pcpuverify.proofs.solver import Answer, SolverOptions, check, check_all
+
+
+def _result(variant: str, contract: Contract, block_bits: int, verdict: Verdict, started: float, detail: str = "",
+            answers: Iterable[Answer] = (), **extra: object) -> Result:
+    solved = [a for a in answers]
+    info: dict[str, object] = dict(extra)
+    if solved:
+        info.update(solved[-1].to_json())
+        info["vacuity"] = solved[0].to_json() if len(solved) > 1 else None
+    return Result(variant, block_label(block_bits), contract.name, contract.role.name, verdict,
+                  time.perf_counter() - started, detail, extra={k: v for k, v in info.items() if v is not None})
+
+
+def concrete_args(model: z3.ModelRef, q: Query) -> Args:
+    return Args(signed(model, q.area.lo), signed(model, q.area.hi), signed(model, q.align), signed(model, q.size))
+
+
+def prove_contract(variant: str, contract: Contract, block_bits: int, options: SolverOptions) -> Result:
+    """PROVED only on unsat with a satisfiable precondition; a sat is replayed on the model before it counts."""
+    started = time.perf_counter()
+    q = build_query(variant, contract.role, block_bits)
+    pre = contract.pre(q)
+    vacuity = check([pre], options)
+    if vacuity.status == "unsat":
+        return _result(variant, contract, block_bits, Verdict.VACUOUS, started,
+                       "the precondition is unsatisfiable", [vacuity])
+    if vacuity.status != "sat":
+        return _result(variant, contract, block_bits, Verdict.UNKNOWN, started,
+                       f"vacuity check: {vacuity.reason}", [vacuity])
+    parts = conjuncts(contract.post(q))  # one query each: the same proof, cheaper (bench/bench_proofs.py)
+    answers = check_all([[pre, z3.Not(part)] for part in parts], options)
+    found = next((a for a in answers if a.status == "sat" and a.model is not None), None)
+    if found is not None:
+        return _replayed(variant, contract, q, found, vacuity, started)
+    undecided = [a for a in answers if a.status != "unsat"]
+    answer = _combined(answers)
+    if undecided:
+        return _result(variant, contract, block_bits, Verdict.UNKNOWN, started,
+                       "; ".join(a.reason for a in undecided), [vacuity, answer])
+    return _result(variant, contract, block_bits, Verdict.PROVED, started, "", [vacuity, answer])
+
+
+def _combined(answers: list[Answer]) -> Answer:
+    """One answer for the row: who answered each part (the slowest part's solver first), and the parts' times."""
+    slowest = max(answers, key=lambda a: a.seconds)
+    solvers = sorted({a.solver for a in answers})
+    combined = Answer(slowest.status, sum(a.seconds for a in answers), None, slowest.reason,
+                      "+".join(solvers), {f"part {i}": {"solver": a.solver, "status": a.status,
+                                                        "seconds": round(a.seconds, 3)}
+                                          for i, a in enumerate(answers)})
+    return combined
+
+
+def _replayed(variant: str, contract: Contract, q: Query, answer: Answer, vacuity: Answer,
+              started: float) -> Result:
+    """The solver's block, replayed: VIOLATED when the model breaks the postcondition from a block that meets the pre."""
+    assert answer.model is not None
+    before = concrete_block(answer.model, q.pre)
+    args = concrete_args(answer.model, q)
+    unmet = contract.holds_before(before, args)
+    after = run_on_model(variant, contract.role, before, args.lo, args.hi)
+    broken = contract.broken_after(before, after, args)
+    where = f"before: {before.describe()}; area [{args.lo}, {args.hi})"
+    if contract.role.kind == "read":
+        where += f"; align {args.align}, bit_size {args.size}"
+    found = {"block": before.to_json(), "after": after.to_json(), "area": [args.lo, args.hi]}
+    if unmet or not broken:
+        why = f"the block breaks the precondition on the model ({'; '.join(unmet)})" if unmet else \
+            "the model keeps the postcondition"
+        return _result(variant, contract, q.block_bits, Verdict.SPURIOUS, started, f"{why}: {where}",
+                       [vacuity, answer], counterexample=found)
+    return _result(variant, contract, q.block_bits, Verdict.VIOLATED, started,
+                   f"{'; '.join(broken)}; {where}; after: {after.describe()}", [vacuity, answer],
+                   counterexample=found)
+
+
+def run_block_suite(variant: str, block_bits: int, options: SolverOptions,
+                    wanted: frozenset[str] | None = None, ops: frozenset[str] | None = None,
+                    progress: Callable[[Result], None] | None = None) -> list[Result]:
+    """Every block contract of ``variant`` at ``block_bits`` bits per block (``wanted``/``ops``: a selection)."""
+    results = []
+    for contract in CONTRACTS:
+        if wanted is not None and contract.name not in wanted:
+            continue
+        if ops is not None and contract.role.name not in ops and contract.role.function not in ops:
+            continue
+        results.append(prove_contract(variant, contract, block_bits, options))
+        if progress is not None:
+            progress(results[-1])
+    return results
