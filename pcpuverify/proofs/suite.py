@@ -26,11 +26,7 @@ import z3
 
 from pcpuverify.counterexamples.witness import Witness, carry
 from pcpuverify.invariants.base import Invariant
-from pcpuverify.invariants.check import (
-    STATE_INVARIANTS,
-    STEP_INVARIANTS,
-    first_violation,
-)
+from pcpuverify.invariants.check import first_violation, invariants_for
 from pcpuverify.model.geometry import Geometry
 from pcpuverify.model.ops import ChunkInit, Op, op_to_json
 from pcpuverify.model.trace import Trace
@@ -48,7 +44,7 @@ from pcpuverify.proofs.obligations import (
 from pcpuverify.proofs.results import Result, Verdict
 from pcpuverify.proofs.solver import Answer, SolverOptions, check, check_all
 from pcpuverify.symbolic.encode import SymPercpu
-from pcpuverify.symbolic.state import SymChunk, fresh_chunk, well_formed
+from pcpuverify.symbolic.state import SymChunk
 from pcpuverify.symbolic.subjects import subject
 
 
@@ -197,16 +193,20 @@ def run_suite(
         return Result(variant, geometry.name, inv, op, verdict, seconds, detail=detail, cti=cti, depth=depth,
                       extra={} if answer is None else answer.to_json())
 
-    state_invs = [i for i in STATE_INVARIANTS if i.z3 is not None]
+    encoding = subject(variant).require_encoding()
+    # the invariants of the subject's chunk layout (invariants/applicability.py)
+    layout_invs = invariants_for(encoding.chunk_layout)
+    state_invs = [i for i in layout_invs if i.kind == "state" and i.z3 is not None]
+    step_invs = [i for i in layout_invs if i.kind == "step"]
     mismatch = quick_conformance(variant, geometry, options.conformance_steps, options.solver.seed)
     if mismatch is not None:
-        for inv in [*state_invs, *STEP_INVARIANTS]:
+        for inv in [*state_invs, *step_invs]:
             if wanted_inv(inv.name):
                 for op in ["init", *wanted_ops] if inv.kind == "state" else wanted_ops:
                     emit(row(inv.name, op, Verdict.NONCONFORMANT, 0.0, detail=mismatch))
         return results
 
-    enc = subject(variant).require_encoding()(geometry)
+    enc = encoding(geometry)
     bmc = Bmc(enc, options)
     init = bmc.states[0]
 
@@ -226,16 +226,17 @@ def run_suite(
     for inv in state_invs:
         if wanted_inv(inv.name):
             emit(init_rows[inv.name])
-    for r in first_chunk_initiation(variant, geometry, invariants):
-        emit(r)
+    if subject(variant).model.ports_first_chunk:  # the release variants refuse a first-chunk init
+        for r in first_chunk_initiation(variant, geometry, invariants):
+            emit(r)
 
     # Houdini: drop invariants until the rest is inductive for every operation
-    pre = fresh_chunk(geometry, "pre")
+    pre = enc.fresh_chunk("pre")
     trans = {kind: transition(enc, kind, pre, "op") for kind in OPS}
 
     def assumptions(kind: str, invs: list[Invariant]) -> list[z3.BoolRef]:
         t = trans[kind]
-        return [well_formed(pre), *[i.z3(pre) for i in invs], t.precondition, t.step.unrolled]
+        return [enc.well_formed(pre), *[i.z3(pre) for i in invs], t.precondition, t.step.unrolled]
 
     consecution: dict[tuple[str, str], Answer] = {}
     dropped: set[str] = set()
@@ -333,7 +334,7 @@ def run_suite(
             for r in consecution_rows(inv, [*held, inv]):
                 emit(r)
 
-    for inv in STEP_INVARIANTS:
+    for inv in step_invs:
         if wanted_inv(inv.name):
             for r in consecution_rows(inv, held):
                 emit(r)
