@@ -24,7 +24,7 @@ from pcpuverify.invariants.scan import bits_of, first_zero, free_runs, leading_f
 from pcpuverify.model.linux_4_14 import PcpuChunk414
 from pcpuverify.model.linux_5_4 import PcpuChunk54
 from pcpuverify.model.percpu import PcpuAllocator
-from pcpuverify.symbolic.bv import I, Int, has_run, highest_set, lowest_set, range_mask, run_starts
+from pcpuverify.symbolic.bv import I, Int, bit, has_run, highest_set, low_mask, lowest_set, range_mask, run_starts
 from pcpuverify.symbolic.release_state import SymBlockMd, SymChunk54
 
 ReleaseChunk = PcpuChunk414 | PcpuChunk54
@@ -115,6 +115,66 @@ def scan_hint_region_free(alloc: PcpuAllocator, chunk: PcpuChunk54) -> Iterator[
                 f"{where}.scan_hint_start",
                 f"{where}: scan hint [{md.scan_hint_start}, {md.scan_hint_start + md.scan_hint}) is not free",
             )
+
+
+@state_invariant(
+    "scan-hint-clear-of-contig-hint",
+    patch="v5.4 mm/percpu-internal.h (struct pcpu_block_md)",
+    seed="""The scan hint is the largest known contiguous area before the contig hint.""",
+)
+def scan_hint_clear_of_contig_hint(alloc: PcpuAllocator, chunk: PcpuChunk54) -> Iterator[tuple[str, str]]:
+    """A scan hint does not overlap the contig hint: an area before it ends by its start (and one as large,
+    which "scan_hint_start > contig_hint_start iff scan_hint == contig_hint" puts after it, starts past its end).
+
+    Added by the proofs: without it ``block-contig-hint-exact`` is not inductive for alloc (a scan hint
+    inside the contig hint is promoted by the refresh, which then scans forward from inside the run).
+    """
+    for where, md, _ in _pcpu_block_mds(alloc, chunk):
+        if md.scan_hint and not (md.scan_hint_start + md.scan_hint <= md.contig_hint_start
+                                 or md.contig_hint_start + md.contig_hint <= md.scan_hint_start):
+            yield (
+                f"{where}.scan_hint_start",
+                (f"{where}: scan hint [{md.scan_hint_start}, {md.scan_hint_start + md.scan_hint}) overlaps contig"
+                 f" hint [{md.contig_hint_start}, {md.contig_hint_start + md.contig_hint})"),
+            )
+
+
+@state_invariant(
+    "scan-hint-maximal",
+    patch="v5.4 mm/percpu.c (pcpu_block_refresh_hint, pcpu_chunk_refresh_hint)",
+    seed="""promote scan_hint to contig_hint""",
+)
+def scan_hint_maximal(alloc: PcpuAllocator, chunk: PcpuChunk54) -> Iterator[tuple[str, str]]:
+    """A scan hint is a whole free run: an allocated bit (or the edge) on each side.
+
+    The refreshes promote the scan hint to the contig hint and scan forward from its end only, so a
+    scan hint that is part of a longer run makes them miss that run.  Added by the proofs: without it
+    ``block-contig-hint-exact`` and ``chunk-hint-accurate-in-one-block`` are not inductive for alloc.
+    """
+    for where, md, bits in _pcpu_block_mds(alloc, chunk):
+        start, end = md.scan_hint_start, md.scan_hint_start + md.scan_hint
+        if md.scan_hint and 0 <= start <= end <= len(bits) and (
+                (start > 0 and not bits[start - 1]) or (end < len(bits) and not bits[end])):
+            yield f"{where}.scan_hint_start", f"{where}: scan hint [{start}, {end}) is part of a longer free run"
+
+
+@state_invariant(
+    "scan-hint-largest-before",
+    patch="v5.4 mm/percpu-internal.h (struct pcpu_block_md)",
+    seed="""The scan hint is the largest known contiguous area before the contig hint.""",
+)
+def scan_hint_largest_before(alloc: PcpuAllocator, chunk: PcpuChunk54) -> Iterator[tuple[str, str]]:
+    """No free run before a scan hint is longer than it: the refreshes promote the scan hint and scan forward
+    from its end only ("knowing the contig_hint will be our fallback").  Added by the proofs: without it
+    ``block-contig-hint-exact`` and ``chunk-hint-accurate-in-one-block`` are not inductive for alloc."""
+    for where, md, bits in _pcpu_block_mds(alloc, chunk):
+        if not md.scan_hint:
+            continue
+        before = [r for r in free_runs(bits[:max(md.scan_hint_start, 0)]) if r.length > md.scan_hint]
+        if before:
+            r = before[0]
+            yield (f"{where}.scan_hint",
+                   f"{where}: free run [{r.start}, {r.start + r.length}) before the scan hint is longer than {md.scan_hint}")
 
 
 # -- the blocks (4.14 and 5.2: the same struct comments) --------------------------------
@@ -294,6 +354,32 @@ def _scan_hint_below_contig_hint(chunk: SymChunk54) -> z3.BoolRef:
 def _scan_hint_before_contig_hint(chunk: SymChunk54) -> z3.BoolRef:
     return z3.And([z3.Or(md.scan_hint == 0, (md.scan_hint_start > md.contig_hint_start) == (md.scan_hint == md.contig_hint))
                    for md, _, _ in _sym_pcpu_block_mds(chunk)])
+
+
+@scan_hint_clear_of_contig_hint.symbolic
+def _scan_hint_clear_of_contig_hint(chunk: SymChunk54) -> z3.BoolRef:
+    return z3.And([z3.Or(md.scan_hint == 0, md.scan_hint_start + md.scan_hint <= md.contig_hint_start,
+                         md.contig_hint_start + md.contig_hint <= md.scan_hint_start)
+                   for md, _, _ in _sym_pcpu_block_mds(chunk)])
+
+
+@scan_hint_maximal.symbolic
+def _scan_hint_maximal(chunk: SymChunk54) -> z3.BoolRef:
+    conds = []
+    for md, bits, n in _sym_pcpu_block_mds(chunk):
+        start, end = md.scan_hint_start, md.scan_hint_start + md.scan_hint
+        inside = z3.And(start >= 0, start <= end, end <= n)
+        left_free = z3.And(start > 0, z3.Not(bit(bits, start - 1, n)))
+        right_free = z3.And(end < n, z3.Not(bit(bits, end, n)))
+        conds.append(z3.Or(md.scan_hint == 0, z3.Not(inside), z3.Not(z3.Or(left_free, right_free))))
+    return z3.And(conds)
+
+
+@scan_hint_largest_before.symbolic
+def _scan_hint_largest_before(chunk: SymChunk54) -> z3.BoolRef:
+    return z3.And([z3.Or(md.scan_hint == 0,
+                         z3.Not(has_run(~bits & low_mask(md.scan_hint_start, n), n, md.scan_hint + 1)))
+                   for md, bits, n in _sym_pcpu_block_mds(chunk)])
 
 
 @scan_hint_region_free.symbolic

@@ -28,7 +28,7 @@ class SymMainlineFixed(SymMainline):
         return z3.If(start == self.B, block.contig_hint, I(0))
 
     def pcpu_block_update(self, block: SymBlockMd, start: Int, end: Int) -> SymBlockMd:
-        """7.1.3's ``pcpu_block_update`` with the model's three one-line fixes (numbered as there)."""
+        """7.1.3's ``pcpu_block_update`` with the model's four fixes (numbered as there)."""
         contig = end - start
         sh, shs, ch, chs = block.scan_hint, block.scan_hint_start, block.contig_hint, block.contig_hint_start
         first_free = smin(block.first_free, start)
@@ -44,7 +44,8 @@ class SymMainlineFixed(SymMainline):
         better = z3.And(chs != 0, z3.Or(start == 0, ffs0(start) > ffs0(chs)))
         before = z3.And(z3.Not(better), start < chs)  # fix 1
         farther = z3.And(z3.Not(better), z3.Not(before), z3.Or(start > shs, ch > sh))
-        eq_sh = z3.If(better, z3.If(z3.And(start < shs, ch > sh), I(0), sh),
+        stale = z3.Or(z3.And(start <= shs, ch > sh), z3.And(start > shs, ch == sh))  # fix 4
+        eq_sh = z3.If(better, z3.If(stale, I(0), sh),
                       z3.If(before, I(0), z3.If(farther, contig, sh)))
         eq_shs = z3.If(farther, start, shs)
         eq_chs = z3.If(better, start, chs)
