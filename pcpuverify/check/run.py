@@ -290,7 +290,8 @@ def run_check(config: Config, progress: ProgressFn | None = None, update_baselin
             stateful_results[item.label] = found
             message = f"{len(found['broken'])} broken, from the cache"
         else:
-            parse = (_suite_payload(item.variant, item.geometry.name, suite_rows(item.invariants, item.ops))
+            parse = (_suite_payload(item.variant, item.geometry.name,
+                                    suite_rows(item.invariants, item.ops, item.variant))
                      if isinstance(item, SuiteItem) else _layout_payload(item.variant))
             results = cache.get(item.key, parse)
             if results is None:
@@ -417,7 +418,8 @@ def _run_pool(config: Config, items: list[Item], deadline: float | None, cache: 
                         n = rows_file.read_text(encoding="utf-8").count("\n")
                         if n != seen_rows.get(item.label, 0):
                             seen_rows[item.label] = n
-                            say(Progress(item.label, "row", done=n, total=len(suite_rows(item.invariants, item.ops))))
+                            owed = suite_rows(item.invariants, item.ops, item.variant)
+                            say(Progress(item.label, "row", done=n, total=len(owed)))
                 if pending and deadline is not None and time.perf_counter() >= deadline:
                     pool.stop()
                     for f in pending:
@@ -457,7 +459,7 @@ def _suite_check_rows(s: SuiteItem, results: list[Result], baseline: Baseline, c
                       finished: bool) -> list[Row]:
     by_row = {(r.invariant, r.op): r for r in results}
     nonconformant = next((r for r in results if r.verdict is Verdict.NONCONFORMANT), None)
-    owed = suite_rows(s.invariants, s.ops)
+    owed = suite_rows(s.invariants, s.ops, s.variant)
     extra = [key for key in by_row if key not in set(owed)]  # rows a newer run_suite reports: compared too
     out = []
     for inv, op in [*owed, *extra]:
