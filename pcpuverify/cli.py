@@ -485,7 +485,7 @@ def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tu
     if no_witnesses and witness_paths:
         raise click.UsageError("--witnesses and --no-witnesses exclude each other")
     witnesses = [] if no_witnesses else load_witnesses([Path(p) for p in witness_paths] or _project_traces())
-    # by default every subject with an encoding (the release variants have none yet)
+    # by default every subject with an encoding (linux-4.14 has none yet)
     chosen = list(variants) or sorted(name for name, s in SUBJECTS.items() if s.encoding is not None)
     for name in chosen:
         subject(name).require_encoding()  # one line and exit 2 for a model-only subject
@@ -494,15 +494,17 @@ def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tu
     err = Console(stderr=True)
     lines = None if err.is_terminal else ProgressLines(err)  # a CI log: no spinner, so say what finished
     wanted = {n for n in invariants if n not in LAYOUT_PROPERTIES} if invariants else None
-    total = len(suite_rows(frozenset(wanted) if wanted is not None else None, frozenset(ops) or None))
     results: list[Result] = []
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                   console=err, transient=True, disable=as_json or not err.is_terminal) as progress:
         for variant in chosen:
+            total = len(suite_rows(frozenset(wanted) if wanted is not None else None, frozenset(ops) or None,
+                                   variant))
             for geometry in geos:
                 task = progress.add_task(f"{variant} {geometry.name}", total=None)
 
-                def show(r: Result, task: TaskID = task, label: str = f"{variant} {geometry.name}") -> None:
+                def show(r: Result, task: TaskID = task, label: str = f"{variant} {geometry.name}",
+                         total: int = total) -> None:
                     progress.update(task, description=f"{label}: {r.invariant} / {r.op} {r.verdict.value}")
                     if lines is not None:
                         lines.add(label, total, r)

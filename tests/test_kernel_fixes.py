@@ -162,3 +162,25 @@ def test_each_v4_14_patch_removes_its_finding_on_the_c(tmp_path: Path) -> None:
     random_c(source, g, 100, 20, 0, result)
     assert result.states == 429 and "chunk-hint-never-above-available" in result.invariants
     assert not result.found, {n: t.message for n, t in result.found.items()}
+
+
+PROOF_TRACES = Path(__file__).with_name("proof_traces")
+
+
+@pytest.mark.parametrize("release", ["debian-6.12", "linux-7.1.3"])
+@pytest.mark.parametrize("name", ["scan-hint-before-contig-hint", "scan-hint-clear-of-contig-hint"])
+def test_the_proofs_findings_on_the_c(release: str, name: str, tmp_path: Path) -> None:
+    """The 1x8 proofs' finding (docs/gallery.md 16), found and shortened on the model: `pcpu-verify replay
+    --source` reproduces it on the C, and no longer with scan-hint-equal-after-alignment.patch or with
+    mainline-fixed.patch."""
+    trace = PROOF_TRACES / f"mainline__{name}.json"
+    source = kernel(release).percpu_c.parent.parent
+
+    def replay(tree: Path) -> int:
+        return subprocess.run(["pcpu-verify", "replay", str(trace), "--source", str(tree)],
+                              capture_output=True, text=True, check=False).returncode
+
+    assert replay(source) == 0
+    for i, patch_names in enumerate((("scan-hint-equal-after-alignment.patch",), FIXED)):
+        patched(release, patch_names, tmp_path / str(i))
+        assert replay(tmp_path / str(i)) == 1, patch_names

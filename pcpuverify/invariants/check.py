@@ -24,6 +24,11 @@ _ALL_STATE = tuple(i for i in ALL_INVARIANTS if i.kind == "state")
 _ALL_STEP = tuple(i for i in ALL_INVARIANTS if i.kind == "step")
 
 
+def invariants_for(layout: type) -> tuple[Invariant, ...]:
+    """The invariants that apply to chunks of class ``layout`` (``applicability``), in the registry's order."""
+    return tuple(i for i in ALL_INVARIANTS if covers(i, layout))
+
+
 class UnknownInvariant(ValueError):
     """An invariant name that is not registered."""
 

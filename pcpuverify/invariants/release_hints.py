@@ -6,8 +6,9 @@ same sentences) and judges the hints against fresh scans of the bitmap
 (``scan``), never against the port.  Which chunk layouts each one applies
 to is listed in ``applicability``.
 
-Concrete checks only: their Z3 predicates (``Invariant.symbolic``) are
-later work, with the symbolic encoding of these releases.
+The Z3 predicates (``Invariant.symbolic``) read 5.2's layout, ``SymChunk54``
+(symbolic/release_state.py); 4.14's chunk has no symbolic form yet, so the
+invariants shared with it are proved for the scan_hint releases only.
 """
 
 from __future__ import annotations
@@ -15,12 +16,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import z3
+
 from pcpuverify.invariants.base import state_invariant
 from pcpuverify.invariants.population import nr_empty_pop_pages_matches
 from pcpuverify.invariants.scan import bits_of, first_zero, free_runs, leading_free, longest_free, trailing_free
 from pcpuverify.model.linux_4_14 import PcpuChunk414
 from pcpuverify.model.linux_5_4 import PcpuChunk54
 from pcpuverify.model.percpu import PcpuAllocator
+from pcpuverify.symbolic.bv import I, Int, bit, has_run, highest_set, low_mask, lowest_set, range_mask, run_starts
+from pcpuverify.symbolic.release_state import SymBlockMd, SymChunk54
 
 ReleaseChunk = PcpuChunk414 | PcpuChunk54
 
@@ -110,6 +115,66 @@ def scan_hint_region_free(alloc: PcpuAllocator, chunk: PcpuChunk54) -> Iterator[
                 f"{where}.scan_hint_start",
                 f"{where}: scan hint [{md.scan_hint_start}, {md.scan_hint_start + md.scan_hint}) is not free",
             )
+
+
+@state_invariant(
+    "scan-hint-clear-of-contig-hint",
+    patch="v5.4 mm/percpu-internal.h (struct pcpu_block_md)",
+    seed="""The scan hint is the largest known contiguous area before the contig hint.""",
+)
+def scan_hint_clear_of_contig_hint(alloc: PcpuAllocator, chunk: PcpuChunk54) -> Iterator[tuple[str, str]]:
+    """A scan hint does not overlap the contig hint: an area before it ends by its start (and one as large,
+    which "scan_hint_start > contig_hint_start iff scan_hint == contig_hint" puts after it, starts past its end).
+
+    Added by the proofs: without it ``block-contig-hint-exact`` is not inductive for alloc (a scan hint
+    inside the contig hint is promoted by the refresh, which then scans forward from inside the run).
+    """
+    for where, md, _ in _pcpu_block_mds(alloc, chunk):
+        if md.scan_hint and not (md.scan_hint_start + md.scan_hint <= md.contig_hint_start
+                                 or md.contig_hint_start + md.contig_hint <= md.scan_hint_start):
+            yield (
+                f"{where}.scan_hint_start",
+                (f"{where}: scan hint [{md.scan_hint_start}, {md.scan_hint_start + md.scan_hint}) overlaps contig"
+                 f" hint [{md.contig_hint_start}, {md.contig_hint_start + md.contig_hint})"),
+            )
+
+
+@state_invariant(
+    "scan-hint-maximal",
+    patch="v5.4 mm/percpu.c (pcpu_block_refresh_hint, pcpu_chunk_refresh_hint)",
+    seed="""promote scan_hint to contig_hint""",
+)
+def scan_hint_maximal(alloc: PcpuAllocator, chunk: PcpuChunk54) -> Iterator[tuple[str, str]]:
+    """A scan hint is a whole free run: an allocated bit (or the edge) on each side.
+
+    The refreshes promote the scan hint to the contig hint and scan forward from its end only, so a
+    scan hint that is part of a longer run makes them miss that run.  Added by the proofs: without it
+    ``block-contig-hint-exact`` and ``chunk-hint-accurate-in-one-block`` are not inductive for alloc.
+    """
+    for where, md, bits in _pcpu_block_mds(alloc, chunk):
+        start, end = md.scan_hint_start, md.scan_hint_start + md.scan_hint
+        if md.scan_hint and 0 <= start <= end <= len(bits) and (
+                (start > 0 and not bits[start - 1]) or (end < len(bits) and not bits[end])):
+            yield f"{where}.scan_hint_start", f"{where}: scan hint [{start}, {end}) is part of a longer free run"
+
+
+@state_invariant(
+    "scan-hint-largest-before",
+    patch="v5.4 mm/percpu-internal.h (struct pcpu_block_md)",
+    seed="""The scan hint is the largest known contiguous area before the contig hint.""",
+)
+def scan_hint_largest_before(alloc: PcpuAllocator, chunk: PcpuChunk54) -> Iterator[tuple[str, str]]:
+    """No free run before a scan hint is longer than it: the refreshes promote the scan hint and scan forward
+    from its end only ("knowing the contig_hint will be our fallback").  Added by the proofs: without it
+    ``block-contig-hint-exact`` and ``chunk-hint-accurate-in-one-block`` are not inductive for alloc."""
+    for where, md, bits in _pcpu_block_mds(alloc, chunk):
+        if not md.scan_hint:
+            continue
+        before = [r for r in free_runs(bits[:max(md.scan_hint_start, 0)]) if r.length > md.scan_hint]
+        if before:
+            r = before[0]
+            yield (f"{where}.scan_hint",
+                   f"{where}: free run [{r.start}, {r.start + r.length}) before the scan hint is longer than {md.scan_hint}")
 
 
 # -- the blocks (4.14 and 5.2: the same struct comments) --------------------------------
@@ -251,3 +316,133 @@ def chunk_hint_accurate_in_one_block(alloc: PcpuAllocator, chunk: ReleaseChunk) 
 def nr_empty_pop_pages_by_block(alloc: PcpuAllocator, chunk: PcpuChunk54) -> Iterator[tuple[str, str]]:
     """The populated pages with no allocated bit, as 2017's ``nr-empty-pop-pages-matches-bitmap`` counts them."""
     yield from nr_empty_pop_pages_matches.check(alloc, chunk)
+
+
+# -- the Z3 side (5.2's layout: SymChunk54) ------------------------------------------------
+
+
+def _sym_block_seg(chunk: SymChunk54, i: int) -> z3.BitVecRef:
+    B = chunk.geometry.block_bits
+    return z3.Extract((i + 1) * B - 1, i * B, chunk.alloc_map)
+
+
+def _sym_pcpu_block_mds(chunk: SymChunk54) -> list[tuple[SymBlockMd, z3.BitVecRef, int]]:
+    """Every ``struct pcpu_block_md`` with the bits it covers and their number, as ``_pcpu_block_mds``."""
+    return [*((b, _sym_block_seg(chunk, i), chunk.geometry.block_bits) for i, b in enumerate(chunk.md_blocks)),
+            (chunk.chunk_md, chunk.alloc_map, chunk.nr_bits)]
+
+
+def _sym_region_free(bits: z3.BitVecRef, n: int, start: Int, length: Int) -> z3.BoolRef:
+    """``_region_free``: ``[start, start + length)`` lies inside the ``n`` bits and holds no allocated bit."""
+    return z3.And(start >= 0, start + length <= n, bits & range_mask(start, start + length, n) == 0)
+
+
+def _sym_longest_is(free: z3.BitVecRef, n: int, length: Int) -> z3.BoolRef:
+    return z3.And(has_run(free, n, length), z3.Not(has_run(free, n, length + 1)))
+
+
+def _sym_first_zero(bits: z3.BitVecRef, n: int) -> Int:
+    return z3.If(~bits == 0, I(n), lowest_set(~bits, n))
+
+
+@scan_hint_below_contig_hint.symbolic
+def _scan_hint_below_contig_hint(chunk: SymChunk54) -> z3.BoolRef:
+    return z3.And([md.scan_hint <= md.contig_hint for md, _, _ in _sym_pcpu_block_mds(chunk)])
+
+
+@scan_hint_before_contig_hint.symbolic
+def _scan_hint_before_contig_hint(chunk: SymChunk54) -> z3.BoolRef:
+    return z3.And([z3.Or(md.scan_hint == 0, (md.scan_hint_start > md.contig_hint_start) == (md.scan_hint == md.contig_hint))
+                   for md, _, _ in _sym_pcpu_block_mds(chunk)])
+
+
+@scan_hint_clear_of_contig_hint.symbolic
+def _scan_hint_clear_of_contig_hint(chunk: SymChunk54) -> z3.BoolRef:
+    return z3.And([z3.Or(md.scan_hint == 0, md.scan_hint_start + md.scan_hint <= md.contig_hint_start,
+                         md.contig_hint_start + md.contig_hint <= md.scan_hint_start)
+                   for md, _, _ in _sym_pcpu_block_mds(chunk)])
+
+
+@scan_hint_maximal.symbolic
+def _scan_hint_maximal(chunk: SymChunk54) -> z3.BoolRef:
+    conds = []
+    for md, bits, n in _sym_pcpu_block_mds(chunk):
+        start, end = md.scan_hint_start, md.scan_hint_start + md.scan_hint
+        inside = z3.And(start >= 0, start <= end, end <= n)
+        left_free = z3.And(start > 0, z3.Not(bit(bits, start - 1, n)))
+        right_free = z3.And(end < n, z3.Not(bit(bits, end, n)))
+        conds.append(z3.Or(md.scan_hint == 0, z3.Not(inside), z3.Not(z3.Or(left_free, right_free))))
+    return z3.And(conds)
+
+
+@scan_hint_largest_before.symbolic
+def _scan_hint_largest_before(chunk: SymChunk54) -> z3.BoolRef:
+    return z3.And([z3.Or(md.scan_hint == 0,
+                         z3.Not(has_run(~bits & low_mask(md.scan_hint_start, n), n, md.scan_hint + 1)))
+                   for md, bits, n in _sym_pcpu_block_mds(chunk)])
+
+
+@scan_hint_region_free.symbolic
+def _scan_hint_region_free(chunk: SymChunk54) -> z3.BoolRef:
+    return z3.And([z3.Or(md.scan_hint == 0, _sym_region_free(bits, n, md.scan_hint_start, md.scan_hint))
+                   for md, bits, n in _sym_pcpu_block_mds(chunk)])
+
+
+@block_contig_hint_exact.symbolic
+def _block_contig_hint_exact(chunk: SymChunk54) -> z3.BoolRef:
+    B = chunk.geometry.block_bits
+    return z3.And([z3.And(_sym_longest_is(~seg, B, b.contig_hint), _sym_region_free(seg, B, b.contig_hint_start, b.contig_hint))
+                   for b, seg, _ in _sym_pcpu_block_mds(chunk)[:-1]])
+
+
+@block_left_right_free_exact.symbolic
+def _block_left_right_free_exact(chunk: SymChunk54) -> z3.BoolRef:
+    B = chunk.geometry.block_bits
+    return z3.And([z3.And(b.left_free == z3.If(seg == 0, I(B), lowest_set(seg, B)),
+                          b.right_free == z3.If(seg == 0, I(B), I(B - 1) - highest_set(seg, B)))
+                   for b, seg, _ in _sym_pcpu_block_mds(chunk)[:-1]])
+
+
+@first_free_not_above_first_free_bit.symbolic
+def _first_free_not_above_first_free_bit(chunk: SymChunk54) -> z3.BoolRef:
+    return z3.And([md.first_free <= _sym_first_zero(bits, n) for md, bits, n in _sym_pcpu_block_mds(chunk)])
+
+
+@block_nr_bits.symbolic
+def _block_nr_bits(chunk: SymChunk54) -> z3.BoolRef:
+    return z3.And([md.nr_bits == n for md, _, n in _sym_pcpu_block_mds(chunk)])
+
+
+@chunk_hint_never_above_available.symbolic
+def _chunk_hint_never_above_available(chunk: SymChunk54) -> z3.BoolRef:
+    md, n = chunk.chunk_md, chunk.nr_bits
+    return z3.And(has_run(~chunk.alloc_map, n, md.contig_hint),
+                  z3.Or(md.contig_hint == 0, _sym_region_free(chunk.alloc_map, n, md.contig_hint_start, md.contig_hint)))
+
+
+@chunk_hint_off_by_at_most_a_page.symbolic
+def _chunk_hint_off_by_at_most_a_page(chunk: SymChunk54) -> z3.BoolRef:
+    B = chunk.geometry.block_bits
+    return z3.Not(has_run(~chunk.alloc_map, chunk.nr_bits, chunk.chunk_md.contig_hint + B + 1))
+
+
+@chunk_hint_accurate_in_one_block.symbolic
+def _chunk_hint_accurate_in_one_block(chunk: SymChunk54) -> z3.BoolRef:
+    """The longest free run ``L`` (binary search over run lengths), the starts of runs of ``L`` bits, and
+    whether one such run ends in the block it starts in: then the chunk hint is ``L``."""
+    n, B = chunk.nr_bits, chunk.geometry.block_bits
+    free = ~chunk.alloc_map
+    length: Int = I(0)
+    step = 1 << (n.bit_length() - 1)
+    while step:
+        longer = has_run(free, n, length + step)
+        length = z3.If(longer, length + step, length)
+        step >>= 1
+    starts = run_starts(free, n, length)
+    in_one_block = z3.BitVecVal(0, n)
+    for k in range(chunk.geometry.nr_pages):
+        in_one_block = in_one_block | range_mask(I(k * B), I(k * B + B + 1) - length, n)
+    return z3.Or(length == 0, starts & in_one_block == 0, chunk.chunk_md.contig_hint == length)
+
+
+nr_empty_pop_pages_by_block.symbolic(nr_empty_pop_pages_matches.z3)

@@ -1,6 +1,6 @@
 """``mainline-fixed``: ``mainline`` (7.1.3) plus the smallest fix for each of its findings, one override each.
 
-The same five fixes, as a diff to the C, are ``docs/patches/mainline-fixed.patch`` (one patch per fix
+The same six fixes, as a diff to the C, are ``docs/patches/mainline-fixed.patch`` (one patch per fix
 beside it); tests/test_mainline_fixed.py holds this variant to the patched C of Debian 6.12 and 7.1.3
 and runs the C search on it.  Model only: no Z3 encoding yet (``symbolic/subjects.py`` registers it
 without one), so ``prove`` refuses it.
@@ -19,7 +19,8 @@ from pcpuverify.model.mainline import Mainline
 class MainlineFixed(Mainline):
     """Variant ``mainline-fixed``: 7.1.3 with fixes for chunk-hint-accurate-in-one-block (and
     chunk-hint-off-by-at-most-a-page), block-left-right-free-exact, scan-hint-before-contig-hint,
-    block-contig-hint-exact and the stale chunk_md scan_hint (docs/kernels.md)."""
+    block-contig-hint-exact, the stale chunk_md scan_hint (docs/kernels.md) and an equal scan_hint left before a
+    better-aligned contig hint (scan-hint-before-contig-hint, docs/gallery.md 16)."""
 
     variant = "mainline-fixed"
 
@@ -57,7 +58,7 @@ class MainlineFixed(Mainline):
             self.pcpu_block_update(block, rs, re)
 
     def pcpu_block_update(self, block: PcpuBlockMd, start: int, end: int) -> None:  # type: ignore[override]
-        """Three fixes, each a one-line change of 7.1.3's ``pcpu_block_update``:
+        """Four fixes, each a change of one statement of 7.1.3's ``pcpu_block_update``:
 
         1. ``scan-hint-before-contig-hint``: a free area as large as the contig hint but before it forgets the
            scan_hint (none can be both before the contig hint and as large: "scan_hint_start >
@@ -73,6 +74,11 @@ class MainlineFixed(Mainline):
            contig hint", and the next non-full refresh promotes it and scans forward only, missing a larger
            area before it.  The cost: a scan_hint is no longer made from a lone smaller area, so some scans
            start from ``first_free``.
+        4. ``scan-hint-before-contig-hint`` and ``scan-hint-clear-of-contig-hint`` (found by the proofs, 1x8): an
+           area as large as the contig hint that wins it by a better alignment moves ``contig_hint_start`` past
+           an equal scan_hint, which is then an equal area *before* the contig hint, or onto a smaller one,
+           which is then *inside* it; 7.1.3 drops the scan_hint only when it is smaller and now strictly after.
+           Forget it in both cases (``start <= scan_hint_start``, as fix 2 does for a larger area).
         """
         contig = end - start
 
@@ -99,7 +105,8 @@ class MainlineFixed(Mainline):
             if block.contig_hint_start and (not start or ffs0(start) > ffs0(block.contig_hint_start)):
                 # start has a better alignment so use it
                 block.contig_hint_start = start
-                if start < block.scan_hint_start and block.contig_hint > block.scan_hint:
+                if (start <= block.scan_hint_start and block.contig_hint > block.scan_hint) or (
+                        start > block.scan_hint_start and block.contig_hint == block.scan_hint):  # fix 4
                     block.scan_hint = 0
             elif start < block.contig_hint_start:  # fix 1
                 block.scan_hint = 0

@@ -20,18 +20,41 @@ from pcpuverify.model.random_ops import random_op
 from pcpuverify.model.reference import Reference, StepResult
 from pcpuverify.symbolic.bv import INT_W, I
 from pcpuverify.symbolic.encode import SymPercpu, SymStep
+from pcpuverify.symbolic.release_state import RELEASE_BLOCK_FIELDS, RELEASE_CHUNK_FIELDS, SymBlockMd, SymChunk54
 from pcpuverify.symbolic.state import BLOCK_FIELDS, CHUNK_FIELDS, SymBlock, SymChunk, SymOp, ghost_width
+from pcpuverify.model.linux_5_4 import PcpuChunk54
 from pcpuverify.symbolic.subjects import subject
 
 
+def _scan_hint_layout(ref: Reference) -> bool:
+    """Whether the dynamic chunk has 5.2's layout (``SymChunk54``) rather than the 2017 one (``SymChunk``)."""
+    return isinstance(ref.chunks["dynamic"], PcpuChunk54)
+
+
 def model_fields(ref: Reference) -> dict[str, int | bool]:
-    """The dynamic chunk of ``ref`` flattened to the fields a SymChunk has."""
+    """The dynamic chunk of ``ref`` flattened to the fields its symbolic chunk has."""
     chunk, alloc = ref.chunks["dynamic"], ref.alloc
     gw = ghost_width(ref.geometry)
     g_start = g_used = 0
     for off, bits in chunk.allocations.items():
         g_start |= (1 << off) if off < gw else 0
         g_used |= ((1 << bits) - 1) << off
+    if _scan_hint_layout(ref):
+        release: dict[str, int | bool] = {
+            "alloc_map": chunk.alloc_map.value,
+            "bound_map": chunk.bound_map.value,
+            "populated": chunk.populated.value,
+            **{f: getattr(chunk, f) for f in RELEASE_CHUNK_FIELDS if f != "pcpu_nr_empty_pop_pages"},
+            "pcpu_nr_empty_pop_pages": alloc.pcpu_nr_empty_pop_pages,
+            "g_start": g_start,
+            "g_used": g_used & ((1 << gw) - 1),
+        }
+        for f in RELEASE_BLOCK_FIELDS:
+            release[f"chunk_md.{f}"] = getattr(chunk.chunk_md, f)
+        for i, block in enumerate(chunk.md_blocks):
+            for f in RELEASE_BLOCK_FIELDS:
+                release[f"md_blocks[{i}].{f}"] = getattr(block, f)
+        return release
     out: dict[str, int | bool] = {
         "alloc_map": chunk.alloc_map.value,
         "bound_map": chunk.bound_map.value,
@@ -53,11 +76,26 @@ def model_fields(ref: Reference) -> dict[str, int | bool]:
     return out
 
 
-def symbolic_of(ref: Reference) -> SymChunk:
-    """The dynamic chunk of ``ref`` as a SymChunk of constants."""
+def symbolic_of(ref: Reference) -> SymChunk | SymChunk54:
+    """The dynamic chunk of ``ref`` as a symbolic chunk (SymChunk, or SymChunk54 for 5.2's layout) of constants."""
     values = model_fields(ref)
     g = ref.geometry
     gw = ghost_width(g)
+    if _scan_hint_layout(ref):
+        return SymChunk54(
+            geometry=g,
+            alloc_map=z3.BitVecVal(values["alloc_map"], g.nr_bits),
+            bound_map=z3.BitVecVal(values["bound_map"], g.nr_bits + 1),
+            populated=z3.BitVecVal(values["populated"], g.nr_pages),
+            md_blocks=tuple(SymBlockMd(*(I(int(values[f"md_blocks[{i}].{f}"])) for f in RELEASE_BLOCK_FIELDS))
+                            for i in range(g.nr_pages)),
+            chunk_md=SymBlockMd(*(I(int(values[f"chunk_md.{f}"])) for f in RELEASE_BLOCK_FIELDS)),
+            **{f: I(int(values[f])) for f in RELEASE_CHUNK_FIELDS},
+            g_start=z3.BitVecVal(values["g_start"], gw),
+            g_used=z3.BitVecVal(values["g_used"], gw),
+            oob=z3.BoolVal(False),
+            oob_write=z3.BoolVal(False),
+        )
     return SymChunk(
         geometry=g,
         alloc_map=z3.BitVecVal(values["alloc_map"], g.nr_bits),
@@ -86,10 +124,19 @@ def _value(term: z3.ExprRef, signed: bool = True) -> int | bool:
     return n - (1 << width) if signed and width == INT_W and n >= 1 << (INT_W - 1) else n
 
 
-def evaluate(chunk: SymChunk) -> dict[str, int | bool]:
+def evaluate(chunk: SymChunk | SymChunk54) -> dict[str, int | bool]:
     out: dict[str, int | bool] = {}
     for f in ("alloc_map", "bound_map", "populated", "g_start", "g_used"):
         out[f] = _value(getattr(chunk, f), signed=False)
+    if isinstance(chunk, SymChunk54):
+        for f in RELEASE_CHUNK_FIELDS:
+            out[f] = _value(getattr(chunk, f))
+        for f in RELEASE_BLOCK_FIELDS:
+            out[f"chunk_md.{f}"] = _value(getattr(chunk.chunk_md, f))
+        for i, md in enumerate(chunk.md_blocks):
+            for f in RELEASE_BLOCK_FIELDS:
+                out[f"md_blocks[{i}].{f}"] = _value(getattr(md, f))
+        return out
     for f in CHUNK_FIELDS:
         out[f] = _value(getattr(chunk, f))
     for i, block in enumerate(chunk.md_blocks):
@@ -154,25 +201,27 @@ def compare_invariants(ref: Reference, before: Reference, op: Op, step_result: S
     already encoded on ``symbolic_of(before)`` (built here when not given).
     """
     from pcpuverify.invariants.base import ChunkSnapshot
-    from pcpuverify.invariants.check import STATE_INVARIANTS, STEP_INVARIANTS
+    from pcpuverify.invariants.check import invariants_for
 
     chunk = ref.chunks["dynamic"]
     post = symbolic_of(ref).set(oob=z3.BoolVal(bool(step_result.accesses)))
     if any(a.write for a in step_result.accesses):
         return []
     pre = symbolic_of(before)
+    encoding = subject(ref.variant).require_encoding()
     if sym_step is None:
-        sym_step = encode_op(subject(ref.variant).require_encoding()(ref.geometry), pre, op)
+        sym_step = encode_op(encoding(ref.geometry), pre, op)
     sym_op = sym_op_of(op)
     problems = []
-    for inv in STATE_INVARIANTS:
+    invs = invariants_for(encoding.chunk_layout)
+    for inv in (i for i in invs if i.kind == "state"):
         if inv.z3 is None:
             continue
         concrete = not inv.violations(ref.alloc, chunk)
         if _value(inv.z3(post)) != concrete:
             problems.append(f"{inv.name}: concrete {concrete}, Z3 {not concrete} after {op.describe()}")
     snapshot = ChunkSnapshot.of(before.chunks["dynamic"])
-    for inv in STEP_INVARIANTS:
+    for inv in (i for i in invs if i.kind == "step"):
         concrete = not inv.violations(ref.alloc, snapshot, step_result, chunk)
         if _value(inv.z3(pre, sym_op, sym_step)) != concrete:
             problems.append(f"{inv.name}: concrete {concrete}, Z3 {not concrete} on {op.describe()}")

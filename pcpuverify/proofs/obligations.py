@@ -12,7 +12,8 @@ from pcpuverify.model.geometry import Geometry
 from pcpuverify.model.ops import Alloc, Depopulate, Free, Op, Populate
 from pcpuverify.symbolic.bv import INT_W, I, bit, popcount
 from pcpuverify.symbolic.encode import SymPercpu, SymStep
-from pcpuverify.symbolic.state import BLOCK_FIELDS, CHUNK_FIELDS, SymBlock, SymChunk, SymOp, ghost_width
+from pcpuverify.symbolic.release_state import RELEASE_BLOCK_FIELDS, RELEASE_CHUNK_FIELDS, SymChunk54
+from pcpuverify.symbolic.state import BLOCK_FIELDS, CHUNK_FIELDS, SymChunk, SymOp
 
 OPS = ("alloc", "free", "populate", "depopulate")
 
@@ -20,27 +21,7 @@ OPS = ("alloc", "free", "populate", "depopulate")
 def initial_chunk(enc: SymPercpu, populated: z3.BitVecRef) -> SymChunk:
     """``pcpu_alloc_chunk()`` + ``pcpu_chunk_relocate(chunk, -1)``, then the balance work populating ``populated``."""
     g = enc.g
-    B, n, gw = g.block_bits, g.nr_bits, ghost_width(g)
-    empty = SymChunk(
-        geometry=g,
-        alloc_map=z3.BitVecVal(0, n),
-        bound_map=z3.BitVecVal(0, n + 1),
-        populated=z3.BitVecVal(0, g.nr_pages),
-        md_blocks=tuple(SymBlock(I(B), I(0), I(B), I(B), I(0)) for _ in range(g.nr_pages)),
-        free_bits=I(n),
-        contig_hint=I(n),
-        contig_hint_start=I(0),
-        first_free_block=I(0),
-        nr_populated=I(0),
-        nr_empty_pop_pages=I(0),
-        slot=I(-1),
-        pcpu_nr_empty_pop_pages=I(0),
-        g_start=z3.BitVecVal(0, gw),
-        g_used=z3.BitVecVal(0, gw),
-        oob=z3.BoolVal(False),
-        oob_write=z3.BoolVal(False),
-    )
-    linked = enc.pcpu_chunk_relocate(empty, I(-1))
+    linked = enc.pcpu_chunk_relocate(enc.pcpu_alloc_chunk(), I(-1))
     count = popcount(populated, g.nr_pages)
     return linked.set(
         populated=populated, nr_populated=count, nr_empty_pop_pages=count, pcpu_nr_empty_pop_pages=count
@@ -111,7 +92,7 @@ def concrete_populated(model: z3.ModelRef, populated: z3.BitVecRef, geometry: Ge
     return Geometry(geometry.block_bits, geometry.nr_pages, pages)
 
 
-def concrete_state(model: z3.ModelRef, chunk: SymChunk) -> dict[str, object]:
+def concrete_state(model: z3.ModelRef, chunk: SymChunk | SymChunk54) -> dict[str, object]:
     """A symbolic chunk under ``model`` in the dump format of ``model/state.py`` (for drawing a CTI)."""
     g = chunk.geometry
 
@@ -128,6 +109,20 @@ def concrete_state(model: z3.ModelRef, chunk: SymChunk) -> dict[str, object]:
             while (used >> e) & 1 and not (starts >> e) & 1:
                 e += 1
             allocations[str(s)] = e - s
+    if isinstance(chunk, SymChunk54):
+        dynamic: dict[str, object] = {
+            "nr_pages": g.nr_pages,
+            "alloc_map": bits(chunk.alloc_map, g.nr_bits),
+            "bound_map": bits(chunk.bound_map, g.nr_bits + 1),
+            "populated": bits(chunk.populated, g.nr_pages),
+            "md_blocks": [{f: _int(model, getattr(b, f)) for f in RELEASE_BLOCK_FIELDS} for b in chunk.md_blocks],
+            "chunk_md": {f: _int(model, getattr(chunk.chunk_md, f)) for f in RELEASE_BLOCK_FIELDS},
+            **{f: _int(model, getattr(chunk, f)) for f in RELEASE_CHUNK_FIELDS if f != "pcpu_nr_empty_pop_pages"},
+            "immutable": False,
+            "allocations": allocations,
+        }
+        return {"variant": "", "pcpu_nr_empty_pop_pages": _int(model, chunk.pcpu_nr_empty_pop_pages),
+                "chunks": {"dynamic": dynamic}}
     return {
         "variant": "",
         "pcpu_nr_empty_pop_pages": _int(model, chunk.pcpu_nr_empty_pop_pages),

@@ -27,11 +27,7 @@ import z3
 
 from pcpuverify.counterexamples.witness import Witness, carry
 from pcpuverify.invariants.base import Invariant
-from pcpuverify.invariants.check import (
-    STATE_INVARIANTS,
-    STEP_INVARIANTS,
-    first_violation,
-)
+from pcpuverify.invariants.check import first_violation, invariants_for
 from pcpuverify.model.geometry import Geometry
 from pcpuverify.model.ops import ChunkInit, Op, op_to_json
 from pcpuverify.model.trace import Trace
@@ -51,7 +47,7 @@ from pcpuverify.proofs.results import Result, Verdict
 from pcpuverify.proofs.slicing import Cone
 from pcpuverify.proofs.solver import Answer, SolverOptions, check, check_all
 from pcpuverify.symbolic.encode import SymPercpu
-from pcpuverify.symbolic.state import SymChunk, fresh_chunk, well_formed
+from pcpuverify.symbolic.state import SymChunk
 from pcpuverify.symbolic.subjects import subject
 
 
@@ -200,8 +196,11 @@ def run_suite(
     background = options.solver.jobs > 1
     conformance = Later(partial(quick_conformance, variant, geometry, options.conformance_steps, options.solver.seed),
                         background)
-    first_chunk = Later(partial(first_chunk_initiation, variant, geometry, invariants, options.solver.jobs),
-                        background)
+    # the release variants port no first-chunk setup: no first-chunk initiation rows
+    ports_first_chunk = subject(variant).model.ports_first_chunk
+    first_chunk: Later[list[Result]] = Later(
+        partial(first_chunk_initiation, variant, geometry, invariants, options.solver.jobs) if ports_first_chunk
+        else partial(list), background and ports_first_chunk)
     try:
         return _suite(variant, geometry, options, invariants, ops, progress, witnesses, conformance, first_chunk)
     finally:
@@ -226,13 +225,17 @@ def _suite(variant: str, geometry: Geometry, options: SuiteOptions, invariants: 
         return Result(variant, geometry.name, inv, op, verdict, seconds, detail=detail, cti=cti, depth=depth,
                       extra={} if answer is None else answer.to_json())
 
-    state_invs = [i for i in STATE_INVARIANTS if i.z3 is not None]
+    encoding = subject(variant).require_encoding()
+    # the invariants of the subject's chunk layout (invariants/applicability.py)
+    layout_invs = invariants_for(encoding.chunk_layout)
+    state_invs = [i for i in layout_invs if i.kind == "state" and i.z3 is not None]
+    step_invs = [i for i in layout_invs if i.kind == "step"]
 
     def nonconformant() -> bool:
         """Every row NONCONFORMANT when the encoding disagrees with ``model/``: nothing is proved."""
         mismatch = conformance.result()
         if mismatch is not None:
-            for inv in [*state_invs, *STEP_INVARIANTS]:
+            for inv in [*state_invs, *step_invs]:
                 if wanted_inv(inv.name):
                     for op in ["init", *wanted_ops] if inv.kind == "state" else wanted_ops:
                         emit(row(inv.name, op, Verdict.NONCONFORMANT, 0.0, detail=mismatch))
@@ -241,7 +244,7 @@ def _suite(variant: str, geometry: Geometry, options: SuiteOptions, invariants: 
     if not conformance.background and nonconformant():  # in the background, asked before the first row
         return results
 
-    enc = subject(variant).require_encoding()(geometry)
+    enc = encoding(geometry)
     bmc = Bmc(enc, options)
     init = bmc.states[0]
 
@@ -260,12 +263,12 @@ def _suite(variant: str, geometry: Geometry, options: SuiteOptions, invariants: 
             init_rows[inv.name] = _replayed(variant, g, inv.name, [], ans.seconds, "init", ans.to_json())
 
     # Houdini: drop invariants until the rest is inductive for every operation
-    pre = fresh_chunk(geometry, "pre")
+    pre = enc.fresh_chunk("pre")
     trans = {kind: transition(enc, kind, pre, "op") for kind in OPS}
 
     def assumptions(kind: str, invs: list[Invariant]) -> list[z3.BoolRef]:
         t = trans[kind]
-        return [well_formed(pre), *[i.z3(pre) for i in invs], t.precondition, t.step.unrolled]
+        return [enc.well_formed(pre), *[i.z3(pre) for i in invs], t.precondition, t.step.unrolled]
 
     cone = Cone()
 
@@ -392,7 +395,7 @@ def _suite(variant: str, geometry: Geometry, options: SuiteOptions, invariants: 
         else:
             tail.append((len(settled), inv, [*held, inv]))
             settled.append([])
-    for inv in STEP_INVARIANTS:
+    for inv in step_invs:
         if wanted_inv(inv.name):
             tail.append((len(settled), inv, held))
             settled.append([])

@@ -40,7 +40,8 @@ from pcpuverify.symbolic.bv import (
     smin,
     to_amount,
 )
-from pcpuverify.symbolic.state import SymBlock, SymChunk, SymOp, ghost_width
+from pcpuverify.model.chunk import PcpuChunk
+from pcpuverify.symbolic.state import SymBlock, SymChunk, SymOp, fresh_chunk, ghost_width, well_formed
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,40 @@ class SymPercpu:
         self.max_bits = max_bits or self.n
         self.pcpu_nr_slots = max(self.n.bit_length() - self.PCPU_SLOT_BASE_SHIFT + 2, 1) + 2
         self.unrolled: list[Bool] = []
+
+    # -- the symbolic state this encoding works on (the release encodings have their own) ---------
+
+    chunk_layout: type = PcpuChunk  # the model's chunk class: which invariants apply (invariants/applicability.py)
+
+    def fresh_chunk(self, prefix: str) -> SymChunk:
+        return fresh_chunk(self.g, prefix)
+
+    def well_formed(self, chunk: SymChunk) -> z3.BoolRef:
+        return well_formed(chunk)
+
+    def pcpu_alloc_chunk(self) -> SymChunk:
+        """``pcpu_alloc_chunk()``: a wholly free chunk, no page populated, not yet on a slot."""
+        g = self.g
+        B, n, gw = g.block_bits, g.nr_bits, ghost_width(g)
+        return SymChunk(
+            geometry=g,
+            alloc_map=z3.BitVecVal(0, n),
+            bound_map=z3.BitVecVal(0, n + 1),
+            populated=z3.BitVecVal(0, g.nr_pages),
+            md_blocks=tuple(SymBlock(I(B), I(0), I(B), I(B), I(0)) for _ in range(g.nr_pages)),
+            free_bits=I(n),
+            contig_hint=I(n),
+            contig_hint_start=I(0),
+            first_free_block=I(0),
+            nr_populated=I(0),
+            nr_empty_pop_pages=I(0),
+            slot=I(-1),
+            pcpu_nr_empty_pop_pages=I(0),
+            g_start=z3.BitVecVal(0, gw),
+            g_used=z3.BitVecVal(0, gw),
+            oob=z3.BoolVal(False),
+            oob_write=z3.BoolVal(False),
+        )
 
     # -- conversions -------------------------------------------------------------
 

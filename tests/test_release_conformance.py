@@ -1,0 +1,94 @@
+"""Conformance of the release encodings (symbolic/encode_linux_5_4.py, encode_mainline_fixed.py) with model/.
+
+Two kinds of states, as tests/test_conformance.py does for the 2017 encodings:
+
+* whole operations on walks of ``random_op`` from a new chunk (``compare_step``: every field of the
+  5.2 layout, the return value, the out-of-bounds flags; ``compare_invariants``: each invariant's Z3
+  predicate equals its concrete check on the state after the step);
+* ``pcpu_block_update`` alone on arbitrary block values, reachable or not, since every hint path
+  of the releases goes through it and the proofs' counterexamples to induction start anywhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pcpuverify.model.geometry import Geometry
+from pcpuverify.model.linux_5_4 import PcpuBlockMd
+from pcpuverify.model.ops import ChunkInit
+from pcpuverify.model.random_ops import random_op
+from pcpuverify.model.reference import Reference
+from pcpuverify.proofs.conformance import _value, compare_invariants, compare_step, quick_conformance
+from pcpuverify.symbolic.bv import I
+from pcpuverify.symbolic.release_state import RELEASE_BLOCK_FIELDS, SymBlockMd, SymChunk54
+from pcpuverify.symbolic.subjects import subject
+
+VARIANTS = ("linux-5.4", "mainline", "mainline-fixed")
+FAST_GEOMETRIES = ("1x8", "2x8")
+
+
+def test_release_state_has_the_model_fields() -> None:
+    """SymBlockMd holds every field of the model's ``pcpu_block_md``, in its order (a field added there must reach it)."""
+    assert tuple(f.name for f in dataclasses.fields(SymBlockMd)) == RELEASE_BLOCK_FIELDS
+    assert {f.name for f in dataclasses.fields(SymChunk54)} >= {"chunk_md", "free_bytes", "md_blocks"}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("spec", FAST_GEOMETRIES)
+def test_walks_conform(variant: str, spec: str) -> None:
+    """Random walks (all pages, none and every other page populated at first): no field, flag or invariant differs."""
+    assert quick_conformance(variant, Geometry.parse(spec), steps=48, seed=11) is None
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_walk_conformance_sees_a_wrong_encoding(variant: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check can fail: a refresh that leaves ``chunk_md.first_free`` one bit too high is caught."""
+    enc = subject(variant).require_encoding()
+    original = enc.pcpu_chunk_refresh_hint
+
+    def broken(self, chunk, full_scan):  # type: ignore[no-untyped-def]
+        out = original(self, chunk, full_scan)
+        return out.set(chunk_md=out.chunk_md.set(first_free=out.chunk_md.first_free + 1))
+
+    monkeypatch.setattr(enc, "pcpu_chunk_refresh_hint", broken)
+    assert quick_conformance(variant, Geometry.parse("2x8"), steps=48, seed=11) is not None
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_walks_conform_step_by_step(variant: str) -> None:
+    """Longer walks at 2x8 from another seed, each step's invariants compared on both sides."""
+    rng = random.Random(f"release:{variant}")
+    g = Geometry.parse("2x8")
+    for _ in range(3):
+        ref = Reference(variant, g, ChunkInit())
+        for _ in range(12):
+            op = random_op(ref, rng)
+            before = ref.copy()
+            assert compare_step(ref, op) == []
+            after = before.copy()
+            result = after.apply(op)
+            assert compare_invariants(after, before, op, result) == []
+            if any(a.write for a in result.accesses):
+                break
+
+
+block_values = st.fixed_dictionaries({f: st.integers(0, 8) for f in RELEASE_BLOCK_FIELDS})
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(values=block_values, start=st.integers(0, 8), length=st.integers(1, 8))
+def test_pcpu_block_update_conforms(variant: str, values: dict[str, int], start: int, length: int) -> None:
+    """The encoded ``pcpu_block_update`` equals the model's on any block values and any area."""
+    model_cls, enc_cls = subject(variant).model, subject(variant).require_encoding()
+    alloc = model_cls(8, 1)
+    block = PcpuBlockMd(**values)
+    alloc.pcpu_block_update(block, start, start + length)
+    enc = enc_cls(Geometry.parse("1x8"))
+    sym = enc.pcpu_block_update(SymBlockMd(*(I(values[f]) for f in RELEASE_BLOCK_FIELDS)), I(start), I(start + length))
+    assert {f: _value(getattr(sym, f)) for f in RELEASE_BLOCK_FIELDS} == dataclasses.asdict(block)
