@@ -22,7 +22,7 @@ from pcpuverify.counterexamples.kernel_diff import diff as diff_runs
 from pcpuverify.counterexamples.kernel_first_chunk import OP as FIRST_CHUNK_OP
 from pcpuverify.counterexamples.kernel_first_chunk import FirstChunkRun, first_chunk_c
 from pcpuverify.counterexamples.kernel_machine import hypothesis_c
-from pcpuverify.counterexamples.kernel_search import CSearch, CTrace, explore_c, random_c
+from pcpuverify.counterexamples.kernel_search import C_TRACE_FORMAT, CSearch, CTrace, c_trace_file, explore_c, random_c
 from pcpuverify.counterexamples.kernel_shrink import minimize_on_c, reproduce, shrink
 from pcpuverify.counterexamples.minimize import NotACounterexample
 from pcpuverify.exits import EXIT_TOOL_FAILURE, EXIT_USAGE, EXIT_VIOLATION
@@ -34,8 +34,6 @@ from pcpuverify.model.geometry import Geometry, GeometryError
 from pcpuverify.model.ops import ChunkInit, FirstChunkInit
 from pcpuverify.model.trace import TraceError, load_trace, read_input, write_atomically
 from pcpuverify.model.variants import VARIANTS
-
-C_TRACE_FORMAT = "pcpu-verify-c-trace/1"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -69,9 +67,7 @@ def _source(path: str) -> KernelSource:
 
 def c_trace_text(trace: CTrace, source: KernelSource) -> str:
     """A C trace file's text: the trace, and the source it replays on (path, hash, layout)."""
-    data = {"format": C_TRACE_FORMAT, "source": str(source.percpu_c), "sha256": source.sha256,
-            "layout": source.layout, **trace.to_json()}
-    return json.dumps(data, indent=2) + "\n"
+    return json.dumps(c_trace_file(trace.to_json(), source), indent=2) + "\n"
 
 
 def _save_first_chunk(run: FirstChunkRun, source: KernelSource, geometry: Geometry, directory: Path) -> list[Path]:

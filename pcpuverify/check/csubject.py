@@ -31,7 +31,8 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,16 +40,17 @@ from pcpuverify.check.keys import PACKAGE_DIR, source_files
 from pcpuverify.check.obligation import Obligation, SourceSetting
 from pcpuverify.check.outcomes import CACHE_FORMAT, CheckError, Row
 from pcpuverify.counterexamples.kernel_first_chunk import OP as FIRST_CHUNK_OP
-from pcpuverify.counterexamples.kernel_search import INVARIANTS_BY_LAYOUT, CTrace
-from pcpuverify.counterexamples.kernel_shrink import FINDING_KINDS
+from pcpuverify.counterexamples.kernel_search import INVARIANTS_BY_LAYOUT, CTrace, c_trace_file
+from pcpuverify.counterexamples.kernel_shrink import FINDING_KINDS, minimize_on_c
+from pcpuverify.counterexamples.minimize import NotACounterexample
 from pcpuverify.kernel.build import SHIM_DIR
 from pcpuverify.kernel.source import KernelSource, SourceError, load_source
 from pcpuverify.model.geometry import Geometry
+from pcpuverify.model.trace import write_atomically
 
 SEARCH_OP = "search"
 VIOLATED = "VIOLATED"
 HOLDS = "HOLDS-TO-DEPTH"
-C_TRACE_FORMAT = "pcpu-verify-c-trace/1"
 
 
 def subject_name(path: Path, root: Path) -> str:
@@ -141,8 +143,6 @@ def c_key(source: KernelSource, geometry: Geometry, depth: int, examples: int, s
 
 def run_c_item(item: CItem) -> dict[str, Any]:
     """The search and the first chunk on the C build (in a worker): the first trace breaking each row, shrunk."""
-    import time
-
     from pcpuverify.counterexamples.kernel_first_chunk import first_chunk_c
     from pcpuverify.counterexamples.kernel_machine import hypothesis_c
     from pcpuverify.counterexamples.kernel_search import explore_c, random_c
@@ -176,12 +176,6 @@ def c_payload(payload: Any) -> dict[str, Any]:
     return payload
 
 
-def c_trace_file(trace: dict[str, Any], source: KernelSource) -> dict[str, Any]:
-    """A C trace as ``explore --traces`` writes it: the trace and the source it replays on."""
-    return {"format": C_TRACE_FORMAT, "source": str(source.percpu_c), "sha256": source.sha256,
-            "layout": source.layout, **trace}
-
-
 def c_obligations(item: CItem) -> list[Obligation]:
     """Every row ``item`` owes, in order."""
     setting = SourceSetting(item.geometry)
@@ -210,16 +204,15 @@ def c_answers(item: CItem, payload: dict[str, Any]) -> dict[Obligation, tuple[st
 def minimise_c_row(row: Row, path: Path, directory: Path | None) -> Row:
     """A new violation on the C, minimised there; the trace written to ``directory`` (if any) for ``replay --source``.
 
-    The row keeps the search's trace when the minimised one does not replay (it always should).
+    A trace that no longer breaks its invariant on the C is said in the
+    row's detail (a failure of ours: the search found it there).
     """
-    from dataclasses import replace
-
-    from pcpuverify.counterexamples.kernel_shrink import minimize_on_c
-    from pcpuverify.model.trace import write_atomically
-
     assert row.trace is not None
     source = load_source(path)
-    minimized = minimize_on_c(source, CTrace.from_json(row.trace))
+    try:
+        minimized = minimize_on_c(source, CTrace.from_json(row.trace))
+    except NotACounterexample:
+        return replace(row, detail=row.detail + "; its trace did not break the invariant again on the C: not minimised")
     data = c_trace_file(minimized.to_json(), source)
     detail = row.detail
     if directory is not None:

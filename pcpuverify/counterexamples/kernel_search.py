@@ -77,6 +77,15 @@ def step_violations(layout: str, before: dict[str, object], step: StepResult, af
     return found + state_violations(layout, after, geometry)
 
 
+C_TRACE_FORMAT = "pcpu-verify-c-trace/1"
+
+
+def c_trace_file(trace: dict[str, Any], source: KernelSource) -> dict[str, Any]:
+    """A C trace (``CTrace.to_json()``) as a file holds it: with the source it replays on (path, hash, layout)."""
+    return {"format": C_TRACE_FORMAT, "source": str(source.percpu_c), "sha256": source.sha256,
+            "layout": source.layout, **trace}
+
+
 @dataclass
 class CTrace:
     """A path on the C build: the geometry and init it starts from, its ops, and what breaks after the last."""
