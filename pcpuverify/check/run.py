@@ -21,7 +21,7 @@ from pcpuverify.check.baseline import Baseline, _outcome, load_baseline
 from pcpuverify.check.cache import Cache, CacheStats, _layout_payload, _suite_payload, result_from_json, result_to_json
 from pcpuverify.check.config import Config, load_plugin
 from pcpuverify.check.keys import layout_key, minimise_key, stateful_key, suite_key
-from pcpuverify.check.matrix import layout_obligations, suite_obligations, suite_rows
+from pcpuverify.check.matrix import layout_obligations, suite_obligations
 from pcpuverify.check.obligation import (
     LAYOUT_OP,
     FirstChunkStart,
