@@ -10,10 +10,11 @@ import z3
 
 from pcpuverify.model.geometry import Geometry
 from pcpuverify.model.ops import Alloc, Depopulate, Free, Op, Populate
+from pcpuverify.model.state import BITMAP_FIELDS, BLOCK_FIELDS, FLAG_FIELDS, INT_FIELDS
 from pcpuverify.symbolic.bv import INT_W, I, bit, popcount
 from pcpuverify.symbolic.encode import SymPercpu, SymStep
 from pcpuverify.symbolic.release_state import RELEASE_BLOCK_FIELDS, RELEASE_CHUNK_FIELDS, SymChunk54
-from pcpuverify.symbolic.state import BLOCK_FIELDS, CHUNK_FIELDS, SymChunk, SymOp
+from pcpuverify.symbolic.state import SymChunk, SymOp, vector_widths
 
 OPS = ("alloc", "free", "populate", "depopulate")
 
@@ -95,10 +96,11 @@ def concrete_populated(model: z3.ModelRef, populated: z3.BitVecRef, geometry: Ge
 def concrete_state(model: z3.ModelRef, chunk: SymChunk | SymChunk54) -> dict[str, object]:
     """A symbolic chunk under ``model`` in the dump format of ``model/state.py`` (for drawing a CTI)."""
     g = chunk.geometry
+    width = vector_widths(g)
 
-    def bits(term: z3.BitVecRef, width: int) -> str:
-        v = model.eval(term, True).as_long()
-        return "".join(str((v >> i) & 1) for i in range(width))
+    def bits(name: str) -> str:
+        v = model.eval(getattr(chunk, name), True).as_long()
+        return "".join(str((v >> i) & 1) for i in range(width[name]))
 
     used = model.eval(chunk.g_used, True).as_long()
     starts = model.eval(chunk.g_start, True).as_long()
@@ -129,13 +131,10 @@ def concrete_state(model: z3.ModelRef, chunk: SymChunk | SymChunk54) -> dict[str
         "chunks": {
             "dynamic": {
                 "nr_pages": g.nr_pages,
-                "alloc_map": bits(chunk.alloc_map, g.nr_bits),
-                "bound_map": bits(chunk.bound_map, g.nr_bits + 1),
-                "populated": bits(chunk.populated, g.nr_pages),
+                **{f: bits(f) for f in BITMAP_FIELDS},
                 "md_blocks": [{f: _int(model, getattr(b, f)) for f in BLOCK_FIELDS} for b in chunk.md_blocks],
-                **{f: _int(model, getattr(chunk, f)) for f in CHUNK_FIELDS if f != "pcpu_nr_empty_pop_pages"},
-                "has_reserved": False,
-                "immutable": False,
+                **{f: _int(model, getattr(chunk, f)) for f in INT_FIELDS},
+                **dict.fromkeys(FLAG_FIELDS, False),  # the symbolic chunk is a dynamic chunk, not the first
                 "allocations": allocations,
             }
         },

@@ -41,7 +41,17 @@ from pcpuverify.symbolic.bv import (
     to_amount,
 )
 from pcpuverify.model.chunk import PcpuChunk
-from pcpuverify.symbolic.state import SymBlock, SymChunk, SymOp, fresh_chunk, ghost_width, well_formed
+from pcpuverify.symbolic.state import (
+    SymBlock,
+    SymChunk,
+    SymOp,
+    block_key,
+    constant_chunk,
+    flat_names,
+    fresh_chunk,
+    ghost_width,
+    well_formed,
+)
 
 
 @dataclass(frozen=True)
@@ -85,26 +95,13 @@ class SymPercpu:
     def pcpu_alloc_chunk(self) -> SymChunk:
         """``pcpu_alloc_chunk()``: a wholly free chunk, no page populated, not yet on a slot."""
         g = self.g
-        B, n, gw = g.block_bits, g.nr_bits, ghost_width(g)
-        return SymChunk(
-            geometry=g,
-            alloc_map=z3.BitVecVal(0, n),
-            bound_map=z3.BitVecVal(0, n + 1),
-            populated=z3.BitVecVal(0, g.nr_pages),
-            md_blocks=tuple(SymBlock(I(B), I(0), I(B), I(B), I(0)) for _ in range(g.nr_pages)),
-            free_bits=I(n),
-            contig_hint=I(n),
-            contig_hint_start=I(0),
-            first_free_block=I(0),
-            nr_populated=I(0),
-            nr_empty_pop_pages=I(0),
-            slot=I(-1),
-            pcpu_nr_empty_pop_pages=I(0),
-            g_start=z3.BitVecVal(0, gw),
-            g_used=z3.BitVecVal(0, gw),
-            oob=z3.BoolVal(False),
-            oob_write=z3.BoolVal(False),
-        )
+        values = dict.fromkeys(flat_names(g), 0)  # pcpu_mem_zalloc: every field zero, nothing allocated
+        for i in range(g.nr_pages):  # pcpu_init_md_blocks: every block free
+            for f in ("contig_hint", "left_free", "right_free"):
+                values[block_key(i, f)] = g.block_bits
+        values["contig_hint"] = values["free_bits"] = g.nr_bits  # init metadata: the whole chunk is free
+        values["slot"] = -1  # on no list before pcpu_chunk_relocate(chunk, -1)
+        return constant_chunk(g, values)
 
     # -- conversions -------------------------------------------------------------
 
