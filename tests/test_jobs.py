@@ -14,14 +14,13 @@ from conftest import register_for_test
 from test_faults import exe, session_members, wait_until
 from test_proofs import ForgetsRightFree
 
-from pcpuverify.symbolic import encode
-
 from pcpuverify.model.geometry import Geometry
 from pcpuverify.proofs.children import ChildFailed, Later, run_all
 from pcpuverify.proofs.initiation import first_chunk_initiation
 from pcpuverify.proofs.results import Result
 from pcpuverify.proofs.solver import SolverOptions
 from pcpuverify.proofs.suite import SuiteOptions, run_suite
+from pcpuverify.symbolic import encode
 
 
 def _rows(results: list[Result]) -> list[tuple[str, str, str]]:
