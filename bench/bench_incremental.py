@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
+from functools import partial
 
 import z3
 from rich.console import Console
@@ -158,10 +159,10 @@ def main() -> None:
             shared, targets, sliced = houdini_round(args.variant, g, kind)
             for solver in args.solvers:
                 runs = {
-                    "fresh": timed(lambda: fresh(solver, shared, targets, limits)),
-                    "push/pop": timed(lambda: incremental(solver, shared, targets, limits, assumptions=False)),
-                    "assumptions": timed(lambda: incremental(solver, shared, targets, limits, assumptions=True)),
-                    "fresh+slice": timed(lambda: fresh_sliced(solver, sliced, limits)),
+                    "fresh": timed(partial(fresh, solver, shared, targets, limits)),
+                    "push/pop": timed(partial(incremental, solver, shared, targets, limits, assumptions=False)),
+                    "assumptions": timed(partial(incremental, solver, shared, targets, limits, assumptions=True)),
+                    "fresh+slice": timed(partial(fresh_sliced, solver, sliced, limits)),
                 }
                 base = runs["fresh"][0]
                 same = all(answers == runs["fresh"][1] for _, answers in runs.values())

@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import register_for_test
 from test_faults import exe, session_members, wait_until
+from test_proofs import ForgetsRightFree
 
 from pcpuverify.model.geometry import Geometry
 from pcpuverify.proofs.children import ChildFailed, Later, run_all
@@ -18,6 +20,7 @@ from pcpuverify.proofs.initiation import first_chunk_initiation
 from pcpuverify.proofs.results import Result
 from pcpuverify.proofs.solver import SolverOptions
 from pcpuverify.proofs.suite import SuiteOptions, run_suite
+from pcpuverify.symbolic import encode
 
 
 def _rows(results: list[Result]) -> list[tuple[str, str, str]]:
@@ -47,6 +50,17 @@ def test_first_chunk_initiation_dealt_out_names_the_same_first_layout() -> None:
     assert any(r.verdict.value == "VIOLATED" for r in one)
     three = first_chunk_initiation("v1", g, jobs=3)
     assert [(r.invariant, r.verdict, r.detail) for r in three] == [(r.invariant, r.verdict, r.detail) for r in one]
+
+
+def test_conformance_beside_the_solver_still_refuses_every_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With workers, conformance runs in a child while Houdini runs here: its mismatch still makes every row
+    NONCONFORMANT, and no row is reported before it is known."""
+    register_for_test(monkeypatch, "forgets-right-free", ForgetsRightFree, encode.SymPercpu)
+    reported: list[Result] = []
+    results = run_suite("forgets-right-free", Geometry.parse("1x8"),
+                        SuiteOptions(solver=SolverOptions(jobs=2), depth=2), progress=reported.append)
+    assert results and all(r.verdict.value == "NONCONFORMANT" for r in results)
+    assert reported == results and "right_free" in results[0].detail
 
 
 @pytest.mark.slow

@@ -262,6 +262,16 @@ def _suite(variant: str, geometry: Geometry, options: SuiteOptions, invariants: 
             g = concrete_populated(ans.model, bmc.populated, geometry)
             init_rows[inv.name] = _replayed(variant, g, inv.name, [], ans.seconds, "init", ans.to_json())
 
+    def initiation() -> None:
+        for inv in state_invs:
+            if wanted_inv(inv.name):
+                emit(init_rows[inv.name])
+        for r in first_chunk.result():
+            emit(r)
+
+    if not conformance.background:  # conformance held: report them now, as far as a suite cut short gets
+        initiation()
+
     # Houdini: drop invariants until the rest is inductive for every operation
     pre = enc.fresh_chunk("pre")
     trans = {kind: transition(enc, kind, pre, "op") for kind in OPS}
@@ -318,13 +328,10 @@ def _suite(variant: str, geometry: Geometry, options: SuiteOptions, invariants: 
         else:
             sanity[kind] = None
 
-    if conformance.background and nonconformant():
-        return results
-    for inv in state_invs:
-        if wanted_inv(inv.name):
-            emit(init_rows[inv.name])
-    for r in first_chunk.result():
-        emit(r)
+    if conformance.background:  # computed beside Houdini: asked for before the first row is reported
+        if nonconformant():
+            return results
+        initiation()
 
     def consecution_rows(inv: Invariant, strengthening: list[Invariant], solver: SolverOptions) -> list[Result]:
         """Consecution of ``inv`` per operation; each failure searched for from a new chunk."""
