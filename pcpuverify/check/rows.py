@@ -59,7 +59,8 @@ def held_rows(owed: list[Obligation], found: dict[Obligation, Answer], baseline:
     without it: a change) or NOT RUN (the budget cut the item short: never a
     pass); ``violated`` is the verdict that means "broken".
     """
-    extra = [key for key in found if key not in set(owed)]  # rows a newer item reports: compared too
+    owed_set = set(owed)
+    extra = [key for key in found if key not in owed_set]  # rows a newer item reports: compared too
     out = []
     for key in [*owed, *extra]:
         expected = baseline.expected(key)
