@@ -105,7 +105,7 @@ def test_a_cluster_gives_the_local_verdicts_and_feeds_the_same_cache(tmp_path: P
     print(f"\nlocal pool {local_seconds:.1f} s, Dask cluster of two workers {dask_seconds:.1f} s"
           f" (ratio {dask_seconds / local_seconds:.2f})")
     assert local.returncode == dask.returncode == 1, (local.stderr[-2000:], dask.stderr[-2000:])  # new rows
-    assert verdicts(dask_summary) == verdicts(local_summary)
+    assert verdicts(dask_summary) == verdicts(local_summary), set(verdicts(dask_summary)) ^ set(verdicts(local_summary))
     kinds = {r["kind"] for r in dask_summary["results"]}
     assert kinds == {"trace", "proof", "stateful"}, kinds
     assert any(r["result"] == "VIOLATED" and r.get("minimised") for r in dask_summary["results"])

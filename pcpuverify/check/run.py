@@ -15,13 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pcpuverify.check.baseline import Baseline, load_baseline
-from pcpuverify.check.cache import (
-    Cache,
-    CacheStats,
-    _layout_payload,
-    _suite_payload,
-    result_to_json,
-)
+from pcpuverify.check.cache import Cache, CacheStats, _layout_payload, _suite_payload, result_to_json
 from pcpuverify.check.config import Config, load_plugin
 from pcpuverify.check.csubject import (
     CItem,
