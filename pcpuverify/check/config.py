@@ -57,7 +57,7 @@ OPTIONAL_KEYS: dict[str, tuple[str, Any]] = {
 
 @dataclass(frozen=True)
 class Config:
-    """What to check and how; every key of ``[tool.pcpu-verify]`` is required (CONFIG_KEYS)."""
+    """What to check and how; every key of ``[tool.pcpu-verify]`` is required (CONFIG_KEYS) but OPTIONAL_KEYS."""
 
     root: Path  # the directory of the config file: relative paths start here
     variants: tuple[str, ...]
