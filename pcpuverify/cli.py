@@ -171,6 +171,9 @@ class _Variant(click.ParamType):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         return self._choice().convert(value, param, ctx)
 
+    def shell_complete(self, ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+        return self._choice().shell_complete(ctx, param, incomplete)
+
 
 @click.group(cls=_Main)
 @click.version_option(package_name="pcpu-verify")

@@ -364,7 +364,7 @@ OUT_OF_BOUNDS = TRACES / "found" / "v1__bitmap-access-in-bounds.json"
 
 
 def plugin_and_trace(tmp_path: Path) -> tuple[Path, Path]:
-    """The plug-in file, and the committed out-of-bounds trace on its variant, padded with a depopulate and a populate."""
+    """The plug-in file, and the committed out-of-bounds trace on its variant (padded: a depopulate, a populate)."""
     plugin = tmp_path / "unclipped.py"
     plugin.write_text(PLUGIN)
     data = json.loads(OUT_OF_BOUNDS.read_text())

@@ -51,6 +51,7 @@ from pcpuverify.model.geometry import PCPU_MIN_ALLOC_SIZE, Geometry
 from pcpuverify.model.ops import Alloc, ChunkInit, Depopulate, Free, Op, Populate
 from pcpuverify.model.random_ops import random_op
 from pcpuverify.model.reference import Reference
+from pcpuverify.model.state import BITMAP_FIELDS, DUMP_FIELDS, dump_chunk
 from pcpuverify.proofs.conformance import (
     _value,
     compare_step,
@@ -60,7 +61,15 @@ from pcpuverify.proofs.conformance import (
 )
 from pcpuverify.symbolic.bv import I
 from pcpuverify.symbolic.encode import SymPercpu
-from pcpuverify.symbolic.state import BLOCK_FIELDS, CHUNK_FIELDS, SymBlock, SymChunk
+from pcpuverify.symbolic.state import (
+    BLOCK_FIELDS,
+    CHUNK_FIELDS,
+    GHOST_FIELDS,
+    SymBlock,
+    SymChunk,
+    flat_names,
+    vector_widths,
+)
 from pcpuverify.symbolic.subjects import subject
 
 VARIANTS = ("v1", "v1-patch09", "fixed")
@@ -741,3 +750,25 @@ def test_symbolic_state_has_the_model_fields() -> None:
     assert [f.name for f in dataclasses.fields(SymBlock)] == list(BLOCK_FIELDS)
     assert set(CHUNK_FIELDS) <= {f.name for f in dataclasses.fields(SymChunk)}
     assert "first_free" in BLOCK_FIELDS and "first_free_block" in CHUNK_FIELDS
+    assert set(vector_widths(Geometry.parse("2x8"))) == {*BITMAP_FIELDS, *GHOST_FIELDS}
+    assert {*BITMAP_FIELDS, *CHUNK_FIELDS, *GHOST_FIELDS} <= {f.name for f in dataclasses.fields(SymChunk)}
+
+
+@pytest.mark.parametrize("geometry", ["1x8", "3x4"])
+def test_one_flat_schema_from_the_model_to_the_encoding_and_back(geometry: str) -> None:
+    """Conformance flattens the model by ``flat_names``; ``constant_chunk`` and ``evaluate`` agree with it."""
+    ref = Reference("v1", Geometry.parse(geometry), ChunkInit())
+    ref.apply(Alloc(3, 1))
+    values = model_fields(ref)
+    assert list(values) == list(flat_names(ref.geometry))
+    assert evaluate(symbolic_of(ref)) == values
+
+
+def test_the_dump_keeps_its_published_order() -> None:
+    """``replay --json`` and a CTI print the chunk's fields in these orders (derived from the dataclass)."""
+    dump = dump_chunk(Reference("v1", Geometry.parse("1x8"), ChunkInit()).chunks["dynamic"])
+    assert list(dump) == ["nr_pages", "alloc_map", "bound_map", "populated", "md_blocks", "free_bits",
+                          "contig_hint", "contig_hint_start", "first_free_block", "nr_populated",
+                          "nr_empty_pop_pages", "has_reserved", "immutable", "slot", "allocations"]
+    assert list(DUMP_FIELDS) == list(dump)
+    assert list(dump["md_blocks"][0]) == list(BLOCK_FIELDS)  # type: ignore[index]

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from pcpuverify.check.obligation import LAYOUT_SETS, GeometrySetting, LayoutSetting, Obligation
+from pcpuverify.check.obligation import (
+    LAYOUT_SETS,
+    GeometrySetting,
+    LayoutSetting,
+    Obligation,
+)
 from pcpuverify.invariants.check import STATE_INVARIANTS, STEP_INVARIANTS
 from pcpuverify.model.geometry import Geometry
 from pcpuverify.proofs.initiation import OP as FIRST_CHUNK_OP

@@ -1,7 +1,7 @@
 """The run: schedule the items on worker processes within the budget, hold every row to the baseline.
 
-About 650 lines: ``run_check`` and the row builders it calls for each kind of item; the scheduling
-loop shares its state (cache, deadline, partial results) with them.
+``run_check`` and what it shares its state with (cache, deadline, partial results): the pool, the
+waits for another check's entries, minimisation.  The rows themselves are built in check/rows.py.
 """
 
 from __future__ import annotations
@@ -17,22 +17,33 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pcpuverify.check.baseline import Baseline, _outcome, load_baseline
-from pcpuverify.check.cache import Cache, CacheStats, _layout_payload, _suite_payload, result_from_json, result_to_json
+from pcpuverify.check.baseline import Baseline, load_baseline
+from pcpuverify.check.cache import (
+    Cache,
+    CacheStats,
+    _layout_payload,
+    _suite_payload,
+    result_from_json,
+    result_to_json,
+)
 from pcpuverify.check.config import Config, load_plugin
 from pcpuverify.check.keys import layout_key, minimise_key, stateful_key, suite_key
-from pcpuverify.check.matrix import layout_obligations, suite_obligations, suite_rows
+from pcpuverify.check.matrix import suite_obligations, suite_rows
 from pcpuverify.check.obligation import (
     LAYOUT_OP,
     FirstChunkStart,
     GeometrySetting,
     LayoutSetting,
-    Obligation,
     Replay,
     StatefulRun,
-    obligation_of,
 )
-from pcpuverify.check.outcomes import NOT_RUN, CheckError, Outcome, Row
+from pcpuverify.check.outcomes import CheckError, Outcome, Row
+from pcpuverify.check.rows import (
+    layout_check_rows,
+    replay_row,
+    stateful_check_rows,
+    suite_check_rows,
+)
 from pcpuverify.check.workers import (
     Item,
     LayoutItem,
@@ -44,11 +55,9 @@ from pcpuverify.check.workers import (
     run_item,
 )
 from pcpuverify.exits import EXIT_OK, EXIT_TOOL_FAILURE, EXIT_UNDECIDED, EXIT_VIOLATION
-from pcpuverify.invariants.check import INVARIANTS, first_violation, invariant
-from pcpuverify.model.first_chunk import LayoutError
+from pcpuverify.invariants.check import invariant
 from pcpuverify.model.geometry import Geometry
 from pcpuverify.model.ops import FirstChunkInit
-from pcpuverify.model.reference import OpError
 from pcpuverify.model.trace import load_trace, trace_from_json, write_atomically
 from pcpuverify.proofs.layout import LAYOUT_PROPERTIES
 from pcpuverify.proofs.obligations import OPS
@@ -86,7 +95,8 @@ class CheckRun:
         if Outcome.TOOL_FAILURE in outcomes:
             return EXIT_TOOL_FAILURE
         # rewriting the baseline accepts every change of verdict, but not a regression trace that broke
-        if any(r.outcome.regression and (isinstance(r.key.setting, Replay) or not self.update_baseline) for r in self.rows):
+        if any(r.outcome.regression and (isinstance(r.key.setting, Replay) or not self.update_baseline)
+               for r in self.rows):
             return EXIT_VIOLATION
         if Outcome.UNKNOWN in outcomes or Outcome.NOT_RUN in outcomes:
             return EXIT_UNDECIDED
@@ -160,22 +170,6 @@ def regression_traces(config: Config) -> list[tuple[Path, Any]]:
         for path in sorted(folder.rglob("*.json")):
             out.append((path, load_trace(path)))
     return out
-
-
-def _replay_row(variant: str, replay: Replay, trace: Any, source: str) -> Row:
-    """A trace must still break the invariant it claims (or, without a claim, replay without error)."""
-    start = time.perf_counter()
-    key = Obligation(variant, replay, trace.violates or "replays")
-    try:
-        at = first_violation(trace, trace.violates) if trace.violates else None
-        verdict = "REPRODUCED" if (at is not None or not trace.violates) else "NOT-REPRODUCED"
-        detail = "" if at is None else ("breaks it in the initial state" if at < 0 else f"breaks it at step {at}")
-    except (OpError, LayoutError) as e:
-        verdict, detail = "NOT-REPRODUCED", f"replay refused: {e}"
-    expected = "REPRODUCED"
-    outcome = Outcome.OK if verdict == expected else Outcome.VIOLATION_GONE
-    return Row(key, verdict, expected, outcome, time.perf_counter() - start, detail=detail, trace=trace.to_json(),
-               source=source)
 
 
 def _estimate(history: dict[str, Any], label: str, default: float) -> tuple[float, int]:
@@ -259,13 +253,13 @@ def run_check(config: Config, progress: ProgressFn | None = None, update_baselin
     # 1. regression traces and the baseline's known-violation traces: milliseconds each, run here
     for path, trace in traces:
         origin = FirstChunkStart() if isinstance(trace.init, FirstChunkInit) else GeometrySetting(trace.geometry)
-        rows.append(_replay_row(trace.variant, Replay(origin), trace, _relative(path, config.root)))
+        rows.append(replay_row(trace.variant, Replay(origin), trace, _relative(path, config.root)))
     if not update_baseline:
         for found, data in baseline.known_violations():
             if found.subject not in config.variants:
                 continue
             assert isinstance(found.setting, (GeometrySetting, StatefulRun))
-            rows.append(_replay_row(found.subject, Replay(found.setting, known=True), trace_from_json(data),
+            rows.append(replay_row(found.subject, Replay(found.setting, known=True), trace_from_json(data),
                                     f"{config.baseline.name}: {found.invariant} / {found.op}"))
     say(Progress("regression traces", "done", f"{len(rows)} traces replayed"))
 
@@ -352,13 +346,13 @@ def run_check(config: Config, progress: ProgressFn | None = None, update_baselin
         results = suite_results.get(s.label)
         cached = items_state.get(s.label) == "cached"
         done = results if results is not None else partial.get(s.label, [])
-        rows += _suite_check_rows(s, done, baseline, cached, finished=results is not None)
+        rows += suite_check_rows(s, done, baseline, cached, finished=results is not None)
     for lay in layouts:
         results = suite_results.get(lay.label)
-        rows += _layout_check_rows(lay, results or [], baseline, items_state.get(lay.label) == "cached",
+        rows += layout_check_rows(lay, results or [], baseline, items_state.get(lay.label) == "cached",
                                    finished=results is not None)
     for st in statefuls:
-        rows += _stateful_check_rows(st, stateful_results.get(st.label), baseline, config,
+        rows += stateful_check_rows(st, stateful_results.get(st.label), baseline, config.stateful_examples,
                                      cached=items_state.get(st.label) == "cached")
 
     # 4. minimise the trace of every new violation (cached too), within what is left of the budget
@@ -463,115 +457,6 @@ def _finish(f: Future[Any], item: Item, cache: Cache, say: ProgressFn, suite_res
     entry = history.setdefault(item.label, {})
     if isinstance(entry, dict) and not isinstance(item, MinimiseItem):
         entry["seconds"] = round(seconds, 2)
-
-
-@dataclass(frozen=True)
-class _Answer:
-    """What a run found for one obligation, before it is held to the baseline."""
-
-    verdict: str
-    seconds: float = 0.0
-    detail: str = ""
-    trace: dict[str, Any] | None = None
-    layout: dict[str, Any] | None = None
-    explained: str = ""  # the detail shown instead of ``detail`` when the baseline lists the row
-
-
-def _held_rows(owed: list[Obligation], found: dict[Obligation, _Answer], baseline: Baseline, *, cached: bool,
-               finished: bool, violated: str, missing: str, not_run: str) -> list[Row]:
-    """The one row builder: every obligation owed (and any other found), each held to the baseline.
-
-    An owed obligation without an answer is MISSING (the item finished
-    without it: a change) or NOT RUN (the budget cut the item short: never a
-    pass); ``violated`` is the verdict that means "broken".
-    """
-    extra = [key for key in found if key not in set(owed)]  # rows a newer item reports: compared too
-    out = []
-    for key in [*owed, *extra]:
-        expected = baseline.expected(key)
-        answer = found.get(key)
-        if answer is None:
-            out.append(Row(key, "MISSING", expected, Outcome.CHANGED, detail=missing) if finished else
-                       Row(key, NOT_RUN, expected, Outcome.NOT_RUN, detail=not_run))
-            continue
-        outcome = _outcome(answer.verdict, expected, violated)
-        detail = answer.detail
-        if expected is None and outcome.regression:
-            detail = (detail + "; " if detail else "") + "not in the baseline"
-        elif answer.explained:
-            detail = answer.explained
-        out.append(Row(key, answer.verdict, expected, outcome, answer.seconds, cached, detail, answer.trace,
-                       layout=answer.layout))
-    return out
-
-
-def _suite_check_rows(s: SuiteItem, results: list[Result], baseline: Baseline, cached: bool,
-                      finished: bool) -> list[Row]:
-    def answer(r: Result) -> _Answer:
-        explained = ""
-        if r.verdict is Verdict.NOT_INDUCTIVE:
-            explained = (f"no violation within {r.depth} ops; counterexample to induction:"
-                         f" {r.cti['op'] if r.cti else ''}")
-        return _Answer(r.verdict.value, r.seconds, r.detail, r.trace, explained=explained)
-
-    found = {obligation_of(r, s.geometry): answer(r) for r in results}
-    owed = suite_obligations(s.variant, s.geometry, s.invariants, s.ops)
-    nonconformant = next((r for r in results if r.verdict is Verdict.NONCONFORMANT), None)
-    if nonconformant is not None:  # conformance failed before these rows: nothing is proved
-        for key in owed:
-            found.setdefault(key, answer(nonconformant))
-    return _held_rows(owed, found, baseline, cached=cached, finished=finished, violated=Verdict.VIOLATED.value,
-                      missing="the suite did not report this row",
-                      not_run="the budget ran out before this obligation was reached")
-
-
-def _layout_check_rows(lay: LayoutItem, results: list[Result], baseline: Baseline, cached: bool,
-                       finished: bool) -> list[Row]:
-    """Every layout row owed (``layout_obligations``), each held to the baseline like a suite row."""
-    def answer(r: Result) -> _Answer:
-        findings = dict(r.extra)
-        if r.verdict is Verdict.VIOLATED:
-            findings["description"] = r.detail  # the breaking inputs in words: the baseline keeps it
-        return _Answer(r.verdict.value, r.seconds, r.detail, layout=findings)
-
-    keys = [obligation_of(r) for r in results]
-    found = {key: answer(r) for key, r in zip(keys, results) if isinstance(key.setting, LayoutSetting)
-             and (lay.properties is None or key.invariant in lay.properties)}
-    return _held_rows(layout_obligations(lay.variant, lay.properties), found, baseline, cached=cached,
-                      finished=finished, violated=Verdict.VIOLATED.value,
-                      missing="the layout suite did not report this row",
-                      not_run="the budget ran out before the layout proofs finished")
-
-
-def _stateful_check_rows(st: StatefulItem, found: dict[str, Any] | None, baseline: Baseline, config: Config,
-                         cached: bool) -> list[Row]:
-    # the 2017 chunk's invariants: the variants the stateful machines run
-    owed = [Obligation(st.variant, StatefulRun(), i.name) for i in INVARIANTS]
-    answers = {} if found is None else {
-        key: _Answer("BROKEN" if found["broken"].get(key.invariant) is not None else "HELD",
-                     found["seconds"] / max(len(INVARIANTS), 1), trace=found["broken"].get(key.invariant))
-        for key in owed}
-    rows = _held_rows(owed, answers, baseline, cached=cached, finished=False, violated="BROKEN", missing="",
-                      not_run="the budget ran out before the stateful machines ran")
-    # Another number of examples samples more or less, it does not change what holds: still held to the
-    # baseline, the difference reported as coverage (fewer examples may miss a known violation, below).
-    coverage = "" if baseline.stateful_examples in (None, config.stateful_examples) else (
-        f"coverage: {config.stateful_examples} examples, the baseline's {baseline.stateful_examples}")
-    out = []
-    for row in rows:
-        if row.outcome is Outcome.NOT_RUN:
-            out.append(row)
-            continue
-        detail, outcome = "", row.outcome
-        if outcome is Outcome.VIOLATION_GONE:
-            # a sampled search that misses a known violation shows nothing: the
-            # regression traces replay every known one deterministically
-            outcome = Outcome.OK
-            detail = f"known violation not reached within {config.stateful_examples} examples"
-        if row.expected is None and outcome.regression:
-            detail = "the baseline has no stateful section; record it with --update-baseline"
-        out.append(replace(row, outcome=outcome, detail="; ".join(d for d in (detail, coverage) if d)))
-    return out
 
 
 def _minimise_new_violations(config: Config, rows: list[Row], suites: list[SuiteItem], deadline: float | None,

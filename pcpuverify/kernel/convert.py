@@ -42,7 +42,7 @@ from pcpuverify.model.linux_5_4 import Linux54, PcpuChunk54
 from pcpuverify.model.mainline import Mainline, PcpuChunkMainline
 from pcpuverify.model.percpu import PcpuAllocator
 from pcpuverify.model.release_chunk import ReleaseChunk
-from pcpuverify.model.state import dynamic_chunk
+from pcpuverify.model.state import FLAG_FIELDS, INT_FIELDS, dynamic_chunk
 
 # layout -> (the model chunk its dump converts to, the allocator of the variant that ports it)
 MODEL_OF_LAYOUT: dict[str, tuple[type, type[PcpuAllocator]]] = {
@@ -86,8 +86,7 @@ def _seed_chunk(c: dict[str, Any], geometry: Geometry) -> PcpuChunk:
     for block, block_fields in zip(chunk.md_blocks, c["md_blocks"]):
         for name, v in block_fields.items():
             setattr(block, name, v)
-    for name in ("free_bits", "contig_hint", "contig_hint_start", "first_free_block", "has_reserved",
-                 "nr_populated", "nr_empty_pop_pages", "immutable", "slot"):
+    for name in (*INT_FIELDS, *FLAG_FIELDS):
         setattr(chunk, name, c[name])
     chunk.allocations = {int(off): bits for off, bits in c["allocations"].items()}
     return chunk

@@ -76,8 +76,8 @@ class PcpuChunk:
     first_free_block: int = 0
     nr_populated: int = 0
     nr_empty_pop_pages: int = 0
-    immutable: bool = False
     has_reserved: bool = False
+    immutable: bool = False
     slot: int = -1  # the pcpu_slot[] list the chunk sits on; -1 before linking
     allocations: dict[int, int] = field(default_factory=dict)
 

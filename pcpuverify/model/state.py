@@ -1,14 +1,32 @@
-"""A state dump with the kernel's field names: what ``replay --json`` prints and what implementations are compared on."""
+"""A state dump with the kernel's field names: what ``replay --json`` prints and what implementations are compared on.
+
+The chunk's fields are read once, from ``PcpuChunk``'s dataclass (``DUMP_FIELDS`` and the lists by kind
+below).  Every converter of a chunk reads them: the dump here, the symbolic chunk (symbolic/state.py), a
+counterexample to induction in the dump's format (proofs/obligations.py), conformance's flattening
+(proofs/conformance.py) and a C build's dump read back (kernel/convert.py); a field added to the dataclass
+reaches them all.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from typing import Any, Protocol
 
 from pcpuverify.model.bitmap import Bitmap
-from pcpuverify.model.chunk import PcpuChunk
+from pcpuverify.model.chunk import MdBlocks, PcpuBitmapMd, PcpuChunk
 from pcpuverify.model.percpu import PcpuAllocator
+
+# Every field of struct pcpu_chunk the model keeps, in the dataclass's order: the dump's keys, in the
+# dump's order.  Not ``name`` (the dump's key for the chunk) nor ``log`` (the out-of-bounds accesses a
+# step reports: not state).
+_STATE = tuple(f for f in fields(PcpuChunk) if f.name not in ("name", "log"))
+DUMP_FIELDS = tuple(f.name for f in _STATE)
+BITMAP_FIELDS = tuple(f.name for f in _STATE if f.type == "Bitmap")  # dumped as strings, bit 0 first
+# the counts, in bits, pages or list numbers; nr_pages, which the geometry fixes, apart
+INT_FIELDS = tuple(f.name for f in _STATE if f.type == "int" and f.name != "nr_pages")
+FLAG_FIELDS = tuple(f.name for f in _STATE if f.type == "bool")
+BLOCK_FIELDS = tuple(f.name for f in fields(PcpuBitmapMd))  # each of md_blocks, in its order
 
 
 def bitmap_string(bitmap: Bitmap) -> str:
@@ -16,24 +34,18 @@ def bitmap_string(bitmap: Bitmap) -> str:
     return "".join(str(b) for b in bitmap.bits())
 
 
+def _dumped(value: object) -> object:
+    if isinstance(value, Bitmap):
+        return bitmap_string(value)
+    if isinstance(value, MdBlocks):
+        return [asdict(block) for block in value]
+    if isinstance(value, dict):  # allocations, the ghost record: bit offset -> bits, by offset
+        return {str(off): bits for off, bits in sorted(value.items())}
+    return value
+
+
 def dump_chunk(chunk: PcpuChunk) -> dict[str, object]:
-    return {
-        "nr_pages": chunk.nr_pages,
-        "alloc_map": bitmap_string(chunk.alloc_map),
-        "bound_map": bitmap_string(chunk.bound_map),
-        "populated": bitmap_string(chunk.populated),
-        "md_blocks": [asdict(block) for block in chunk.md_blocks],
-        "free_bits": chunk.free_bits,
-        "contig_hint": chunk.contig_hint,
-        "contig_hint_start": chunk.contig_hint_start,
-        "first_free_block": chunk.first_free_block,
-        "nr_populated": chunk.nr_populated,
-        "nr_empty_pop_pages": chunk.nr_empty_pop_pages,
-        "has_reserved": chunk.has_reserved,
-        "immutable": chunk.immutable,
-        "slot": chunk.slot,
-        "allocations": {str(off): bits for off, bits in sorted(chunk.allocations.items())},
-    }
+    return {name: _dumped(getattr(chunk, name)) for name in DUMP_FIELDS}
 
 
 class DumpsItself(Protocol):

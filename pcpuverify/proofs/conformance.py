@@ -18,9 +18,18 @@ from pcpuverify.model.geometry import Geometry
 from pcpuverify.model.ops import Alloc, ChunkInit, Free, Op, Populate
 from pcpuverify.model.random_ops import random_op
 from pcpuverify.model.reference import Reference, StepResult
+from pcpuverify.model.state import BITMAP_FIELDS, BLOCK_FIELDS, INT_FIELDS
 from pcpuverify.symbolic.bv import INT_W, I
 from pcpuverify.symbolic.encode import SymPercpu, SymStep
-from pcpuverify.symbolic.state import BLOCK_FIELDS, CHUNK_FIELDS, SymBlock, SymChunk, SymOp, ghost_width
+from pcpuverify.symbolic.state import (
+    CHUNK_FIELDS,
+    GHOST_FIELDS,
+    SymChunk,
+    SymOp,
+    block_key,
+    constant_chunk,
+    ghost_width,
+)
 from pcpuverify.symbolic.subjects import subject
 
 
@@ -32,46 +41,18 @@ def model_fields(ref: Reference) -> dict[str, int | bool]:
     for off, bits in chunk.allocations.items():
         g_start |= (1 << off) if off < gw else 0
         g_used |= ((1 << bits) - 1) << off
-    out: dict[str, int | bool] = {
-        "alloc_map": chunk.alloc_map.value,
-        "bound_map": chunk.bound_map.value,
-        "populated": chunk.populated.value,
-        "free_bits": chunk.free_bits,
-        "contig_hint": chunk.contig_hint,
-        "contig_hint_start": chunk.contig_hint_start,
-        "first_free_block": chunk.first_free_block,
-        "nr_populated": chunk.nr_populated,
-        "nr_empty_pop_pages": chunk.nr_empty_pop_pages,
-        "slot": chunk.slot,
-        "pcpu_nr_empty_pop_pages": alloc.pcpu_nr_empty_pop_pages,
-        "g_start": g_start,
-        "g_used": g_used & ((1 << gw) - 1),
-    }
+    out: dict[str, int | bool] = {f: getattr(chunk, f).value for f in BITMAP_FIELDS}
+    out.update({f: getattr(chunk, f) for f in INT_FIELDS})
+    out.update(pcpu_nr_empty_pop_pages=alloc.pcpu_nr_empty_pop_pages, g_start=g_start, g_used=g_used & ((1 << gw) - 1))
     for i, block in enumerate(chunk.md_blocks):
         for f in BLOCK_FIELDS:
-            out[f"md_blocks[{i}].{f}"] = getattr(block, f)
+            out[block_key(i, f)] = getattr(block, f)
     return out
 
 
 def symbolic_of(ref: Reference) -> SymChunk:
     """The dynamic chunk of ``ref`` as a SymChunk of constants."""
-    values = model_fields(ref)
-    g = ref.geometry
-    gw = ghost_width(g)
-    return SymChunk(
-        geometry=g,
-        alloc_map=z3.BitVecVal(values["alloc_map"], g.nr_bits),
-        bound_map=z3.BitVecVal(values["bound_map"], g.nr_bits + 1),
-        populated=z3.BitVecVal(values["populated"], g.nr_pages),
-        md_blocks=tuple(
-            SymBlock(*(I(int(values[f"md_blocks[{i}].{f}"])) for f in BLOCK_FIELDS)) for i in range(g.nr_pages)
-        ),
-        **{f: I(int(values[f])) for f in CHUNK_FIELDS},
-        g_start=z3.BitVecVal(values["g_start"], gw),
-        g_used=z3.BitVecVal(values["g_used"], gw),
-        oob=z3.BoolVal(False),
-        oob_write=z3.BoolVal(False),
-    )
+    return constant_chunk(ref.geometry, {k: int(v) for k, v in model_fields(ref).items()})
 
 
 def _value(term: z3.ExprRef, signed: bool = True) -> int | bool:
@@ -88,13 +69,13 @@ def _value(term: z3.ExprRef, signed: bool = True) -> int | bool:
 
 def evaluate(chunk: SymChunk) -> dict[str, int | bool]:
     out: dict[str, int | bool] = {}
-    for f in ("alloc_map", "bound_map", "populated", "g_start", "g_used"):
+    for f in (*BITMAP_FIELDS, *GHOST_FIELDS):
         out[f] = _value(getattr(chunk, f), signed=False)
     for f in CHUNK_FIELDS:
         out[f] = _value(getattr(chunk, f))
     for i, block in enumerate(chunk.md_blocks):
         for f in BLOCK_FIELDS:
-            out[f"md_blocks[{i}].{f}"] = _value(getattr(block, f))
+            out[block_key(i, f)] = _value(getattr(block, f))
     return out
 
 

@@ -10,9 +10,17 @@ import z3
 
 from pcpuverify.model.geometry import Geometry
 from pcpuverify.model.ops import Alloc, Depopulate, Free, Op, Populate
+from pcpuverify.model.state import BITMAP_FIELDS, BLOCK_FIELDS, FLAG_FIELDS, INT_FIELDS
 from pcpuverify.symbolic.bv import INT_W, I, bit, popcount
 from pcpuverify.symbolic.encode import SymPercpu, SymStep
-from pcpuverify.symbolic.state import BLOCK_FIELDS, CHUNK_FIELDS, SymBlock, SymChunk, SymOp, ghost_width
+from pcpuverify.symbolic.state import (
+    SymChunk,
+    SymOp,
+    block_key,
+    constant_chunk,
+    flat_names,
+    vector_widths,
+)
 
 OPS = ("alloc", "free", "populate", "depopulate")
 
@@ -20,27 +28,13 @@ OPS = ("alloc", "free", "populate", "depopulate")
 def initial_chunk(enc: SymPercpu, populated: z3.BitVecRef) -> SymChunk:
     """``pcpu_alloc_chunk()`` + ``pcpu_chunk_relocate(chunk, -1)``, then the balance work populating ``populated``."""
     g = enc.g
-    B, n, gw = g.block_bits, g.nr_bits, ghost_width(g)
-    empty = SymChunk(
-        geometry=g,
-        alloc_map=z3.BitVecVal(0, n),
-        bound_map=z3.BitVecVal(0, n + 1),
-        populated=z3.BitVecVal(0, g.nr_pages),
-        md_blocks=tuple(SymBlock(I(B), I(0), I(B), I(B), I(0)) for _ in range(g.nr_pages)),
-        free_bits=I(n),
-        contig_hint=I(n),
-        contig_hint_start=I(0),
-        first_free_block=I(0),
-        nr_populated=I(0),
-        nr_empty_pop_pages=I(0),
-        slot=I(-1),
-        pcpu_nr_empty_pop_pages=I(0),
-        g_start=z3.BitVecVal(0, gw),
-        g_used=z3.BitVecVal(0, gw),
-        oob=z3.BoolVal(False),
-        oob_write=z3.BoolVal(False),
-    )
-    linked = enc.pcpu_chunk_relocate(empty, I(-1))
+    values = dict.fromkeys(flat_names(g), 0)  # pcpu_mem_zalloc: every field zero, nothing allocated
+    for i in range(g.nr_pages):  # pcpu_init_md_blocks: every block free
+        for f in ("contig_hint", "left_free", "right_free"):
+            values[block_key(i, f)] = g.block_bits
+    values["contig_hint"] = values["free_bits"] = g.nr_bits  # init metadata: the whole chunk is free
+    values["slot"] = -1  # on no list before pcpu_chunk_relocate(chunk, -1)
+    linked = enc.pcpu_chunk_relocate(constant_chunk(g, values), I(-1))
     count = popcount(populated, g.nr_pages)
     return linked.set(
         populated=populated, nr_populated=count, nr_empty_pop_pages=count, pcpu_nr_empty_pop_pages=count
@@ -114,10 +108,11 @@ def concrete_populated(model: z3.ModelRef, populated: z3.BitVecRef, geometry: Ge
 def concrete_state(model: z3.ModelRef, chunk: SymChunk) -> dict[str, object]:
     """A symbolic chunk under ``model`` in the dump format of ``model/state.py`` (for drawing a CTI)."""
     g = chunk.geometry
+    width = vector_widths(g)
 
-    def bits(term: z3.BitVecRef, width: int) -> str:
-        v = model.eval(term, True).as_long()
-        return "".join(str((v >> i) & 1) for i in range(width))
+    def bits(name: str) -> str:
+        v = model.eval(getattr(chunk, name), True).as_long()
+        return "".join(str((v >> i) & 1) for i in range(width[name]))
 
     used = model.eval(chunk.g_used, True).as_long()
     starts = model.eval(chunk.g_start, True).as_long()
@@ -134,13 +129,10 @@ def concrete_state(model: z3.ModelRef, chunk: SymChunk) -> dict[str, object]:
         "chunks": {
             "dynamic": {
                 "nr_pages": g.nr_pages,
-                "alloc_map": bits(chunk.alloc_map, g.nr_bits),
-                "bound_map": bits(chunk.bound_map, g.nr_bits + 1),
-                "populated": bits(chunk.populated, g.nr_pages),
+                **{f: bits(f) for f in BITMAP_FIELDS},
                 "md_blocks": [{f: _int(model, getattr(b, f)) for f in BLOCK_FIELDS} for b in chunk.md_blocks],
-                **{f: _int(model, getattr(chunk, f)) for f in CHUNK_FIELDS if f != "pcpu_nr_empty_pop_pages"},
-                "has_reserved": False,
-                "immutable": False,
+                **{f: _int(model, getattr(chunk, f)) for f in INT_FIELDS},
+                **dict.fromkeys(FLAG_FIELDS, False),  # the symbolic chunk is a dynamic chunk, not the first
                 "allocations": allocations,
             }
         },

@@ -8,22 +8,20 @@ array out of bounds.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 
 import z3
 
-from pcpuverify.model.chunk import PcpuBitmapMd, PcpuChunk
 from pcpuverify.model.geometry import Geometry
+from pcpuverify.model.state import BITMAP_FIELDS, BLOCK_FIELDS, INT_FIELDS
 from pcpuverify.symbolic.bv import INT_W, I, Int, ite
 
-# The fields come from the model's dataclasses: one list, so that a field added there reaches the
-# encoding, conformance and the CTI drawings (SymBlock and SymChunk must then grow it too; a test holds that).
-BLOCK_FIELDS = tuple(f.name for f in fields(PcpuBitmapMd))
-# every int of struct pcpu_chunk but nr_pages (fixed by the geometry), and the allocator's global count
-CHUNK_FIELDS = (
-    *(f.name for f in fields(PcpuChunk) if f.type == "int" and f.name != "nr_pages"),
-    "pcpu_nr_empty_pop_pages",
-)
+# The fields come from the model's dataclass (model/state.py): one list, so that a field added there reaches
+# the encoding, conformance and the CTI drawings (SymBlock and SymChunk must then grow it too; a test holds that).
+# The chunk's ints, and the allocator's global count:
+CHUNK_FIELDS = (*INT_FIELDS, "pcpu_nr_empty_pop_pages")
+GHOST_FIELDS = ("g_start", "g_used")  # the ghost record of live allocations, as bit-vectors
 
 
 @dataclass(frozen=True)
@@ -47,6 +45,24 @@ def ghost_width(geometry: Geometry) -> int:
     hold it.
     """
     return geometry.nr_bits + 1
+
+
+def vector_widths(geometry: Geometry) -> dict[str, int]:
+    """The width of each bitmap (as ``PcpuChunk.zalloc`` sizes it) and of each ghost."""
+    n = geometry.nr_bits
+    return {"alloc_map": n, "bound_map": n + 1, "populated": geometry.nr_pages,
+            **dict.fromkeys(GHOST_FIELDS, ghost_width(geometry))}
+
+
+def block_key(index: int, name: str) -> str:
+    """The flat name of field ``name`` of ``md_blocks[index]``."""
+    return f"md_blocks[{index}].{name}"
+
+
+def flat_names(geometry: Geometry) -> tuple[str, ...]:
+    """Every value of a chunk as ``constant_chunk`` takes it: bitmaps, ints, ghosts, then each block's fields."""
+    blocks = (block_key(i, f) for i in range(geometry.nr_pages) for f in BLOCK_FIELDS)
+    return (*BITMAP_FIELDS, *CHUNK_FIELDS, *GHOST_FIELDS, *blocks)
 
 
 @dataclass(frozen=True)
@@ -111,24 +127,41 @@ class SymChunk:
 
 def fresh_chunk(geometry: Geometry, prefix: str) -> SymChunk:
     """An arbitrary chunk state: every field an unconstrained variable named ``prefix.field``."""
-    n, gw = geometry.nr_bits, ghost_width(geometry)
+    width = vector_widths(geometry)
 
-    def var(name: str, width: int = INT_W) -> z3.BitVecRef:
-        return z3.BitVec(f"{prefix}.{name}", width)
+    def var(name: str, bits: int = INT_W) -> z3.BitVecRef:
+        return z3.BitVec(f"{prefix}.{name}", bits)
 
+    # made in this order (bitmaps, blocks, ints, ghosts): Z3 numbers its terms as they are made
     return SymChunk(
         geometry=geometry,
-        alloc_map=var("alloc_map", n),
-        bound_map=var("bound_map", n + 1),
-        populated=var("populated", geometry.nr_pages),
+        **{f: var(f, width[f]) for f in BITMAP_FIELDS},
         md_blocks=tuple(
-            SymBlock(*(var(f"md_blocks[{i}].{f}") for f in BLOCK_FIELDS)) for i in range(geometry.nr_pages)
+            SymBlock(*(var(block_key(i, f)) for f in BLOCK_FIELDS)) for i in range(geometry.nr_pages)
         ),
         **{f: var(f) for f in CHUNK_FIELDS},
-        g_start=var("g_start", gw),
-        g_used=var("g_used", gw),
+        **{f: var(f, width[f]) for f in GHOST_FIELDS},
         oob=z3.Bool(f"{prefix}.oob"),
         oob_write=z3.Bool(f"{prefix}.oob_write"),
+    )
+
+
+def constant_chunk(geometry: Geometry, values: Mapping[str, int]) -> SymChunk:
+    """A chunk of constants from its values by ``flat_names``: a concrete state, or the initial chunk.
+
+    Nothing was touched out of bounds (``oob`` false): the state is a sound one.
+    """
+    width = vector_widths(geometry)
+    return SymChunk(
+        geometry=geometry,
+        **{f: z3.BitVecVal(values[f], width[f]) for f in BITMAP_FIELDS},
+        md_blocks=tuple(
+            SymBlock(*(I(int(values[block_key(i, f)])) for f in BLOCK_FIELDS)) for i in range(geometry.nr_pages)
+        ),
+        **{f: I(int(values[f])) for f in CHUNK_FIELDS},
+        **{f: z3.BitVecVal(values[f], width[f]) for f in GHOST_FIELDS},
+        oob=z3.BoolVal(False),
+        oob_write=z3.BoolVal(False),
     )
 
 
