@@ -13,7 +13,9 @@ sends back plain values (pickled), never a solver object.
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing as mp
+import multiprocessing.util  # its exit handler (which joins live children) registered before ours, so runs after
 import os
 import signal
 import threading
@@ -26,6 +28,19 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 
 FORK = mp.get_context("fork")
+
+# Every child not yet collected.  A SIGTERM can land between a fork and the bookkeeping that would kill the
+# child in a ``finally``; at exit multiprocessing would then wait for it to finish its work.  Killed first.
+_LIVE: set[mp.process.BaseProcess] = set()
+
+
+@atexit.register
+def _kill_left_behind() -> None:
+    for proc in list(_LIVE):
+        if proc.pid is not None and proc.is_alive():
+            proc.kill()
+            proc.join()
+    _LIVE.clear()
 
 
 def watch_parent(parent: int) -> None:
@@ -57,6 +72,7 @@ class Child(Generic[T]):
         self.conn, child_end = FORK.Pipe(duplex=False)
         # not a daemon: a daemon may not fork, and a suite's child runs the portfolio's solver children
         self.proc = FORK.Process(target=_run, args=(child_end, fn, parent))
+        _LIVE.add(self.proc)
         self.proc.start()
         child_end.close()
 
@@ -69,6 +85,7 @@ class Child(Generic[T]):
         finally:
             self.conn.close()
             self.proc.join()
+            _LIVE.discard(self.proc)
         if not ok:
             raise ChildFailed(value)
         return value  # type: ignore[no-any-return]
@@ -78,6 +95,7 @@ class Child(Generic[T]):
             self.proc.kill()
         self.proc.join()
         self.conn.close()
+        _LIVE.discard(self.proc)
 
 
 def _run(conn: Connection, fn: Callable[[], object], parent: int) -> None:

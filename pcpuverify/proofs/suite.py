@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
+from typing import Any
 
 import z3
 
@@ -194,18 +195,21 @@ def run_suite(
     """
     options = options or SuiteOptions()
     background = options.solver.jobs > 1
-    conformance = Later(partial(quick_conformance, variant, geometry, options.conformance_steps, options.solver.seed),
-                        background)
     # the release variants port no first-chunk setup: no first-chunk initiation rows
     ports_first_chunk = subject(variant).model.ports_first_chunk
-    first_chunk: Later[list[Result]] = Later(
-        partial(first_chunk_initiation, variant, geometry, invariants, options.solver.jobs) if ports_first_chunk
-        else partial(list), background and ports_first_chunk)
+    started: list[Later[Any]] = []  # cancelled however we leave, even between the two forks
     try:
+        conformance = Later(partial(quick_conformance, variant, geometry, options.conformance_steps,
+                                    options.solver.seed), background)
+        started.append(conformance)
+        first_chunk: Later[list[Result]] = Later(
+            partial(first_chunk_initiation, variant, geometry, invariants, options.solver.jobs) if ports_first_chunk
+            else partial(list), background and ports_first_chunk)
+        started.append(first_chunk)
         return _suite(variant, geometry, options, invariants, ops, progress, witnesses, conformance, first_chunk)
     finally:
-        conformance.cancel()
-        first_chunk.cancel()
+        for later in started:
+            later.cancel()
 
 
 def _suite(variant: str, geometry: Geometry, options: SuiteOptions, invariants: set[str] | None,
