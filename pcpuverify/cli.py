@@ -488,8 +488,11 @@ def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tu
     if no_witnesses and witness_paths:
         raise click.UsageError("--witnesses and --no-witnesses exclude each other")
     witnesses = [] if no_witnesses else load_witnesses([Path(p) for p in witness_paths] or _project_traces())
-    # by default every subject with an encoding (linux-4.14 has none yet)
-    chosen = list(variants) or sorted(name for name, s in SUBJECTS.items() if s.encoding is not None)
+    # by default the project's matrix (its config's variants), as before the release encodings; outside a
+    # project every subject with an encoding (linux-4.14 has none yet)
+    config = _project_config()
+    chosen = list(variants) or (sorted(config.variants) if config is not None else
+                                sorted(name for name, s in SUBJECTS.items() if s.encoding is not None))
     for name in chosen:
         subject(name).require_encoding()  # one line and exit 2 for a model-only subject
     options = SuiteOptions(solver=SolverOptions(rlimit=rlimit, seed=seed, timeout=timeout, solver=solver,
