@@ -1,6 +1,6 @@
 """The ``pcpu-verify check`` command: read the config, run the check with progress, write the reports, exit.
 
-Exit codes (pcpuverify/check.py):
+Exit codes (the table is pcpuverify/exits.py; what they mean for a check):
 
     0  every row equals the baseline, nothing UNKNOWN, nothing left unrun
     1  regression: a new violation, a known violation that disappeared, another change of verdict,
@@ -43,7 +43,7 @@ from pcpuverify.proofs.suite import MAX_DEPTH
 from pcpuverify.report import Console
 from pcpuverify.reports import junit_xml, markdown, print_check, sarif_json
 
-# The ranges of the numeric options, `prove`'s too; check.py holds the config to the same bounds.
+# The ranges of the numeric options, `prove`'s too; check/config.py holds the config to the same bounds.
 TIMEOUT = click.FloatRange(MIN_TIMEOUT, MAX_TIMEOUT)
 RLIMIT = click.IntRange(1, MAX_RLIMIT)
 SEED = click.IntRange(0, MAX_SEED)
