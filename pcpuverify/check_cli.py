@@ -20,6 +20,7 @@ import json
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -194,8 +195,14 @@ def check(config_file: str | None, variants: tuple[str, ...], geometries: tuple[
     sys.exit(run.exit_code)
 
 
+# Set by the SIGTERM handler: the exception it raises can land where Python only prints it ("Exception
+# ignored in ...", e.g. logging's at-fork lock release), so the command's end checks this too.
+TERM_RECEIVED = threading.Event()
+
+
 def raise_terminated(signum: int, frame: object) -> None:
     """The SIGTERM handler of every command: unwind as for Ctrl-C (children killed, nothing half-written), exit 143."""
+    TERM_RECEIVED.set()
     raise Terminated()
 
 

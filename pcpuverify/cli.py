@@ -22,7 +22,7 @@ from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElaps
 from pcpuverify.check import CheckError, Config, find_config, load_baseline, load_config, obligation_of, suite_rows
 from pcpuverify.check.config import load_plugin
 from pcpuverify.check.outcomes import Terminated
-from pcpuverify.check_cli import DEPTH, RLIMIT, SEED, TIMEOUT, check, raise_terminated
+from pcpuverify.check_cli import DEPTH, RLIMIT, SEED, TERM_RECEIVED, TIMEOUT, check, raise_terminated
 from pcpuverify.counterexamples.minimize import minimize as minimize_trace
 from pcpuverify.counterexamples.regression import regression_test
 from pcpuverify.counterexamples.witness import load_witnesses
@@ -98,6 +98,8 @@ class _Main(click.Group):
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False,
                               windows_expand_args=windows_expand_args, **extra)
+            if TERM_RECEIVED.is_set():  # the handler's exception was swallowed where it landed
+                raise Terminated()
         except Terminated:  # a CI job cancelled: unwound as for Ctrl-C, so `prove --jobs` leaves no child behind
             click.echo("pcpu-verify: terminated", err=True)
             sys.exit(EXIT_TERMINATED)

@@ -114,9 +114,9 @@ def concrete_state(model: z3.ModelRef, chunk: SymChunk | SymChunk54) -> dict[str
     if isinstance(chunk, SymChunk54):
         dynamic: dict[str, object] = {
             "nr_pages": g.nr_pages,
-            "alloc_map": bits(chunk.alloc_map, g.nr_bits),
-            "bound_map": bits(chunk.bound_map, g.nr_bits + 1),
-            "populated": bits(chunk.populated, g.nr_pages),
+            "alloc_map": bits("alloc_map"),
+            "bound_map": bits("bound_map"),
+            "populated": bits("populated"),
             "md_blocks": [{f: _int(model, getattr(b, f)) for f in RELEASE_BLOCK_FIELDS} for b in chunk.md_blocks],
             "chunk_md": {f: _int(model, getattr(chunk.chunk_md, f)) for f in RELEASE_BLOCK_FIELDS},
             **{f: _int(model, getattr(chunk, f)) for f in RELEASE_CHUNK_FIELDS if f != "pcpu_nr_empty_pop_pages"},
