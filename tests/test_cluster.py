@@ -118,7 +118,7 @@ def test_a_cluster_gives_the_local_verdicts_and_feeds_the_same_cache(tmp_path: P
 
     # a budget that cuts the suite short: the rows it streamed are the local ones, the rest NOT RUN, and the
     # workers that ran the check's tasks are restarted, so that nothing of it goes on running on the cluster
-    cut, cut_summary, _ = check(tmp_path, *FILTERS, "--no-cache", "--budget", "15", "--executor", "dask",
+    cut, cut_summary, _ = check(tmp_path, *FILTERS, "--no-cache", "--budget", "3", "--executor", "dask",
                                 "--scheduler", cluster.scheduler_address)
     # exit 1, not 3: against the empty baseline every row reached is a change, and 1 comes before 3
     assert cut.returncode == 1 and cut_summary["budget_exhausted"], cut.stderr[-3000:]
