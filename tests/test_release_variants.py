@@ -37,12 +37,11 @@ BROKEN: dict[str, frozenset[str]] = {
         "chunk-hint-off-by-at-most-a-page",  # the same, twice
         "block-left-right-free-exact",  # pcpu_block_refresh_hint loses right_free promoting the scan_hint
         "scan-hint-before-contig-hint",  # pcpu_block_update: an equal area before the contig hint becomes scan_hint
-        # the three the 1x8 proofs added: gallery 16 on a block, and chunk_md's scan hint (docs/kernels.md, open)
-        "scan-hint-clear-of-contig-hint",
-        "scan-hint-maximal",
-        "scan-hint-largest-before",
     }),
 }
+# the three the 1x8 proofs added, broken by 5.2's code too: gallery 16 on a block, and chunk_md's scan hint
+# (docs/kernels.md, open); their traces are gallery 16's and tests/proof_traces/, not release_traces/
+PROOF_ADDED = frozenset({"scan-hint-clear-of-contig-hint", "scan-hint-maximal", "scan-hint-largest-before"})
 BROKEN["mainline"] = BROKEN["linux-5.4"]
 
 
@@ -64,7 +63,7 @@ def test_random_traces_run_and_break_only_the_known_invariants(variant: str) -> 
     for geometry in ("2x8", "3x8"):
         for seed in range(1000):
             broken |= _walk(variant, geometry, seed, 30)[1]
-    assert broken == BROKEN[variant]
+    assert broken == BROKEN[variant] | (PROOF_ADDED if variant != "linux-4.14" else frozenset())
 
 
 @pytest.mark.parametrize("path", TRACES, ids=[p.stem for p in TRACES])
