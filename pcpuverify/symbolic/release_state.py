@@ -26,7 +26,7 @@ import z3
 from pcpuverify.model.geometry import PCPU_MIN_ALLOC_SIZE, Geometry
 from pcpuverify.model.linux_5_4 import PcpuBlockMd, PcpuChunk54
 from pcpuverify.symbolic.bv import INT_W, I, Int, ite
-from pcpuverify.symbolic.state import ghost_width
+from pcpuverify.symbolic.state import ghost_width, population_and_ghost_well_formed
 
 RELEASE_BLOCK_FIELDS = tuple(f.name for f in fields(PcpuBlockMd))
 # every int of 5.4's struct pcpu_chunk but nr_pages (fixed by the geometry), and the allocator's global count
@@ -147,20 +147,7 @@ def well_formed54(chunk: SymChunk54) -> z3.BoolRef:
         chunk.free_bytes >= 0,
         chunk.free_bytes <= n * PCPU_MIN_ALLOC_SIZE,
         chunk.free_bytes & (PCPU_MIN_ALLOC_SIZE - 1) == 0,
-        chunk.nr_populated >= 0,
-        chunk.nr_populated <= g.nr_pages,
-        chunk.nr_empty_pop_pages >= 0,
-        chunk.nr_empty_pop_pages <= g.nr_pages,
-        chunk.pcpu_nr_empty_pop_pages >= 0,
-        chunk.pcpu_nr_empty_pop_pages <= g.nr_pages,
-        chunk.slot >= 0,
-        chunk.slot < 64,
-        z3.Not(chunk.oob),
-        z3.Not(chunk.oob_write),
-        # the ghost is a set of disjoint allocations: each covers its start, each run of
-        # covered bits begins at a start
-        chunk.g_start & ~chunk.g_used == 0,
-        chunk.g_used & ~(chunk.g_used << 1) & ~chunk.g_start == 0,
+        *population_and_ghost_well_formed(chunk),
     ]
     for md, size in [*((b, B) for b in chunk.md_blocks), (chunk.chunk_md, n)]:
         for f in RELEASE_BLOCK_FIELDS:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
+from typing import Any
 
 import z3
 
@@ -182,6 +183,19 @@ def well_formed(chunk: SymChunk) -> z3.BoolRef:
         chunk.contig_hint_start <= n,
         chunk.first_free_block >= 0,
         chunk.first_free_block <= g.nr_pages,
+        *population_and_ghost_well_formed(chunk),
+    ]
+    for b in chunk.md_blocks:
+        for f in BLOCK_FIELDS:
+            conds += [getattr(b, f) >= 0, getattr(b, f) <= B]
+    return z3.And(conds)
+
+
+def population_and_ghost_well_formed(chunk: Any) -> list[z3.BoolRef]:  # a SymChunk or a SymChunk54
+    """The ranges of the fields every chunk layout shares (population, slot, the ghost): ``well_formed``'s
+    and the release layout's (``release_state.well_formed``) common part, in the order both assert it."""
+    g = chunk.geometry
+    return [
         chunk.nr_populated >= 0,
         chunk.nr_populated <= g.nr_pages,
         chunk.nr_empty_pop_pages >= 0,
@@ -197,7 +211,3 @@ def well_formed(chunk: SymChunk) -> z3.BoolRef:
         chunk.g_start & ~chunk.g_used == 0,
         chunk.g_used & ~(chunk.g_used << 1) & ~chunk.g_start == 0,
     ]
-    for b in chunk.md_blocks:
-        for f in BLOCK_FIELDS:
-            conds += [getattr(b, f) >= 0, getattr(b, f) <= B]
-    return z3.And(conds)
