@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -171,7 +169,6 @@ def check(config_file: str | None, variants: tuple[str, ...], geometries: tuple[
         # the variable names the cluster to use when one is asked for; it never turns a local run into one
         "scheduler": scheduler or (os.environ.get(SCHEDULER_ENV) if executor == "dask" else None),
     }
-    previous = signal.signal(signal.SIGTERM, raise_terminated)
     try:
         config = load_config(Path(config_file) if config_file else None, overrides)
         display = _Display(err, quiet or as_json and not err.is_terminal)
@@ -189,21 +186,8 @@ def check(config_file: str | None, variants: tuple[str, ...], geometries: tuple[
     except Terminated:
         click.echo("pcpu-verify: terminated: no report written", err=True)
         sys.exit(EXIT_TERMINATED)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     _print(run, as_json)
     sys.exit(run.exit_code)
-
-
-# Set by the SIGTERM handler: the exception it raises can land where Python only prints it ("Exception
-# ignored in ...", e.g. logging's at-fork lock release), so the command's end checks this too.
-TERM_RECEIVED = threading.Event()
-
-
-def raise_terminated(signum: int, frame: object) -> None:
-    """The SIGTERM handler of every command: unwind as for Ctrl-C (children killed, nothing half-written), exit 143."""
-    TERM_RECEIVED.set()
-    raise Terminated()
 
 
 def _print(run: CheckRun, as_json: bool) -> None:

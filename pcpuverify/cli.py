@@ -6,7 +6,6 @@ import html
 import io
 import json
 import os
-import signal
 import sys
 import traceback
 from collections import Counter
@@ -21,8 +20,7 @@ from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElaps
 
 from pcpuverify.check import CheckError, Config, find_config, load_baseline, load_config, obligation_of, suite_rows
 from pcpuverify.check.config import load_plugin
-from pcpuverify.check.outcomes import Terminated
-from pcpuverify.check_cli import DEPTH, RLIMIT, SEED, TERM_RECEIVED, TIMEOUT, check, raise_terminated
+from pcpuverify.check_cli import DEPTH, RLIMIT, SEED, TIMEOUT, check
 from pcpuverify.counterexamples.minimize import minimize as minimize_trace
 from pcpuverify.counterexamples.regression import regression_test
 from pcpuverify.counterexamples.witness import load_witnesses
@@ -56,6 +54,7 @@ from pcpuverify.proofs.obligations import OPS
 from pcpuverify.proofs.results import Result, Verdict
 from pcpuverify.proofs.solver import SOLVER_CHOICES, SolverOptions
 from pcpuverify.proofs.suite import SuiteOptions, run_suite
+from pcpuverify.proofs.termination import Terminated, sigterm_raises, stop_if_terminated
 from pcpuverify.report import Console, print_overview, print_results, results_json, trace_file_name, wide_console
 from pcpuverify.symbolic.bv import check_encodable
 from pcpuverify.symbolic.subjects import SUBJECTS, SubjectError, subject
@@ -94,12 +93,11 @@ class _Main(click.Group):
              standalone_mode: bool = True, windows_expand_args: bool = True, **extra: Any) -> Any:
         # click's own standalone handling prints a 4-line usage block: take it over (standalone_mode=False
         # hands us the exceptions), and print one line naming the option, with where to read the rest.
-        previous = signal.signal(signal.SIGTERM, raise_terminated)
         try:
-            rv = super().main(args, prog_name, complete_var, standalone_mode=False,
-                              windows_expand_args=windows_expand_args, **extra)
-            if TERM_RECEIVED.is_set():  # the handler's exception was swallowed where it landed
-                raise Terminated()
+            with sigterm_raises():
+                rv = super().main(args, prog_name, complete_var, standalone_mode=False,
+                                  windows_expand_args=windows_expand_args, **extra)
+                stop_if_terminated()  # the handler's exception was lost where it landed
         except Terminated:  # a CI job cancelled: unwound as for Ctrl-C, so `prove --jobs` leaves no child behind
             click.echo("pcpu-verify: terminated", err=True)
             sys.exit(EXIT_TERMINATED)
@@ -113,8 +111,6 @@ class _Main(click.Group):
         except click.Abort:  # Ctrl-C outside `check` (which handles its own)
             click.echo("pcpu-verify: interrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)
-        finally:
-            signal.signal(signal.SIGTERM, previous)
         if not standalone_mode:
             return rv
         sys.exit(rv if isinstance(rv, int) else EXIT_OK)  # an int is the code of --help or --version
@@ -134,6 +130,7 @@ class _Main(click.Group):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(EXIT_BROKEN_PIPE)
         except Exception:
+            stop_if_terminated()  # raised by the unwinding after SIGTERM (in a Z3 call it is a ctypes.ArgumentError)
             # Python's own exit code for an uncaught exception is 1, which here means "did not reproduce"
             # (`check`: a regression): a crash is a failure of the tool, with the traceback to report it.
             traceback.print_exc()

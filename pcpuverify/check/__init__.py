@@ -59,9 +59,9 @@ from pcpuverify.check.outcomes import (
     CheckError,
     Outcome,
     Row,
-    Terminated,
 )
 from pcpuverify.check.run import CheckRun, Progress, run_check
+from pcpuverify.proofs.termination import Terminated
 
 __all__ = [
     "Cache",

@@ -16,10 +16,6 @@ from pcpuverify.model.trace import TraceError
 from pcpuverify.proofs.initiation import OP as FIRST_CHUNK_OP
 from pcpuverify.proofs.results import Verdict
 
-
-class Terminated(BaseException):
-    """SIGTERM, raised in the main thread like KeyboardInterrupt, so that it unwinds the same way."""
-
 CACHE_FORMAT = "pcpu-verify-check-cache/1"
 BASELINE_FORMAT = "pcpu-verify-baseline/1"
 CONFIG_TABLE = "tool.pcpu-verify"

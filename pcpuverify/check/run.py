@@ -62,6 +62,7 @@ from pcpuverify.model.trace import load_trace, trace_from_json, write_atomically
 from pcpuverify.proofs.layout import LAYOUT_PROPERTIES
 from pcpuverify.proofs.obligations import OPS
 from pcpuverify.proofs.results import Result, Verdict
+from pcpuverify.proofs.termination import stop_if_terminated
 from pcpuverify.symbolic.subjects import SubjectError, subject
 
 
@@ -391,6 +392,7 @@ def _run_pool(config: Config, executor: Executor, items: list[Item], deadline: f
         while pending:
             timeout = 0.25 if deadline is None else max(0.0, min(0.25, deadline - time.perf_counter()))
             done, pending = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
+            stop_if_terminated()
             for f in done:
                 item = futures[f]
                 _finish(f, item, cache, say, suite_results, stateful_results, items_state, history,

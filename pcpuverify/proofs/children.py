@@ -25,6 +25,8 @@ from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection, wait
 from typing import Generic, TypeVar
 
+from pcpuverify.proofs.termination import stop_if_terminated
+
 T = TypeVar("T")
 
 FORK = mp.get_context("fork")
@@ -32,6 +34,25 @@ FORK = mp.get_context("fork")
 # Every child not yet collected.  A SIGTERM can land between a fork and the bookkeeping that would kill the
 # child in a ``finally``; at exit multiprocessing would then wait for it to finish its work.  Killed first.
 _LIVE: set[mp.process.BaseProcess] = set()
+
+# The signals the command line turns into exceptions.  Held (blocked) while a child is forked: delivered
+# during the fork, the exception would be raised in an at-fork hook (logging's lock release), where Python
+# only prints it ("Exception ignored in ...") and the command runs on.  Delivered once the fork is over.
+HELD_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
+
+
+def start(proc: mp.process.BaseProcess) -> None:
+    """``proc.start()`` with ``HELD_SIGNALS`` held; the child releases them first (``release_signals``)."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
+    try:
+        proc.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def release_signals() -> None:
+    """In a child forked by ``start``: the signal mask it inherited, with ``HELD_SIGNALS`` deliverable again."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, HELD_SIGNALS)
 
 
 @atexit.register
@@ -73,7 +94,7 @@ class Child(Generic[T]):
         # not a daemon: a daemon may not fork, and a suite's child runs the portfolio's solver children
         self.proc = FORK.Process(target=_run, args=(child_end, fn, parent))
         _LIVE.add(self.proc)
-        self.proc.start()
+        start(self.proc)
         child_end.close()
 
     def result(self) -> T:
@@ -100,6 +121,7 @@ class Child(Generic[T]):
 
 def _run(conn: Connection, fn: Callable[[], object], parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent owns Ctrl-C: it kills us and writes nothing half-done
+    release_signals()
     watch_parent(parent)
     try:
         conn.send((True, fn()))
@@ -120,6 +142,7 @@ def run_all(fns: Sequence[Callable[[], T]], jobs: int, settled: Callable[[int, T
     values: dict[int, T] = {}
     if jobs <= 1:
         for i, fn in enumerate(fns):
+            stop_if_terminated()
             values[i] = fn()
             done(i, values[i])
         return [values[i] for i in range(len(fns))]
@@ -132,6 +155,7 @@ def run_all(fns: Sequence[Callable[[], T]], jobs: int, settled: Callable[[int, T
                 child = Child(fns[i])
                 running[child.conn] = (i, child)
             for conn in wait(list(running)):
+                stop_if_terminated()
                 i, child = running.pop(conn)  # type: ignore[arg-type]
                 values[i] = child.result()
                 done(i, values[i])

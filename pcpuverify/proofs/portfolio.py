@@ -29,7 +29,8 @@ from multiprocessing.connection import Connection, wait
 import z3
 
 from pcpuverify.proofs.backends import Limits, Outcome, prepare, solve
-from pcpuverify.proofs.children import FORK, watch_parent
+from pcpuverify.proofs.children import FORK, release_signals, start, watch_parent
+from pcpuverify.proofs.termination import stop_if_terminated
 
 
 @dataclass
@@ -49,6 +50,7 @@ class Task:
 
 
 def _child(conn: Connection, solver: str, assertions: list[z3.BoolRef], limits: Limits, parent: int) -> None:
+    release_signals()
     watch_parent(parent)
     try:
         conn.send(solve(solver, assertions, limits))
@@ -71,10 +73,11 @@ def race(queries: Sequence[list[z3.BoolRef]], solvers: Sequence[str], limits: Li
                 prepare(s, queries[q])
                 parent_end, child_end = FORK.Pipe(duplex=False)
                 proc = FORK.Process(target=_child, args=(child_end, s, queries[q], limits, os.getpid()), daemon=True)
-                proc.start()
+                start(proc)
                 child_end.close()
                 running[parent_end] = Task(q, s, proc, time.perf_counter())
             for conn in wait(list(running)):
+                stop_if_terminated()
                 if conn not in running:  # a sibling of a query settled earlier in this loop: killed
                     continue
                 task = running.pop(conn)  # type: ignore[arg-type]

@@ -47,10 +47,10 @@ from pcpuverify.proofs.obligations import (
 from pcpuverify.proofs.results import Result, Verdict
 from pcpuverify.proofs.slicing import Cone
 from pcpuverify.proofs.solver import Answer, SolverOptions, check, check_all
+from pcpuverify.proofs.termination import stop_if_terminated
 from pcpuverify.symbolic.encode import SymPercpu
 from pcpuverify.symbolic.state import SymChunk
 from pcpuverify.symbolic.subjects import subject
-
 
 # Each level of depth unrolls one more transition into every bounded query: the deepest finding known is 8
 # operations (3 blocks), depth 8 at 2x8 takes minutes per suite, and 100000 only ran out of memory.
@@ -215,7 +215,11 @@ def run_suite(
 def _suite(variant: str, geometry: Geometry, options: SuiteOptions, invariants: set[str] | None,
            ops: set[str] | None, progress: Progress | None, witnesses: Sequence[Witness],
            conformance: Later[str | None], first_chunk: Later[list[Result]]) -> list[Result]:
-    report = progress or (lambda r: None)
+    def report(r: Result) -> None:
+        stop_if_terminated()  # a row settled: where a SIGTERM whose exception was lost stops the suite
+        if progress is not None:
+            progress(r)
+
     wanted_inv = (lambda name: invariants is None or name in invariants)
     wanted_ops = [k for k in OPS if ops is None or k in ops]
     results: list[Result] = []

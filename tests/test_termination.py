@@ -1,0 +1,126 @@
+"""SIGTERM where Python cannot raise its exception: a destructor, an at-fork hook, a ctypes (Z3) call.
+
+Each is a place a CI runner's SIGTERM landed in a real ``prove --jobs 2``
+(25 runs killed at random times: 3 ran to the end and printed a traceback,
+1 exited 4 as an internal error).  The end-to-end test is
+``test_jobs.py::test_sigterm_stops_prove_and_its_children``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pcpuverify.proofs import termination
+from pcpuverify.proofs.termination import Terminated, sigterm_raises, stop_if_terminated
+
+HINT_OVERLAP = Path(__file__).parent / "traces" / "v1_hint_overlap.json"
+
+
+@pytest.fixture(autouse=True)
+def not_received() -> Iterator[None]:
+    termination.RECEIVED.clear()
+    yield
+    termination.RECEIVED.clear()
+
+
+@pytest.fixture
+def unraisable(monkeypatch: pytest.MonkeyPatch) -> list[BaseException | None]:
+    """What reaches the hook ``sigterm_raises`` found (Python's default prints "Exception ignored in ...")."""
+    seen: list[BaseException | None] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: seen.append(u.exc_value))
+    return seen
+
+
+class _SignalledOnDelete:
+    def __del__(self) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        sum(range(1000))  # bytecode, where the handler runs: inside the destructor
+
+
+def test_a_signal_lost_in_a_destructor_is_quiet_and_raised_at_the_next_stop(
+        unraisable: list[BaseException | None]) -> None:
+    with sigterm_raises():
+        _SignalledOnDelete()  # deleted at once: the handler's exception is raised in __del__, and lost
+        assert termination.RECEIVED.is_set()
+        with pytest.raises(Terminated):
+            stop_if_terminated()
+    assert unraisable == []
+
+
+class _Faulty:
+    def __del__(self) -> None:
+        raise ValueError("a fault in a destructor")
+
+
+def test_a_destructors_fault_is_reported_until_a_sigterm_comes(unraisable: list[BaseException | None]) -> None:
+    with sigterm_raises():
+        _Faulty()
+        assert [type(e) for e in unraisable] == [ValueError]
+        termination.RECEIVED.set()  # then it is debris of what the signal cut short (a Z3 term without its context)
+        _Faulty()
+    _Faulty()  # at the exit that follows, too
+    assert [type(e) for e in unraisable] == [ValueError]
+
+
+def test_the_handler_and_hook_are_restored_when_no_sigterm_came() -> None:
+    handler, hook = signal.getsignal(signal.SIGTERM), sys.unraisablehook
+    with sigterm_raises():
+        assert signal.getsignal(signal.SIGTERM) is not handler and sys.unraisablehook is not hook
+    assert signal.getsignal(signal.SIGTERM) is handler and sys.unraisablehook is hook
+
+
+FORK_SCRIPT = textwrap.dedent("""
+    import os, signal, sys
+    from pcpuverify.proofs.children import FORK, release_signals, start
+    from pcpuverify.proofs.termination import Terminated, sigterm_raises
+
+    def signalled_in_the_fork():  # where logging's at-fork lock release was when the signal came
+        os.kill(os.getpid(), signal.SIGTERM)
+        sum(range(1000))
+
+    def child():
+        release_signals()
+
+    os.register_at_fork(after_in_parent=signalled_in_the_fork)
+    with sigterm_raises():
+        proc = FORK.Process(target=child)
+        try:
+            {start}
+            print("ran on")
+        except Terminated:
+            print("terminated")
+        proc.join()
+""")
+
+
+@pytest.mark.parametrize(("start", "expected"), [("start(proc)", "terminated"), ("proc.start()", "ran on")])
+def test_a_fork_holds_the_signal_until_it_can_be_raised(start: str, expected: str) -> None:
+    """With ``children.start`` the signal is raised after the fork; with a bare ``start()`` it was lost."""
+    run = subprocess.run([sys.executable, "-c", FORK_SCRIPT.replace("{start}", start)], capture_output=True,
+                         text=True, timeout=60, check=False)
+    assert run.stdout.strip() == expected, run.stderr
+
+
+def test_an_exception_of_the_unwinding_after_sigterm_exits_143(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a Z3 call the signal's exception turns into ctypes.ArgumentError: terminated, not a crash (exit 4)."""
+    from click.testing import CliRunner
+
+    from pcpuverify import cli
+
+    def z3_call_signalled(path: str) -> None:
+        termination.RECEIVED.set()
+        raise ctypes.ArgumentError("argument 2: Terminated: ")
+
+    monkeypatch.setattr(cli, "load_trace", z3_call_signalled)
+    result = CliRunner().invoke(cli.main, ["replay", str(HINT_OVERLAP)])
+    assert result.exit_code == cli.EXIT_TERMINATED, result.output
+    assert "terminated" in result.stderr and "internal error" not in result.stderr
