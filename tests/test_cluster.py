@@ -318,9 +318,10 @@ def running_dask_check(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], 
                              "--junit", "r/out.xml"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
     try:
-        started = wait_until(lambda: sum("spawn_main" in c for c in session_members(proc.pid)) >= 2
+        started = wait_until(lambda: proc.poll() is not None
+                             or sum("spawn_main" in c for c in session_members(proc.pid)) >= 2
                              and catches_sigint(proc.pid), 120)
-        assert started, session_members(proc.pid)
+        assert started and proc.poll() is None, (proc.returncode, proc.communicate(timeout=60))
         time.sleep(2)  # a worker is inside the suite by now
         yield proc, tmp_path
     finally:
