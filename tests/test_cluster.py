@@ -94,7 +94,7 @@ def assert_one_error_line(result: subprocess.CompletedProcess[str], *fragments: 
 @pytest.fixture
 def cluster() -> Iterator[LocalCluster]:
     """Two worker processes of one thread each, started here, as a cluster the check is pointed at."""
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as c:
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as c:
         yield c
 
 
@@ -239,7 +239,7 @@ def test_the_scheduler_variable_leaves_a_local_check_local(tmp_path: Path) -> No
 def test_a_worker_with_several_threads_is_refused(tmp_path: Path) -> None:
     """One item per worker process: Z3's context and Hypothesis's state are the process's."""
     write_config(tmp_path)
-    with LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=None) as c:
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=":0") as c:
         result, _, _ = check(tmp_path, *FILTERS, "--executor", "dask", "--scheduler", c.scheduler_address,
                              "--quiet", timeout=120)
     assert_one_error_line(result, "runs 2 threads", "--nthreads 1")

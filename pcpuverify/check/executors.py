@@ -185,9 +185,11 @@ class DaskExecutor:
         logging.getLogger("distributed").setLevel(logging.CRITICAL)  # its notices are not ours to print
         if self.address is None:
             with _cluster_starting():
+                # The scheduler's HTTP server starts even with no dashboard, on 8787 unless told otherwise: on a
+                # free port, so that a second check or the user's own cluster is no conflict (and no warning).
                 self.cluster = distributed.LocalCluster(n_workers=self.workers, threads_per_worker=1,
                                                         processes=True, silence_logs=logging.CRITICAL,
-                                                        dashboard_address=None)
+                                                        dashboard_address=":0")
             self.client = distributed.Client(self.cluster)
         else:
             try:
