@@ -139,6 +139,9 @@ class _Main(click.Group):
             sys.exit(EXIT_TOOL_FAILURE)
 
 
+VARIANT_MODULES = "pcpu-verify.variant-modules"
+
+
 def _load_variant_modules(ctx: click.Context, param: click.Parameter, paths: tuple[str, ...]) -> tuple[str, ...]:
     """Import each ``--variant-module`` file before any other option is read, so that its variants are names
     ``--variant`` accepts and traces may name; a bad file is one line and exit 2, as for ``check``."""
@@ -147,6 +150,7 @@ def _load_variant_modules(ctx: click.Context, param: click.Parameter, paths: tup
             load_plugin(Path(path).resolve())
         except CheckError as e:
             raise click.ClickException(str(e)) from None
+    ctx.meta[VARIANT_MODULES] = [Path(path).resolve() for path in paths]  # for a test `replay --pytest` writes
     return paths
 
 
@@ -324,7 +328,8 @@ def replay(trace_file: str, as_json: bool, html_file: str | None, pytest_file: s
             sys.exit(EXIT_VIOLATION)
         step = r.first(name)
         assert step is not None
-        regression = regression_test(trace, name, step, trace_file)
+        regression = regression_test(trace, name, step, trace_file,
+                                     click.get_current_context().meta.get(VARIANT_MODULES, []))
     # every file is written before anything is printed: an unwritable path is one error line, nothing else
     if html_file is not None:
         _write(html_file, _html(r, trace_file))

@@ -12,6 +12,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -396,6 +397,21 @@ def test_replay_and_minimize_a_plugin_variant(tmp_path: Path) -> None:
     smaller = json.loads(out.read_text())
     assert smaller["variant"] == "fixed-unclipped" and smaller["violates"] == "bitmap-access-in-bounds"
     assert len(smaller["ops"]) < len(json.loads(trace.read_text())["ops"])
+
+
+def test_replay_pytest_of_a_plugin_variant_loads_the_plugin(tmp_path: Path) -> None:
+    """The test `replay --variant-module F --pytest OUT` writes loads F itself: run elsewhere, it passes, and it
+    breaks on the plug-in's variant where the replay did (with F not loaded it would not know the variant)."""
+    plugin, trace = plugin_and_trace(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out = elsewhere / "test_regression.py"
+    written = pcpu_verify("replay", "--variant-module", plugin, "--pytest", out, trace)
+    assert written.returncode == 0, written.stderr
+    assert str(plugin.resolve()) in out.read_text()
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(out)],
+                         capture_output=True, text=True, timeout=120, cwd=elsewhere, check=False)
+    assert run.returncode == 0 and "2 passed" in run.stdout, run.stdout[-3000:]
 
 
 @pytest.mark.slow

@@ -13,13 +13,16 @@ The file embeds the trace JSON and asserts with ``first_violation``:
   a person, not a pass over a shorter prefix.
 
 A counterexample found on ``fixed`` itself gets only the second test: it
-fails until ``fixed`` is fixed.
+fails until ``fixed`` is fixed.  A trace of a plug-in variant loads the
+``--variant-module`` files it was replayed with (by absolute path) first.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
+from pathlib import Path
 
 from pcpuverify.model.trace import Trace
 
@@ -30,8 +33,9 @@ def _slug(text: str) -> str:
     return re.sub(r"\W+", "_", text).strip("_").lower()
 
 
-def regression_test(trace: Trace, name: str, step: int, source: str) -> str:
-    """The text of a pytest module for ``trace`` breaking invariant ``name`` at ``step`` (-1: initially)."""
+def regression_test(trace: Trace, name: str, step: int, source: str, plugins: Sequence[Path] = ()) -> str:
+    """The text of a pytest module for ``trace`` breaking invariant ``name`` at ``step`` (-1: initially);
+    it loads ``plugins`` (``--variant-module`` files) before reading the trace."""
     data = json.dumps(trace.to_json(), indent=2)
     # json.dumps never writes three quotes in a row, nor ends in a backslash:
     # the text is safe inside a raw triple-quoted string.
@@ -47,11 +51,15 @@ def regression_test(trace: Trace, name: str, step: int, source: str) -> str:
         '"""',
         "",
         "import json",
+        *(["from pathlib import Path"] if plugins else []),
         "",
+        *(["from pcpuverify.check.config import load_plugin"] if plugins else []),
         "from pcpuverify.counterexamples.minimize import on_variant",
         "from pcpuverify.invariants.check import first_violation",
         "from pcpuverify.model.trace import trace_from_json",
         "",
+        *([f"for plugin in {[str(p) for p in plugins]!r}:  # the --variant-module files: they register the variant",
+           "    load_plugin(Path(plugin))", ""] if plugins else []),
         f'TRACE = json.loads(r"""{data}""")',
         f"INVARIANT = {name!r}",
         f"STEP = {step}",
