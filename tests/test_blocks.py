@@ -72,6 +72,7 @@ def test_each_role_in_z3_equals_the_models_function(variant: str, block_bits: in
             assert (got.bits, got.md) == (want.bits, want.md), (role.name, bits, md, lo, hi)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", SLOW_VARIANTS)
 def test_every_block_contract_is_proved_at_8_bits(variant: str) -> None:
     results = run_block_suite(variant, 8, BITWUZLA)
@@ -291,6 +292,7 @@ def test_longest_run_equals_its_barrel_shifter_form(n: int) -> None:
     assert solver.check() == z3.unsat
 
 
+@pytest.mark.slow
 def test_check_takes_the_labels_baselines_and_caches_their_rows(tmp_path: Path) -> None:
     """``geometries = ["block8", "1xblock8"]`` in the config: the rows are baselined, then served from the cache."""
     from test_check import check, write_config

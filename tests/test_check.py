@@ -348,6 +348,7 @@ def test_unknown_fails_with_its_own_exit_code_and_is_not_cached(baselined: Path)
     assert summary["cache"]["written"] == 0
 
 
+@pytest.mark.slow
 def test_budget_reports_unreached_rows_as_not_run(baselined: Path) -> None:
     result, summary = check(baselined, "--depth", "3", "--budget", "0.5", "--junit", "budget.xml")
     assert result.returncode == 3, (result.stdout[-3000:], result.stderr[-3000:])

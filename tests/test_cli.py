@@ -375,6 +375,7 @@ def plugin_and_trace(tmp_path: Path) -> tuple[Path, Path]:
     return plugin, write_trace(tmp_path, data)
 
 
+@pytest.mark.slow
 def test_replay_and_minimize_a_plugin_variant(tmp_path: Path) -> None:
     plugin, trace = plugin_and_trace(tmp_path)
     # without the plug-in the variant is unknown: one line, exit 2
@@ -399,6 +400,7 @@ def test_replay_and_minimize_a_plugin_variant(tmp_path: Path) -> None:
     assert len(smaller["ops"]) < len(json.loads(trace.read_text())["ops"])
 
 
+@pytest.mark.slow
 def test_replay_pytest_of_a_plugin_variant_loads_the_plugin(tmp_path: Path) -> None:
     """The test `replay --variant-module F --pytest OUT` writes loads F itself: run elsewhere, it passes, and it
     breaks on the plug-in's variant where the replay did (with F not loaded it would not know the variant)."""

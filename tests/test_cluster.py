@@ -148,6 +148,7 @@ def test_a_cluster_of_its_own_prints_what_the_local_pool_prints(tmp_path: Path) 
     assert dask.stderr == local.stderr == "", dask.stderr[-3000:]  # --json into a pipe: no progress lines
 
 
+@pytest.mark.slow
 def test_a_suite_streams_its_rows_from_a_cluster_worker(cluster: LocalCluster) -> None:
     """Each row a suite finishes on a worker reaches the coordinator as it settles (what a budget keeps)."""
     from pcpuverify.check.executors import DaskExecutor

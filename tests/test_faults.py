@@ -37,6 +37,7 @@ def run_python(code: str, cwd: Path, *, env: dict[str, str] | None = None, timeo
 # -- fault 1: the cache key covers every source a result depends on ----------------------------------------
 
 
+@pytest.mark.slow
 def test_cache_key_changes_with_every_source_a_result_depends_on(tmp_path: Path) -> None:
     """Append a line to each module of a copy of the package, one at a time: the suite key must change.
 
@@ -263,6 +264,7 @@ def without_dac_override() -> None:
             raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP, CAP_DAC_OVERRIDE)")
 
 
+@pytest.mark.slow
 def test_read_only_cache_warns_once_and_runs(tmp_path: Path) -> None:
     write_check_config(tmp_path)
     warm = pcpu_verify("check", "--config", tmp_path / "check.toml", "--update-baseline", cwd=tmp_path)
@@ -367,6 +369,7 @@ def test_workers_and_resource_tracker_leave_with_a_killed_parent(running_check: 
 # -- fault 6: a second check on the same tree waits for the first's result ----------------------------------
 
 
+@pytest.mark.slow
 def test_second_concurrent_check_reads_the_first_ones_result(tmp_path: Path) -> None:
     write_check_config(tmp_path)
     (tmp_path / "baseline.json").write_text(json.dumps({"format": "pcpu-verify-baseline/1", "suites": {}}))

@@ -43,6 +43,7 @@ def test_children_give_their_values_in_order_and_raise_their_errors() -> None:
         later.result()
 
 
+@pytest.mark.slow
 def test_first_chunk_initiation_dealt_out_names_the_same_first_layout() -> None:
     """v1's posted setup code breaks some invariant on some layout: the same one, whatever the deal."""
     g = Geometry.parse("1x8")
@@ -52,6 +53,7 @@ def test_first_chunk_initiation_dealt_out_names_the_same_first_layout() -> None:
     assert [(r.invariant, r.verdict, r.detail) for r in three] == [(r.invariant, r.verdict, r.detail) for r in one]
 
 
+@pytest.mark.slow
 def test_conformance_beside_the_solver_still_refuses_every_row(monkeypatch: pytest.MonkeyPatch) -> None:
     """With workers, conformance runs in a child while Houdini runs here: its mismatch still makes every row
     NONCONFORMANT, and no row is reported before it is known."""

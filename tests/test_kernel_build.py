@@ -91,6 +91,7 @@ def test_core_makes_no_raw_word_access_to_the_maps(name: str) -> None:
         "bound_map[0]", "").replace("populated[]", ""))
 
 
+@pytest.mark.slow
 def test_builds_are_cached_by_the_sources_hash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The same source and geometry reuse one executable; another geometry or another text builds anew."""
     monkeypatch.setenv("PCPU_VERIFY_BUILD_CACHE", str(tmp_path / "cache"))
@@ -170,6 +171,7 @@ def test_diff_sees_a_difference() -> None:
     assert report.first is not None and report.identical < report.traces
 
 
+@pytest.mark.slow
 def test_the_hypothesis_machine_runs_on_the_c() -> None:
     """On the posting's v1, the stateful machine meets its known breaks: the ASan report and the empty-page count."""
     g = Geometry.parse("2x8")
@@ -202,6 +204,7 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
                           check=False)
 
 
+@pytest.mark.slow
 def test_cli_explore_finds_v1s_findings_on_the_c() -> None:
     source = kernel("seed-v1")
     proc = cli("explore", "--source", str(source.percpu_c), "--geometry", "2x8", "--depth", "2", "--examples", "2")
@@ -211,6 +214,7 @@ def test_cli_explore_finds_v1s_findings_on_the_c() -> None:
     assert "BROKEN sanitizer after 1 ops" in proc.stdout
 
 
+@pytest.mark.slow
 def test_cli_explore_writes_shrunk_traces(tmp_path: Path) -> None:
     source = kernel("linux-4.14.5")
     proc = cli("explore", "--source", str(source.percpu_c), "--depth", "1", "--examples", "30",
@@ -230,6 +234,7 @@ MAINLINE_FINDINGS = frozenset({"chunk-hint-accurate-in-one-block", "chunk-hint-o
                                "scan-hint-clear-of-contig-hint", "scan-hint-maximal"})
 
 
+@pytest.mark.slow
 def test_cli_explore_holds_a_post_5_2_release_to_the_hint_invariants(tmp_path: Path) -> None:
     """A release CI has (Debian's 6.1): its states are PcpuChunkMainline's, so the 5.2 hint invariants run on them,
     and the search meets the findings of the model variant mainline -- each written trace replays on the C."""

@@ -81,6 +81,7 @@ def test_every_caller_layout_of_6_12_holds() -> None:
     assert run.found == {}
 
 
+@pytest.mark.slow
 def test_cli_explore_first_chunk_on_6_12_and_refused_for_the_posting() -> None:
     proc = cli("explore", "--source", str(KERNELS / "debian-6.12"), "--depth", "0", "--examples", "1",
                "--first-chunk")

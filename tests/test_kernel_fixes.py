@@ -151,6 +151,7 @@ V4_14_FIXES = {"chunk-hint-accurate-in-one-block": "v4.14-alloc-overlap.patch",
                "chunk-hint-never-above-available": "v4.14-free-region.patch"}
 
 
+@pytest.mark.slow
 def test_each_v4_14_patch_removes_its_finding_on_the_c(tmp_path: Path) -> None:
     """4.14.5's traces (explore's, shrunk on the C) break it, and not with their fix; with all three patches
     (v4.14-fixed.patch) the C search breaks nothing at 2x8, depth 2."""
@@ -170,6 +171,7 @@ def test_each_v4_14_patch_removes_its_finding_on_the_c(tmp_path: Path) -> None:
 PROOF_TRACES = Path(__file__).with_name("proof_traces")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("release", ["debian-6.12", "linux-7.1.3"])
 @pytest.mark.parametrize("name", ["scan-hint-before-contig-hint", "scan-hint-clear-of-contig-hint"])
 def test_the_proofs_findings_on_the_c(release: str, name: str, tmp_path: Path) -> None:

@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from pcpuverify.counterexamples.kernel_search import CTrace
 from pcpuverify.model.geometry import Geometry
 from pcpuverify.model.ops import Alloc, Free, Populate, op_to_json
@@ -37,6 +39,7 @@ def write_c_trace(path: Path, ops: tuple, violates: str, geometry: str = "2x8") 
     return path
 
 
+@pytest.mark.slow
 def test_minimize_on_the_c_cuts_a_padded_trace_and_the_result_replays_there(tmp_path: Path) -> None:
     assert (KERNEL / "mm" / "percpu.c").is_file(), f"{KERNEL} is absent: run python tests/kernels/debian.py"
     trace = write_c_trace(tmp_path / "padded.json", PADDED, STALE)

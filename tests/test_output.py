@@ -83,6 +83,7 @@ SMALL_PROVE = ("prove", "--variant", "v1", "--geometry", "1x4", "--depth", "1", 
                "--invariant", "block-hints-match-scan", "--no-layout")
 
 
+@pytest.mark.slow
 def test_prove_in_a_log_prints_a_line_per_finished_group() -> None:
     """stderr is a pipe here, as in CI: a line per group, with verdict counts, how far, and the time."""
     result = pcpu_verify(*SMALL_PROVE, "--json")
@@ -104,6 +105,7 @@ FINDING = ("prove", "--variant", "v1", "--geometry", "1x4", "--depth", "1", "--i
            "--invariant", "nr-empty-pop-pages-matches-bitmap", "--no-layout")
 
 
+@pytest.mark.slow
 def test_prove_prints_counts_findings_and_what_to_do_next(tmp_path: Path) -> None:
     """Run inside the project, as a newcomer would: the counts, each finding with its replay command, next steps."""
     traces = tmp_path / "found"
@@ -124,6 +126,7 @@ def test_prove_prints_counts_findings_and_what_to_do_next(tmp_path: Path) -> Non
     assert "v1: 0 of 0 rows as baseline.json expects them (1x4: not in the baseline)" in steps
 
 
+@pytest.mark.slow
 def test_prove_rows_is_the_full_table() -> None:
     result = pcpu_verify(*FINDING, "--rows")
     assert result.returncode == 0, result.stderr
@@ -151,6 +154,7 @@ def test_details_of_a_first_chunk_violation_read_as_a_sentence() -> None:
 # -- check: fewer stateful examples is less coverage, not a change of verdict -----------------------------------
 
 
+@pytest.mark.slow
 def test_fewer_stateful_examples_is_coverage_not_a_regression(tmp_path: Path) -> None:
     from test_faults import write_check_config
 
@@ -179,6 +183,7 @@ def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=120, check=False)
 
 
+@pytest.mark.slow
 def test_replay_html_page_renders_its_steps_in_a_browser(tmp_path: Path) -> None:
     """Headless Chromium loads the page: its title, every step and the result are in the rendered DOM,
     and its screenshot is not the blank page's."""

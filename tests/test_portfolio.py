@@ -71,6 +71,7 @@ def test_a_definite_answer_settles_the_query() -> None:
     assert all(o.status == "cut" for s in settled for o in s.outcomes if o is not s.winner)
 
 
+@pytest.mark.slow
 def test_all_unknown_is_unknown_never_a_pass() -> None:
     starved = SolverOptions(solver="portfolio", rlimit=1, timeout=0.001, jobs=2)
     answer = check(_consecution("block-hints-match-scan", "alloc"), starved)

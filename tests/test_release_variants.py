@@ -162,6 +162,7 @@ SHORTEST_2X4: dict[str, dict[str, int]] = {
 SHORTEST_2X4["mainline"] = SHORTEST_2X4["linux-5.4"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", RELEASES)
 def test_exhaustive_search_finds_the_shortest_traces(variant: str) -> None:
     found = explore(variant, Geometry.parse("2x4"), 4)
