@@ -468,7 +468,8 @@ def _geometry(spec: str) -> Geometry:
                    " default: the `traces` of the project's [tool.pcpu-verify] config, if run inside it).")
 @click.option("--no-witnesses", is_flag=True, help="Carry no traces, not even the project's.")
 @click.option("--layout/--no-layout", default=True, show_default=True,
-              help="Also prove the first-chunk layout arithmetic at 64 bits (PAGE_SIZE 4096; skipped with --op).")
+              help="Also prove the first-chunk layout arithmetic at 64 bits (PAGE_SIZE 4096; skipped with --op, and"
+                   " for the release variants, whose pcpu_setup_first_chunk has no symbolic form).")
 @click.option("--rows", is_flag=True, help="Print every obligation as a table row (default: counts and findings).")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @variant_module_option
@@ -538,7 +539,7 @@ def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tu
                 if lines is not None:
                     lines.suite_done()
                 progress.remove_task(task)
-            if layout and not ops:
+            if layout and not ops and subject(variant).layout is not None:
                 label = f"{variant} first-chunk layout at 64 bits"
                 task = progress.add_task(label, total=None)
                 found = [r for r in run_layout_suite(4096, options.solver, variant=variant)
