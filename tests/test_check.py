@@ -196,6 +196,18 @@ def test_corrupt_and_foreign_cache_entries_are_recomputed(tmp_path: Path) -> Non
 STATIC_OVERLAP = "first-chunk-static-region-not-allocatable"  # VIOLATED by design on v1-patch09 (setup set)
 
 
+def test_a_release_variant_has_no_layout_rows_and_does_not_crash_the_check(tmp_path: Path) -> None:
+    """layout = true with mainline-fixed in the matrix: its pcpu_setup_first_chunk has no symbolic form, so it has
+    suite rows and no layout item (the check used to crash on it with exit 4)."""
+    write_config(tmp_path, variants=["mainline-fixed"], layout=True)
+    # a layout property among the filters, or no layout item would be asked for at all
+    result, summary = check(tmp_path, "--update-baseline", "--invariant", "block-nr-bits", "--invariant", STATIC_OVERLAP)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert summary["items"] == {"mainline-fixed 1x4": "ran"}
+    assert {(r["op"], r["result"]) for r in summary["results"] if r["op"] != "replay"} == {
+        (op, "PROVED") for op in ("init", "alloc", "free", "populate", "depopulate")}
+
+
 @pytest.mark.slow
 def test_layout_rows_are_checked_cached_and_filtered(tmp_path: Path) -> None:
     """layout = true: one row per layout property and precondition set, held to the baseline, cached, filtered."""

@@ -400,6 +400,17 @@ def test_replay_and_minimize_a_plugin_variant(tmp_path: Path) -> None:
     assert len(smaller["ops"]) < len(json.loads(trace.read_text())["ops"])
 
 
+def test_prove_a_release_variant_with_the_default_layout_flag() -> None:
+    """--layout is the default; a release variant has no symbolic first-chunk setup, so it gets suite rows only
+    (prove used to end in an error line after its work, its rows lost)."""
+    result = pcpu_verify("prove", "--variant", "mainline-fixed", "--geometry", "1x4", "--invariant", "block-nr-bits",
+                         "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads(result.stdout)["results"]
+    assert {(r["op"], r["result"]) for r in rows} == {
+        (op, "PROVED") for op in ("init", "alloc", "free", "populate", "depopulate")}
+
+
 @pytest.mark.slow
 def test_replay_pytest_of_a_plugin_variant_loads_the_plugin(tmp_path: Path) -> None:
     """The test `replay --variant-module F --pytest OUT` writes loads F itself: run elsewhere, it passes, and it
