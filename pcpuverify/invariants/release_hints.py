@@ -55,8 +55,8 @@ def _mds_kept_whole(alloc: PcpuAllocator, chunk: PcpuChunk54) -> Iterator[tuple[
     (pcpu_block_update_hint_free: "The contig_hint may be off by up to a page, but if the
     contig_hint is contained in a block, it will be accurate"), so ``chunk_md``'s scan hint may be
     part of a free run that crosses a block edge, and overlap its contig hint (2x8, 3 operations on the
-    C: tests/test_kernel_fixes.py).  The three invariants the proofs added are lemmas about the mds
-    kept exact, not claims of the comments, so they are asked of those only.
+    patched C: docs/kernels.md, "Settled").  The three invariants the proofs added are lemmas about the
+    mds kept exact, not claims of the comments, so they are asked of those only.
     """
     yield from _blocks(alloc, chunk)
     if len(chunk.md_blocks) == 1:
