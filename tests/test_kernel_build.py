@@ -230,7 +230,7 @@ def test_cli_explore_writes_shrunk_traces(tmp_path: Path) -> None:
 # What the model variant mainline breaks (tests/release_traces/, tests/test_release_variants.py's BROKEN)
 MAINLINE_FINDINGS = frozenset({"chunk-hint-accurate-in-one-block", "chunk-hint-off-by-at-most-a-page",
                                "block-left-right-free-exact", "scan-hint-before-contig-hint",
-                               # two of the three the 1x8 proofs added, broken on a block (gallery 16)
+                               # two of the three the 1x8 proofs added, broken on a block (gallery 14 to 16)
                                "scan-hint-clear-of-contig-hint", "scan-hint-maximal"})
 
 
