@@ -400,6 +400,7 @@ def test_replay_and_minimize_a_plugin_variant(tmp_path: Path) -> None:
     assert len(smaller["ops"]) < len(json.loads(trace.read_text())["ops"])
 
 
+@pytest.mark.slow
 def test_prove_a_release_variant_with_the_default_layout_flag() -> None:
     """--layout is the default; a release variant has no symbolic first-chunk setup, so it gets suite rows only
     (prove used to end in an error line after its work, its rows lost)."""
