@@ -36,11 +36,17 @@ def c_trace(path: Path) -> CTrace:
     return CTrace.from_json(json.loads(path.read_text()))
 
 
-# explore's traces on Debian 6.12, shrunk on the C (docs/kernels.md)
-C_TRACES = {name: c_trace(C_TRACES_DIR / "debian-6.12" / f"5.14__{g}__{name}.json") for name, g in (
-    ("chunk-hint-accurate-in-one-block", "2x8"), ("block-left-right-free-exact", "2x8"),
-    ("scan-hint-before-contig-hint", "2x8"), ("chunk-hint-off-by-at-most-a-page", "3x8"),
-    ("block-contig-hint-exact", "1x32"))}
+# Debian 6.12's traces, shrunk on the C (docs/kernels.md), by file name: explore's, and the 3x4 one found on
+# mainline-fixed and shrunk on the unpatched C (docs/gallery.md 17), with the patch that removes each alone
+C_FIXES = {
+    "5.14__2x8__chunk-hint-accurate-in-one-block": "chunk-md-free-end.patch",
+    "5.14__3x8__chunk-hint-off-by-at-most-a-page": "chunk-md-free-end.patch",
+    "5.14__3x4__chunk-hint-off-by-at-most-a-page": "chunk-md-free-edge.patch",
+    "5.14__2x8__block-left-right-free-exact": "block-refresh-right-free.patch",
+    "5.14__2x8__scan-hint-before-contig-hint": "scan-hint-equal-before.patch",
+    "5.14__1x32__block-contig-hint-exact": "scan-hint-inside-new-contig.patch",
+}
+C_TRACES = {stem: c_trace(C_TRACES_DIR / "debian-6.12" / f"{stem}.json") for stem in C_FIXES}
 # found on the C with the first fix alone: what that fix unmasks (docs/kernels.md)
 UNMASKED = c_trace(C_TRACES_DIR / "unmasked" / "5.14__3x8__chunk-hint-accurate-in-one-block.json")
 
@@ -103,17 +109,12 @@ def test_the_c_search_on_the_patched_c_breaks_nothing(tmp_path: Path) -> None:
 @pytest.mark.parametrize("release", ["debian-6.12", "linux-7.1.3"])
 def test_each_patch_removes_its_finding_on_the_c(release: str, tmp_path: Path) -> None:
     """Each finding's trace, shrunk on the C, breaks the unpatched C and not the C with its own fix alone."""
-    fixes = {"chunk-hint-accurate-in-one-block": "chunk-md-free-end.patch",
-             "chunk-hint-off-by-at-most-a-page": "chunk-md-free-end.patch",
-             "block-left-right-free-exact": "block-refresh-right-free.patch",
-             "scan-hint-before-contig-hint": "scan-hint-equal-before.patch",
-             "block-contig-hint-exact": "scan-hint-inside-new-contig.patch"}
-    for i, (name, patch_name) in enumerate(fixes.items()):
-        trace = C_TRACES[name]
+    for i, (stem, patch_name) in enumerate(C_FIXES.items()):
+        trace = C_TRACES[stem]
         g = trace.geometry
-        assert reproduce(build(kernel(release), g.block_bits, g.nr_pages), trace) is not None, name
+        assert reproduce(build(kernel(release), g.block_bits, g.nr_pages), trace) is not None, stem
         fixed = patched(release, (patch_name,), tmp_path / str(i))
-        assert reproduce(build(fixed, g.block_bits, g.nr_pages), trace) is None, name
+        assert reproduce(build(fixed, g.block_bits, g.nr_pages), trace) is None, stem
     # the break the first fix unmasks, and its own fix on top
     g = UNMASKED.geometry
     assert reproduce(build(kernel(release), g.block_bits, g.nr_pages), UNMASKED) is None
@@ -136,10 +137,11 @@ def test_the_model_traces_of_mainline_break_nothing_on_mainline_fixed() -> None:
 def test_the_c_traces_break_mainline_and_not_mainline_fixed() -> None:
     """The C's traces, replayed on the models: each breaks mainline as it breaks the C, and none breaks
     mainline-fixed (the unmasked one needs the first fix to show, so it breaks neither model)."""
-    for name, trace in C_TRACES.items():
+    for stem, trace in C_TRACES.items():
+        name = trace.violates
         for variant, broken in (("mainline", True), ("mainline-fixed", False)):
             model = Trace(variant=variant, geometry=trace.geometry, init=ChunkInit(), ops=trace.ops, violates=name)
-            assert (first_violation(model, name) == len(trace.ops) - 1) is broken, (name, variant)
+            assert (first_violation(model, name) == len(trace.ops) - 1) is broken, (stem, variant)
     for variant in ("mainline", "mainline-fixed"):
         model = Trace(variant=variant, geometry=UNMASKED.geometry, init=ChunkInit(), ops=UNMASKED.ops,
                       violates=UNMASKED.violates)
@@ -189,3 +191,21 @@ def test_the_proofs_findings_on_the_c(release: str, name: str, tmp_path: Path) -
     for i, patch_names in enumerate((("scan-hint-equal-after-alignment.patch",), FIXED)):
         patched(release, patch_names, tmp_path / str(i))
         assert replay(tmp_path / str(i)) == 1, patch_names
+
+
+@pytest.mark.parametrize(("release", "trace_file"), [
+    ("linux-4.14.5", "linux-4.14.5/4.14__3x4__chunk-hint-off-by-at-most-a-page.json"),
+    ("linux-5.4.286", "debian-6.12/5.14__3x4__chunk-hint-off-by-at-most-a-page.json"),
+    ("debian-6.12", "debian-6.12/5.14__3x4__chunk-hint-off-by-at-most-a-page.json"),
+    ("linux-7.1.3", "debian-6.12/5.14__3x4__chunk-hint-off-by-at-most-a-page.json"),
+])
+def test_the_clipped_free_breaks_the_page_bound_in_every_release(release: str, trace_file: str) -> None:
+    """docs/gallery.md 17: free areas clipped to their blocks on both sides of a free block leave the chunk hint
+    5 bits short at 3x4, more than "off by up to a page", on the C of 4.14.5 (as merged) through 7.1.3."""
+    trace = c_trace(C_TRACES_DIR / trace_file)
+    g = trace.geometry
+    assert (g.block_bits, g.nr_pages, len(trace.ops)) == (4, 3, 8)
+    found = reproduce(build(kernel(release), g.block_bits, g.nr_pages), trace)
+    assert found is not None
+    ops, message = found
+    assert len(ops) == 8 and "4 is 5 bits below the longest free run 9" in message

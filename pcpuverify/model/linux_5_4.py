@@ -408,10 +408,16 @@ class Linux54(Linux414):
             self.pcpu_update_empty_pages(chunk, nr_empty_pages)
 
         # refresh when the free makes a block free or spans blocks
-        if (end - start) >= B or s_index != e_index:
+        if self.pcpu_free_refreshes_chunk(chunk, s_index, e_index, start, end):
             self.pcpu_chunk_refresh_hint(chunk, True)
         else:
             self.pcpu_free_update_chunk_md(chunk, s_index, start, end)
+
+    def pcpu_free_refreshes_chunk(self, chunk: PcpuChunk54, s_index: int, e_index: int, start: int, end: int) -> bool:
+        """The condition of ``pcpu_block_update_hint_free``'s full ``chunk_md`` refresh, a method of its own (as
+        the 2017 posting's in ``percpu.py``) so that ``mainline-fixed`` can widen it: the freed area makes a
+        block free, or the free spans blocks (5.4 :1016, 7.1.3 :1048)."""
+        return (end - start) >= self.PCPU_BITMAP_BLOCK_BITS or s_index != e_index
 
     def pcpu_free_update_chunk_md(self, chunk: PcpuChunk54, s_index: int, start: int, end: int) -> None:
         """The last ``else`` of ``pcpu_block_update_hint_free``, a method of its own so that ``mainline-fixed`` can

@@ -393,9 +393,13 @@ class SymLinux54(SymPercpu):
         chunk = self.pcpu_update_empty_pages(chunk, nr_empty)
 
         # refresh when the free makes a block free or spans blocks
-        full = z3.Or(end - start >= B, apart)
         return self.pcpu_chunk_refresh_hint(chunk, True).merge(
-            full, self.pcpu_free_update_chunk_md(chunk, s_index, start, end))
+            self.pcpu_free_refreshes_chunk(chunk, s_index, e_index, start, end),
+            self.pcpu_free_update_chunk_md(chunk, s_index, start, end))
+
+    def pcpu_free_refreshes_chunk(self, chunk: SymChunk54, s_index: Int, e_index: Int, start: Int, end: Int) -> z3.BoolRef:
+        """The model's ``pcpu_free_refreshes_chunk``: the free makes a block free, or spans blocks."""
+        return z3.Or(end - start >= self.B, s_index != e_index)
 
     def pcpu_free_update_chunk_md(self, chunk: SymChunk54, s_index: Int, start: Int, end: Int) -> SymChunk54:
         """The last ``else`` of 5.4's ``pcpu_block_update_hint_free``: ``end`` passed block relative, as the C does."""

@@ -23,6 +23,13 @@ class SymMainlineFixed(SymMainline):
         return chunk.set(chunk_md=self.pcpu_block_update(chunk.chunk_md, s_index * self.B + start,
                                                          s_index * self.B + end))
 
+    def pcpu_free_refreshes_chunk(self, chunk: SymChunk54, s_index: Int, e_index: Int, start: Int, end: Int) -> z3.BoolRef:
+        """Fix for ``chunk-hint-off-by-at-most-a-page``: also refresh when the freed area reaches into a
+        neighbouring block's free bits (the previous block's ``right_free``, the next one's ``left_free``)."""
+        left = z3.And(start == 0, s_index > 0, self.md(chunk, s_index - 1).right_free > 0)
+        right = z3.And(end == self.B, e_index + 1 < self.N, self.md(chunk, e_index + 1).left_free > 0)
+        return z3.Or(super().pcpu_free_refreshes_chunk(chunk, s_index, e_index, start, end), left, right)
+
     def refreshed_right_free(self, block: SymBlockMd, start: Int) -> Int:
         """Fix for ``block-left-right-free-exact``: a promoted scan_hint that ends the block is its right free area."""
         return z3.If(start == self.B, block.contig_hint, I(0))
