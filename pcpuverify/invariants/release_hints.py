@@ -47,20 +47,15 @@ def _pcpu_block_mds(alloc: PcpuAllocator, chunk: PcpuChunk54) -> Iterator[tuple[
     yield "chunk_md", chunk.chunk_md, _map_bits(chunk)
 
 
-def _mds_kept_whole(alloc: PcpuAllocator, chunk: PcpuChunk54) -> Iterator[tuple[str, Any, list[int]]]:
-    """The ``pcpu_block_md``s whose scan hint the refreshes keep a whole free run: every block, and
-    ``chunk_md`` only while the chunk is one block.
+def _chunk_md(alloc: PcpuAllocator, chunk: PcpuChunk54) -> Iterator[tuple[str, Any, list[int]]]:
+    """``chunk_md`` over the whole map, for the ``chunk-md-`` twins of the three lemmas the proofs added.
 
-    Over more, the free path updates ``chunk_md`` with the freed region clipped to its block
-    (pcpu_block_update_hint_free: "The contig_hint may be off by up to a page, but if the
-    contig_hint is contained in a block, it will be accurate"), so ``chunk_md``'s scan hint may be
-    part of a free run that crosses a block edge, and overlap its contig hint (2x8, 3 operations on the
-    patched C: docs/kernels.md, "Settled").  The three invariants the proofs added are lemmas about the
-    mds kept exact, not claims of the comments, so they are asked of those only.
+    Each lemma is asked of the blocks and of ``chunk_md`` as two invariants, so that Houdini can drop one
+    without the other: ``mainline`` keeps them on every block but not on ``chunk_md`` once the chunk has
+    two blocks (its free path updates ``chunk_md`` with a freed area clipped to its block, docs/gallery.md
+    17), and ``mainline-fixed`` keeps both.
     """
-    yield from _blocks(alloc, chunk)
-    if len(chunk.md_blocks) == 1:
-        yield "chunk_md", chunk.chunk_md, _map_bits(chunk)
+    yield "chunk_md", chunk.chunk_md, _map_bits(chunk)
 
 
 def _region_free(bits: list[int], start: int, length: int) -> bool:
@@ -133,19 +128,8 @@ def scan_hint_region_free(alloc: PcpuAllocator, chunk: PcpuChunk54) -> Iterator[
             )
 
 
-@state_invariant(
-    "scan-hint-clear-of-contig-hint",
-    patch="v5.4 mm/percpu-internal.h (struct pcpu_block_md)",
-    seed="""The scan hint is the largest known contiguous area before the contig hint.""",
-)
-def scan_hint_clear_of_contig_hint(alloc: PcpuAllocator, chunk: PcpuChunk54) -> Iterator[tuple[str, str]]:
-    """A scan hint does not overlap the contig hint: an area before it ends by its start (and one as large,
-    which "scan_hint_start > contig_hint_start iff scan_hint == contig_hint" puts after it, starts past its end).
-
-    Added by the proofs: without it ``block-contig-hint-exact`` is not inductive for alloc (a scan hint
-    inside the contig hint is promoted by the refresh, which then scans forward from inside the run).
-    """
-    for where, md, _ in _mds_kept_whole(alloc, chunk):
+def _overlapping_scan_hints(mds: Iterator[tuple[str, Any, list[int]]]) -> Iterator[tuple[str, str]]:
+    for where, md, _ in mds:
         if md.scan_hint and not (md.scan_hint_start + md.scan_hint <= md.contig_hint_start
                                  or md.contig_hint_start + md.contig_hint <= md.scan_hint_start):
             yield (
@@ -155,35 +139,59 @@ def scan_hint_clear_of_contig_hint(alloc: PcpuAllocator, chunk: PcpuChunk54) -> 
             )
 
 
-@state_invariant(
-    "scan-hint-maximal",
-    patch="v5.4 mm/percpu.c (pcpu_block_refresh_hint, pcpu_chunk_refresh_hint)",
-    seed="""promote scan_hint to contig_hint""",
-)
-def scan_hint_maximal(alloc: PcpuAllocator, chunk: PcpuChunk54) -> Iterator[tuple[str, str]]:
-    """A scan hint is a whole free run: an allocated bit (or the edge) on each side.
+CLEAR_SEED = """The scan hint is the largest known contiguous area before the contig hint."""
 
-    The refreshes promote the scan hint to the contig hint and scan forward from its end only, so a
-    scan hint that is part of a longer run makes them miss that run.  Added by the proofs: without it
-    ``block-contig-hint-exact`` and ``chunk-hint-accurate-in-one-block`` are not inductive for alloc.
+
+@state_invariant("scan-hint-clear-of-contig-hint", patch="v5.4 mm/percpu-internal.h (struct pcpu_block_md)",
+                 seed=CLEAR_SEED)
+def scan_hint_clear_of_contig_hint(alloc: PcpuAllocator, chunk: PcpuChunk54) -> Iterator[tuple[str, str]]:
+    """A block's scan hint does not overlap its contig hint: an area before it ends by its start (and one as
+    large, which "scan_hint_start > contig_hint_start iff scan_hint == contig_hint" puts after it, starts past
+    its end).
+
+    Added by the proofs: without it ``block-contig-hint-exact`` is not inductive for alloc (a scan hint
+    inside the contig hint is promoted by the refresh, which then scans forward from inside the run).
     """
-    for where, md, bits in _mds_kept_whole(alloc, chunk):
+    yield from _overlapping_scan_hints(_blocks(alloc, chunk))
+
+
+@state_invariant("chunk-md-scan-hint-clear-of-contig-hint",
+                 patch="v5.4 mm/percpu-internal.h (struct pcpu_block_md)", seed=CLEAR_SEED)
+def chunk_md_scan_hint_clear_of_contig_hint(alloc: PcpuAllocator, chunk: PcpuChunk54) -> Iterator[tuple[str, str]]:
+    """``scan-hint-clear-of-contig-hint`` of ``chunk_md``."""
+    yield from _overlapping_scan_hints(_chunk_md(alloc, chunk))
+
+
+def _scan_hints_in_longer_runs(mds: Iterator[tuple[str, Any, list[int]]]) -> Iterator[tuple[str, str]]:
+    for where, md, bits in mds:
         start, end = md.scan_hint_start, md.scan_hint_start + md.scan_hint
         if md.scan_hint and 0 <= start <= end <= len(bits) and (
                 (start > 0 and not bits[start - 1]) or (end < len(bits) and not bits[end])):
             yield f"{where}.scan_hint_start", f"{where}: scan hint [{start}, {end}) is part of a longer free run"
 
 
-@state_invariant(
-    "scan-hint-largest-before",
-    patch="v5.4 mm/percpu-internal.h (struct pcpu_block_md)",
-    seed="""The scan hint is the largest known contiguous area before the contig hint.""",
-)
-def scan_hint_largest_before(alloc: PcpuAllocator, chunk: PcpuChunk54) -> Iterator[tuple[str, str]]:
-    """No free run before a scan hint is longer than it: the refreshes promote the scan hint and scan forward
-    from its end only ("knowing the contig_hint will be our fallback").  Added by the proofs: without it
-    ``block-contig-hint-exact`` and ``chunk-hint-accurate-in-one-block`` are not inductive for alloc."""
-    for where, md, bits in _mds_kept_whole(alloc, chunk):
+MAXIMAL_PATCH = "v5.4 mm/percpu.c (pcpu_block_refresh_hint, pcpu_chunk_refresh_hint)"
+
+
+@state_invariant("scan-hint-maximal", patch=MAXIMAL_PATCH, seed="""promote scan_hint to contig_hint""")
+def scan_hint_maximal(alloc: PcpuAllocator, chunk: PcpuChunk54) -> Iterator[tuple[str, str]]:
+    """A block's scan hint is a whole free run: an allocated bit (or the edge) on each side.
+
+    The refreshes promote the scan hint to the contig hint and scan forward from its end only, so a
+    scan hint that is part of a longer run makes them miss that run.  Added by the proofs: without it
+    ``block-contig-hint-exact`` and ``chunk-hint-accurate-in-one-block`` are not inductive for alloc.
+    """
+    yield from _scan_hints_in_longer_runs(_blocks(alloc, chunk))
+
+
+@state_invariant("chunk-md-scan-hint-maximal", patch=MAXIMAL_PATCH, seed="""promote scan_hint to contig_hint""")
+def chunk_md_scan_hint_maximal(alloc: PcpuAllocator, chunk: PcpuChunk54) -> Iterator[tuple[str, str]]:
+    """``scan-hint-maximal`` of ``chunk_md``: ``pcpu_chunk_refresh_hint(chunk, false)`` promotes it."""
+    yield from _scan_hints_in_longer_runs(_chunk_md(alloc, chunk))
+
+
+def _longer_runs_before_scan_hints(mds: Iterator[tuple[str, Any, list[int]]]) -> Iterator[tuple[str, str]]:
+    for where, md, bits in mds:
         if not md.scan_hint:
             continue
         before = [r for r in free_runs(bits[:max(md.scan_hint_start, 0)]) if r.length > md.scan_hint]
@@ -191,6 +199,22 @@ def scan_hint_largest_before(alloc: PcpuAllocator, chunk: PcpuChunk54) -> Iterat
             r = before[0]
             yield (f"{where}.scan_hint",
                    f"{where}: free run [{r.start}, {r.start + r.length}) before the scan hint is longer than {md.scan_hint}")
+
+
+@state_invariant("scan-hint-largest-before", patch="v5.4 mm/percpu-internal.h (struct pcpu_block_md)",
+                 seed=CLEAR_SEED)
+def scan_hint_largest_before(alloc: PcpuAllocator, chunk: PcpuChunk54) -> Iterator[tuple[str, str]]:
+    """No free run before a block's scan hint is longer than it: the refreshes promote the scan hint and scan
+    forward from its end only ("knowing the contig_hint will be our fallback").  Added by the proofs: without it
+    ``block-contig-hint-exact`` and ``chunk-hint-accurate-in-one-block`` are not inductive for alloc."""
+    yield from _longer_runs_before_scan_hints(_blocks(alloc, chunk))
+
+
+@state_invariant("chunk-md-scan-hint-largest-before", patch="v5.4 mm/percpu-internal.h (struct pcpu_block_md)",
+                 seed=CLEAR_SEED)
+def chunk_md_scan_hint_largest_before(alloc: PcpuAllocator, chunk: PcpuChunk54) -> Iterator[tuple[str, str]]:
+    """``scan-hint-largest-before`` of ``chunk_md``."""
+    yield from _longer_runs_before_scan_hints(_chunk_md(alloc, chunk))
 
 
 # -- the blocks (4.14 and 5.2: the same struct comments) --------------------------------
@@ -299,6 +323,43 @@ def chunk_hint_off_by_at_most_a_page(alloc: PcpuAllocator, chunk: ReleaseChunk) 
 
 
 @state_invariant(
+    "chunk-md-contig-hint-maximal",
+    patch="v5.4 mm/percpu.c (pcpu_chunk_refresh_hint, pcpu_block_update)",
+    seed="""promote scan_hint to contig_hint""",
+)
+def chunk_md_contig_hint_maximal(alloc: PcpuAllocator, chunk: PcpuChunk54) -> Iterator[tuple[str, str]]:
+    """``chunk_md``'s contig hint is a whole free run: an allocated bit (or the edge) on each side.  A later
+    ``pcpu_block_update`` makes it the scan hint, which the refresh promotes and scans forward from.
+
+    Added by the proofs: without it ``chunk-md-scan-hint-maximal`` is not inductive for free at 2x8.
+    """
+    md, bits = chunk.chunk_md, _map_bits(chunk)
+    start, end = md.contig_hint_start, md.contig_hint_start + md.contig_hint
+    if md.contig_hint and 0 <= start <= end <= len(bits) and (
+            (start > 0 and not bits[start - 1]) or (end < len(bits) and not bits[end])):
+        yield "chunk_md.contig_hint_start", f"chunk_md: contig hint [{start}, {end}) is part of a longer free run"
+
+
+@state_invariant(
+    "chunk-hint-covers-every-block",
+    patch="v4.14 and v5.4 mm/percpu.c (pcpu_block_update_hint_free)",
+    seed="""If the contig hint is contained in one block, it will be accurate.""",
+)
+def chunk_hint_covers_every_block(alloc: PcpuAllocator, chunk: PcpuChunk54) -> Iterator[tuple[str, str]]:
+    """No free run inside one block is longer than ``chunk_md.contig_hint``: the hint may miss a run that crosses
+    a block edge, by up to a page, but never one a block holds whole.
+
+    Added by the proofs: without it ``chunk-hint-accurate-in-one-block`` is not inductive for alloc at 2x8 (an
+    allocation that splits a run across two blocks leaves the longest run inside one block).
+    """
+    hint = chunk.chunk_md.contig_hint
+    for where, _, bits in _blocks(alloc, chunk):
+        longest = longest_free(bits)
+        if longest > hint:
+            yield "chunk_md.contig_hint", f"chunk_md.contig_hint {hint}, but {where} holds a free run of {longest}"
+
+
+@state_invariant(
     "chunk-hint-accurate-in-one-block",
     patch="v4.14 and v5.4 mm/percpu.c (pcpu_block_update_hint_free)",
     seed="""If the contig hint is contained in one block, it will be accurate.""",
@@ -348,12 +409,6 @@ def _sym_pcpu_block_mds(chunk: SymChunk54) -> list[tuple[SymBlockMd, z3.BitVecRe
             (chunk.chunk_md, chunk.alloc_map, chunk.nr_bits)]
 
 
-def _sym_mds_kept_whole(chunk: SymChunk54) -> list[tuple[SymBlockMd, z3.BitVecRef, int]]:
-    """``_mds_kept_whole``: the blocks, and ``chunk_md`` only while the chunk is one block."""
-    mds = _sym_pcpu_block_mds(chunk)
-    return mds if len(chunk.md_blocks) == 1 else mds[:-1]
-
-
 def _sym_region_free(bits: z3.BitVecRef, n: int, start: Int, length: Int) -> z3.BoolRef:
     """``_region_free``: ``[start, start + length)`` lies inside the ``n`` bits and holds no allocated bit."""
     return z3.And(start >= 0, start + length <= n, bits & range_mask(start, start + length, n) == 0)
@@ -378,17 +433,25 @@ def _scan_hint_before_contig_hint(chunk: SymChunk54) -> z3.BoolRef:
                    for md, _, _ in _sym_pcpu_block_mds(chunk)])
 
 
-@scan_hint_clear_of_contig_hint.symbolic
-def _scan_hint_clear_of_contig_hint(chunk: SymChunk54) -> z3.BoolRef:
+def _sym_clear_of_contig_hint(mds: list[tuple[SymBlockMd, z3.BitVecRef, int]]) -> z3.BoolRef:
     return z3.And([z3.Or(md.scan_hint == 0, md.scan_hint_start + md.scan_hint <= md.contig_hint_start,
                          md.contig_hint_start + md.contig_hint <= md.scan_hint_start)
-                   for md, _, _ in _sym_mds_kept_whole(chunk)])
+                   for md, _, _ in mds])
 
 
-@scan_hint_maximal.symbolic
-def _scan_hint_maximal(chunk: SymChunk54) -> z3.BoolRef:
+@scan_hint_clear_of_contig_hint.symbolic
+def _scan_hint_clear_of_contig_hint(chunk: SymChunk54) -> z3.BoolRef:
+    return _sym_clear_of_contig_hint(_sym_pcpu_block_mds(chunk)[:-1])
+
+
+@chunk_md_scan_hint_clear_of_contig_hint.symbolic
+def _chunk_md_scan_hint_clear_of_contig_hint(chunk: SymChunk54) -> z3.BoolRef:
+    return _sym_clear_of_contig_hint(_sym_pcpu_block_mds(chunk)[-1:])
+
+
+def _sym_maximal(mds: list[tuple[SymBlockMd, z3.BitVecRef, int]]) -> z3.BoolRef:
     conds = []
-    for md, bits, n in _sym_mds_kept_whole(chunk):
+    for md, bits, n in mds:
         start, end = md.scan_hint_start, md.scan_hint_start + md.scan_hint
         inside = z3.And(start >= 0, start <= end, end <= n)
         left_free = z3.And(start > 0, z3.Not(bit(bits, start - 1, n)))
@@ -397,11 +460,30 @@ def _scan_hint_maximal(chunk: SymChunk54) -> z3.BoolRef:
     return z3.And(conds)
 
 
-@scan_hint_largest_before.symbolic
-def _scan_hint_largest_before(chunk: SymChunk54) -> z3.BoolRef:
+@scan_hint_maximal.symbolic
+def _scan_hint_maximal(chunk: SymChunk54) -> z3.BoolRef:
+    return _sym_maximal(_sym_pcpu_block_mds(chunk)[:-1])
+
+
+@chunk_md_scan_hint_maximal.symbolic
+def _chunk_md_scan_hint_maximal(chunk: SymChunk54) -> z3.BoolRef:
+    return _sym_maximal(_sym_pcpu_block_mds(chunk)[-1:])
+
+
+def _sym_largest_before(mds: list[tuple[SymBlockMd, z3.BitVecRef, int]]) -> z3.BoolRef:
     return z3.And([z3.Or(md.scan_hint == 0,
                          z3.Not(has_run(~bits & low_mask(md.scan_hint_start, n), n, md.scan_hint + 1)))
-                   for md, bits, n in _sym_mds_kept_whole(chunk)])
+                   for md, bits, n in mds])
+
+
+@scan_hint_largest_before.symbolic
+def _scan_hint_largest_before(chunk: SymChunk54) -> z3.BoolRef:
+    return _sym_largest_before(_sym_pcpu_block_mds(chunk)[:-1])
+
+
+@chunk_md_scan_hint_largest_before.symbolic
+def _chunk_md_scan_hint_largest_before(chunk: SymChunk54) -> z3.BoolRef:
+    return _sym_largest_before(_sym_pcpu_block_mds(chunk)[-1:])
 
 
 @scan_hint_region_free.symbolic
@@ -446,6 +528,22 @@ def _chunk_hint_never_above_available(chunk: SymChunk54) -> z3.BoolRef:
 def _chunk_hint_off_by_at_most_a_page(chunk: SymChunk54) -> z3.BoolRef:
     B = chunk.geometry.block_bits
     return z3.Not(has_run(~chunk.alloc_map, chunk.nr_bits, chunk.chunk_md.contig_hint + B + 1))
+
+
+@chunk_md_contig_hint_maximal.symbolic
+def _chunk_md_contig_hint_maximal(chunk: SymChunk54) -> z3.BoolRef:
+    md, bits, n = chunk.chunk_md, chunk.alloc_map, chunk.nr_bits
+    start, end = md.contig_hint_start, md.contig_hint_start + md.contig_hint
+    inside = z3.And(start >= 0, start <= end, end <= n)
+    left_free = z3.And(start > 0, z3.Not(bit(bits, start - 1, n)))
+    right_free = z3.And(end < n, z3.Not(bit(bits, end, n)))
+    return z3.Or(md.contig_hint == 0, z3.Not(inside), z3.Not(z3.Or(left_free, right_free)))
+
+
+@chunk_hint_covers_every_block.symbolic
+def _chunk_hint_covers_every_block(chunk: SymChunk54) -> z3.BoolRef:
+    B = chunk.geometry.block_bits
+    return z3.And([z3.Not(has_run(~seg, B, chunk.chunk_md.contig_hint + 1)) for _, seg, _ in _sym_pcpu_block_mds(chunk)[:-1]])
 
 
 @chunk_hint_accurate_in_one_block.symbolic
