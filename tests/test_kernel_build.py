@@ -231,7 +231,11 @@ def test_cli_explore_writes_shrunk_traces(tmp_path: Path) -> None:
 MAINLINE_FINDINGS = frozenset({"chunk-hint-accurate-in-one-block", "chunk-hint-off-by-at-most-a-page",
                                "block-left-right-free-exact", "scan-hint-before-contig-hint",
                                # two of the three the 1x8 proofs added, broken on a block (gallery 14 to 16)
-                               "scan-hint-clear-of-contig-hint", "scan-hint-maximal"})
+                               "scan-hint-clear-of-contig-hint", "scan-hint-maximal",
+                               # the lemmas asked of chunk_md, broken through finding 12 and gallery 17
+                               "chunk-md-scan-hint-clear-of-contig-hint", "chunk-md-scan-hint-maximal",
+                               "chunk-md-scan-hint-largest-before", "chunk-md-contig-hint-maximal",
+                               "chunk-hint-covers-every-block"})
 
 
 @pytest.mark.slow

@@ -20,7 +20,7 @@ ONE_BLOCK = Geometry.parse("1x8")
 def test_mainline_fixed_is_proved_on_one_block() -> None:
     """Every row of mainline-fixed at 1x8 (initiation, consecution with Houdini, the step invariants) is PROVED."""
     results = run_suite("mainline-fixed", ONE_BLOCK, SuiteOptions(depth=2))
-    assert len(results) == 111
+    assert len(results) == 136
     assert {r.verdict for r in results} == {Verdict.PROVED}, [
         (r.invariant, r.op, r.verdict.value) for r in results if r.verdict is not Verdict.PROVED]
 
