@@ -162,12 +162,18 @@ def chunk_md_scan_hint_clear_of_contig_hint(alloc: PcpuAllocator, chunk: PcpuChu
     yield from _overlapping_scan_hints(_chunk_md(alloc, chunk))
 
 
+def _in_longer_run(bits: list[int], start: int, length: int) -> bool:
+    """A non-empty area inside ``bits`` with a free bit right before or right after it."""
+    end = start + length
+    return bool(length) and 0 <= start <= end <= len(bits) and (
+        (start > 0 and not bits[start - 1]) or (end < len(bits) and not bits[end]))
+
+
 def _scan_hints_in_longer_runs(mds: Iterator[tuple[str, Any, list[int]]]) -> Iterator[tuple[str, str]]:
     for where, md, bits in mds:
-        start, end = md.scan_hint_start, md.scan_hint_start + md.scan_hint
-        if md.scan_hint and 0 <= start <= end <= len(bits) and (
-                (start > 0 and not bits[start - 1]) or (end < len(bits) and not bits[end])):
-            yield f"{where}.scan_hint_start", f"{where}: scan hint [{start}, {end}) is part of a longer free run"
+        if _in_longer_run(bits, md.scan_hint_start, md.scan_hint):
+            yield (f"{where}.scan_hint_start", f"{where}: scan hint [{md.scan_hint_start},"
+                   f" {md.scan_hint_start + md.scan_hint}) is part of a longer free run")
 
 
 MAXIMAL_PATCH = "v5.4 mm/percpu.c (pcpu_block_refresh_hint, pcpu_chunk_refresh_hint)"
@@ -333,11 +339,10 @@ def chunk_md_contig_hint_maximal(alloc: PcpuAllocator, chunk: PcpuChunk54) -> It
 
     Added by the proofs: without it ``chunk-md-scan-hint-maximal`` is not inductive for free at 2x8.
     """
-    md, bits = chunk.chunk_md, _map_bits(chunk)
-    start, end = md.contig_hint_start, md.contig_hint_start + md.contig_hint
-    if md.contig_hint and 0 <= start <= end <= len(bits) and (
-            (start > 0 and not bits[start - 1]) or (end < len(bits) and not bits[end])):
-        yield "chunk_md.contig_hint_start", f"chunk_md: contig hint [{start}, {end}) is part of a longer free run"
+    md = chunk.chunk_md
+    if _in_longer_run(_map_bits(chunk), md.contig_hint_start, md.contig_hint):
+        yield ("chunk_md.contig_hint_start", f"chunk_md: contig hint [{md.contig_hint_start},"
+               f" {md.contig_hint_start + md.contig_hint}) is part of a longer free run")
 
 
 @state_invariant(
@@ -449,15 +454,17 @@ def _chunk_md_scan_hint_clear_of_contig_hint(chunk: SymChunk54) -> z3.BoolRef:
     return _sym_clear_of_contig_hint(_sym_pcpu_block_mds(chunk)[-1:])
 
 
+def _sym_not_in_longer_run(bits: z3.BitVecRef, n: int, start: Int, length: Int) -> z3.BoolRef:
+    """``_in_longer_run`` is false: an empty or out-of-range area, or one with no free bit beside it."""
+    end = start + length
+    inside = z3.And(start >= 0, start <= end, end <= n)
+    left_free = z3.And(start > 0, z3.Not(bit(bits, start - 1, n)))
+    right_free = z3.And(end < n, z3.Not(bit(bits, end, n)))
+    return z3.Or(length == 0, z3.Not(inside), z3.Not(z3.Or(left_free, right_free)))
+
+
 def _sym_maximal(mds: list[tuple[SymBlockMd, z3.BitVecRef, int]]) -> z3.BoolRef:
-    conds = []
-    for md, bits, n in mds:
-        start, end = md.scan_hint_start, md.scan_hint_start + md.scan_hint
-        inside = z3.And(start >= 0, start <= end, end <= n)
-        left_free = z3.And(start > 0, z3.Not(bit(bits, start - 1, n)))
-        right_free = z3.And(end < n, z3.Not(bit(bits, end, n)))
-        conds.append(z3.Or(md.scan_hint == 0, z3.Not(inside), z3.Not(z3.Or(left_free, right_free))))
-    return z3.And(conds)
+    return z3.And([_sym_not_in_longer_run(bits, n, md.scan_hint_start, md.scan_hint) for md, bits, n in mds])
 
 
 @scan_hint_maximal.symbolic
@@ -532,12 +539,8 @@ def _chunk_hint_off_by_at_most_a_page(chunk: SymChunk54) -> z3.BoolRef:
 
 @chunk_md_contig_hint_maximal.symbolic
 def _chunk_md_contig_hint_maximal(chunk: SymChunk54) -> z3.BoolRef:
-    md, bits, n = chunk.chunk_md, chunk.alloc_map, chunk.nr_bits
-    start, end = md.contig_hint_start, md.contig_hint_start + md.contig_hint
-    inside = z3.And(start >= 0, start <= end, end <= n)
-    left_free = z3.And(start > 0, z3.Not(bit(bits, start - 1, n)))
-    right_free = z3.And(end < n, z3.Not(bit(bits, end, n)))
-    return z3.Or(md.contig_hint == 0, z3.Not(inside), z3.Not(z3.Or(left_free, right_free)))
+    md = chunk.chunk_md
+    return _sym_not_in_longer_run(chunk.alloc_map, chunk.nr_bits, md.contig_hint_start, md.contig_hint)
 
 
 @chunk_hint_covers_every_block.symbolic
