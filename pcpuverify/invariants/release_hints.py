@@ -51,9 +51,9 @@ def _chunk_md(alloc: PcpuAllocator, chunk: PcpuChunk54) -> Iterator[tuple[str, A
     """``chunk_md`` over the whole map, for the ``chunk-md-`` twins of the three lemmas the proofs added.
 
     Each lemma is asked of the blocks and of ``chunk_md`` as two invariants, so that Houdini can drop one
-    without the other: ``mainline`` keeps them on every block but not on ``chunk_md`` once the chunk has
-    two blocks (its free path updates ``chunk_md`` with a freed area clipped to its block, docs/gallery.md
-    17), and ``mainline-fixed`` keeps both.
+    without the other: ``mainline`` breaks the ``chunk_md`` ones once the chunk has two blocks (its free
+    path hands ``chunk_md`` a freed area block relative, gallery 12, or clipped to its block, gallery 17)
+    and two of the blocks' ones (gallery 14 to 16); ``mainline-fixed`` keeps all of them.
     """
     yield "chunk_md", chunk.chunk_md, _map_bits(chunk)
 
@@ -352,7 +352,7 @@ def chunk_md_contig_hint_maximal(alloc: PcpuAllocator, chunk: PcpuChunk54) -> It
 )
 def chunk_hint_covers_every_block(alloc: PcpuAllocator, chunk: PcpuChunk54) -> Iterator[tuple[str, str]]:
     """No free run inside one block is longer than ``chunk_md.contig_hint``: the hint may miss a run that crosses
-    a block edge, by up to a page, but never one a block holds whole.
+    a block edge (the comment allows a page), but never one a block holds whole.
 
     Added by the proofs: without it ``chunk-hint-accurate-in-one-block`` is not inductive for alloc at 2x8 (an
     allocation that splits a run across two blocks leaves the longest run inside one block).
