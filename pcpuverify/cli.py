@@ -539,7 +539,7 @@ def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tu
                 if lines is not None:
                     lines.suite_done()
                 progress.remove_task(task)
-            if layout and not ops and subject(variant).layout is not None:
+            if layout and not ops and subject(variant).proves_layout:
                 label = f"{variant} first-chunk layout at 64 bits"
                 task = progress.add_task(label, total=None)
                 found = [r for r in run_layout_suite(4096, options.solver, variant=variant)

@@ -251,8 +251,7 @@ def _run_check(config: Config, executor: Executor, progress: ProgressFn | None, 
                                     estimate=estimate, witnesses=config.traces))
     layouts: list[LayoutItem] = []
     if config.layout_properties != frozenset():
-        # a release variant's pcpu_setup_first_chunk has no symbolic form: no layout rows, as in prove
-        for variant in (v for v in config.variants if subject(v).layout is not None):
+        for variant in (v for v in config.variants if subject(v).proves_layout):
             layouts.append(LayoutItem(variant, config.suite_options.solver, config.layout_properties,
                                       layout_key(config, variant)))
     statefuls: list[StatefulItem] = []

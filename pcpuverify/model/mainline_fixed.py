@@ -14,6 +14,7 @@ from __future__ import annotations
 from pcpuverify.model.linux_4_14 import ffs0, pcpu_for_each_unpop_region
 from pcpuverify.model.linux_5_4 import PcpuBlockMd, PcpuChunk54
 from pcpuverify.model.mainline import Mainline
+from pcpuverify.model.percpu import freed_area_reaches_a_free_neighbour
 
 
 class MainlineFixed(Mainline):
@@ -40,16 +41,11 @@ class MainlineFixed(Mainline):
 
         7.1.3 updates ``chunk_md`` with the freed area clipped to its block.  Two such frees, one on each side
         of a free block, leave the chunk hint short by up to two pages less two bits, against the comment
-        above the test: "The contig_hint may be off by up to a page".  In C::
-
-            || (!start && s_index && (s_block - 1)->right_free)
-            || (end == PCPU_BITMAP_BLOCK_BITS && e_index + 1 < pcpu_chunk_nr_blocks(chunk)
-                && (e_block + 1)->left_free)
+        above the test: "The contig_hint may be off by up to a page".
         """
-        blocks = chunk.md_blocks
-        left = start == 0 and s_index > 0 and blocks[s_index - 1].right_free > 0
-        right = end == self.PCPU_BITMAP_BLOCK_BITS and e_index + 1 < len(blocks) and blocks[e_index + 1].left_free > 0
-        return super().pcpu_free_refreshes_chunk(chunk, s_index, e_index, start, end) or left or right
+        return super().pcpu_free_refreshes_chunk(chunk, s_index, e_index, start, end) or \
+            freed_area_reaches_a_free_neighbour(chunk.md_blocks, s_index, e_index, start, end,
+                                                self.PCPU_BITMAP_BLOCK_BITS)
 
     def pcpu_block_refresh_hint(self, chunk: PcpuChunk54, index: int) -> None:  # type: ignore[override]
         """Fix for ``block-left-right-free-exact``: a promoted scan_hint that ends the block is its right free area.

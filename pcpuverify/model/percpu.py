@@ -16,6 +16,9 @@ it reads beside the patch.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Protocol
+
 from pcpuverify.model.bitmap import Bitmap
 from pcpuverify.model.chunk import PcpuChunk
 from pcpuverify.model.geometry import PCPU_MIN_ALLOC_SIZE
@@ -29,6 +32,27 @@ def ALIGN(x: int, a: int) -> int:
 def fls(x: int) -> int:
     """``fls(int x)``: 1-based index of the most significant set bit of the 32-bit value, 0 for 0."""
     return (x & 0xFFFFFFFF).bit_length()
+
+
+class FreeEdges(Protocol):
+    """What a block's metadata says of its edges, in every release: the free bits it starts and ends with."""
+
+    left_free: int
+    right_free: int
+
+
+def freed_area_reaches_a_free_neighbour(blocks: Sequence[FreeEdges], s_index: int, e_index: int, start: int,
+                                        end: int, block_bits: int) -> bool:
+    """The freed area ``[start, end)``, grown by the free bits of its first and last blocks, reaches a block edge
+    beyond which the neighbouring block has free bits: the free run goes on past what the free path scanned.
+    The fix, in C, of ``fixed`` (fix 5, the 2017 posting) and of ``mainline-fixed`` (fix 7)::
+
+        (!start && s_index && (s_block - 1)->right_free)
+        || (end == BLOCK_BITS && e_index + 1 < nr_blocks && (e_block + 1)->left_free)
+    """
+    left = start == 0 and s_index > 0 and blocks[s_index - 1].right_free > 0
+    right = end == block_bits and e_index + 1 < len(blocks) and blocks[e_index + 1].left_free > 0
+    return left or right
 
 
 class PcpuAllocator:

@@ -8,7 +8,7 @@ from pcpuverify.model.linux_4_14 import Linux414
 from pcpuverify.model.linux_5_4 import Linux54
 from pcpuverify.model.mainline import Mainline
 from pcpuverify.model.mainline_fixed import MainlineFixed
-from pcpuverify.model.percpu import ALIGN, PcpuAllocator
+from pcpuverify.model.percpu import ALIGN, PcpuAllocator, freed_area_reaches_a_free_neighbour
 
 
 class V1(PcpuAllocator):
@@ -106,10 +106,9 @@ class Fixed(V1):
             || (end == PCPU_BITMAP_BLOCK_SIZE && e_index + 1 < pcpu_nr_pages_to_blocks(chunk)
                 && (e_block + 1)->left_free)
         """
-        blocks = chunk.md_blocks
-        left = start == 0 and s_index > 0 and blocks[s_index - 1].right_free > 0
-        right = end == self.PCPU_BITMAP_BLOCK_SIZE and e_index + 1 < len(blocks) and blocks[e_index + 1].left_free > 0
-        return super().pcpu_free_refreshes_chunk(chunk, s_index, e_index, start, end) or left or right
+        return super().pcpu_free_refreshes_chunk(chunk, s_index, e_index, start, end) or \
+            freed_area_reaches_a_free_neighbour(chunk.md_blocks, s_index, e_index, start, end,
+                                                self.PCPU_BITMAP_BLOCK_SIZE)
 
     def pcpu_chunk_populated(self, chunk: PcpuChunk, page_start: int, page_end: int, for_alloc: bool = False) -> None:
         """Fix 6 (nr-empty-pop-pages-matches-bitmap): pages populated for an allocation are not empty.

@@ -41,6 +41,12 @@ class Subject:
     layout: type[PostedSetup] | None
     parent: str | None = None
 
+    @property
+    def proves_layout(self) -> bool:
+        """Whether the first-chunk layout rows run: a release variant's ``pcpu_setup_first_chunk`` has no
+        symbolic form, so ``prove`` and ``check`` skip its layout rows."""
+        return self.layout is not None
+
     def require_encoding(self) -> type[SymPercpu]:
         """The encoding, or one line saying this subject has none (its model runs, its proofs cannot)."""
         if self.encoding is None:
