@@ -260,6 +260,64 @@ It takes three blocks; on one or two the bound holds.  The same 8 operations bre
         "pcpu_chunk_nr_blocks(chunk) && (e_block + 1)->left_free)`.  `chunk_md` then only ever sees whole "
         "free runs.",
     ),
+    Finding(
+        "5.2 to 7.1.3: a better-aligned contig hint hides the area it replaced from the scan hint",
+        ("mainline__block-contig-hint-exact-after-alignment.json",),
+        """Found on `mainline-fixed` as it then was (fixes 1 to 7), by following the counterexample to
+induction of the 2x8 proofs (`chunk-md-scan-hint-largest-before`, free), which had a free run between the
+scan hint and the contig hint, longer than the scan hint; such a state was thought unreachable, and is
+reachable once a block has room for it (16 bits).  In `pcpu_block_update()`'s equal-size branch (7.1.3
+:661-669) an area as large as the contig hint with a better alignment takes its place.  When it lies *after*
+the old contig hint, the old one is now an area as large before the contig hint, recorded nowhere, while a
+smaller scan hint before it still stands for "the largest known contiguous area before the contig hint".
+Here: `free 0` makes [0, 1) the scan hint and `free 2` [2, 4) the contig hint; `free 8` frees [8, 10), as
+large and better aligned, which takes the contig hint and leaves [2, 4) behind.  `free 5` frees the 1-bit
+[5, 6): "larger than or equal and farther", it becomes the scan hint, past [2, 4).  `alloc 2` starts its
+search after the scan hint (`pcpu_next_hint()`), skips [2, 4), takes [8, 10) and breaks the contig hint;
+`pcpu_block_refresh_hint()` promotes the 1-bit scan hint and scans forward from its end only.  The block's
+`contig_hint` (and `chunk_md`'s) is 1 while [2, 4) is free, against "if the contig_hint is contained in a
+block, it will be accurate": 2-bit requests skip a chunk that holds a 2-bit area, and first fit is lost
+(the allocation went to [8, 10), past a free [2, 4)).  Every 5.2+ source: the same 13 operations break the C of
+5.4.286, Debian 6.12 and 7.1.3, unpatched and with fixes 1 to 7 (`tests/kernel_traces/debian-6.12/
+5.14__1x16__...`).  Without `free 0` the scan hint is made "from nothing" (the path fix 5 closes,
+`docs/kernels.md` item 5): 12 operations break the unpatched C the same way, the first trace of that path
+on the unpatched C.""",
+        "`docs/patches/scan-hint-contig-moves-forward.patch` (fix 8 of `mainline-fixed`): when the contig hint "
+        "moves forward to a better-aligned area, forget a smaller scan hint, `if (start > "
+        "block->contig_hint_start && block->contig_hint > block->scan_hint) block->scan_hint = 0;`.  It needs "
+        "fix 5 (`scan-hint-not-from-nothing.patch`), so that the forgotten hint stays unknown until a full scan; "
+        "neither alone removes the trace on the C.",
+        ROOT / "tests" / "kernel_traces" / "model",
+    ),
+    Finding(
+        "5.2 to 7.1.3, unmasked by fix 1: chunk_md's scan hint is promoted past an area it never saw",
+        (),
+        """Found on `mainline-fixed` with fixes 1 to 8 by following the 2x8 proofs' counterexample to
+induction for `chunk-md-scan-hint-largest-before`/free: a run between `chunk_md`'s scan hint and its contig
+hint, longer than the scan hint, that no block reports.  No model variant shows it (`mainline` has finding
+12's bug, which keeps frees outside block 0 from `chunk_md`, and `mainline-fixed` now has the fix), so the
+trace is the C's: `tests/kernel_traces/unmasked/5.14__3x8__chunk-hint-accurate-in-one-block__hidden-area.json`,
+15 operations at 3x8, shrunk on 7.1.3 with fixes 1 to 8; it breaks the C with fix 1 alone, not the unpatched C:
+
+    alloc 6; alloc 1; alloc 2; alloc 2; alloc 1; alloc 1; alloc 1; alloc 2; alloc 4;
+    free 14; free 9; free 6; alloc 3; free 12; alloc 2 align 2
+
+`chunk_md` is refreshed from the blocks' metadata (`pcpu_for_each_md_free_region()`): each block's contig
+hint and the runs across block edges, not every free area.  Block 1 holds [9, 11) and [14, 16), as large,
+and keeps [14, 16) as its contig hint (better aligned); [9, 11), freed after it and before it, is not even its
+scan hint, and no block reports it.  `alloc 3` breaks `chunk_md`'s contig hint [20, 24), and the refresh (no
+scan hint, so from `first_free`) makes [6, 7) `chunk_md`'s scan hint and [14, 16) its contig hint, passing
+[9, 11) unseen.  `free 12` makes
+the 1-bit [12, 13) the scan hint ("larger than or equal and farther"); `alloc 2 align 2` takes [14, 16),
+breaks the contig hint, and `pcpu_chunk_refresh_hint(chunk, false)` promotes [12, 13) and scans forward
+from bit 13 only: `chunk_md.contig_hint` 1 while [9, 11) is free inside one block, against "if the
+contig_hint is contained in a block, it will be accurate".  The comment above the call says a full scan
+("The only time a full chunk scan is required is if the chunk contig hint is broken", 7.1.3 :932); the call
+passes `false`.""",
+        "`docs/patches/chunk-refresh-full-scan.patch` (fix 9 of `mainline-fixed`): "
+        "`pcpu_chunk_refresh_hint(chunk, true)`, as the comment says.  The cost: `chunk_md`'s scan hint no longer "
+        "saves a scan; `pcpu_next_hint()` still reads it, which can only move an allocation to a later fit.",
+    ),
 )
 
 
@@ -276,8 +334,9 @@ def render() -> str:
     doc.write("Generated by `python docs/make_gallery.py` from the minimised traces in `tests/traces/gallery/`\n")
     doc.write("(entries 1-8, the July 2017 posting), `tests/release_traces/` and `tests/kernel_traces/model/`\n")
     doc.write("(entries 9-15, the released allocators; each also on the C in `docs/kernels.md`) and `tests/proof_traces/`\n")
-    doc.write("(entry 16, found by the release proofs, also on the C), and `tests/traces/gallery/` again (entry 17,\n")
-    doc.write("found on `mainline-fixed` by following a counterexample to induction, also on the C).\n")
+    doc.write("(entry 16, found by the release proofs, also on the C), `tests/traces/gallery/` again (entry 17) and\n")
+    doc.write("`tests/kernel_traces/model/` again (entry 18), both found on `mainline-fixed` by following a counterexample\n")
+    doc.write("to induction, also on the C; entry 19, found the same way, shows only on the C with fix 1 (its trace is the C's).\n")
     doc.write("Every trace replays with `pcpu-verify replay FILE`; `tests/test_regressions.py` asserts each\n")
     doc.write("v1 violation and its absence on `fixed`, `tests/test_kernel_fixes.py` each release one's absence\n")
     doc.write("on `mainline-fixed` and on the patched C.  Bitmaps are drawn bit 0 first.\n\n")

@@ -36,19 +36,25 @@ def c_trace(path: Path) -> CTrace:
     return CTrace.from_json(json.loads(path.read_text()))
 
 
-# Debian 6.12's traces, shrunk on the C (docs/kernels.md), by file name: explore's, and the 3x4 one found on
-# mainline-fixed and shrunk on the unpatched C (docs/gallery.md 17), with the patch that removes each alone
+# Debian 6.12's traces, shrunk on the C (docs/kernels.md), by file name: explore's, the 3x4 one found on
+# mainline-fixed and shrunk on the unpatched C (docs/gallery.md 17), and the 1x16 one found on mainline-fixed
+# and shrunk on the C with its first seven fixes (docs/gallery.md 18), with the patches that remove each
 C_FIXES = {
-    "5.14__2x8__chunk-hint-accurate-in-one-block": "chunk-md-free-end.patch",
-    "5.14__3x8__chunk-hint-off-by-at-most-a-page": "chunk-md-free-end.patch",
-    "5.14__3x4__chunk-hint-off-by-at-most-a-page": "chunk-md-free-edge.patch",
-    "5.14__2x8__block-left-right-free-exact": "block-refresh-right-free.patch",
-    "5.14__2x8__scan-hint-before-contig-hint": "scan-hint-equal-before.patch",
-    "5.14__1x32__block-contig-hint-exact": "scan-hint-inside-new-contig.patch",
+    "5.14__2x8__chunk-hint-accurate-in-one-block": ("chunk-md-free-end.patch",),
+    "5.14__3x8__chunk-hint-off-by-at-most-a-page": ("chunk-md-free-end.patch",),
+    "5.14__3x4__chunk-hint-off-by-at-most-a-page": ("chunk-md-free-edge.patch",),
+    "5.14__2x8__block-left-right-free-exact": ("block-refresh-right-free.patch",),
+    "5.14__2x8__scan-hint-before-contig-hint": ("scan-hint-equal-before.patch",),
+    "5.14__1x32__block-contig-hint-exact": ("scan-hint-inside-new-contig.patch",),
+    # fix 8 forgets the scan hint, which then must stay "unknown": fix 5 (gallery 18)
+    "5.14__1x16__block-contig-hint-exact": ("scan-hint-not-from-nothing.patch", "scan-hint-contig-moves-forward.patch"),
 }
 C_TRACES = {stem: c_trace(C_TRACES_DIR / "debian-6.12" / f"{stem}.json") for stem in C_FIXES}
 # found on the C with the first fix alone: what that fix unmasks (docs/kernels.md)
 UNMASKED = c_trace(C_TRACES_DIR / "unmasked" / "5.14__3x8__chunk-hint-accurate-in-one-block.json")
+# found on mainline-fixed with fixes 1 to 8 by following a counterexample to induction, unmasked by fix 1 alone
+# (docs/gallery.md 19)
+HIDDEN_AREA = c_trace(C_TRACES_DIR / "unmasked" / "5.14__3x8__chunk-hint-accurate-in-one-block__hidden-area.json")
 
 
 def patched(release: str, patch_names: tuple[str, ...], where: Path) -> KernelSource:
@@ -97,7 +103,7 @@ def test_the_c_search_on_the_patched_c_breaks_nothing(tmp_path: Path) -> None:
     on_a_block = {"scan-hint-clear-of-contig-hint", "scan-hint-maximal"}
     # the lemmas asked of chunk_md: broken through finding 12 (and gallery 17), kept with the patch
     on_chunk_md = {"chunk-md-scan-hint-clear-of-contig-hint", "chunk-md-scan-hint-maximal",
-                   "chunk-md-scan-hint-largest-before", "chunk-md-contig-hint-maximal", "chunk-hint-covers-every-block"}
+                   "chunk-md-contig-hint-longest", "chunk-md-contig-hint-maximal", "chunk-hint-covers-every-block"}
     for source, geometry, depth, expected in ((fixed, "2x8", 3, set()), (fixed, "3x8", 2, set()),
                                               (unfixed, "2x8", 3, three | on_a_block | on_chunk_md),
                                               (unfixed, "3x8", 2, three | {"chunk-hint-off-by-at-most-a-page"}
@@ -112,13 +118,17 @@ def test_the_c_search_on_the_patched_c_breaks_nothing(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("release", ["debian-6.12", "linux-7.1.3"])
 def test_each_patch_removes_its_finding_on_the_c(release: str, tmp_path: Path) -> None:
-    """Each finding's trace, shrunk on the C, breaks the unpatched C and not the C with its own fix alone."""
-    for i, (stem, patch_name) in enumerate(C_FIXES.items()):
+    """Each finding's trace, shrunk on the C, breaks the unpatched C and not the C with its own fix (or the two
+    fixes it needs, neither enough alone)."""
+    for i, (stem, patch_names) in enumerate(C_FIXES.items()):
         trace = C_TRACES[stem]
         g = trace.geometry
         assert reproduce(build(kernel(release), g.block_bits, g.nr_pages), trace) is not None, stem
-        fixed = patched(release, (patch_name,), tmp_path / str(i))
+        fixed = patched(release, patch_names, tmp_path / str(i))
         assert reproduce(build(fixed, g.block_bits, g.nr_pages), trace) is None, stem
+        for j, name in enumerate(patch_names if len(patch_names) > 1 else ()):  # each alone is not enough
+            alone = patched(release, (name,), tmp_path / f"{i}-{j}")
+            assert reproduce(build(alone, g.block_bits, g.nr_pages), trace) is not None, (stem, name)
     # the break the first fix unmasks, and its own fix on top
     g = UNMASKED.geometry
     assert reproduce(build(kernel(release), g.block_bits, g.nr_pages), UNMASKED) is None
@@ -126,6 +136,16 @@ def test_each_patch_removes_its_finding_on_the_c(release: str, tmp_path: Path) -
     assert reproduce(build(first, g.block_bits, g.nr_pages), UNMASKED) is not None
     both = patched(release, ("chunk-md-free-end.patch", "scan-hint-not-from-nothing.patch"), tmp_path / "both")
     assert reproduce(build(both, g.block_bits, g.nr_pages), UNMASKED) is None
+    # the area chunk_md never sees: unmasked by the first fix, kept by fixes 1 to 8, removed by fix 9
+    g = HIDDEN_AREA.geometry
+    assert reproduce(build(kernel(release), g.block_bits, g.nr_pages), HIDDEN_AREA) is None
+    assert reproduce(build(first, g.block_bits, g.nr_pages), HIDDEN_AREA) is not None
+    eight = patched(release, FIXED, tmp_path / "eight")
+    subprocess.run(["patch", "-R", "-p1", "-d", str(tmp_path / "eight"), "-i", str(PATCHES / "chunk-refresh-full-scan.patch")],
+                   check=True, capture_output=True)
+    assert reproduce(build(load_source(tmp_path / "eight"), g.block_bits, g.nr_pages), HIDDEN_AREA) is not None
+    nine = patched(release, FIXED, tmp_path / "nine")
+    assert reproduce(build(nine, g.block_bits, g.nr_pages), HIDDEN_AREA) is None
 
 def test_the_model_traces_of_mainline_break_nothing_on_mainline_fixed() -> None:
     """tests/release_traces/mainline__*.json, minimised on mainline, replayed on mainline-fixed: no longer broken."""
@@ -140,16 +160,17 @@ def test_the_model_traces_of_mainline_break_nothing_on_mainline_fixed() -> None:
 
 def test_the_c_traces_break_mainline_and_not_mainline_fixed() -> None:
     """The C's traces, replayed on the models: each breaks mainline as it breaks the C, and none breaks
-    mainline-fixed (the unmasked one needs the first fix to show, so it breaks neither model)."""
+    mainline-fixed (the unmasked ones need the first fix to show, so they break neither model)."""
     for stem, trace in C_TRACES.items():
         name = trace.violates
         for variant, broken in (("mainline", True), ("mainline-fixed", False)):
             model = Trace(variant=variant, geometry=trace.geometry, init=ChunkInit(), ops=trace.ops, violates=name)
             assert (first_violation(model, name) == len(trace.ops) - 1) is broken, (stem, variant)
     for variant in ("mainline", "mainline-fixed"):
-        model = Trace(variant=variant, geometry=UNMASKED.geometry, init=ChunkInit(), ops=UNMASKED.ops,
-                      violates=UNMASKED.violates)
-        assert first_violation(model, UNMASKED.violates) is None, variant
+        for unmasked in (UNMASKED, HIDDEN_AREA):
+            model = Trace(variant=variant, geometry=unmasked.geometry, init=ChunkInit(), ops=unmasked.ops,
+                          violates=unmasked.violates)
+            assert first_violation(model, unmasked.violates) is None, variant
 
 
 V4_14_FIXES = {"chunk-hint-accurate-in-one-block": "v4.14-alloc-overlap.patch",
@@ -213,3 +234,22 @@ def test_the_clipped_free_breaks_the_page_bound_in_every_release(release: str, t
     assert found is not None
     ops, message = found
     assert len(ops) == 8 and "4 is 5 bits below the longest free run 9" in message
+
+
+@pytest.mark.parametrize("release", ["linux-5.4.286", "debian-6.12", "linux-7.1.3"])
+def test_the_hidden_area_breaks_every_5_2_release(release: str, tmp_path: Path) -> None:
+    """docs/gallery.md 18: a better-aligned contig hint leaves the area it replaced before it, recorded nowhere;
+    a smaller free past it becomes the scan hint and the refresh after the next allocation misses it.  13 ops at
+    1x16 break the C of 5.4.286 through 7.1.3; without ``free 0`` the scan hint is made from nothing (fix 5's
+    path), and 12 ops break the unpatched C but not the C with fix 5."""
+    trace = C_TRACES["5.14__1x16__block-contig-hint-exact"]
+    g = trace.geometry
+    assert (g.block_bits, g.nr_pages, len(trace.ops)) == (16, 1, 13)
+    unpatched = build(kernel(release), g.block_bits, g.nr_pages)
+    found = reproduce(unpatched, trace)
+    assert found is not None and len(found[0]) == 13
+    assert "md_blocks[0].contig_hint 1, a scan gives 2" in found[1]
+    from_nothing = dataclasses.replace(trace, ops=tuple(op for i, op in enumerate(trace.ops) if i != 8))
+    assert reproduce(unpatched, from_nothing) is not None
+    fix_5 = patched(release, ("scan-hint-not-from-nothing.patch",), tmp_path)
+    assert reproduce(build(fix_5, g.block_bits, g.nr_pages), from_nothing) is None

@@ -45,7 +45,7 @@ ON_A_BLOCK = frozenset({"scan-hint-clear-of-contig-hint", "scan-hint-maximal"})
 # the lemmas asked of chunk_md (release_hints.py), broken by 5.2's chunk_md updates: a free outside block 0 reaches
 # it block relative (finding 12) and a free reaching the next block's free bits reaches it clipped (gallery 17)
 ON_CHUNK_MD = frozenset({"chunk-md-scan-hint-clear-of-contig-hint", "chunk-md-scan-hint-maximal",
-                         "chunk-md-scan-hint-largest-before", "chunk-md-contig-hint-maximal",
+                         "chunk-md-contig-hint-longest", "chunk-md-contig-hint-maximal",
                          "chunk-hint-covers-every-block"})
 BROKEN["mainline"] = BROKEN["linux-5.4"]
 

@@ -51,7 +51,6 @@ APPLIES_TO: dict[str, frozenset[type]] = {
     "scan-hint-largest-before": SCAN_HINT,
     "chunk-md-scan-hint-clear-of-contig-hint": SCAN_HINT,
     "chunk-md-scan-hint-maximal": SCAN_HINT,
-    "chunk-md-scan-hint-largest-before": SCAN_HINT,
     "block-contig-hint-exact": V4_14 | SCAN_HINT,
     "block-left-right-free-exact": V4_14 | SCAN_HINT,
     "first-free-not-above-first-free-bit": V4_14 | SCAN_HINT,
@@ -61,6 +60,7 @@ APPLIES_TO: dict[str, frozenset[type]] = {
     "chunk-hint-accurate-in-one-block": V4_14 | SCAN_HINT,
     "chunk-hint-covers-every-block": SCAN_HINT,
     "chunk-md-contig-hint-maximal": SCAN_HINT,
+    "chunk-md-contig-hint-longest": SCAN_HINT,
     "nr-empty-pop-pages-by-block": SCAN_HINT,
 }
 

@@ -24,7 +24,7 @@ from pcpuverify.invariants.scan import bits_of, first_zero, free_runs, leading_f
 from pcpuverify.model.linux_4_14 import PcpuChunk414
 from pcpuverify.model.linux_5_4 import PcpuChunk54
 from pcpuverify.model.percpu import PcpuAllocator
-from pcpuverify.symbolic.bv import I, Int, bit, has_run, highest_set, low_mask, lowest_set, range_mask, run_starts
+from pcpuverify.symbolic.bv import I, Int, bit, has_run, highest_set, low_mask, lowest_set, range_mask, run_starts, smax
 from pcpuverify.symbolic.release_state import SymBlockMd, SymChunk54
 
 ReleaseChunk = PcpuChunk414 | PcpuChunk54
@@ -48,12 +48,13 @@ def _pcpu_block_mds(alloc: PcpuAllocator, chunk: PcpuChunk54) -> Iterator[tuple[
 
 
 def _chunk_md(alloc: PcpuAllocator, chunk: PcpuChunk54) -> Iterator[tuple[str, Any, list[int]]]:
-    """``chunk_md`` over the whole map, for the ``chunk-md-`` twins of the three lemmas the proofs added.
+    """``chunk_md`` over the whole map, for the ``chunk-md-`` twins of two of the three lemmas the proofs added.
 
     Each lemma is asked of the blocks and of ``chunk_md`` as two invariants, so that Houdini can drop one
     without the other: ``mainline`` breaks the ``chunk_md`` ones once the chunk has two blocks (its free
     path hands ``chunk_md`` a freed area block relative, gallery 12, or clipped to its block, gallery 17)
-    and two of the blocks' ones (gallery 14 to 16); ``mainline-fixed`` keeps all of them.
+    and the blocks' ones (gallery 14 to 16 and 18); ``mainline-fixed`` keeps all of them.  The third,
+    ``scan-hint-largest-before``, is false of ``chunk_md`` even there (gallery 19), and not asked of it.
     """
     yield "chunk_md", chunk.chunk_md, _map_bits(chunk)
 
@@ -200,27 +201,30 @@ def _longer_runs_before_scan_hints(mds: Iterator[tuple[str, Any, list[int]]]) ->
     for where, md, bits in mds:
         if not md.scan_hint:
             continue
-        before = [r for r in free_runs(bits[:max(md.scan_hint_start, 0)]) if r.length > md.scan_hint]
+        # before the contig hint, or before the scan hint where that is the later (as large, past it)
+        before = [r for r in free_runs(bits[:max(md.scan_hint_start, md.contig_hint_start, 0)]) if r.length > md.scan_hint]
         if before:
             r = before[0]
-            yield (f"{where}.scan_hint",
-                   f"{where}: free run [{r.start}, {r.start + r.length}) before the scan hint is longer than {md.scan_hint}")
+            yield (f"{where}.scan_hint", f"{where}: free run [{r.start}, {r.start + r.length}) before the contig hint"
+                   f" is longer than the scan hint {md.scan_hint}")
 
 
 @state_invariant("scan-hint-largest-before", patch="v5.4 mm/percpu-internal.h (struct pcpu_block_md)",
                  seed=CLEAR_SEED)
 def scan_hint_largest_before(alloc: PcpuAllocator, chunk: PcpuChunk54) -> Iterator[tuple[str, str]]:
-    """No free run before a block's scan hint is longer than it: the refreshes promote the scan hint and scan
-    forward from its end only ("knowing the contig_hint will be our fallback").  Added by the proofs: without it
-    ``block-contig-hint-exact`` and ``chunk-hint-accurate-in-one-block`` are not inductive for alloc."""
+    """No free run before a block's contig hint (or before its scan hint, when that is the one as large and past
+    the contig hint) is longer than the scan hint: the refreshes promote the scan hint and scan forward from its
+    end only ("knowing the contig_hint will be our fallback").  Added by the proofs: without it
+    ``block-contig-hint-exact`` and ``chunk-hint-accurate-in-one-block`` are not inductive for alloc.  It was asked
+    only of the runs before the scan hint until the 2x8 proofs' counterexample to induction showed a longer run
+    between the two hints that the next farther free steps over (docs/gallery.md 18).
+
+    Not asked of ``chunk_md``: its scans see each block's contig hint, not an area a block keeps apart behind an
+    equal, better-aligned one, so its scan hint can lie past a longer area (docs/gallery.md 19).  With
+    ``mainline-fixed``'s fix 9 it is never promoted, and ``pcpu_next_hint()`` skipping such an area only moves
+    the allocation to a later fit (``chunk_md``'s contig hint, after it and exact).
+    """
     yield from _longer_runs_before_scan_hints(_blocks(alloc, chunk))
-
-
-@state_invariant("chunk-md-scan-hint-largest-before", patch="v5.4 mm/percpu-internal.h (struct pcpu_block_md)",
-                 seed=CLEAR_SEED)
-def chunk_md_scan_hint_largest_before(alloc: PcpuAllocator, chunk: PcpuChunk54) -> Iterator[tuple[str, str]]:
-    """``scan-hint-largest-before`` of ``chunk_md``."""
-    yield from _longer_runs_before_scan_hints(_chunk_md(alloc, chunk))
 
 
 # -- the blocks (4.14 and 5.2: the same struct comments) --------------------------------
@@ -343,6 +347,24 @@ def chunk_md_contig_hint_maximal(alloc: PcpuAllocator, chunk: PcpuChunk54) -> It
     if _in_longer_run(_map_bits(chunk), md.contig_hint_start, md.contig_hint):
         yield ("chunk_md.contig_hint_start", f"chunk_md: contig hint [{md.contig_hint_start},"
                f" {md.contig_hint_start + md.contig_hint}) is part of a longer free run")
+
+
+@state_invariant(
+    "chunk-md-contig-hint-longest",
+    patch="v5.4 mm/percpu.c (pcpu_chunk_refresh_hint, pcpu_block_update_hint_free)",
+    seed="""The contig_hint may be off by up to a page, but it will never be more
+    than the available space.""",
+)
+def chunk_md_contig_hint_longest(alloc: PcpuAllocator, chunk: PcpuChunk54) -> Iterator[tuple[str, str]]:
+    """No free run is longer than ``chunk_md.contig_hint``: with ``chunk-hint-never-above-available``, the hint is
+    exact.  Stronger than the comment, which allows a page; a lemma of the proofs: at 2x8 the chunk-hint claims
+    were not inductive without it (a run across the block edge, longer than the contig hint).  ``mainline-fixed``
+    keeps it (fix 7: ``chunk_md`` only sees whole runs; fix 9: a full scan when an allocation breaks it);
+    ``mainline`` breaks it with findings 12, 17 and 19.
+    """
+    hint, longest = chunk.chunk_md.contig_hint, longest_free(_map_bits(chunk))
+    if longest > hint:
+        yield "chunk_md.contig_hint", f"chunk_md.contig_hint {hint}, but the longest free run is {longest}"
 
 
 @state_invariant(
@@ -479,18 +501,14 @@ def _chunk_md_scan_hint_maximal(chunk: SymChunk54) -> z3.BoolRef:
 
 def _sym_largest_before(mds: list[tuple[SymBlockMd, z3.BitVecRef, int]]) -> z3.BoolRef:
     return z3.And([z3.Or(md.scan_hint == 0,
-                         z3.Not(has_run(~bits & low_mask(md.scan_hint_start, n), n, md.scan_hint + 1)))
+                         z3.Not(has_run(~bits & low_mask(smax(md.scan_hint_start, md.contig_hint_start), n), n,
+                                        md.scan_hint + 1)))
                    for md, bits, n in mds])
 
 
 @scan_hint_largest_before.symbolic
 def _scan_hint_largest_before(chunk: SymChunk54) -> z3.BoolRef:
     return _sym_largest_before(_sym_pcpu_block_mds(chunk)[:-1])
-
-
-@chunk_md_scan_hint_largest_before.symbolic
-def _chunk_md_scan_hint_largest_before(chunk: SymChunk54) -> z3.BoolRef:
-    return _sym_largest_before(_sym_pcpu_block_mds(chunk)[-1:])
 
 
 @scan_hint_region_free.symbolic
@@ -541,6 +559,11 @@ def _chunk_hint_off_by_at_most_a_page(chunk: SymChunk54) -> z3.BoolRef:
 def _chunk_md_contig_hint_maximal(chunk: SymChunk54) -> z3.BoolRef:
     md = chunk.chunk_md
     return _sym_not_in_longer_run(chunk.alloc_map, chunk.nr_bits, md.contig_hint_start, md.contig_hint)
+
+
+@chunk_md_contig_hint_longest.symbolic
+def _chunk_md_contig_hint_longest(chunk: SymChunk54) -> z3.BoolRef:
+    return z3.Not(has_run(~chunk.alloc_map, chunk.nr_bits, chunk.chunk_md.contig_hint + 1))
 
 
 @chunk_hint_covers_every_block.symbolic

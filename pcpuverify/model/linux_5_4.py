@@ -342,7 +342,13 @@ class Linux54(Linux414):
         # a full chunk scan is required only if the chunk contig hint is broken
         if pcpu_region_overlap(chunk_md.contig_hint_start, chunk_md.contig_hint_start + chunk_md.contig_hint,
                                bit_off, bit_off + bits):
-            self.pcpu_chunk_refresh_hint(chunk, False)
+            self.pcpu_alloc_refresh_chunk(chunk)
+
+    def pcpu_alloc_refresh_chunk(self, chunk: PcpuChunk54) -> None:
+        """``pcpu_block_update_hint_alloc``'s refresh when an allocation breaks the chunk's contig hint: 5.4 to
+        7.1.3 pass ``full_scan`` false, promoting ``chunk_md``'s scan_hint ("percpu: use chunk scan_hint to skip
+        some scanning")."""
+        self.pcpu_chunk_refresh_hint(chunk, False)
 
     def pcpu_block_update_hint_free(self, chunk: PcpuChunk54, bit_off: int, bits: int) -> None:  # type: ignore[override]
         """5.4 ``pcpu_block_update_hint_free``: hints after freeing ``[bit_off, bit_off + bits)``.

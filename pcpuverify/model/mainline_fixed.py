@@ -1,6 +1,6 @@
 """``mainline-fixed``: ``mainline`` (7.1.3) plus the smallest fix for each of its findings, one override each.
 
-The same seven fixes, as a diff to the C, are ``docs/patches/mainline-fixed.patch`` (one patch per fix
+The same nine fixes, as a diff to the C, are ``docs/patches/mainline-fixed.patch`` (one patch per fix
 beside it); tests/test_kernel_fixes.py holds this variant to the patched C of Debian 6.12 and 7.1.3
 and runs the C search on it.  Its Z3 encoding, with the same overrides, is
 ``symbolic/encode_mainline_fixed.py``.
@@ -21,10 +21,14 @@ class MainlineFixed(Mainline):
     """Variant ``mainline-fixed``: 7.1.3 with fixes for chunk-hint-accurate-in-one-block (and
     chunk-hint-off-by-at-most-a-page), block-left-right-free-exact, scan-hint-before-contig-hint,
     block-contig-hint-exact, the stale chunk_md scan_hint (docs/kernels.md) and an equal scan_hint left before a
-    better-aligned contig hint (scan-hint-before-contig-hint, docs/gallery.md 16), and a free area clipped to its
-    block where it reaches the next one (chunk-hint-off-by-at-most-a-page, docs/gallery.md 17)."""
+    better-aligned contig hint (scan-hint-before-contig-hint, docs/gallery.md 16), a free area clipped to its
+    block where it reaches the next one (chunk-hint-off-by-at-most-a-page, docs/gallery.md 17), and a smaller
+    scan_hint kept when a better-aligned contig hint moves past an equal area (block-contig-hint-exact,
+    docs/gallery.md 18), and chunk_md's scan_hint promoted past an area it never saw (chunk-hint-accurate-in-one-block,
+    docs/gallery.md 19)."""
 
     variant = "mainline-fixed"
+
 
     def pcpu_free_update_chunk_md(self, chunk: PcpuChunk54, s_index: int, start: int, end: int) -> None:
         """Fix for ``chunk-hint-accurate-in-one-block`` / ``chunk-hint-off-by-at-most-a-page``: ``end`` as a chunk
@@ -46,6 +50,21 @@ class MainlineFixed(Mainline):
         return super().pcpu_free_refreshes_chunk(chunk, s_index, e_index, start, end) or \
             freed_area_reaches_a_free_neighbour(chunk.md_blocks, s_index, e_index, start, end,
                                                 self.PCPU_BITMAP_BLOCK_BITS)
+
+    def pcpu_alloc_refresh_chunk(self, chunk: PcpuChunk54) -> None:
+        """Fix for ``chunk-hint-accurate-in-one-block`` (3x8, 15 operations; docs/gallery.md 19): forget the
+        scan_hint and scan the whole chunk when an allocation breaks its contig hint, as the comment above the
+        call says ("The only time a full chunk scan is required is if the chunk contig hint is broken"); 7.1.3
+        passes ``full_scan`` false and promotes the scan_hint.
+
+        ``chunk_md``'s scans see each block's contig hint and the runs across block edges, never an area a block
+        keeps apart because its contig hint is as large and better aligned; a scan_hint set past such an area,
+        then promoted, scans forward only and misses it.  The scan_hint goes too: a full scan keeps it, and
+        one that lay past the old contig hint, as large, can then lie before the new one (the 2x8 proofs'
+        counterexample to induction for ``scan-hint-before-contig-hint``).
+        """
+        chunk.chunk_md.scan_hint = 0
+        self.pcpu_chunk_refresh_hint(chunk, True)
 
     def pcpu_block_refresh_hint(self, chunk: PcpuChunk54, index: int) -> None:  # type: ignore[override]
         """Fix for ``block-left-right-free-exact``: a promoted scan_hint that ends the block is its right free area.
@@ -73,7 +92,7 @@ class MainlineFixed(Mainline):
             self.pcpu_block_update(block, rs, re)
 
     def pcpu_block_update(self, block: PcpuBlockMd, start: int, end: int) -> None:  # type: ignore[override]
-        """Four fixes, each a change of one statement of 7.1.3's ``pcpu_block_update``:
+        """Five fixes, each a change of one statement of 7.1.3's ``pcpu_block_update``:
 
         1. ``scan-hint-before-contig-hint``: a free area as large as the contig hint but before it forgets the
            scan_hint (none can be both before the contig hint and as large: "scan_hint_start >
@@ -94,6 +113,14 @@ class MainlineFixed(Mainline):
            an equal scan_hint, which is then an equal area *before* the contig hint, or onto a smaller one,
            which is then *inside* it; 7.1.3 drops the scan_hint only when it is smaller and now strictly after.
            Forget it in both cases (``start <= scan_hint_start``, as fix 2 does for a larger area).
+        8. ``block-contig-hint-exact`` and ``chunk-hint-accurate-in-one-block`` (1x16, 12 operations; docs/gallery.md
+           18): an area that wins the contig hint by a better alignment *after* it leaves the old contig hint, an
+           area as large, before the new one and recorded nowhere, while a smaller scan_hint before it still
+           stands for "the largest known contiguous area before the contig hint".  A smaller free area between
+           the two then becomes the scan_hint ("larger than or equal and farther"), ``pcpu_next_hint`` skips the
+           old area, and the refresh after the next allocation breaks the contig hint promotes the scan_hint and
+           scans forward only: the block's contig hint falls short of a free run inside it.  Forget a smaller
+           scan_hint when the contig hint moves forward; with fix 3 zero then stays "unknown" until a full scan.
         """
         contig = end - start
 
@@ -119,6 +146,8 @@ class MainlineFixed(Mainline):
         elif contig == block.contig_hint:
             if block.contig_hint_start and (not start or ffs0(start) > ffs0(block.contig_hint_start)):
                 # start has a better alignment so use it
+                if start > block.contig_hint_start and block.contig_hint > block.scan_hint:  # fix 8
+                    block.scan_hint = 0
                 block.contig_hint_start = start
                 if (start <= block.scan_hint_start and block.contig_hint > block.scan_hint) or (
                         start > block.scan_hint_start and block.contig_hint == block.scan_hint):  # fix 4

@@ -354,7 +354,11 @@ class SymLinux54(SymPercpu):
         md = chunk.chunk_md
         chunk_broken = pcpu_region_overlap(md.contig_hint_start, md.contig_hint_start + md.contig_hint,
                                            bit_off, bit_off + bits)
-        return self.pcpu_chunk_refresh_hint(chunk, False).merge(chunk_broken, chunk)
+        return self.pcpu_alloc_refresh_chunk(chunk).merge(chunk_broken, chunk)
+
+    def pcpu_alloc_refresh_chunk(self, chunk: SymChunk54) -> SymChunk54:
+        """The model's ``Linux54.pcpu_alloc_refresh_chunk``: ``pcpu_chunk_refresh_hint(chunk, false)``."""
+        return self.pcpu_chunk_refresh_hint(chunk, False)
 
     def pcpu_block_update_hint_free(self, chunk: SymChunk54, bit_off: Int, bits: Int) -> SymChunk54:  # type: ignore[override]
         """5.4 ``pcpu_block_update_hint_free``: "chunk_md->contig_hint may be off by up to a page ..."."""

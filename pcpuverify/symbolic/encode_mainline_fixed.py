@@ -30,12 +30,16 @@ class SymMainlineFixed(SymMainline):
         right = z3.And(end == self.B, e_index + 1 < self.N, self.md(chunk, e_index + 1).left_free > 0)
         return z3.Or(super().pcpu_free_refreshes_chunk(chunk, s_index, e_index, start, end), left, right)
 
+    def pcpu_alloc_refresh_chunk(self, chunk: SymChunk54) -> SymChunk54:
+        """Fix for ``chunk-hint-accurate-in-one-block``: forget the scan_hint, then a full scan."""
+        return self.pcpu_chunk_refresh_hint(chunk.set(chunk_md=chunk.chunk_md.set(scan_hint=I(0))), True)
+
     def refreshed_right_free(self, block: SymBlockMd, start: Int) -> Int:
         """Fix for ``block-left-right-free-exact``: a promoted scan_hint that ends the block is its right free area."""
         return z3.If(start == self.B, block.contig_hint, I(0))
 
     def pcpu_block_update(self, block: SymBlockMd, start: Int, end: Int) -> SymBlockMd:
-        """7.1.3's ``pcpu_block_update`` with the model's four fixes (numbered as there)."""
+        """7.1.3's ``pcpu_block_update`` with the model's five fixes (numbered as there)."""
         contig = end - start
         sh, shs, ch, chs = block.scan_hint, block.scan_hint_start, block.contig_hint, block.contig_hint_start
         first_free = smin(block.first_free, start)
@@ -51,7 +55,8 @@ class SymMainlineFixed(SymMainline):
         better = z3.And(chs != 0, z3.Or(start == 0, ffs0(start) > ffs0(chs)))
         before = z3.And(z3.Not(better), start < chs)  # fix 1
         farther = z3.And(z3.Not(better), z3.Not(before), z3.Or(start > shs, ch > sh))
-        stale = z3.Or(z3.And(start <= shs, ch > sh), z3.And(start > shs, ch == sh))  # fix 4
+        stale = z3.Or(z3.And(start <= shs, ch > sh), z3.And(start > shs, ch == sh),  # fix 4
+                      z3.And(start > chs, ch > sh))  # fix 8
         eq_sh = z3.If(better, z3.If(stale, I(0), sh),
                       z3.If(before, I(0), z3.If(farther, contig, sh)))
         eq_shs = z3.If(farther, start, shs)
