@@ -312,11 +312,13 @@ the 1-bit [12, 13) the scan hint ("larger than or equal and farther"); `alloc 2 
 breaks the contig hint, and `pcpu_chunk_refresh_hint(chunk, false)` promotes [12, 13) and scans forward
 from bit 13 only: `chunk_md.contig_hint` 1 while [9, 11) is free inside one block, against "if the
 contig_hint is contained in a block, it will be accurate".  The comment above the call says a full scan
-("The only time a full chunk scan is required is if the chunk contig hint is broken", 7.1.3 :932); the call
+("The only time a full chunk scan is required is if the chunk contig hint is broken", 7.1.3 :933); the call
 passes `false`.""",
-        "`docs/patches/chunk-refresh-full-scan.patch` (fix 9 of `mainline-fixed`): "
-        "`pcpu_chunk_refresh_hint(chunk, true)`, as the comment says.  The cost: `chunk_md`'s scan hint no longer "
-        "saves a scan; `pcpu_next_hint()` still reads it, which can only move an allocation to a later fit.",
+        "`docs/patches/chunk-refresh-full-scan.patch` (fix 9 of `mainline-fixed`): a full scan, as the comment "
+        "says, and the scan hint forgotten first, `chunk_md->scan_hint = 0; pcpu_chunk_refresh_hint(chunk, true);` "
+        "(a full scan keeps the scan hint, which can then lie before the new contig hint, as large: the 2x8 proofs' "
+        "next counterexample to induction).  The cost: `chunk_md`'s scan hint no longer saves that scan; "
+        "`pcpu_next_hint()` still reads it, which can only move an allocation to a later fit.",
     ),
 )
 
