@@ -141,7 +141,7 @@ def test_each_patch_removes_its_finding_on_the_c(release: str, tmp_path: Path) -
     g = HIDDEN_AREA.geometry
     assert reproduce(build(kernel(release), g.block_bits, g.nr_pages), HIDDEN_AREA) is None
     assert reproduce(build(first, g.block_bits, g.nr_pages), HIDDEN_AREA) is not None
-    eight = patched(release, FIXED, tmp_path / "eight")
+    patched(release, FIXED, tmp_path / "eight")
     subprocess.run(["patch", "-R", "-p1", "-d", str(tmp_path / "eight"), "-i", str(PATCHES / "chunk-refresh-full-scan.patch")],
                    check=True, capture_output=True)
     assert reproduce(build(load_source(tmp_path / "eight"), g.block_bits, g.nr_pages), HIDDEN_AREA) is not None
