@@ -29,7 +29,6 @@ class MainlineFixed(Mainline):
 
     variant = "mainline-fixed"
 
-
     def pcpu_free_update_chunk_md(self, chunk: PcpuChunk54, s_index: int, start: int, end: int) -> None:
         """Fix for ``chunk-hint-accurate-in-one-block`` / ``chunk-hint-off-by-at-most-a-page``: ``end`` as a chunk
         offset, ``pcpu_block_off_to_off(s_index, end)``; 7.1.3 passes it block relative, so a free in any block
@@ -113,7 +112,7 @@ class MainlineFixed(Mainline):
            an equal scan_hint, which is then an equal area *before* the contig hint, or onto a smaller one,
            which is then *inside* it; 7.1.3 drops the scan_hint only when it is smaller and now strictly after.
            Forget it in both cases (``start <= scan_hint_start``, as fix 2 does for a larger area).
-        8. ``block-contig-hint-exact`` and ``chunk-hint-accurate-in-one-block`` (1x16, 12 operations; docs/gallery.md
+        8. ``block-contig-hint-exact`` and ``chunk-hint-accurate-in-one-block`` (1x16, 13 operations; docs/gallery.md
            18): an area that wins the contig hint by a better alignment *after* it leaves the old contig hint, an
            area as large, before the new one and recorded nowhere, while a smaller scan_hint before it still
            stands for "the largest known contiguous area before the contig hint".  A smaller free area between
