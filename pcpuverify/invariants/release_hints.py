@@ -352,7 +352,7 @@ def chunk_md_contig_hint_maximal(alloc: PcpuAllocator, chunk: PcpuChunk54) -> It
 @state_invariant(
     "chunk-md-contig-hint-longest",
     patch="v5.4 mm/percpu.c (pcpu_chunk_refresh_hint, pcpu_block_update_hint_free)",
-    seed="""The contig_hint may be off by up to a page, but it will never be more
+    seed="""chunk_md->contig_hint may be off by up to a page, but it will never be more
     than the available space.""",
 )
 def chunk_md_contig_hint_longest(alloc: PcpuAllocator, chunk: PcpuChunk54) -> Iterator[tuple[str, str]]:
@@ -360,7 +360,7 @@ def chunk_md_contig_hint_longest(alloc: PcpuAllocator, chunk: PcpuChunk54) -> It
     exact.  Stronger than the comment, which allows a page; a lemma of the proofs: at 2x8 the chunk-hint claims
     were not inductive without it (a run across the block edge, longer than the contig hint).  ``mainline-fixed``
     keeps it (fix 7: ``chunk_md`` only sees whole runs; fix 9: a full scan when an allocation breaks it);
-    ``mainline`` breaks it with findings 12, 17 and 19.
+    ``mainline`` breaks it with findings 12 and 17 (19 shows only once 12 is fixed).
     """
     hint, longest = chunk.chunk_md.contig_hint, longest_free(_map_bits(chunk))
     if longest > hint:
