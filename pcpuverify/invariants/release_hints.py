@@ -202,7 +202,8 @@ def _longer_runs_before_scan_hints(mds: Iterator[tuple[str, Any, list[int]]]) ->
         if not md.scan_hint:
             continue
         # before the contig hint, or before the scan hint where that is the later (as large, past it)
-        before = [r for r in free_runs(bits[:max(md.scan_hint_start, md.contig_hint_start, 0)]) if r.length > md.scan_hint]
+        end = max(md.scan_hint_start, md.contig_hint_start, 0)
+        before = [r for r in free_runs(bits[:end]) if r.length > md.scan_hint]
         if before:
             r = before[0]
             yield (f"{where}.scan_hint", f"{where}: free run [{r.start}, {r.start + r.length}) before the contig hint"
