@@ -205,7 +205,7 @@ def main() -> None:
                              " --budget seconds per query)")
     args = parser.parse_args()
     if args.blocks:
-        solver = replace(_setting(args.settings[0]), timeout=args.budget)
+        solver = replace(_setting(args.settings[0], args.depth).solver, timeout=args.budget)
         console = Console(width=200)
         console.print(block_contract_table(args.variant, args.blocks, solver, console))
         return

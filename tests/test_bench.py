@@ -1,0 +1,55 @@
+"""The benchmark scripts run, each at its smallest setting, as a user runs them: ``python bench/X.py`` in a child.
+
+They are where the performance figures of the README come from, so a script that no longer starts is a
+figure nobody can reproduce (``bench_proofs.py --blocks`` had been broken that way by a signature change).
+These tests check that each prints its table with the rows it was asked for; they time nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+def run_bench(script: str, *args: str, timeout: float = 300) -> str:
+    """The script's standard output; a non-zero exit fails the test with its standard error."""
+    done = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True,
+                          timeout=timeout, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_block_contract_table_has_every_contract_proved_at_8_bits() -> None:
+    from pcpuverify.proofs.blocks.contracts import CONTRACTS
+
+    out = run_bench("bench_proofs.py", "--blocks", "8", "--settings", "bitwuzla:1", "--budget", "60")
+    assert "block8: " in out and f"for {len(CONTRACTS)} contracts" in out
+    rows = [line for line in out.splitlines() if "PROVED" in line and "│" in line]
+    assert len(rows) == len(CONTRACTS), out
+
+
+@pytest.mark.slow
+def test_suite_table_compares_two_settings_and_their_verdicts() -> None:
+    out = run_bench("bench_proofs.py", "--settings", "z3:1,bitwuzla:1", "--budget", "200", "1x8")
+    assert "1x8 z3:1: 89 obligations" in out and "1x8 bitwuzla:1: 89 obligations" in out, out
+    assert "DIFFER" not in out and "PROVED:89" in out, out
+    assert "largest geometry whose whole suite finished within 200s: 1x8 (8 bits)" in out, out
+
+
+def test_reference_rates_are_printed_per_geometry() -> None:
+    out = run_bench("bench_reference.py", "--ops", "200", "--budget", "0.5", "--geometry", "1x8",
+                    "--geometry", "2x8", "--variant", "v1")
+    for geometry, bits in (("1x8", 8), ("2x8", 16)):
+        assert re.search(rf"{geometry}\s+│\s+{bits} │ v1\s+│[\s\d,]+│[\s\d,]+│ +x[\d.]+ │ +\d+/200 │", out), out
+
+
+def test_explore_prints_its_reachable_states() -> None:
+    out = run_bench("bench_explore.py", "--depth", "2", "--variant", "v1", "1x4")
+    # v1's out-of-bounds bitmap access on the first allocation (the seed review's first finding) is one op long
+    assert "shortest violation per invariant" in out and "bitmap-access-in-bounds" in out, out
