@@ -206,7 +206,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.blocks:
         solver = replace(_setting(args.settings[0], args.depth).solver, timeout=args.budget)
-        console = Console(width=200)
+        console = Console(width=200, emoji=False)  # a role "...:end" before ": PROVED" is not the :end: emoji
         console.print(block_contract_table(args.variant, args.blocks, solver, console))
         return
     for g in args.geometries:

@@ -37,16 +37,10 @@ from pcpuverify.check import Progress as CheckProgress
 from pcpuverify.check.config import EXECUTORS
 from pcpuverify.exits import EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE
 from pcpuverify.model.trace import write_atomically
-from pcpuverify.proofs.solver import MAX_RLIMIT, MAX_SEED, MAX_TIMEOUT, MIN_TIMEOUT
-from pcpuverify.proofs.suite import MAX_DEPTH
+from pcpuverify.option_ranges import DEPTH, RLIMIT, SEED, TIMEOUT
 from pcpuverify.report import Console
 from pcpuverify.reports import junit_xml, markdown, print_check, sarif_json
 
-# The ranges of the numeric options, `prove`'s too; check/config.py holds the config to the same bounds.
-TIMEOUT = click.FloatRange(MIN_TIMEOUT, MAX_TIMEOUT)
-RLIMIT = click.IntRange(1, MAX_RLIMIT)
-SEED = click.IntRange(0, MAX_SEED)
-DEPTH = click.IntRange(1, MAX_DEPTH)
 SCHEDULER_ENV = "PCPU_VERIFY_SCHEDULER"  # the Dask scheduler's address for --executor dask
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import importlib
 import io
 import json
 import os
@@ -12,15 +13,12 @@ from collections import Counter
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
-from pcpuverify.check import CheckError, Config, find_config, load_baseline, load_config, obligation_of, suite_rows
-from pcpuverify.check.config import load_plugin
-from pcpuverify.check_cli import DEPTH, RLIMIT, SEED, TIMEOUT, check
 from pcpuverify.counterexamples.minimize import minimize as minimize_trace
 from pcpuverify.counterexamples.regression import regression_test
 from pcpuverify.counterexamples.witness import load_witnesses
@@ -38,13 +36,13 @@ from pcpuverify.exits import (
 from pcpuverify.invariants.base import Violation
 from pcpuverify.invariants.check import TraceReplay, UnknownInvariant, invariant
 from pcpuverify.invariants.check import replay as replay_trace
-from pcpuverify.kernel_cli import diff, explore, minimize_on_c_cli, replay_on_c
 from pcpuverify.model.first_chunk import LayoutError
 from pcpuverify.model.geometry import Geometry, GeometryError
 from pcpuverify.model.ops import FirstChunkInit, op_to_json
 from pcpuverify.model.reference import OpError
 from pcpuverify.model.trace import Trace, TraceError, load_trace, write_atomically
 from pcpuverify.model.variants import VARIANTS, UnknownVariant
+from pcpuverify.option_ranges import DEPTH, RLIMIT, SEED, TIMEOUT
 from pcpuverify.progress_lines import ProgressLines
 from pcpuverify.proofs.blocks.labels import BlockLabel, is_block_label, parse_block_label
 from pcpuverify.proofs.blocks.suite import ROW_NAMES as BLOCK_ROW_NAMES
@@ -59,7 +57,14 @@ from pcpuverify.report import Console, print_overview, print_results, results_js
 from pcpuverify.symbolic.bv import check_encodable
 from pcpuverify.symbolic.subjects import SUBJECTS, SubjectError, subject
 
+if TYPE_CHECKING:
+    from pcpuverify.check import Config
+
 DEFAULT_GEOMETRIES = ("1x8", "2x8", "3x8", "2x16")
+# Commands whose modules bring the check's executors and Hypothesis (0.3 s of a 0.6 s start here): imported
+# only when named, so that `replay`, `minimize` and `prove` start without them.  Every name is the command's
+# and the module attribute's.
+LAZY_COMMANDS = {"check": "pcpuverify.check_cli", "explore": "pcpuverify.kernel_cli", "diff": "pcpuverify.kernel_cli"}
 
 
 class OutputError(ValueError):
@@ -115,6 +120,14 @@ class _Main(click.Group):
             return rv
         sys.exit(rv if isinstance(rv, int) else EXIT_OK)  # an int is the code of --help or --version
 
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in LAZY_COMMANDS:
+            return cast(click.Command, getattr(importlib.import_module(LAZY_COMMANDS[cmd_name]), cmd_name))
+        return super().get_command(ctx, cmd_name)
+
     def invoke(self, ctx: click.Context) -> Any:
         # Here, not in main: click's main turns EPIPE into exit 1, which means "did not reproduce".
         try:
@@ -145,6 +158,9 @@ VARIANT_MODULES = "pcpu-verify.variant-modules"
 def _load_variant_modules(ctx: click.Context, param: click.Parameter, paths: tuple[str, ...]) -> tuple[str, ...]:
     """Import each ``--variant-module`` file before any other option is read, so that its variants are names
     ``--variant`` accepts and traces may name; a bad file is one line and exit 2, as for ``check``."""
+    from pcpuverify.check import CheckError
+    from pcpuverify.check.config import load_plugin
+
     for path in paths:
         try:
             load_plugin(Path(path).resolve())
@@ -313,6 +329,8 @@ def replay(trace_file: str, as_json: bool, html_file: str | None, pytest_file: s
     if source_path is not None:
         if as_json or html_file or pytest_file or draw:
             raise click.UsageError("--source replays on the C: --json, --html, --pytest and --draw are the model's")
+        from pcpuverify.kernel_cli import replay_on_c
+
         replay_on_c(trace_file, source_path)
         return
     trace = load_trace(trace_file)
@@ -376,6 +394,8 @@ def minimize(trace_file: str, out_file: str | None, as_json: bool, source_path: 
     the C build, which can also keep a sanitizer report or a WARN_ON broken.
     """
     if source_path is not None:
+        from pcpuverify.kernel_cli import minimize_on_c_cli
+
         minimize_on_c_cli(trace_file, source_path, out_file, as_json)
         return
     trace = load_trace(trace_file)
@@ -485,6 +505,8 @@ def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tu
     Printed: the verdict counts per invariant and operation, each finding
     with the command that replays it, and what to do next (--rows: every row).
     """
+    from pcpuverify.check import suite_rows
+
     for name in invariants:
         if name not in LAYOUT_PROPERTIES and name not in BLOCK_ROW_NAMES:
             invariant(name)
@@ -500,6 +522,13 @@ def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tu
                                 sorted(name for name, s in SUBJECTS.items() if s.encoding is not None))
     for name in chosen:
         subject(name).require_encoding()  # one line and exit 2 for a model-only subject
+    no_blocks = [name for name in chosen if not subject(name).proves_blocks] if labels else []
+    if no_blocks and variants:
+        raise click.UsageError(f"--geometry {labels[0].name}: the block contracts state 2017's block metadata;"
+                               f" {', '.join(no_blocks)} (scan_hint) has none yet")
+    if no_blocks:
+        click.echo(f"pcpu-verify: note: no {', '.join(label.name for label in labels)} rows for"
+                   f" {', '.join(no_blocks)}: the block contracts state 2017's block metadata", err=True)
     options = SuiteOptions(solver=SolverOptions(rlimit=rlimit, seed=seed, timeout=timeout, solver=solver,
                                                 jobs=jobs or os.cpu_count() or 1), depth=depth)
     err = Console(stderr=True)
@@ -525,7 +554,7 @@ def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tu
                     if lines is not None:
                         lines.suite_done()
                 progress.remove_task(task)
-            for label in [] if ops else labels:
+            for label in [] if ops or variant in no_blocks else labels:
                 task = progress.add_task(f"{variant} {label.name}", total=None)
                 picked = frozenset(invariants) if invariants else None
 
@@ -564,6 +593,8 @@ def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tu
 
 def _project_config() -> Config | None:
     """The [tool.pcpu-verify] config at or above the working directory, if any."""
+    from pcpuverify.check import CheckError, find_config, load_config
+
     try:
         config_file = find_config(Path.cwd())
     except CheckError:  # not inside a project
@@ -582,6 +613,8 @@ def _project_traces() -> list[Path]:
 
 def _next_steps(results: list[Result], config: Config | None) -> list[str]:
     """What a newcomer can do after `prove`: read the gallery, replay, see every row, compare with the baseline."""
+    from pcpuverify.check import CheckError, load_baseline, obligation_of
+
     steps = []
     if config is not None and (config.root / "docs" / "gallery.md").is_file():
         steps.append(f"every finding, minimised and drawn: {os.path.relpath(config.root / 'docs' / 'gallery.md')}")
@@ -616,6 +649,3 @@ def _save_traces(results: list[Result], directory: Path) -> None:
             write_atomically(directory / trace_file_name(r), json.dumps(r.trace, indent=2) + "\n")
 
 
-main.add_command(check)
-main.add_command(explore)
-main.add_command(diff)

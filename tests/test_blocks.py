@@ -214,10 +214,10 @@ def test_block_contracts_are_proved_at_64_bits() -> None:
 # -- the command line -------------------------------------------------------------------------------------
 
 
-def _pcpu_verify(*args: str) -> subprocess.CompletedProcess[str]:
+def _pcpu_verify(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("pcpu-verify")
     assert exe is not None, "install the project (pip install -e .) first"
-    return subprocess.run([exe, *args], capture_output=True, text=True, timeout=300, check=False)
+    return subprocess.run([exe, *args], capture_output=True, text=True, timeout=300, check=False, cwd=cwd)
 
 
 def test_prove_geometry_block8_prints_its_rows_as_json() -> None:
@@ -233,6 +233,23 @@ def test_prove_geometry_block8_prints_its_rows_as_json() -> None:
     ]
     assert {r["result"] for r in rows} == {"PROVED"}
     assert all(r["solver"] for r in rows)
+
+
+def test_a_release_variant_has_no_block_rows_and_prove_says_so() -> None:
+    """The block contracts state 2017's pcpu_bitmap_md: named with a release variant, one line and exit 2; among
+    the project's variants (run in the repository, so its config's five), the release ones are skipped, with a
+    note, and the 2017 ones proved (the release encodings once crashed here on the 2017 block's fields)."""
+    named = _pcpu_verify("prove", "--variant", "fixed", "--variant", "mainline", "--geometry", "block8", "--no-layout")
+    assert named.returncode == 2 and named.stdout == ""
+    assert named.stderr.startswith("pcpu-verify: error: --geometry block8: ") and "mainline" in named.stderr
+    assert len(named.stderr.splitlines()) == 1
+    project = _pcpu_verify("prove", "--geometry", "block8", "--invariant", "fit-left-is-free", "--no-layout",
+                           "--solver", "bitwuzla", "--json", cwd=Path(__file__).resolve().parent.parent)
+    assert project.returncode == 0, project.stderr[-2000:]
+    rows = json.loads(project.stdout)["results"]
+    assert sorted(r["variant"] for r in rows) == ["fixed", "v1", "v1-patch09"]
+    assert {r["result"] for r in rows} == {"PROVED"}
+    assert "no block8 rows for mainline, mainline-fixed" in project.stderr
 
 
 def test_prove_refuses_a_bad_block_label_in_one_line() -> None:

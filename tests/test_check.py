@@ -209,6 +209,23 @@ def test_a_release_variant_has_no_layout_rows_and_does_not_crash_the_check(tmp_p
         (op, "PROVED") for op in ("init", "alloc", "free", "populate", "depopulate")}
 
 
+def test_block_labels_are_checked_for_the_2017_variants_and_skipped_for_a_release_one(tmp_path: Path) -> None:
+    """geometries = ["block8", "2xblock8"] beside mainline: the compositional rows run for fixed, held to the
+    baseline, cached; mainline, whose blocks have no contracts, has no item for them (it used to crash)."""
+    write_config(tmp_path, variants=["fixed", "mainline"], geometries=["block8", "2xblock8"], solver="bitwuzla")
+    result, summary = check(tmp_path, "--update-baseline", "--invariant", "fit-left-is-free",
+                            "--invariant", "chunk-contig-hint-region-free")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert summary["items"] == {"fixed block8": "ran", "fixed 2xblock8": "ran"}
+    proved = {(r["geometry"], r["invariant"], r["op"]) for r in summary["results"] if r["result"] == "PROVED"}
+    assert proved == {("block8", "fit-left-is-free", "pcpu_find_block_fit"),
+                      ("2xblock8", "chunk-contig-hint-region-free", "pcpu_chunk_update_hint"),
+                      ("2xblock8", "chunk-contig-hint-region-free", "pcpu_free_area:same-block")}
+    again, summary = check(tmp_path, "--invariant", "fit-left-is-free", "--invariant", "chunk-contig-hint-region-free")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert summary["items"] == {"fixed block8": "cached", "fixed 2xblock8": "cached"}
+
+
 @pytest.mark.slow
 def test_layout_rows_are_checked_cached_and_filtered(tmp_path: Path) -> None:
     """layout = true: one row per layout property and precondition set, held to the baseline, cached, filtered."""

@@ -54,6 +54,19 @@ def chunk_trace(ops: list[dict[str, Any]], **fields: Any) -> dict[str, Any]:
     return data
 
 
+def test_replay_starts_without_the_check_and_hypothesis_and_every_command_is_listed() -> None:
+    """`check`, `explore` and `diff` are loaded when named (cli.py, LAZY_COMMANDS), and still listed and run."""
+    probe = ("import sys, pcpuverify.cli as cli; print(sorted(m for m in ('pcpuverify.check', 'pcpuverify.kernel_cli',"
+             " 'hypothesis') if m in sys.modules)); print(' '.join(cli.main.list_commands(None)))")
+    loaded, commands = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                                      check=True).stdout.splitlines()
+    assert loaded == "[]"
+    assert commands.split() == ["check", "diff", "explore", "minimize", "prove", "replay"]
+    for command in ("check", "explore", "diff"):
+        result = pcpu_verify(command, "--help")
+        assert result.returncode == 0 and f"Usage: pcpu-verify {command} [OPTIONS]" in result.stdout, result.stderr
+
+
 # PAGE_SIZE = 8 bits * 4 bytes = 32 bytes.  static 20 + reserved 44 = 64 is page
 # aligned (pcpu_align_reserved_region(20, 40, 32) = 44); the reserved chunk starts
 # at the static region's last page and hides its 20 bytes as 5 allocated bits

@@ -243,8 +243,10 @@ def _run_check(config: Config, executor: Executor, progress: ProgressFn | None, 
     filters = config.suite_filters
     for variant in config.variants if filters is not None else ():
         for g in geometries:
-            if isinstance(g, BlockLabel) and filters[1] is not None:
-                continue  # as in prove: an --op filter names the suite's operations, not the block functions
+            if isinstance(g, BlockLabel) and (filters[1] is not None or not subject(variant).proves_blocks):
+                # as in prove: an --op filter names the suite's operations, not the block functions; and a
+                # release variant has no block contracts
+                continue
             key = suite_key(config, variant, g)
             estimate = 60.0 if isinstance(g, BlockLabel) else 0.6 * g.nr_bits ** 1.5 * config.depth
             suites.append(SuiteItem(variant, g, config.suite_options, *filters, key,

@@ -69,6 +69,8 @@ class SymPercpu:
 
     variant = "v1-patch09"
     PCPU_SLOT_BASE_SHIFT = 3
+    # proofs/blocks/ states its block contracts on this encoding's blocks, 2017's pcpu_bitmap_md
+    block_contracts = True
 
     def __init__(self, geometry: Geometry, max_bits: int | None = None) -> None:
         self.g = geometry

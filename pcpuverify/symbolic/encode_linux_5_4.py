@@ -65,6 +65,8 @@ class SymLinux54(SymPercpu):
     chunk_layout: type = PcpuChunk54
     PCPU_SLOT_BASE_SHIFT = 5  # 4.14 on: slots are computed in bytes
     PCPU_SLOT_FAIL_THRESHOLD = 3
+    # 5.2's pcpu_block_md (scan_hint) has no block contracts yet: no blockB / NxblockB rows (Subject.proves_blocks)
+    block_contracts = False
 
     def __init__(self, geometry: Geometry, max_bits: int | None = None) -> None:
         super().__init__(geometry, max_bits)

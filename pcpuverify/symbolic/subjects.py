@@ -47,6 +47,12 @@ class Subject:
         symbolic form, so ``prove`` and ``check`` skip its layout rows."""
         return self.layout is not None
 
+    @property
+    def proves_blocks(self) -> bool:
+        """Whether the compositional rows (``blockB``, ``NxblockB``) run: their contracts state 2017's block
+        metadata, so ``prove`` and ``check`` skip them for a subject whose encoding has other blocks."""
+        return self.encoding is not None and self.encoding.block_contracts
+
     def require_encoding(self) -> type[SymPercpu]:
         """The encoding, or one line saying this subject has none (its model runs, its proofs cannot)."""
         if self.encoding is None:
