@@ -577,6 +577,9 @@ def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tu
                     lines.line(label, Counter(r.verdict.value for r in found), f"{len(found)} rows")
                 results += found
                 progress.remove_task(task)
+    if not results:  # a selection that matches no row proved nothing, so it may not exit 0
+        raise click.UsageError("nothing to prove: no obligation matches --geometry, --invariant and --op together"
+                               " (a block label has no --op rows; layout properties need --layout)")
     if traces_dir is not None:
         _save_traces(results, Path(traces_dir))
     if as_json:

@@ -226,6 +226,15 @@ def test_block_labels_are_checked_for_the_2017_variants_and_skipped_for_a_releas
     assert summary["items"] == {"fixed block8": "cached", "fixed 2xblock8": "cached"}
 
 
+def test_filters_that_select_no_obligation_of_the_matrix_are_an_error_not_a_pass(tmp_path: Path) -> None:
+    """A block contract over PAGESxBITS geometries only: it once ran, found 0 rows and PASSED (exit 0)."""
+    write_config(tmp_path)
+    result, summary = check(tmp_path, "--invariant", "fit-left-is-free")
+    assert result.returncode == 2 and summary == {}
+    assert result.stderr.startswith("pcpu-verify: error: the --invariant/--op filters select no obligation of")
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "baseline.json").exists()
+
+
 @pytest.mark.slow
 def test_layout_rows_are_checked_cached_and_filtered(tmp_path: Path) -> None:
     """layout = true: one row per layout property and precondition set, held to the baseline, cached, filtered."""

@@ -318,6 +318,16 @@ def test_edge_inputs_are_one_error_line(tmp_path: Path, case: str) -> None:
     assert_one_error_line(pcpu_verify("replay", path), *fragments)
 
 
+@pytest.mark.parametrize("selection", [
+    ("--geometry", "2xblock8", "--op", "alloc"),  # a block label has no suite operations
+    ("--geometry", "1x8", "--invariant", "fit-left-is-free"),  # a block contract, and no block label
+])
+def test_a_selection_that_matches_no_obligation_is_an_error_not_a_pass(selection: tuple[str, ...]) -> None:
+    """It once printed "0 obligations" and exited 0: a green run that proved nothing."""
+    result = pcpu_verify("prove", "--variant", "fixed", "--no-layout", *selection)
+    assert_one_error_line(result, "nothing to prove")
+
+
 # -- the first chunk ------------------------------------------------------------------
 
 

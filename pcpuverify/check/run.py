@@ -165,7 +165,24 @@ def validate(config: Config) -> list[Geometry | BlockLabel]:
             and config.layout_properties == frozenset():
         raise CheckError("the --invariant/--op filters select no obligation: a layout property or --op layout"
                          " selects layout rows only, any other name suite rows only")
-    return config.geometry_objects()
+    geometries = config.geometry_objects()
+    filters = config.suite_filters
+    if (config.invariants is not None or config.ops is not None) and not config.sources:
+        suite_rows = filters is not None and any(
+            suite_obligations(v, g, *filters) for v in config.variants for g in geometries if runs_suite(v, g))
+        layout_rows = config.layout_properties != frozenset() and any(subject(v).proves_layout
+                                                                      for v in config.variants)
+        if not suite_rows and not layout_rows:  # a gate that checked nothing may not pass
+            raise CheckError("the --invariant/--op filters select no obligation of this matrix's variants and"
+                             " geometries (a block contract needs a block label, a suite invariant a PAGESxBITS"
+                             " geometry; a block label has no --op rows)")
+    return geometries
+
+
+def runs_suite(variant: str, geometry: Geometry | BlockLabel) -> bool:
+    """Whether ``variant`` has a suite on ``geometry``: a compositional label only for a subject with block
+    contracts (the release variants' scan_hint blocks have none)."""
+    return not isinstance(geometry, BlockLabel) or subject(variant).proves_blocks
 
 
 def regression_traces(config: Config) -> list[tuple[Path, Any]]:
@@ -243,10 +260,8 @@ def _run_check(config: Config, executor: Executor, progress: ProgressFn | None, 
     filters = config.suite_filters
     for variant in config.variants if filters is not None else ():
         for g in geometries:
-            if isinstance(g, BlockLabel) and (filters[1] is not None or not subject(variant).proves_blocks):
-                # as in prove: an --op filter names the suite's operations, not the block functions; and a
-                # release variant has no block contracts
-                continue
+            if not runs_suite(variant, g) or isinstance(g, BlockLabel) and filters[1] is not None:
+                continue  # as in prove: an --op filter names the suite's operations, not the block functions
             key = suite_key(config, variant, g)
             estimate = 60.0 if isinstance(g, BlockLabel) else 0.6 * g.nr_bits ** 1.5 * config.depth
             suites.append(SuiteItem(variant, g, config.suite_options, *filters, key,
