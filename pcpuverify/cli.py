@@ -525,7 +525,7 @@ def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tu
     no_blocks = [name for name in chosen if not subject(name).proves_blocks] if labels else []
     if no_blocks and variants:
         raise click.UsageError(f"--geometry {labels[0].name}: the block contracts state 2017's block metadata;"
-                               f" {', '.join(no_blocks)} (scan_hint) has none yet")
+                               f" none yet for {', '.join(no_blocks)} (5.2's scan_hint blocks)")
     if no_blocks:
         click.echo(f"pcpu-verify: note: no {', '.join(label.name for label in labels)} rows for"
                    f" {', '.join(no_blocks)}: the block contracts state 2017's block metadata", err=True)
