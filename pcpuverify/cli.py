@@ -1,4 +1,9 @@
-"""The ``pcpu-verify`` command line: thin wrappers that load input, run the layers, and print through one path."""
+"""The ``pcpu-verify`` command line: thin wrappers that load input, run the layers, and print through one path.
+
+Over 600 lines: the entry point (its exit codes, its one-line errors, the lazily loaded commands) and the
+three model-side commands, ``prove``, ``replay`` and ``minimize``, with the helpers only they use; the
+check's command is in check_cli.py, the C build's in kernel_cli.py.
+"""
 
 from __future__ import annotations
 

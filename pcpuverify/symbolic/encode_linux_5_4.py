@@ -20,6 +20,9 @@ Bitmap accesses out of bounds: every md_blocks index and population scan
 records ``oob`` as ``model/bitmap.py`` logs it; scans of one block's bits
 read the block's segment, whose only way out of bounds is its index (logged
 with the block pointer, a write, as ``MdBlocks`` does).
+
+Over 600 lines: one builder per function of ``model/linux_5_4.py``, kept in one file so that it reads
+beside the model and the release's mm/percpu.c.
 """
 
 from __future__ import annotations
