@@ -10,6 +10,8 @@ invariant must be listed (``missing_from_table``).
 
 from __future__ import annotations
 
+from functools import cache
+
 from pcpuverify.invariants.base import REGISTRY, Invariant
 from pcpuverify.model.chunk import PcpuChunk
 from pcpuverify.model.linux_4_14 import PcpuChunk414
@@ -67,7 +69,12 @@ APPLIES_TO: dict[str, frozenset[type]] = {
 
 def covers(inv: Invariant, layout: type) -> bool:
     """Whether ``inv`` applies to chunks of class ``layout`` (a subclass of a listed layout counts as it)."""
-    return any(issubclass(layout, listed) for listed in APPLIES_TO[inv.name])
+    return _covers(inv.name, layout)
+
+
+@cache  # the table is fixed at import; asked millions of times (first-chunk initiation checks every layout)
+def _covers(name: str, layout: type) -> bool:
+    return any(issubclass(layout, listed) for listed in APPLIES_TO[name])
 
 
 def applies(inv: Invariant, chunk: object) -> bool:
