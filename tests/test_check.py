@@ -209,6 +209,7 @@ def test_a_release_variant_has_no_layout_rows_and_does_not_crash_the_check(tmp_p
         (op, "PROVED") for op in ("init", "alloc", "free", "populate", "depopulate")}
 
 
+@pytest.mark.slow
 def test_block_labels_are_checked_for_the_2017_variants_and_skipped_for_a_release_one(tmp_path: Path) -> None:
     """geometries = ["block8", "2xblock8"] beside mainline: the compositional rows run for fixed, held to the
     baseline, cached; mainline, whose blocks have no contracts, has no item for them (it used to crash)."""
