@@ -125,11 +125,12 @@ def test_a_cluster_gives_the_local_verdicts_and_feeds_the_same_cache(tmp_path: P
     # workers that ran the check's tasks are restarted, so that nothing of it goes on running on the cluster
     cut, cut_summary, _ = check(tmp_path, *FILTERS, "--no-cache", "--budget", "3", "--executor", "dask",
                                 "--scheduler", cluster.scheduler_address)
-    # exit 1, not 3: against the empty baseline every row reached is a change, and 1 comes before 3
-    assert cut.returncode == 1 and cut_summary["budget_exhausted"], cut.stderr[-3000:]
-    assert any(r["result"] == "NOT RUN" for r in cut_summary["results"])
+    assert cut_summary["budget_exhausted"] and any(r["result"] == "NOT RUN" for r in cut_summary["results"])
     full = {row[:5]: row for row in verdicts(local_summary)}
     reached = [row for row in verdicts(cut_summary) if row[5] != "NOT RUN"]
+    # exit 1 when a row was reached: against the empty baseline each is a change, and 1 comes before 3.  On a
+    # loaded machine 3 s can end before any row (a fresh-clone CI beside other jobs did): all NOT RUN, exit 3
+    assert cut.returncode == (1 if reached else 3), (reached, cut.stderr[-3000:])
     assert all(full[row[:5]][:6] == row[:6] for row in reached), reached
     print(f"within the budget: {sum(row[0] == 'proof' for row in reached)} proof rows streamed,"
           f" items {cut_summary['items']}")
