@@ -1,9 +1,10 @@
-"""Conformance of the release encodings (symbolic/encode_linux_5_4.py, encode_mainline_fixed.py) with model/.
+"""Conformance of the release encodings (symbolic/encode_linux_4_14.py, encode_linux_5_4.py,
+encode_mainline_fixed.py) with model/.
 
 Two kinds of states, as tests/test_conformance.py does for the 2017 encodings:
 
 * whole operations on walks of ``random_op`` from a new chunk (``compare_step``: every field of the
-  5.2 layout, the return value, the out-of-bounds flags; ``compare_invariants``: each invariant's Z3
+  release's layout, the return value, the out-of-bounds flags; ``compare_invariants``: each invariant's Z3
   predicate equals its concrete check on the state after the step);
 * ``pcpu_block_update`` alone on arbitrary block values, reachable or not, since every hint path
   of the releases goes through it and the proofs' counterexamples to induction start anywhere.
@@ -18,26 +19,44 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pcpuverify.model.chunk import PcpuBitmapMd
 from pcpuverify.model.geometry import Geometry
+from pcpuverify.model.linux_4_14 import Linux414, PcpuChunk414
 from pcpuverify.model.linux_5_4 import PcpuBlockMd
 from pcpuverify.model.ops import ChunkInit
 from pcpuverify.model.random_ops import random_op
 from pcpuverify.model.reference import Reference
 from pcpuverify.proofs.conformance import _value, compare_invariants, compare_step, quick_conformance
 from pcpuverify.symbolic.bv import I
-from pcpuverify.symbolic.release_state import RELEASE_BLOCK_FIELDS, SymBlockMd, SymChunk54
+from pcpuverify.model.state import BLOCK_FIELDS
+from pcpuverify.symbolic.encode_linux_4_14 import SymLinux414
+from pcpuverify.symbolic.release_state import (
+    CHUNK414_FIELDS,
+    RELEASE_BLOCK_FIELDS,
+    SymBlockMd,
+    SymChunk54,
+    SymChunk414,
+)
+from pcpuverify.symbolic.state import SymBlock
 from pcpuverify.symbolic.subjects import subject
 
-VARIANTS = ("linux-5.4", "mainline", "mainline-fixed")
+SCAN_HINT_VARIANTS = ("linux-5.4", "mainline", "mainline-fixed")
+VARIANTS = ("linux-4.14", *SCAN_HINT_VARIANTS)
 
 
 def test_release_state_has_the_model_fields() -> None:
-    """SymBlockMd holds every field of the model's ``pcpu_block_md``, in its order (a field added there must reach it)."""
+    """SymBlockMd holds every field of the model's ``pcpu_block_md``, in its order (a field added there must reach it);
+    SymChunk414 every int of 4.14's chunk, and the posting's blocks."""
     assert tuple(f.name for f in dataclasses.fields(SymBlockMd)) == RELEASE_BLOCK_FIELDS
     assert {f.name for f in dataclasses.fields(SymChunk54)} >= {"chunk_md", "free_bytes", "md_blocks"}
+    ints = {f.name for f in dataclasses.fields(PcpuChunk414) if f.type == "int"} - {"nr_pages"}
+    assert ints == set(CHUNK414_FIELDS) - {"pcpu_nr_empty_pop_pages"}
+    assert ints <= {f.name for f in dataclasses.fields(SymChunk414)}
+    assert tuple(f.name for f in dataclasses.fields(SymBlock)) == BLOCK_FIELDS
 
 
-@pytest.mark.parametrize(("variant", "spec"), [(v, "2x8") for v in VARIANTS] + [("linux-5.4", "1x8")])
+@pytest.mark.parametrize(("variant", "spec"),
+                         [(v, "2x8") for v in VARIANTS] + [("linux-5.4", "1x8"), ("linux-4.14", "3x4")])
 def test_walks_conform(variant: str, spec: str) -> None:
     """Random walks (all pages, none and every other page populated at first): no field, flag or invariant differs."""
     assert quick_conformance(variant, Geometry.parse(spec), steps=8, seed=11) is None
@@ -51,7 +70,7 @@ def test_long_walks_conform(variant: str, spec: str) -> None:
     assert quick_conformance(variant, Geometry.parse(spec), steps=150, seed=7) is None
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", SCAN_HINT_VARIANTS)
 def test_walk_conformance_sees_a_wrong_encoding(variant: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The check can fail: a refresh that leaves ``chunk_md.first_free`` one bit too high is caught."""
     enc = subject(variant).require_encoding()
@@ -63,6 +82,18 @@ def test_walk_conformance_sees_a_wrong_encoding(variant: str, monkeypatch: pytes
 
     monkeypatch.setattr(enc, "pcpu_chunk_refresh_hint", broken)
     assert quick_conformance(variant, Geometry.parse("2x8"), steps=8, seed=11) is not None
+
+
+def test_walk_conformance_sees_a_wrong_4_14_encoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check can fail on 4.14's layout too: a chunk refresh that leaves ``contig_bits`` one bit too high."""
+    original = SymLinux414.pcpu_chunk_refresh_hint
+
+    def broken(self, chunk):  # type: ignore[no-untyped-def]
+        out = original(self, chunk)
+        return out.set(contig_bits=out.contig_bits + 1)
+
+    monkeypatch.setattr(SymLinux414, "pcpu_chunk_refresh_hint", broken)
+    assert quick_conformance("linux-4.14", Geometry.parse("2x8"), steps=8, seed=11) is not None
 
 
 @pytest.mark.slow
@@ -87,7 +118,7 @@ def test_walks_conform_step_by_step(variant: str) -> None:
 block_values = st.fixed_dictionaries({f: st.integers(0, 8) for f in RELEASE_BLOCK_FIELDS})
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", SCAN_HINT_VARIANTS)
 @settings(max_examples=120, deadline=None, derandomize=True)
 @given(values=block_values, start=st.integers(0, 8), length=st.integers(1, 8))
 def test_pcpu_block_update_conforms(variant: str, values: dict[str, int], start: int, length: int) -> None:
@@ -99,3 +130,15 @@ def test_pcpu_block_update_conforms(variant: str, values: dict[str, int], start:
     enc = enc_cls(Geometry.parse("1x8"))
     sym = enc.pcpu_block_update(SymBlockMd(*(I(values[f]) for f in RELEASE_BLOCK_FIELDS)), I(start), I(start + length))
     assert {f: _value(getattr(sym, f)) for f in RELEASE_BLOCK_FIELDS} == dataclasses.asdict(block)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(values=st.fixed_dictionaries({f: st.integers(0, 8) for f in BLOCK_FIELDS}), start=st.integers(0, 8),
+       length=st.integers(1, 8))
+def test_4_14_pcpu_block_update_conforms(values: dict[str, int], start: int, length: int) -> None:
+    """4.14's encoded ``pcpu_block_update`` (the best-aligned tie) equals the model's on any block values and area."""
+    block = PcpuBitmapMd(**values)
+    Linux414(8, 1).pcpu_block_update(block, start, start + length)
+    sym = SymLinux414(Geometry.parse("1x8")).pcpu_block_update(SymBlock(*(I(values[f]) for f in BLOCK_FIELDS)),
+                                                                I(start), I(start + length))
+    assert {f: _value(getattr(sym, f)) for f in BLOCK_FIELDS} == dataclasses.asdict(block)

@@ -1,11 +1,16 @@
-"""The proof suites of the release encodings: mainline-fixed is proved, mainline's findings are VIOLATED.
+"""The proof suites of the release encodings: mainline-fixed is proved, mainline's and linux-4.14's findings are
+VIOLATED.
 
 Slow: a 1x8 suite of a release variant takes minutes (README's matrix table has the times).
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
+from test_kernel_build import cli, kernel
 
 from pcpuverify.invariants.check import first_violation
 from pcpuverify.model.geometry import Geometry
@@ -36,3 +41,28 @@ def test_mainline_scan_hint_finding_is_violated_and_replays() -> None:
     assert row.verdict is Verdict.VIOLATED and row.trace is not None
     trace = trace_from_json(row.trace)
     assert first_violation(trace, "scan-hint-before-contig-hint") == len(trace.ops) - 1
+
+
+@pytest.mark.slow
+def test_linux_4_14_findings_are_violated_and_replay_on_the_model_and_the_c(tmp_path: Path) -> None:
+    """linux-4.14 at 1x8, through the CLI: the free path's ``pcpu_chunk_update(start, s_block->contig_hint)``
+    breaks chunk-hint-never-above-available (3 ops), the alloc path's refresh only when the area starts in
+    ``contig_bits`` breaks chunk-hint-accurate-in-one-block (4 ops).  Each written trace replays on the model and,
+    with ``replay --source``, on v4.14.5's own C."""
+    proc = cli("prove", "--variant", "linux-4.14", "--geometry", "1x8", "--no-witnesses", "--json",
+               "--invariant", "chunk-hint-never-above-available", "--invariant", "chunk-hint-accurate-in-one-block",
+               "--traces", str(tmp_path))
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)  # a VIOLATED row is a result: prove exits 0
+    rows = {(r["invariant"], r["op"]): r["result"] for r in json.loads(proc.stdout)["results"]}
+    assert rows[("chunk-hint-never-above-available", "free")] == "VIOLATED"
+    assert rows[("chunk-hint-accurate-in-one-block", "alloc")] == "VIOLATED"
+    traces = sorted(tmp_path.glob("linux-4.14__1x8__*.json"))
+    assert {t.name for t in traces} >= {"linux-4.14__1x8__chunk-hint-never-above-available__free.json",
+                                        "linux-4.14__1x8__chunk-hint-accurate-in-one-block__alloc.json"}
+    source = kernel("linux-4.14.5")
+    for trace in traces:
+        claimed = trace_from_json(json.loads(trace.read_text()))
+        assert first_violation(claimed, claimed.violates) == len(claimed.ops) - 1, trace.name
+        on_c = cli("replay", str(trace), "--source", str(source.percpu_c))
+        assert on_c.returncode == 0 and f"claimed violation of {claimed.violates} reproduced" in on_c.stdout, (
+            trace.name, on_c.stdout, on_c.stderr)

@@ -6,9 +6,9 @@ same sentences) and judges the hints against fresh scans of the bitmap
 (``scan``), never against the port.  Which chunk layouts each one applies
 to is listed in ``applicability``.
 
-The Z3 predicates (``Invariant.symbolic``) read 5.2's layout, ``SymChunk54``
-(symbolic/release_state.py); 4.14's chunk has no symbolic form yet, so the
-invariants shared with it are proved for the scan_hint releases only.
+The Z3 predicates (``Invariant.symbolic``) read the release's symbolic
+chunk (symbolic/release_state.py): 5.2's ``SymChunk54``, and for the
+invariants 4.14 shares, its ``SymChunk414`` too (``_sym_chunk_hint``).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pcpuverify.model.linux_4_14 import PcpuChunk414
 from pcpuverify.model.linux_5_4 import PcpuChunk54
 from pcpuverify.model.percpu import PcpuAllocator
 from pcpuverify.symbolic.bv import I, Int, bit, has_run, highest_set, low_mask, lowest_set, range_mask, run_starts, smax
-from pcpuverify.symbolic.release_state import SymBlockMd, SymChunk54
+from pcpuverify.symbolic.release_state import SymBlockMd, SymChunk54, SymChunk414
 
 ReleaseChunk = PcpuChunk414 | PcpuChunk54
 
@@ -423,18 +423,37 @@ def nr_empty_pop_pages_by_block(alloc: PcpuAllocator, chunk: PcpuChunk54) -> Ite
     yield from nr_empty_pop_pages_matches.check(alloc, chunk)
 
 
-# -- the Z3 side (5.2's layout: SymChunk54) ------------------------------------------------
+# -- the Z3 side (5.2's layout, SymChunk54; 4.14's, SymChunk414, where the invariant applies to it) -------
+
+SymReleaseChunk = SymChunk414 | SymChunk54
 
 
-def _sym_block_seg(chunk: SymChunk54, i: int) -> z3.BitVecRef:
+def _sym_block_seg(chunk: SymReleaseChunk, i: int) -> z3.BitVecRef:
     B = chunk.geometry.block_bits
     return z3.Extract((i + 1) * B - 1, i * B, chunk.alloc_map)
 
 
+def _sym_blocks(chunk: SymReleaseChunk) -> list[tuple[Any, z3.BitVecRef, int]]:
+    """Each ``md_blocks[i]`` with its bits and their number, as ``_blocks``."""
+    B = chunk.geometry.block_bits
+    return [(b, _sym_block_seg(chunk, i), B) for i, b in enumerate(chunk.md_blocks)]
+
+
+def _sym_chunk_hint(chunk: SymReleaseChunk) -> tuple[Int, Int]:
+    """The chunk's contig hint and its start, as ``_chunk_hint``: 4.14's ``contig_bits``, 5.2's ``chunk_md``."""
+    if isinstance(chunk, SymChunk414):
+        return chunk.contig_bits, chunk.contig_bits_start
+    return chunk.chunk_md.contig_hint, chunk.chunk_md.contig_hint_start
+
+
+def _sym_chunk_first_free(chunk: SymReleaseChunk) -> Int:
+    """No free bit below this: 4.14's ``first_bit``, 5.2's ``chunk_md.first_free``."""
+    return chunk.first_bit if isinstance(chunk, SymChunk414) else chunk.chunk_md.first_free
+
+
 def _sym_pcpu_block_mds(chunk: SymChunk54) -> list[tuple[SymBlockMd, z3.BitVecRef, int]]:
     """Every ``struct pcpu_block_md`` with the bits it covers and their number, as ``_pcpu_block_mds``."""
-    return [*((b, _sym_block_seg(chunk, i), chunk.geometry.block_bits) for i, b in enumerate(chunk.md_blocks)),
-            (chunk.chunk_md, chunk.alloc_map, chunk.nr_bits)]
+    return [*_sym_blocks(chunk), (chunk.chunk_md, chunk.alloc_map, chunk.nr_bits)]
 
 
 def _sym_region_free(bits: z3.BitVecRef, n: int, start: Int, length: Int) -> z3.BoolRef:
@@ -519,23 +538,24 @@ def _scan_hint_region_free(chunk: SymChunk54) -> z3.BoolRef:
 
 
 @block_contig_hint_exact.symbolic
-def _block_contig_hint_exact(chunk: SymChunk54) -> z3.BoolRef:
+def _block_contig_hint_exact(chunk: SymReleaseChunk) -> z3.BoolRef:
     B = chunk.geometry.block_bits
     return z3.And([z3.And(_sym_longest_is(~seg, B, b.contig_hint), _sym_region_free(seg, B, b.contig_hint_start, b.contig_hint))
-                   for b, seg, _ in _sym_pcpu_block_mds(chunk)[:-1]])
+                   for b, seg, _ in _sym_blocks(chunk)])
 
 
 @block_left_right_free_exact.symbolic
-def _block_left_right_free_exact(chunk: SymChunk54) -> z3.BoolRef:
+def _block_left_right_free_exact(chunk: SymReleaseChunk) -> z3.BoolRef:
     B = chunk.geometry.block_bits
     return z3.And([z3.And(b.left_free == z3.If(seg == 0, I(B), lowest_set(seg, B)),
                           b.right_free == z3.If(seg == 0, I(B), I(B - 1) - highest_set(seg, B)))
-                   for b, seg, _ in _sym_pcpu_block_mds(chunk)[:-1]])
+                   for b, seg, _ in _sym_blocks(chunk)])
 
 
 @first_free_not_above_first_free_bit.symbolic
-def _first_free_not_above_first_free_bit(chunk: SymChunk54) -> z3.BoolRef:
-    return z3.And([md.first_free <= _sym_first_zero(bits, n) for md, bits, n in _sym_pcpu_block_mds(chunk)])
+def _first_free_not_above_first_free_bit(chunk: SymReleaseChunk) -> z3.BoolRef:
+    return z3.And([*(md.first_free <= _sym_first_zero(bits, n) for md, bits, n in _sym_blocks(chunk)),
+                   _sym_chunk_first_free(chunk) <= _sym_first_zero(chunk.alloc_map, chunk.nr_bits)])
 
 
 @block_nr_bits.symbolic
@@ -544,16 +564,16 @@ def _block_nr_bits(chunk: SymChunk54) -> z3.BoolRef:
 
 
 @chunk_hint_never_above_available.symbolic
-def _chunk_hint_never_above_available(chunk: SymChunk54) -> z3.BoolRef:
-    md, n = chunk.chunk_md, chunk.nr_bits
-    return z3.And(has_run(~chunk.alloc_map, n, md.contig_hint),
-                  z3.Or(md.contig_hint == 0, _sym_region_free(chunk.alloc_map, n, md.contig_hint_start, md.contig_hint)))
+def _chunk_hint_never_above_available(chunk: SymReleaseChunk) -> z3.BoolRef:
+    (hint, start), n = _sym_chunk_hint(chunk), chunk.nr_bits
+    return z3.And(has_run(~chunk.alloc_map, n, hint),
+                  z3.Or(hint == 0, _sym_region_free(chunk.alloc_map, n, start, hint)))
 
 
 @chunk_hint_off_by_at_most_a_page.symbolic
-def _chunk_hint_off_by_at_most_a_page(chunk: SymChunk54) -> z3.BoolRef:
+def _chunk_hint_off_by_at_most_a_page(chunk: SymReleaseChunk) -> z3.BoolRef:
     B = chunk.geometry.block_bits
-    return z3.Not(has_run(~chunk.alloc_map, chunk.nr_bits, chunk.chunk_md.contig_hint + B + 1))
+    return z3.Not(has_run(~chunk.alloc_map, chunk.nr_bits, _sym_chunk_hint(chunk)[0] + B + 1))
 
 
 @chunk_md_contig_hint_maximal.symbolic
@@ -574,7 +594,7 @@ def _chunk_hint_covers_every_block(chunk: SymChunk54) -> z3.BoolRef:
 
 
 @chunk_hint_accurate_in_one_block.symbolic
-def _chunk_hint_accurate_in_one_block(chunk: SymChunk54) -> z3.BoolRef:
+def _chunk_hint_accurate_in_one_block(chunk: SymReleaseChunk) -> z3.BoolRef:
     """The longest free run ``L`` (binary search over run lengths), the starts of runs of ``L`` bits, and
     whether one such run ends in the block it starts in: then the chunk hint is ``L``."""
     n, B = chunk.nr_bits, chunk.geometry.block_bits
@@ -589,7 +609,7 @@ def _chunk_hint_accurate_in_one_block(chunk: SymChunk54) -> z3.BoolRef:
     in_one_block = z3.BitVecVal(0, n)
     for k in range(chunk.geometry.nr_pages):
         in_one_block = in_one_block | range_mask(I(k * B), I(k * B + B + 1) - length, n)
-    return z3.Or(length == 0, starts & in_one_block == 0, chunk.chunk_md.contig_hint == length)
+    return z3.Or(length == 0, starts & in_one_block == 0, _sym_chunk_hint(chunk)[0] == length)
 
 
 nr_empty_pop_pages_by_block.symbolic(nr_empty_pop_pages_matches.z3)

@@ -21,8 +21,7 @@ from pcpuverify.model.reference import Reference, StepResult
 from pcpuverify.model.state import BITMAP_FIELDS, BLOCK_FIELDS, INT_FIELDS
 from pcpuverify.symbolic.bv import INT_W, I
 from pcpuverify.symbolic.encode import SymPercpu, SymStep
-from pcpuverify.model.linux_5_4 import PcpuChunk54
-from pcpuverify.symbolic.release_state import RELEASE_BLOCK_FIELDS, RELEASE_CHUNK_FIELDS, SymBlockMd, SymChunk54
+from pcpuverify.symbolic.release_state import SymReleaseChunk, release_layout
 from pcpuverify.symbolic.state import (
     CHUNK_FIELDS,
     GHOST_FIELDS,
@@ -35,11 +34,6 @@ from pcpuverify.symbolic.state import (
 from pcpuverify.symbolic.subjects import subject
 
 
-def _scan_hint_layout(ref: Reference) -> bool:
-    """Whether the dynamic chunk has 5.2's layout (``SymChunk54``) rather than the 2017 one (``SymChunk``)."""
-    return isinstance(ref.chunks["dynamic"], PcpuChunk54)
-
-
 def model_fields(ref: Reference) -> dict[str, int | bool]:
     """The dynamic chunk of ``ref`` flattened to the fields its symbolic chunk has."""
     chunk, alloc = ref.chunks["dynamic"], ref.alloc
@@ -48,52 +42,35 @@ def model_fields(ref: Reference) -> dict[str, int | bool]:
     for off, bits in chunk.allocations.items():
         g_start |= (1 << off) if off < gw else 0
         g_used |= ((1 << bits) - 1) << off
-    if _scan_hint_layout(ref):
-        release: dict[str, int | bool] = {
-            "alloc_map": chunk.alloc_map.value,
-            "bound_map": chunk.bound_map.value,
-            "populated": chunk.populated.value,
-            **{f: getattr(chunk, f) for f in RELEASE_CHUNK_FIELDS if f != "pcpu_nr_empty_pop_pages"},
-            "pcpu_nr_empty_pop_pages": alloc.pcpu_nr_empty_pop_pages,
-            "g_start": g_start,
-            "g_used": g_used & ((1 << gw) - 1),
-        }
-        for f in RELEASE_BLOCK_FIELDS:
-            release[f"chunk_md.{f}"] = getattr(chunk.chunk_md, f)
+    ghosts = {"g_start": g_start, "g_used": g_used & ((1 << gw) - 1)}
+    layout = release_layout(chunk)
+    if layout is not None:
+        release: dict[str, int | bool] = {f: getattr(chunk, f).value for f in BITMAP_FIELDS}
+        release.update({f: getattr(chunk, f) for f in layout.chunk_fields if f != "pcpu_nr_empty_pop_pages"})
+        release.update(pcpu_nr_empty_pop_pages=alloc.pcpu_nr_empty_pop_pages, **ghosts)
+        for name in layout.singles:
+            for f in layout.block_fields:
+                release[f"{name}.{f}"] = getattr(getattr(chunk, name), f)
         for i, block in enumerate(chunk.md_blocks):
-            for f in RELEASE_BLOCK_FIELDS:
+            for f in layout.block_fields:
                 release[f"md_blocks[{i}].{f}"] = getattr(block, f)
         return release
     out: dict[str, int | bool] = {f: getattr(chunk, f).value for f in BITMAP_FIELDS}
     out.update({f: getattr(chunk, f) for f in INT_FIELDS})
-    out.update(pcpu_nr_empty_pop_pages=alloc.pcpu_nr_empty_pop_pages, g_start=g_start, g_used=g_used & ((1 << gw) - 1))
+    out.update(pcpu_nr_empty_pop_pages=alloc.pcpu_nr_empty_pop_pages, **ghosts)
     for i, block in enumerate(chunk.md_blocks):
         for f in BLOCK_FIELDS:
             out[block_key(i, f)] = getattr(block, f)
     return out
 
 
-def symbolic_of(ref: Reference) -> SymChunk | SymChunk54:
-    """The dynamic chunk of ``ref`` as a symbolic chunk (SymChunk, or SymChunk54 for 5.2's layout) of constants."""
-    values = model_fields(ref)
-    g = ref.geometry
-    gw = ghost_width(g)
-    if _scan_hint_layout(ref):
-        return SymChunk54(
-            geometry=g,
-            alloc_map=z3.BitVecVal(values["alloc_map"], g.nr_bits),
-            bound_map=z3.BitVecVal(values["bound_map"], g.nr_bits + 1),
-            populated=z3.BitVecVal(values["populated"], g.nr_pages),
-            md_blocks=tuple(SymBlockMd(*(I(int(values[f"md_blocks[{i}].{f}"])) for f in RELEASE_BLOCK_FIELDS))
-                            for i in range(g.nr_pages)),
-            chunk_md=SymBlockMd(*(I(int(values[f"chunk_md.{f}"])) for f in RELEASE_BLOCK_FIELDS)),
-            **{f: I(int(values[f])) for f in RELEASE_CHUNK_FIELDS},
-            g_start=z3.BitVecVal(values["g_start"], gw),
-            g_used=z3.BitVecVal(values["g_used"], gw),
-            oob=z3.BoolVal(False),
-            oob_write=z3.BoolVal(False),
-        )
-    return constant_chunk(g, {k: int(v) for k, v in values.items()})
+def symbolic_of(ref: Reference) -> SymChunk | SymReleaseChunk:
+    """The dynamic chunk of ``ref`` as a symbolic chunk of constants, in its release's layout or the posting's."""
+    values = {k: int(v) for k, v in model_fields(ref).items()}
+    layout = release_layout(ref.chunks["dynamic"])
+    if layout is not None:
+        return layout.constant(ref.geometry, values)  # type: ignore[no-any-return]
+    return constant_chunk(ref.geometry, values)
 
 
 def _value(term: z3.ExprRef, signed: bool = True) -> int | bool:
@@ -108,17 +85,19 @@ def _value(term: z3.ExprRef, signed: bool = True) -> int | bool:
     return n - (1 << width) if signed and width == INT_W and n >= 1 << (INT_W - 1) else n
 
 
-def evaluate(chunk: SymChunk | SymChunk54) -> dict[str, int | bool]:
+def evaluate(chunk: SymChunk | SymReleaseChunk) -> dict[str, int | bool]:
     out: dict[str, int | bool] = {}
     for f in (*BITMAP_FIELDS, *GHOST_FIELDS):
         out[f] = _value(getattr(chunk, f), signed=False)
-    if isinstance(chunk, SymChunk54):
-        for f in RELEASE_CHUNK_FIELDS:
+    layout = release_layout(chunk)
+    if layout is not None:
+        for f in layout.chunk_fields:
             out[f] = _value(getattr(chunk, f))
-        for f in RELEASE_BLOCK_FIELDS:
-            out[f"chunk_md.{f}"] = _value(getattr(chunk.chunk_md, f))
+        for name in layout.singles:
+            for f in layout.block_fields:
+                out[f"{name}.{f}"] = _value(getattr(getattr(chunk, name), f))
         for i, md in enumerate(chunk.md_blocks):
-            for f in RELEASE_BLOCK_FIELDS:
+            for f in layout.block_fields:
                 out[f"md_blocks[{i}].{f}"] = _value(getattr(md, f))
         return out
     for f in CHUNK_FIELDS:

@@ -13,7 +13,7 @@ from pcpuverify.model.ops import Alloc, Depopulate, Free, Op, Populate
 from pcpuverify.model.state import BITMAP_FIELDS, BLOCK_FIELDS, FLAG_FIELDS, INT_FIELDS
 from pcpuverify.symbolic.bv import INT_W, I, bit, popcount
 from pcpuverify.symbolic.encode import SymPercpu, SymStep
-from pcpuverify.symbolic.release_state import RELEASE_BLOCK_FIELDS, RELEASE_CHUNK_FIELDS, SymChunk54
+from pcpuverify.symbolic.release_state import SymReleaseChunk, release_layout
 from pcpuverify.symbolic.state import SymChunk, SymOp, vector_widths
 
 OPS = ("alloc", "free", "populate", "depopulate")
@@ -93,7 +93,7 @@ def concrete_populated(model: z3.ModelRef, populated: z3.BitVecRef, geometry: Ge
     return Geometry(geometry.block_bits, geometry.nr_pages, pages)
 
 
-def concrete_state(model: z3.ModelRef, chunk: SymChunk | SymChunk54) -> dict[str, object]:
+def concrete_state(model: z3.ModelRef, chunk: SymChunk | SymReleaseChunk) -> dict[str, object]:
     """A symbolic chunk under ``model`` in the dump format of ``model/state.py`` (for drawing a CTI)."""
     g = chunk.geometry
     width = vector_widths(g)
@@ -111,15 +111,17 @@ def concrete_state(model: z3.ModelRef, chunk: SymChunk | SymChunk54) -> dict[str
             while (used >> e) & 1 and not (starts >> e) & 1:
                 e += 1
             allocations[str(s)] = e - s
-    if isinstance(chunk, SymChunk54):
+    layout = release_layout(chunk)
+    if layout is not None:
         dynamic: dict[str, object] = {
             "nr_pages": g.nr_pages,
             "alloc_map": bits("alloc_map"),
             "bound_map": bits("bound_map"),
             "populated": bits("populated"),
-            "md_blocks": [{f: _int(model, getattr(b, f)) for f in RELEASE_BLOCK_FIELDS} for b in chunk.md_blocks],
-            "chunk_md": {f: _int(model, getattr(chunk.chunk_md, f)) for f in RELEASE_BLOCK_FIELDS},
-            **{f: _int(model, getattr(chunk, f)) for f in RELEASE_CHUNK_FIELDS if f != "pcpu_nr_empty_pop_pages"},
+            "md_blocks": [{f: _int(model, getattr(b, f)) for f in layout.block_fields} for b in chunk.md_blocks],
+            **{name: {f: _int(model, getattr(getattr(chunk, name), f)) for f in layout.block_fields}
+               for name in layout.singles},
+            **{f: _int(model, getattr(chunk, f)) for f in layout.chunk_fields if f != "pcpu_nr_empty_pop_pages"},
             "immutable": False,
             "allocations": allocations,
         }

@@ -9,7 +9,8 @@ from __future__ import annotations
 import z3
 
 from pcpuverify.symbolic.bv import I, Int, smin
-from pcpuverify.symbolic.encode_linux_5_4 import SymMainline, ffs0
+from pcpuverify.symbolic.encode_linux_4_14 import ffs0
+from pcpuverify.symbolic.encode_linux_5_4 import SymMainline
 from pcpuverify.symbolic.release_state import SymBlockMd, SymChunk54
 
 

@@ -24,6 +24,7 @@ from pcpuverify.model.mainline import Mainline
 from pcpuverify.model.mainline_fixed import MainlineFixed
 from pcpuverify.model.variants import V1, VARIANTS, Fixed, UnknownVariant
 from pcpuverify.symbolic.encode import SymFixed, SymPercpu, SymV1
+from pcpuverify.symbolic.encode_linux_4_14 import SymLinux414
 from pcpuverify.symbolic.encode_linux_5_4 import SymLinux54, SymMainline
 from pcpuverify.symbolic.encode_mainline_fixed import SymMainlineFixed
 from pcpuverify.symbolic.setup import PostedSetup, RoundUpSetup
@@ -121,9 +122,8 @@ def subject(name: str) -> Subject:
 register("v1-patch09", PcpuAllocator, SymPercpu, PostedSetup)
 register("v1", V1, SymV1, PostedSetup, parent="v1-patch09")
 register("fixed", Fixed, SymFixed, RoundUpSetup, parent="v1")
-# the released allocators: no first-chunk setup ported (``FirstChunkInit`` is refused), so no layout;
-# linux-4.14 has no Z3 encoding yet (issue 11)
-register("linux-4.14", Linux414, None)
+# the released allocators: no first-chunk setup ported (``FirstChunkInit`` is refused), so no layout
+register("linux-4.14", Linux414, SymLinux414)
 register("linux-5.4", Linux54, SymLinux54)
 register("mainline", Mainline, SymMainline)
 # mainline plus the smallest fix of each finding (docs/patches/mainline-fixed.patch)
