@@ -64,6 +64,8 @@ APPLIES_TO: dict[str, frozenset[type]] = {
     "chunk-md-contig-hint-maximal": SCAN_HINT,
     "chunk-md-contig-hint-longest": SCAN_HINT,
     "nr-empty-pop-pages-by-block": SCAN_HINT,
+    "contig-bits-whole-when-chunk-free": V4_14,
+    "contig-bits-free-area-whole-in-its-block": V4_14,
 }
 
 

@@ -412,6 +412,49 @@ def chunk_hint_accurate_in_one_block(alloc: PcpuAllocator, chunk: ReleaseChunk) 
 
 
 @state_invariant(
+    "contig-bits-whole-when-chunk-free",
+    patch="v4.14 mm/percpu.c (pcpu_alloc_chunk, pcpu_block_update_hint_free)",
+    seed="""chunk->contig_bits = region_bits;""",
+)
+def contig_bits_whole_when_chunk_free(alloc: PcpuAllocator, chunk: PcpuChunk414) -> Iterator[tuple[str, str]]:
+    """A wholly free 4.14 chunk has the hint ``pcpu_alloc_chunk`` gives it: ``contig_bits`` the whole map, from 0.
+
+    Added by the proofs: at 1x8 ``nr-empty-pop-pages-matches-bitmap`` was not inductive for alloc without it
+    (a free chunk whose hint starts past bit 0, so that an allocation at 0 does not refresh the chunk and its
+    empty page stays counted).  The free that empties a chunk refreshes it (it frees a page).
+    """
+    bits = _map_bits(chunk)
+    if not any(bits) and (chunk.contig_bits, chunk.contig_bits_start) != (len(bits), 0):
+        yield ("contig_bits", f"the chunk is wholly free, but contig_bits is {chunk.contig_bits} from"
+               f" {chunk.contig_bits_start}, not {len(bits)} from 0")
+
+
+@state_invariant(
+    "contig-bits-free-area-whole-in-its-block",
+    patch="v4.14 mm/percpu.c (pcpu_block_update_hint_alloc)",
+    seed="""* Update the chunk contig hint if the allocation breaks it.""",
+)
+def contig_bits_free_area_whole_in_its_block(alloc: PcpuAllocator, chunk: PcpuChunk414) -> Iterator[tuple[str, str]]:
+    """A 4.14 ``contig_bits`` area that is free and inside one block has an allocated bit, or the block's edge,
+    on each side: no allocation that starts in the same block can reach into it without starting inside it,
+    which is when the alloc path refreshes the chunk.
+
+    Added by the proofs: at 1x8 ``chunk-hint-never-above-available`` was not inductive for alloc without it
+    (an area inside a longer free run, which an allocation starting before it overlaps).  Only within a block,
+    and only for a free area: 4.14 lets ``contig_bits`` miss a run across a block edge ("may be off by up to a
+    page") and its free path places the area on allocated bits (``chunk-hint-never-above-available``).
+    """
+    bits, B = _map_bits(chunk), alloc.PCPU_BITMAP_BLOCK_SIZE
+    hint, start = chunk.contig_bits, chunk.contig_bits_start
+    end = start + hint
+    if not (hint and _region_free(bits, start, hint) and start // B == (end - 1) // B):
+        return
+    if (start % B and not bits[start - 1]) or (end % B and not bits[end]):
+        yield ("contig_bits_start", f"contig_bits area [{start}, {end}) is free and has a free bit beside it"
+               " in its block")
+
+
+@state_invariant(
     "nr-empty-pop-pages-by-block",
     patch="v5.4 mm/percpu.c (pcpu_update_empty_pages)",
     seed="""This is used to keep track of the empty pages now based on the premise a
@@ -613,3 +656,20 @@ def _chunk_hint_accurate_in_one_block(chunk: SymReleaseChunk) -> z3.BoolRef:
 
 
 nr_empty_pop_pages_by_block.symbolic(nr_empty_pop_pages_matches.z3)
+
+
+@contig_bits_whole_when_chunk_free.symbolic
+def _contig_bits_whole_when_chunk_free(chunk: SymChunk414) -> z3.BoolRef:
+    return z3.Or(chunk.alloc_map != 0, z3.And(chunk.contig_bits == chunk.nr_bits, chunk.contig_bits_start == 0))
+
+
+@contig_bits_free_area_whole_in_its_block.symbolic
+def _contig_bits_free_area_whole_in_its_block(chunk: SymChunk414) -> z3.BoolRef:
+    hint, start, n, B = chunk.contig_bits, chunk.contig_bits_start, chunk.nr_bits, chunk.geometry.block_bits
+    end = start + hint
+    log_B = B.bit_length() - 1
+    one_block = start >> log_B == (end - 1) >> log_B
+    free_left = z3.And(start & (B - 1) != 0, z3.Not(bit(chunk.alloc_map, start - 1, n)))
+    free_right = z3.And(end & (B - 1) != 0, z3.Not(bit(chunk.alloc_map, end, n)))
+    return z3.Or(hint == 0, z3.Not(_sym_region_free(chunk.alloc_map, n, start, hint)), z3.Not(one_block),
+                 z3.Not(z3.Or(free_left, free_right)))
