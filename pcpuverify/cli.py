@@ -521,7 +521,7 @@ def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tu
         raise click.UsageError("--witnesses and --no-witnesses exclude each other")
     witnesses = [] if no_witnesses else load_witnesses([Path(p) for p in witness_paths] or _project_traces())
     # by default the project's matrix (its config's variants), as before the release encodings; outside a
-    # project every subject with an encoding (linux-4.14 has none yet)
+    # project every subject with an encoding
     config = _project_config()
     chosen = list(variants) or (sorted(config.variants) if config is not None else
                                 sorted(name for name, s in SUBJECTS.items() if s.encoding is not None))
@@ -530,10 +530,10 @@ def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tu
     no_blocks = [name for name in chosen if not subject(name).proves_blocks] if labels else []
     if no_blocks and variants:
         raise click.UsageError(f"--geometry {labels[0].name}: the block contracts state 2017's block metadata;"
-                               f" none yet for {', '.join(no_blocks)} (5.2's scan_hint blocks)")
+                               f" none yet for {', '.join(no_blocks)} (the released allocators' blocks)")
     if no_blocks:
         click.echo(f"pcpu-verify: note: no {', '.join(label.name for label in labels)} rows for"
-                   f" {', '.join(no_blocks)}: the block contracts state 2017's block metadata", err=True)
+                   f" {', '.join(no_blocks)}: the block contracts state 2017's block metadata and updates", err=True)
     options = SuiteOptions(solver=SolverOptions(rlimit=rlimit, seed=seed, timeout=timeout, solver=solver,
                                                 jobs=jobs or os.cpu_count() or 1), depth=depth)
     err = Console(stderr=True)

@@ -33,8 +33,6 @@ class SymLinux54(SymLinux414):
     variant = "linux-5.4"
     chunk_layout: type = PcpuChunk54
     PCPU_SLOT_FAIL_THRESHOLD = 3
-    # 5.2's pcpu_block_md (scan_hint) has no block contracts yet: no blockB / NxblockB rows (Subject.proves_blocks)
-    block_contracts = False
 
     # -- the state this encoding works on ---------------------------------------------
 
