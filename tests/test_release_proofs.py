@@ -66,3 +66,20 @@ def test_linux_4_14_findings_are_violated_and_replay_on_the_model_and_the_c(tmp_
         on_c = cli("replay", str(trace), "--source", str(source.percpu_c))
         assert on_c.returncode == 0 and f"claimed violation of {claimed.violates} reproduced" in on_c.stdout, (
             trace.name, on_c.stdout, on_c.stderr)
+
+
+OFF_BY_A_PAGE_3X8 = Path(__file__).with_name("proof_traces") / "linux-4.14__3x8__chunk-hint-off-by-at-most-a-page.json"
+
+
+def test_linux_4_14_off_by_a_page_witness_breaks_the_model_at_its_last_step() -> None:
+    """The witness that settles linux-4.14's 3x8 ``chunk-hint-off-by-at-most-a-page``/free row (NOT-INDUCTIVE
+    within depth 4 without it): gallery 17's 8 operations with every size doubled, breaking the claim at the
+    last free."""
+    trace = trace_from_json(json.loads(OFF_BY_A_PAGE_3X8.read_text()))
+    assert (trace.variant, trace.geometry.name) == ("linux-4.14", "3x8")
+    assert first_violation(trace, trace.violates) == len(trace.ops) - 1
+
+
+def test_linux_4_14_off_by_a_page_witness_reproduces_on_the_c() -> None:
+    proc = cli("replay", str(OFF_BY_A_PAGE_3X8), "--source", str(kernel("linux-4.14.5").percpu_c))
+    assert proc.returncode == 0 and "reproduced at step 7 on the C" in proc.stdout, (proc.stdout, proc.stderr)
