@@ -249,16 +249,32 @@ class SymLinux414(SymPercpu):
         rescanned = self.pcpu_block_free_runs(self.block_bits(chunk, index), block.first_free, cleared)
         return self.put(self.touch(chunk, index) if not isinstance(index, int) else chunk, index, rescanned)  # type: ignore[arg-type]
 
+    def pcpu_area_blocks(self, chunk: Chunk, bit_off: Int, bits: Int) -> tuple[Chunk, Int, Int, Int, Int]:
+        """The head of 4.14's hint updates (4.14 and 5.4 alike): ``s_index``, ``e_index`` (the last block of the
+        area), ``s_off`` and ``e_off`` (one past the area within ``e_index``), and both block pointers taken."""
+        s_index = self.pcpu_off_to_block_index(bit_off)
+        e_index = self.pcpu_off_to_block_index(bit_off + bits - 1)
+        s_off = self.pcpu_off_to_block_off(bit_off)
+        e_off = self.pcpu_off_to_block_off(bit_off + bits - 1) + 1
+        return self.touch(self.touch(chunk, s_index), e_index), s_index, e_index, s_off, e_off
+
+    def pcpu_freed_extent(self, chunk: Chunk, s_index: Int, e_index: Int, s_off: Int, e_off: Int) -> tuple[Int, Int]:
+        """The free path's ``start`` and ``end``: the freed area grown to the free bits around it within its
+        blocks, the scan skipped where it meets a contig hint (4.14 and 5.4 alike)."""
+        s_block, e_block = self.md(chunk, s_index), self.md(chunk, e_index)
+        l_bit, _ = self.block_bits(chunk, s_index).find_last_bit(s_off)
+        start = z3.If(s_off == s_block.contig_hint + s_block.contig_hint_start, s_block.contig_hint_start,
+                      z3.If(s_off == l_bit, I(0), l_bit + 1))
+        nb, _ = self.block_bits(chunk, e_index).find_next_bit(I(self.B), e_off)
+        end = z3.If(e_off == e_block.contig_hint_start, e_block.contig_hint_start + e_block.contig_hint, nb)
+        return start, end
+
     def pcpu_block_update_hint_alloc(self, chunk: SymChunk414, bit_off: Int, bits: Int) -> SymChunk414:  # type: ignore[override]
         """4.14 ``pcpu_block_update_hint_alloc`` ("percpu: update alloc path to only scan if contig hints are
         broken"): ``e_index`` is the last block of the area; the chunk is refreshed iff the area starts
         inside ``contig_bits``."""
         B = self.B
-        s_index = self.pcpu_off_to_block_index(bit_off)
-        e_index = self.pcpu_off_to_block_index(bit_off + bits - 1)
-        s_off = self.pcpu_off_to_block_off(bit_off)
-        e_off = self.pcpu_off_to_block_off(bit_off + bits - 1) + 1
-        chunk = self.touch(self.touch(chunk, s_index), e_index)
+        chunk, s_index, e_index, s_off, e_off = self.pcpu_area_blocks(chunk, bit_off, bits)
         same = s_index == e_index
 
         # Update s_block: first_free if the allocation takes its place, a scan if the hint breaks.
@@ -304,20 +320,11 @@ class SymLinux414(SymPercpu):
         the chunk is refreshed when the free makes a page free or spans blocks, else raised with
         ``pcpu_chunk_update`` to the start block's hint ("contig_bits may be off by up to a page")."""
         B = self.B
-        s_index = self.pcpu_off_to_block_index(bit_off)
-        e_index = self.pcpu_off_to_block_index(bit_off + bits - 1)
-        s_off = self.pcpu_off_to_block_off(bit_off)
-        e_off = self.pcpu_off_to_block_off(bit_off + bits - 1) + 1
-        chunk = self.touch(self.touch(chunk, s_index), e_index)
+        chunk, s_index, e_index, s_off, e_off = self.pcpu_area_blocks(chunk, bit_off, bits)
         same = s_index == e_index
-        s_block, e_block = self.md(chunk, s_index), self.md(chunk, e_index)
-
-        # the free area's start and end within their blocks, skipping the scan at a contig hint
-        l_bit, _ = self.block_bits(chunk, s_index).find_last_bit(s_off)
-        start = z3.If(s_off == s_block.contig_hint + s_block.contig_hint_start, s_block.contig_hint_start,
-                      z3.If(s_off == l_bit, I(0), l_bit + 1))
-        nb, _ = self.block_bits(chunk, e_index).find_next_bit(I(B), e_off)
-        end = z3.If(e_off == e_block.contig_hint_start, e_block.contig_hint_start + e_block.contig_hint, nb)
+        s_block = self.md(chunk, s_index)
+        # the free area's start and end within their blocks
+        start, end = self.pcpu_freed_extent(chunk, s_index, e_index, s_off, e_off)
 
         # update s_block
         s_new = self.pcpu_block_update(s_block, start, z3.If(same, end, I(B)))

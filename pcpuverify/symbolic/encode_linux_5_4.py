@@ -194,11 +194,7 @@ class SymLinux54(SymLinux414):
     def pcpu_block_update_hint_alloc(self, chunk: SymChunk54, bit_off: Int, bits: Int) -> SymChunk54:  # type: ignore[override]
         """5.4 ``pcpu_block_update_hint_alloc`` (``pcpu_region_overlap``, empty pages by block, ``chunk_md``)."""
         B = self.B
-        s_index = self.pcpu_off_to_block_index(bit_off)
-        e_index = self.pcpu_off_to_block_index(bit_off + bits - 1)
-        s_off = self.pcpu_off_to_block_off(bit_off)
-        e_off = self.pcpu_off_to_block_off(bit_off + bits - 1) + 1
-        chunk = self.touch(self.touch(chunk, s_index), e_index)
+        chunk, s_index, e_index, s_off, e_off = self.pcpu_area_blocks(chunk, bit_off, bits)
         same = s_index == e_index
 
         # Update s_block.
@@ -263,20 +259,11 @@ class SymLinux54(SymLinux414):
     def pcpu_block_update_hint_free(self, chunk: SymChunk54, bit_off: Int, bits: Int) -> SymChunk54:  # type: ignore[override]
         """5.4 ``pcpu_block_update_hint_free``: "chunk_md->contig_hint may be off by up to a page ..."."""
         B = self.B
-        s_index = self.pcpu_off_to_block_index(bit_off)
-        e_index = self.pcpu_off_to_block_index(bit_off + bits - 1)
-        s_off = self.pcpu_off_to_block_off(bit_off)
-        e_off = self.pcpu_off_to_block_off(bit_off + bits - 1) + 1
-        chunk = self.touch(self.touch(chunk, s_index), e_index)
+        chunk, s_index, e_index, s_off, e_off = self.pcpu_area_blocks(chunk, bit_off, bits)
         same = s_index == e_index
-        s_block, e_block = self.md(chunk, s_index), self.md(chunk, e_index)
-
-        # the free area's start and end within their blocks, skipping the scan at a contig hint
-        l_bit, _ = self.block_bits(chunk, s_index).find_last_bit(s_off)
-        start = z3.If(s_off == s_block.contig_hint + s_block.contig_hint_start, s_block.contig_hint_start,
-                      z3.If(s_off == l_bit, I(0), l_bit + 1))
-        nb, _ = self.block_bits(chunk, e_index).find_next_bit(I(B), e_off)
-        end = z3.If(e_off == e_block.contig_hint_start, e_block.contig_hint_start + e_block.contig_hint, nb)
+        s_block = self.md(chunk, s_index)
+        # the free area's start and end within their blocks
+        start, end = self.pcpu_freed_extent(chunk, s_index, e_index, s_off, e_off)
 
         # update s_block
         s_end = z3.If(same, end, I(B))

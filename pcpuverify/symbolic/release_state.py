@@ -50,11 +50,25 @@ RELEASE_CHUNK_FIELDS = _chunk_ints(PcpuChunk54)
 CHUNK414_FIELDS = _chunk_ints(PcpuChunk414)
 
 
+@dataclass(frozen=True)
 class SymReleaseChunk:
-    """What both release layouts' symbolic chunks do alike: merge and set field by field, ``free_bits``."""
+    """The fields both release layouts' chunks keep, and what they do alike: merge and set field by field,
+    ``free_bits``.  One chunk and the allocator global that matters to it (the model has one dynamic chunk)."""
 
     geometry: Geometry
+    alloc_map: z3.BitVecRef  # nr_bits
+    bound_map: z3.BitVecRef  # nr_bits + 1
+    populated: z3.BitVecRef  # nr_pages
+    md_blocks: tuple[Any, ...]  # the release's pcpu_block_md, one per page
     free_bytes: Int
+    nr_populated: Int
+    nr_empty_pop_pages: Int
+    slot: Int
+    pcpu_nr_empty_pop_pages: Int
+    g_start: z3.BitVecRef  # ghost_width
+    g_used: z3.BitVecRef  # ghost_width
+    oob: z3.BoolRef  # the last operation touched an array out of bounds
+    oob_write: z3.BoolRef  # ... and wrote there: the state after it is undefined
 
     @property
     def nr_bits(self) -> int:
@@ -69,7 +83,7 @@ class SymReleaseChunk:
     def merge(self, cond: z3.BoolRef | bool, other: Any) -> Any:
         """``cond ? self : other`` for every field (a block field, or each of ``md_blocks``, by its own merge)."""
         values: dict[str, object] = {}
-        for f in fields(self):  # type: ignore[arg-type]
+        for f in fields(self):
             a, b = getattr(self, f.name), getattr(other, f.name)
             if f.name == "geometry":
                 values[f.name] = a
@@ -82,7 +96,7 @@ class SymReleaseChunk:
         return type(self)(**values)
 
     def set(self, **changes: object) -> Any:
-        return replace(self, **changes)  # type: ignore[type-var]
+        return replace(self, **changes)
 
 
 @dataclass(frozen=True)
@@ -112,46 +126,18 @@ class SymBlockMd:
 
 @dataclass(frozen=True)
 class SymChunk54(SymReleaseChunk):
-    """One 5.2-layout chunk and the allocator global that matters to it (the model has one dynamic chunk)."""
+    """One 5.2-layout chunk: its blocks are ``SymBlockMd``, and the chunk's hints a block of its own."""
 
-    geometry: Geometry
-    alloc_map: z3.BitVecRef  # nr_bits
-    bound_map: z3.BitVecRef  # nr_bits + 1
-    populated: z3.BitVecRef  # nr_pages
-    md_blocks: tuple[SymBlockMd, ...]
     chunk_md: SymBlockMd
-    free_bytes: Int
-    nr_populated: Int
-    nr_empty_pop_pages: Int
-    slot: Int
-    pcpu_nr_empty_pop_pages: Int
-    g_start: z3.BitVecRef  # ghost_width
-    g_used: z3.BitVecRef  # ghost_width
-    oob: z3.BoolRef  # the last operation touched an array out of bounds
-    oob_write: z3.BoolRef  # ... and wrote there: the state after it is undefined
 
 
 @dataclass(frozen=True)
 class SymChunk414(SymReleaseChunk):
-    """One 4.14 chunk: the shared fields, the posting's blocks, and 4.14's chunk hint ``contig_bits``."""
+    """One 4.14 chunk: the posting's blocks (``SymBlock``), and 4.14's chunk hint ``contig_bits``."""
 
-    geometry: Geometry
-    alloc_map: z3.BitVecRef  # nr_bits
-    bound_map: z3.BitVecRef  # nr_bits + 1
-    populated: z3.BitVecRef  # nr_pages
-    md_blocks: tuple[SymBlock, ...]
-    free_bytes: Int
-    nr_populated: Int
-    nr_empty_pop_pages: Int
-    slot: Int
     contig_bits: Int
     contig_bits_start: Int
     first_bit: Int
-    pcpu_nr_empty_pop_pages: Int
-    g_start: z3.BitVecRef  # ghost_width
-    g_used: z3.BitVecRef  # ghost_width
-    oob: z3.BoolRef
-    oob_write: z3.BoolRef
 
 
 @dataclass(frozen=True)
@@ -221,21 +207,26 @@ def fresh_chunk54(geometry: Geometry, prefix: str) -> SymChunk54:
     return LAYOUT_54.fresh(geometry, prefix)  # type: ignore[no-any-return]
 
 
-def well_formed54(chunk: SymChunk54) -> z3.BoolRef:
-    """Ranges every C field has in any state (not invariants: what the types and the code's arithmetic give).
-
-    Each ``pcpu_block_md`` field lies in ``[0, nr_bits]`` of what it covers
-    (a block's page, or the chunk's bits for ``chunk_md``); ``free_bytes``
-    is a multiple of ``PCPU_MIN_ALLOC_SIZE`` in ``[0, chunk bytes]``.
-    """
-    g, B = chunk.geometry, chunk.geometry.block_bits
-    n = g.nr_bits
-    conds = [
+def _release_well_formed(chunk: SymReleaseChunk) -> list[z3.BoolRef]:
+    """What both release layouts' ranges share: ``free_bytes`` a multiple of ``PCPU_MIN_ALLOC_SIZE`` in
+    ``[0, chunk bytes]``, and the population, slot and ghost of every layout."""
+    n = chunk.geometry.nr_bits
+    return [
         chunk.free_bytes >= 0,
         chunk.free_bytes <= n * PCPU_MIN_ALLOC_SIZE,
         chunk.free_bytes & (PCPU_MIN_ALLOC_SIZE - 1) == 0,
         *population_and_ghost_well_formed(chunk),
     ]
+
+
+def well_formed54(chunk: SymChunk54) -> z3.BoolRef:
+    """Ranges every C field has in any state (not invariants: what the types and the code's arithmetic give).
+
+    Each ``pcpu_block_md`` field lies in ``[0, nr_bits]`` of what it covers
+    (a block's page, or the chunk's bits for ``chunk_md``), and ``_release_well_formed``.
+    """
+    B, n = chunk.geometry.block_bits, chunk.geometry.nr_bits
+    conds = _release_well_formed(chunk)
     for md, size in [*((b, B) for b in chunk.md_blocks), (chunk.chunk_md, n)]:
         for f in RELEASE_BLOCK_FIELDS:
             conds += [getattr(md, f) >= 0, getattr(md, f) <= size]
@@ -244,15 +235,9 @@ def well_formed54(chunk: SymChunk54) -> z3.BoolRef:
 
 def well_formed414(chunk: SymChunk414) -> z3.BoolRef:
     """``well_formed54``'s ranges for 4.14's chunk: each block field in ``[0, B]``, ``contig_bits`` and its
-    start and ``first_bit`` in ``[0, nr_bits]``, ``free_bytes`` a multiple of ``PCPU_MIN_ALLOC_SIZE``."""
-    g, B = chunk.geometry, chunk.geometry.block_bits
-    n = g.nr_bits
-    conds = [
-        chunk.free_bytes >= 0,
-        chunk.free_bytes <= n * PCPU_MIN_ALLOC_SIZE,
-        chunk.free_bytes & (PCPU_MIN_ALLOC_SIZE - 1) == 0,
-        *population_and_ghost_well_formed(chunk),
-    ]
+    start and ``first_bit`` in ``[0, nr_bits]``, and ``_release_well_formed``."""
+    B, n = chunk.geometry.block_bits, chunk.geometry.nr_bits
+    conds = _release_well_formed(chunk)
     for f in ("contig_bits", "contig_bits_start", "first_bit"):
         conds += [getattr(chunk, f) >= 0, getattr(chunk, f) <= n]
     for b in chunk.md_blocks:
