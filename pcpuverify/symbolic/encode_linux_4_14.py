@@ -40,7 +40,7 @@ import z3
 
 from pcpuverify.model.geometry import PCPU_MIN_ALLOC_SIZE, Geometry
 from pcpuverify.model.linux_4_14 import PcpuChunk414
-from pcpuverify.symbolic.bv import ALIGN, Bits, Bool, I, Int, ite, lowest_set, one_bit, popcount, range_mask, smax, smin, to_amount
+from pcpuverify.symbolic.bv import ALIGN, Bits, Bool, I, Int, ite, lowest_set, one_bit, range_mask, smax, smin, to_amount
 from pcpuverify.symbolic.encode import SymPercpu, SymStep
 from pcpuverify.symbolic.release_state import LAYOUT_414, SymChunk414, well_formed414
 from pcpuverify.symbolic.state import SymBlock, ghost_width
@@ -185,11 +185,12 @@ class SymLinux414(SymPercpu):
     # -- hints ------------------------------------------------------------------
 
     def pcpu_cnt_pop_pages_in(self, chunk: SymChunk414, bit_off: Int, bits: Int) -> Int:
-        """4.14 ``pcpu_cnt_pop_pages(chunk, bit_off, bits)``: populated pages wholly inside the area (a region
-        of the chunk, so the weights stay inside ``populated``)."""
+        """4.14 ``pcpu_cnt_pop_pages(chunk, bit_off, bits)``: populated pages wholly inside the area, as the
+        difference of two weights (PATCH 09's page-range ``pcpu_cnt_pop_pages``); a region of the chunk, so
+        both weights stay inside ``populated``."""
         page_start = (bit_off + self.B - 1) >> self.log_B
         page_end = (bit_off + bits) >> self.log_B
-        count = popcount(chunk.populated & range_mask(page_start, page_end, self.N), self.N)
+        count, _ = self.pcpu_cnt_pop_pages(chunk, page_start, page_end)  # type: ignore[arg-type]
         return z3.If(page_start >= page_end, I(0), count)
 
     def pcpu_chunk_update(self, chunk: SymChunk414, bit_off: Int, bits: Int) -> SymChunk414:
@@ -200,8 +201,8 @@ class SymLinux414(SymPercpu):
                          contig_bits=z3.If(gt, bits, chunk.contig_bits))
 
     def pcpu_chunk_refresh_hint(self, chunk: SymChunk414) -> SymChunk414:
-        """4.14 ``pcpu_chunk_refresh_hint``: ``contig_bits`` and ``nr_empty_pop_pages`` (chunk and global) from
-        the free areas the blocks' hints describe, from ``first_bit``."""
+        """4.14 ``pcpu_chunk_refresh_hint``: ``contig_bits`` and ``nr_empty_pop_pages`` (chunk and global: the
+        one chunk is never the reserved one) from the free areas the blocks' hints describe, from ``first_bit``."""
         nr_empty: Int = I(0)
         scanned = chunk.set(contig_bits=I(0))
         for emitted, start, end in self.pcpu_md_free_regions(chunk, chunk.first_bit):
