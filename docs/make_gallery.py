@@ -154,7 +154,13 @@ RELEASE_FINDINGS = (
 pcpu_block_off_to_off(s_index, start), s_block->contig_hint)` (:865) pairs the freed area's start with
 the length of the block's hint, which may lie elsewhere.  In 4.14.5 and 4.19.72; fixed by the 5.2 series
 ("percpu: introduce helper to determine if two regions overlap", "percpu: update free path with correct
-new free region").""",
+new free region").  The proofs found a third consequence (the `free` row of
+`chunk-hint-accurate-in-one-block`, beyond depth 4; breadth-first search on the model then gave the shortest,
+9 operations at 1x8, `tests/proof_traces/linux-4.14__1x8__chunk-hint-accurate-in-one-block.json`): a free
+moves `contig_bits_start` to a better-aligned start whose area is not free, the next allocations start
+before it and after it, so the one that fills the chunk refreshes nothing and a full chunk keeps
+`contig_bits` 3.  The free path only raises `contig_bits` (`pcpu_chunk_update()`), so after the next free
+it is 3 while the longest free run is 1 bit.  On v4.14.5's C too; the alloc-overlap patch removes it.""",
         "`docs/patches/v4.14-alloc-overlap.patch` (refresh on overlap) and `v4.14-free-region.patch` "
         "(`end - start`).",
         RELEASE_TRACES,

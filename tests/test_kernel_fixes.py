@@ -219,6 +219,20 @@ def test_the_proofs_findings_on_the_c(release: str, name: str, tmp_path: Path) -
         assert replay(tmp_path / str(i)) == 1, patch_names
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("pages", [1, 2, 3])
+def test_the_4_14_proofs_accurate_free_witness_is_removed_by_alloc_overlap(pages: int, tmp_path: Path) -> None:
+    """The witnesses of linux-4.14's chunk-hint-accurate-in-one-block/free row (docs/gallery.md 9): a full chunk
+    keeps a stale contig_bits, the next free leaves it above the longest free run.  They reproduce on v4.14.5's
+    C and no longer once the alloc path refreshes on overlap (v4.14-alloc-overlap.patch)."""
+    trace = PROOF_TRACES / f"linux-4.14__{pages}x8__chunk-hint-accurate-in-one-block.json"
+    fixed = patched("linux-4.14.5", ("v4.14-alloc-overlap.patch",), tmp_path)
+    for tree, exit_code in ((kernel("linux-4.14.5").percpu_c, 0), (fixed.percpu_c, 1)):  # 1: not reproduced
+        proc = subprocess.run(["pcpu-verify", "replay", str(trace), "--source", str(tree)],
+                              capture_output=True, text=True, check=False)
+        assert proc.returncode == exit_code, proc.stdout
+
+
 @pytest.mark.parametrize(("release", "trace_file"), [
     ("linux-4.14.5", "linux-4.14.5/4.14__3x4__chunk-hint-off-by-at-most-a-page.json"),
     ("linux-5.4.286", "debian-6.12/5.14__3x4__chunk-hint-off-by-at-most-a-page.json"),

@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 from test_kernel_build import cli, kernel
 
+from pcpuverify.counterexamples.witness import Witness
 from pcpuverify.invariants.check import first_violation
 from pcpuverify.model.geometry import Geometry
+from pcpuverify.model.ops import op_name
 from pcpuverify.model.trace import trace_from_json
 from pcpuverify.proofs.results import Verdict
 from pcpuverify.proofs.suite import SuiteOptions, run_suite
@@ -69,18 +71,43 @@ def test_linux_4_14_findings_are_violated_and_replay_on_the_model_and_the_c(tmp_
             trace.name, on_c.stdout, on_c.stderr)
 
 
-OFF_BY_A_PAGE_3X8 = Path(__file__).with_name("proof_traces") / "linux-4.14__3x8__chunk-hint-off-by-at-most-a-page.json"
+PROOF_TRACES = Path(__file__).with_name("proof_traces")
+# linux-4.14's witnesses for the rows bounded model checking leaves NOT-INDUCTIVE at depth 4, each breaking its
+# claim at its last operation, a free, on the model and on v4.14.5's C: gallery 17's 8 operations with every
+# size doubled (off-by-at-most-a-page, 3x8), and gallery 9's mechanism on a chunk the last allocation fills
+# (accurate-in-one-block: found by breadth-first search at 1x8, 9 ops; on two and three blocks the same ops
+# after the other blocks are filled).  Carried by ``prove --witnesses tests/proof_traces``.
+WITNESSES_4_14 = {
+    "linux-4.14__3x8__chunk-hint-off-by-at-most-a-page.json": ("3x8", 8),
+    "linux-4.14__1x8__chunk-hint-accurate-in-one-block.json": ("1x8", 9),
+    "linux-4.14__2x8__chunk-hint-accurate-in-one-block.json": ("2x8", 12),
+    "linux-4.14__3x8__chunk-hint-accurate-in-one-block.json": ("3x8", 13),
+}
 
 
-def test_linux_4_14_off_by_a_page_witness_breaks_the_model_at_its_last_step() -> None:
-    """The witness that settles linux-4.14's 3x8 ``chunk-hint-off-by-at-most-a-page``/free row (NOT-INDUCTIVE
-    within depth 4 without it): gallery 17's 8 operations with every size doubled, breaking the claim at the
-    last free."""
-    trace = trace_from_json(json.loads(OFF_BY_A_PAGE_3X8.read_text()))
-    assert (trace.variant, trace.geometry.name) == ("linux-4.14", "3x8")
+@pytest.mark.parametrize("name", WITNESSES_4_14)
+def test_linux_4_14_witness_breaks_the_model_at_its_last_free(name: str) -> None:
+    trace = trace_from_json(json.loads((PROOF_TRACES / name).read_text()))
+    assert (trace.variant, trace.geometry.name, len(trace.ops)) == ("linux-4.14", *WITNESSES_4_14[name])
     assert first_violation(trace, trace.violates) == len(trace.ops) - 1
+    assert op_name(trace.ops[-1]) == "free"
 
 
-def test_linux_4_14_off_by_a_page_witness_reproduces_on_the_c() -> None:
-    proc = cli("replay", str(OFF_BY_A_PAGE_3X8), "--source", str(kernel("linux-4.14.5").percpu_c))
-    assert proc.returncode == 0 and "reproduced at step 7 on the C" in proc.stdout, (proc.stdout, proc.stderr)
+@pytest.mark.parametrize("name", WITNESSES_4_14)
+def test_linux_4_14_witness_reproduces_on_the_c(name: str) -> None:
+    proc = cli("replay", str(PROOF_TRACES / name), "--source", str(kernel("linux-4.14.5").percpu_c))
+    last = WITNESSES_4_14[name][1] - 1
+    assert proc.returncode == 0 and f"reproduced at step {last} on the C" in proc.stdout, (proc.stdout, proc.stderr)
+
+
+@pytest.mark.slow
+def test_linux_4_14_accurate_free_row_is_settled_by_its_witness() -> None:
+    """At 1x8 bounded model checking to depth 4 finds no violation of chunk-hint-accurate-in-one-block/free (the
+    shortest is 9 operations), which would leave the row NOT-INDUCTIVE; the carried witness makes it VIOLATED."""
+    name = "linux-4.14__1x8__chunk-hint-accurate-in-one-block.json"
+    witness = Witness(name, trace_from_json(json.loads((PROOF_TRACES / name).read_text())))
+    results = run_suite("linux-4.14", ONE_BLOCK, SuiteOptions(depth=4), invariants={witness.trace.violates},
+                        ops={"free"}, witnesses=(witness,))
+    (row,) = [r for r in results if r.op == "free"]
+    assert row.verdict is Verdict.VIOLATED and row.trace == witness.trace.to_json()
+    assert row.detail.startswith(f"none within depth 4; witness {name} carried here"), row.detail
