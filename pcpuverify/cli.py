@@ -482,6 +482,9 @@ def _geometry(spec: str) -> Geometry:
                    " (--timeout only) or portfolio, an UNKNOWN can differ between machines, a verdict cannot.")
 @click.option("--depth", type=DEPTH, default=SuiteOptions.depth, show_default=True,
               help="Bounded model checking depth (operations from a new chunk).")
+@click.option("--search-walks", type=click.IntRange(min=0), default=SuiteOptions.search_walks, show_default=True,
+              help="Random walks on the model (seeded by --seed) for a violation beyond --depth, where bounded"
+                   " model checking and the witnesses leave a row NOT-INDUCTIVE; 0: none.")
 @click.option("--jobs", type=click.IntRange(min=0), default=SolverOptions.jobs, show_default=True,
               help="Worker processes for the independent queries and obligations of a suite (0: one per core);"
                    " the verdicts are those of one worker.")
@@ -500,13 +503,14 @@ def _geometry(spec: str) -> Geometry:
 @variant_module_option
 @user_errors
 def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tuple[str, ...], ops: tuple[str, ...],
-          timeout: float, rlimit: int, seed: int, solver: str, depth: int, jobs: int, traces_dir: str | None,
-          witness_paths: tuple[str, ...], no_witnesses: bool, layout: bool, rows: bool, as_json: bool) -> None:
+          timeout: float, rlimit: int, seed: int, solver: str, depth: int, search_walks: int, jobs: int,
+          traces_dir: str | None, witness_paths: tuple[str, ...], no_witnesses: bool, layout: bool, rows: bool, as_json: bool) -> None:
     """Prove or refute every invariant for every operation on small geometries.
 
     Each obligation is PROVED (unsat, assumptions satisfiable), VIOLATED
     (with a trace that replays on the reference), NOT-INDUCTIVE (counterexample
-    to induction, nothing reachable within --depth), UNKNOWN (never a pass).
+    to induction, nothing reachable within --depth nor found by --search-walks),
+    UNKNOWN (never a pass).
     Printed: the verdict counts per invariant and operation, each finding
     with the command that replays it, and what to do next (--rows: every row).
     """
@@ -535,7 +539,8 @@ def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tu
         click.echo(f"pcpu-verify: note: no {', '.join(label.name for label in labels)} rows for"
                    f" {', '.join(no_blocks)}: the block contracts state 2017's block metadata and updates", err=True)
     options = SuiteOptions(solver=SolverOptions(rlimit=rlimit, seed=seed, timeout=timeout, solver=solver,
-                                                jobs=jobs or os.cpu_count() or 1), depth=depth)
+                                                jobs=jobs or os.cpu_count() or 1), depth=depth,
+                           search_walks=search_walks)
     err = Console(stderr=True)
     lines = None if err.is_terminal else ProgressLines(err)  # a CI log: no spinner, so say what finished
     wanted = {n for n in invariants if n not in LAYOUT_PROPERTIES} if invariants else None

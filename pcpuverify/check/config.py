@@ -52,6 +52,8 @@ OPTIONAL_KEYS: dict[str, tuple[str, Any]] = {
     "solver": (f"who answers each query, one of {', '.join(SOLVER_CHOICES)} (default z3: with cvc5, the"
                " deterministic mode; bitwuzla and portfolio are bounded by the clock, so an UNKNOWN can differ"
                " between machines)", "z3"),
+    "search-walks": ("random walks on the model for a row bounded model checking and the traces leave NOT-INDUCTIVE,"
+                     " an integer from 0 (none)", SuiteOptions.search_walks),
 }
 
 
@@ -81,11 +83,13 @@ class Config:
     executor: str = "local"  # where the items run: one of EXECUTORS (check/executors.py)
     scheduler: str | None = None  # the Dask scheduler's address; None: a LocalCluster for the run
     solver: str = OPTIONAL_KEYS["solver"][1]  # proofs/solver.py SOLVER_CHOICES
+    search_walks: int = OPTIONAL_KEYS["search-walks"][1]  # proofs/suite.py SuiteOptions.search_walks
 
     @property
     def suite_options(self) -> SuiteOptions:
         return SuiteOptions(solver=SolverOptions(rlimit=self.rlimit, seed=self.seed, timeout=self.timeout,
-                                                 solver=self.solver), depth=self.depth)
+                                                 solver=self.solver), depth=self.depth,
+                            search_walks=self.search_walks)
 
     @property
     def suite_filters(self) -> tuple[frozenset[str] | None, frozenset[str] | None] | None:
@@ -251,6 +255,7 @@ def _validated(path: Path, v: dict[str, Any]) -> Config:
         executor=executor,
         scheduler=v.get("scheduler") or None,
         solver=v["solver"],
+        search_walks=integer("search-walks", 0),
     )
 
 

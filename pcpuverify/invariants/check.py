@@ -42,18 +42,20 @@ def invariant(name: str) -> Invariant:
         ) from None
 
 
-def check_state(ref: Reference) -> list[Violation]:
+def check_state(ref: Reference, only: str | None = None) -> list[Violation]:
+    """Every state invariant ``ref``'s chunks break (``only``: just that one, if it is a state invariant)."""
     return [
         v
         for chunk in ref.chunks.values()
         for inv in _ALL_STATE
-        if applies(inv, chunk)
+        if (only is None or inv.name == only) and applies(inv, chunk)
         for v in inv.violations(ref.alloc, chunk)
     ]
 
 
-def check_step(ref: Reference, op: Op) -> tuple[StepResult, list[Violation]]:
-    """Apply ``op`` to ``ref`` and return what it returned with every invariant it broke.
+def check_step(ref: Reference, op: Op, only: str | None = None) -> tuple[StepResult, list[Violation]]:
+    """Apply ``op`` to ``ref`` and return what it returned with every invariant it broke (``only``: with whether
+    it broke that one, for a search that follows one invariant).
 
     Once a step has written outside a bitmap the state is undefined, as in
     C: from then on only that write is reported, and nothing that reads the
@@ -67,10 +69,11 @@ def check_step(ref: Reference, op: Op) -> tuple[StepResult, list[Violation]]:
     found = [
         v
         for inv in _ALL_STEP
-        if applies(inv, chunk) and sound_before and (sound_after or not inv.reads_post_state)
+        if (only is None or inv.name == only) and applies(inv, chunk) and sound_before
+        and (sound_after or not inv.reads_post_state)
         for v in inv.violations(ref.alloc, before, result, chunk)
     ]
-    return result, found + (check_state(ref) if sound_after else [])
+    return result, found + (check_state(ref, only) if sound_after else [])
 
 
 @dataclass(frozen=True)

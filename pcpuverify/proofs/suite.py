@@ -10,7 +10,9 @@ never rests on an invariant the allocator breaks.  Each dropped invariant is
 then searched for from the initial chunk by bounded model checking: a
 reachable violation that replays on ``model/`` is VIOLATED; so is a known
 trace (a witness) carried to this variant and geometry that replays; with
-neither, it stays NOT-INDUCTIVE with its counterexample to induction.
+neither, random walks on ``model/`` look for one beyond that depth
+(``row_search.py``, ``search_walks`` of them, seeded); with none found either,
+it stays NOT-INDUCTIVE with its counterexample to induction.
 
 State invariants are judged over steps that write nothing outside their
 arrays: a stray write has undefined effects in C, and is itself reported by
@@ -19,6 +21,7 @@ arrays: a stray write has undefined effects in C, and is itself reported by
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -26,6 +29,7 @@ from typing import Any
 
 import z3
 
+from pcpuverify.counterexamples.row_search import search
 from pcpuverify.counterexamples.witness import Witness, carry
 from pcpuverify.invariants.base import Invariant
 from pcpuverify.invariants.check import first_violation, invariants_for
@@ -61,13 +65,18 @@ MAX_DEPTH = 32
 class SuiteOptions:
     solver: SolverOptions = field(default_factory=SolverOptions)
     depth: int = 4  # bounded model checking depth (operations from a new chunk)
+    # random walks on model/ for a row bounded model checking and the witnesses leave NOT-INDUCTIVE (row_search.py).
+    # mainline at 1x8, depth 3: four of its rows were found within 300 walks, a fifth only after 17,234; a
+    # fruitless search of 2,000 walks takes about 2 s there
+    search_walks: int = 2000
     conformance_steps: int = 60
     # consecution queries first with the strengthening sliced to their cone of influence (slicing.py); like
     # jobs, left out of to_json: it changes how long a suite takes, never a verdict
     slicing: bool = True
 
     def to_json(self) -> dict[str, object]:
-        return {**self.solver.to_json(), "depth": self.depth, "conformance_steps": self.conformance_steps}
+        return {**self.solver.to_json(), "depth": self.depth, "search_walks": self.search_walks,
+                "conformance_steps": self.conformance_steps}
 
 
 Progress = Callable[[Result], None]
@@ -377,16 +386,8 @@ def _suite(variant: str, geometry: Geometry, options: SuiteOptions, invariants: 
                                         detail=f"bounded check at depth {found.depth}: {found.unknown.reason}"),
                                     extra=extra))
             elif found.model is None:
-                carried = carry(witnesses, variant, geometry, inv.name, kind)
-                if carried is None:
-                    rows.append(replace(row(inv.name, kind, Verdict.NOT_INDUCTIVE, seconds, cti=cti, depth=found.depth),
-                                        extra=extra))
-                else:
-                    rows.append(Result(variant, geometry.name, inv.name, kind, Verdict.VIOLATED, seconds,
-                                       detail=f"none within depth {found.depth}; witness {carried.witness.source}"
-                                              " carried here and replayed on model/",
-                                       trace=carried.trace.to_json(), cti=cti, depth=len(carried.trace.ops),
-                                       extra=extra))
+                rows.append(replace(_beyond_depth(variant, geometry, inv.name, kind, found.depth, seconds, cti,
+                                                  witnesses, options), extra=extra))
             else:
                 g = concrete_populated(found.model, bmc.populated, geometry)
                 rows.append(_replayed(variant, g, inv.name, list(found.ops), seconds, kind, extra))
@@ -427,6 +428,25 @@ def _suite(variant: str, geometry: Geometry, options: SuiteOptions, invariants: 
     run_all([partial(consecution_rows, inv, strengthening, each) for _, inv, strengthening in tail], jobs, done)
     results += [r for rows in settled for r in rows]
     return results
+
+
+def _beyond_depth(variant: str, geometry: Geometry, invariant: str, kind: str, depth: int, seconds: float,
+                  cti: dict[str, object], witnesses: Sequence[Witness], options: SuiteOptions) -> Result:
+    """A failed consecution that bounded model checking does not reach within ``depth``: VIOLATED by a carried
+    witness, else by a random search on ``model/``, else NOT-INDUCTIVE."""
+    carried = carry(witnesses, variant, geometry, invariant, kind)
+    if carried is not None:
+        return Result(variant, geometry.name, invariant, kind, Verdict.VIOLATED, seconds,
+                      detail=f"none within depth {depth}; witness {carried.witness.source} carried here and replayed"
+                             " on model/", trace=carried.trace.to_json(), cti=cti, depth=len(carried.trace.ops))
+    started = time.perf_counter()
+    found = search(variant, geometry, invariant, kind, options.search_walks, options.solver.seed)
+    seconds += time.perf_counter() - started
+    if found is None:
+        return Result(variant, geometry.name, invariant, kind, Verdict.NOT_INDUCTIVE, seconds, cti=cti, depth=depth)
+    return Result(variant, geometry.name, invariant, kind, Verdict.VIOLATED, seconds,
+                  detail=f"none within depth {depth}; random walk {found.walks} of {options.search_walks} on model/"
+                         " broke it, minimised", trace=found.trace.to_json(), cti=cti, depth=len(found.trace.ops))
 
 
 def _replayed(variant: str, geometry: Geometry, invariant: str, ops: list[Op], seconds: float, kind: str,
