@@ -504,7 +504,8 @@ def _geometry(spec: str) -> Geometry:
 @user_errors
 def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tuple[str, ...], ops: tuple[str, ...],
           timeout: float, rlimit: int, seed: int, solver: str, depth: int, search_walks: int, jobs: int,
-          traces_dir: str | None, witness_paths: tuple[str, ...], no_witnesses: bool, layout: bool, rows: bool, as_json: bool) -> None:
+          traces_dir: str | None, witness_paths: tuple[str, ...], no_witnesses: bool, layout: bool, rows: bool,
+          as_json: bool) -> None:
     """Prove or refute every invariant for every operation on small geometries.
 
     Each obligation is PROVED (unsat, assumptions satisfiable), VIOLATED
