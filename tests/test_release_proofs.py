@@ -111,3 +111,20 @@ def test_linux_4_14_accurate_free_row_is_settled_by_its_witness() -> None:
     (row,) = [r for r in results if r.op == "free"]
     assert row.verdict is Verdict.VIOLATED and row.trace == witness.trace.to_json()
     assert row.detail.startswith(f"none within depth 4; witness {name} carried here"), row.detail
+
+
+@pytest.mark.slow
+def test_the_random_search_settles_a_mainline_row_beyond_the_depth_and_the_c_agrees(tmp_path: Path) -> None:
+    """mainline's scan-hint-largest-before/free at 1x8 is NOT-INDUCTIVE at depth 3 (its shortest violation is 4
+    operations); through the CLI, the random search on the model makes it VIOLATED, and the trace it writes
+    reproduces on 7.1.3's C."""
+    proc = cli("prove", "--variant", "mainline", "--geometry", "1x8", "--invariant", "scan-hint-largest-before",
+               "--op", "free", "--depth", "3", "--no-witnesses", "--json", "--traces", str(tmp_path))
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    (row,) = [r for r in json.loads(proc.stdout)["results"] if r["op"] == "free"]
+    assert row["result"] == "VIOLATED" and row["detail"].startswith("none within depth 3; random walk "), row
+    (trace_file,) = tmp_path.glob("mainline__1x8__scan-hint-largest-before__free.json")
+    trace = trace_from_json(json.loads(trace_file.read_text()))
+    assert first_violation(trace, "scan-hint-largest-before") == len(trace.ops) - 1 >= 3
+    on_c = cli("replay", str(trace_file), "--source", str(kernel("linux-7.1.3").percpu_c))
+    assert on_c.returncode == 0 and "reproduced" in on_c.stdout and "not reproduced" not in on_c.stdout, on_c.stdout

@@ -51,7 +51,14 @@ def start(proc: mp.process.BaseProcess) -> None:
 
 
 def release_signals() -> None:
-    """In a child forked by ``start``: the signal mask it inherited, with ``HELD_SIGNALS`` deliverable again."""
+    """In a child forked by ``start``: the signal mask it inherited, with ``HELD_SIGNALS`` deliverable again.
+
+    SIGTERM goes back to its default first: the handler the child inherited would raise ``Terminated`` in it,
+    and multiprocessing prints a child's exception as a traceback.  A child gets SIGTERM only when it is being
+    stopped (multiprocessing terminates the daemon children still running at exit: a portfolio task forked just
+    before the parent's own SIGTERM landed), so it should simply end.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, HELD_SIGNALS)
 
 
