@@ -373,7 +373,7 @@ def _suite(variant: str, geometry: Geometry, options: SuiteOptions, invariants: 
                 continue
             assert ans.model is not None
             t = trans[kind]
-            cti = {
+            cti: dict[str, object] = {
                 "before": concrete_state(ans.model, pre),
                 "op": op_to_json(concrete_op(ans.model, t.op)),
                 "after": concrete_state(ans.model, t.step.post),
