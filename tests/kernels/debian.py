@@ -46,11 +46,14 @@ def git_blob_id(data: bytes) -> str:
 
 
 def candidate_version(package: str) -> str:
-    out = subprocess.run(["apt-cache", "policy", package], capture_output=True, text=True, check=False).stdout
-    found = re.search(r"Candidate: (\S+)", out)
-    if found is None or found.group(1) == "(none)":
-        raise Unavailable(f"{package}: apt knows no candidate version (run apt-get update?)")
-    return found.group(1)
+    for attempt in range(2):
+        out = subprocess.run(["apt-cache", "policy", package], capture_output=True, text=True, check=False).stdout
+        found = re.search(r"Candidate: (\S+)", out)
+        if found is not None and found.group(1) != "(none)":
+            return found.group(1)
+        if attempt == 0:  # a machine whose package lists were never fetched (a new container): fetch once
+            subprocess.run(["apt-get", "update", "-qq"], capture_output=True, check=False)
+    raise Unavailable(f"{package}: apt knows no candidate version, even after apt-get update")
 
 
 def download(package: str, version: str, into: Path) -> Path:
