@@ -128,9 +128,11 @@ def test_a_cluster_gives_the_local_verdicts_and_feeds_the_same_cache(tmp_path: P
     assert cut_summary["budget_exhausted"] and any(r["result"] == "NOT RUN" for r in cut_summary["results"])
     full = {row[:5]: row for row in verdicts(local_summary)}
     reached = [row for row in verdicts(cut_summary) if row[5] != "NOT RUN"]
-    # exit 1 when a row was reached: against the empty baseline each is a change, and 1 comes before 3.  On a
-    # loaded machine 3 s can end before any row (a fresh-clone CI beside other jobs did): all NOT RUN, exit 3
-    assert cut.returncode == (1 if reached else 3), (reached, cut.stderr[-3000:])
+    # exit 1 when a proof or stateful row was reached: against the empty baseline each is a change, and 1 comes
+    # before 3.  A trace row is not (a trace must reproduce whatever the baseline says).  On a loaded machine 3 s
+    # can end before any row, or after the trace rows only (the slow tier beside other work did): exit 3
+    changed = [row for row in reached if row[0] != "trace"]
+    assert cut.returncode == (1 if changed else 3), (reached, cut.stderr[-3000:])
     assert all(full[row[:5]][:6] == row[:6] for row in reached), reached
     print(f"within the budget: {sum(row[0] == 'proof' for row in reached)} proof rows streamed,"
           f" items {cut_summary['items']}")
