@@ -128,3 +128,31 @@ def test_the_random_search_settles_a_mainline_row_beyond_the_depth_and_the_c_agr
     assert first_violation(trace, "scan-hint-largest-before") == len(trace.ops) - 1 >= 3
     on_c = cli("replay", str(trace_file), "--source", str(kernel("linux-7.1.3").percpu_c))
     assert on_c.returncode == 0 and "reproduced" in on_c.stdout and "not reproduced" not in on_c.stdout, on_c.stdout
+
+
+def _block_contig_exact(dump: dict[str, object]) -> bool:
+    """``block-contig-hint-exact`` of a one-block CTI state, judged here from its bits: the hint is the longest
+    free run and lies on free bits."""
+    chunk = dump["chunks"]["dynamic"]  # type: ignore[index]
+    bits, (block,) = chunk["alloc_map"], chunk["md_blocks"]
+    longest = max(len(run) for run in bits.split("1"))
+    start, hint = block["contig_hint_start"], block["contig_hint"]
+    return bool(hint == longest and set(bits[start:start + hint]) <= {"0"} and start + hint <= len(bits))
+
+
+@pytest.mark.slow
+def test_a_not_inductive_row_says_where_houdini_dropped_it() -> None:
+    """mainline's block-contig-hint-exact/alloc at 1x8 is NOT-INDUCTIVE within depth 1 and no search.  Its row's
+    own counterexample to induction assumes only what survived Houdini; ``houdini_drop`` gives the first one,
+    from round 1's first batch, which assumed every invariant: a state that keeps the claim, which the
+    allocation breaks."""
+    proc = cli("prove", "--variant", "mainline", "--geometry", "1x8", "--invariant", "block-contig-hint-exact",
+               "--op", "alloc", "--depth", "1", "--search-walks", "0", "--no-witnesses", "--no-layout", "--json")
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    (row,) = [r for r in json.loads(proc.stdout)["results"] if r["op"] == "alloc"]
+    assert row["result"] == "NOT-INDUCTIVE", row
+    drop = row["houdini_drop"]
+    assert (drop["round"], drop["op"], drop["status"], drop["without"]) == (1, "alloc", "sat", []), drop
+    cti = drop["cti"]
+    assert _block_contig_exact(cti["before"]) and not _block_contig_exact(cti["after"]), cti
+    assert cti["op"]["op"] == "alloc"

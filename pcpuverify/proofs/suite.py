@@ -12,7 +12,10 @@ reachable violation that replays on ``model/`` is VIOLATED; so is a known
 trace (a witness) carried to this variant and geometry that replays; with
 neither, random walks on ``model/`` look for one beyond that depth
 (``row_search.py``, ``search_walks`` of them, seeded); with none found either,
-it stays NOT-INDUCTIVE with its counterexample to induction.
+it stays NOT-INDUCTIVE with its counterexample to induction, and with where
+Houdini dropped it (``houdini_drop``: the round, the operation, the invariants
+dropped before it, and the counterexample to induction of that query, which
+assumed all the others: what a lemma written for the row has to rule out).
 
 State invariants are judged over steps that write nothing outside their
 arrays: a stray write has undefined effects in C, and is itself reported by
@@ -314,20 +317,23 @@ def _suite(variant: str, geometry: Geometry, options: SuiteOptions, invariants: 
         return answers
 
     consecution: dict[tuple[str, str], Answer] = {}
-    dropped: set[str] = set()
+    dropped: dict[str, dict[str, object]] = {}  # each dropped invariant: where Houdini dropped it (``_drop``)
+    rounds = 0
     while True:
         again = False
+        rounds += 1
         for kind in OPS:
             # one operation's queries share their assumptions, so they are independent: solved as one batch
             post = trans[kind].step.post
             batch = list(held)
             answers = consecution_answers([(kind, held, [z3.Not(post.oob_write)], z3.Not(inv.z3(post)))
                                            for inv in batch], options.solver)
+            without = list(dropped)  # what the whole batch did not assume
             for inv, ans in zip(batch, answers):
                 consecution[(inv.name, kind)] = ans
                 if ans.status != "unsat":
                     held.remove(inv)
-                    dropped.add(inv.name)
+                    dropped[inv.name] = _drop(rounds, kind, without, ans, pre, trans[kind])
                     again = True
         if not again:
             break
@@ -381,6 +387,8 @@ def _suite(variant: str, geometry: Geometry, options: SuiteOptions, invariants: 
             found = searched[kind]
             seconds = ans.seconds + found.seconds
             extra = {**ans.to_json(), "bmc": list(found.solvers)}
+            if inv.name in dropped:
+                extra["houdini_drop"] = dropped[inv.name]
             if found.unknown is not None:
                 rows.append(replace(row(inv.name, kind, Verdict.UNKNOWN, seconds, cti=cti,
                                         detail=f"bounded check at depth {found.depth}: {found.unknown.reason}"),
@@ -428,6 +436,19 @@ def _suite(variant: str, geometry: Geometry, options: SuiteOptions, invariants: 
     run_all([partial(consecution_rows, inv, strengthening, each) for _, inv, strengthening in tail], jobs, done)
     results += [r for rows in settled for r in rows]
     return results
+
+
+def _drop(round_no: int, kind: str, without: list[str], ans: Answer, pre: SymChunk,
+          t: Transition) -> dict[str, object]:
+    """Where Houdini dropped an invariant: its round, the operation, the invariants already dropped then (the
+    rest were assumed), and (for a sat answer) that counterexample to induction.  A row's own ``cti`` is asked
+    under the final strengthening, which has lost every dropped invariant; the first drop's had all but
+    ``without``, so its state shows which fact the invariant lacked."""
+    record: dict[str, object] = {"round": round_no, "op": kind, "status": ans.status, "without": without}
+    if ans.model is not None:
+        record["cti"] = {"before": concrete_state(ans.model, pre), "op": op_to_json(concrete_op(ans.model, t.op)),
+                         "after": concrete_state(ans.model, t.step.post)}
+    return record
 
 
 def _beyond_depth(variant: str, geometry: Geometry, invariant: str, kind: str, depth: int, seconds: float,
