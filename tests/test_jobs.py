@@ -14,9 +14,14 @@ from conftest import register_for_test
 from test_faults import exe, session_members, wait_until
 from test_proofs import ForgetsRightFree
 
+from pcpuverify.invariants.check import check_state
 from pcpuverify.model.geometry import Geometry
+from pcpuverify.model.chunk import PcpuChunk
+from pcpuverify.model.ops import FirstChunkInit
+from pcpuverify.model.percpu import PcpuAllocator
+from pcpuverify.model.reference import Reference
 from pcpuverify.proofs.children import ChildFailed, Later, run_all
-from pcpuverify.proofs.initiation import first_chunk_initiation
+from pcpuverify.proofs.initiation import admissible_layouts, first_chunk_initiation
 from pcpuverify.proofs.results import Result
 from pcpuverify.proofs.solver import SolverOptions
 from pcpuverify.proofs.suite import SuiteOptions, run_suite
@@ -51,6 +56,38 @@ def test_first_chunk_initiation_dealt_out_names_the_same_first_layout() -> None:
     assert any(r.verdict.value == "VIOLATED" for r in one)
     three = first_chunk_initiation("v1", g, jobs=3)
     assert [(r.invariant, r.verdict, r.detail) for r in three] == [(r.invariant, r.verdict, r.detail) for r in one]
+
+
+class MiscountsBesideAReservedChunk(PcpuAllocator):
+    """v1-patch09 whose setup miscounts the dynamic chunk's free bits when a reserved chunk comes first: a break
+    that the first layouts (no reserved region) do not show."""
+
+    variant = "miscounts-beside-a-reserved-chunk"
+
+    def pcpu_chunk_relocate(self, chunk: PcpuChunk, oslot: int) -> None:
+        if oslot == -1 and self.pcpu_reserved_chunk is not None and chunk is not self.pcpu_reserved_chunk:
+            chunk.free_bits -= 1
+        super().pcpu_chunk_relocate(chunk, oslot)
+
+
+@pytest.mark.parametrize("variant", ["v1", "v1-patch09", "fixed", MiscountsBesideAReservedChunk.variant])
+def test_first_chunk_initiation_checks_each_state_once_and_names_the_layout_every_layout_names(
+        variant: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Layouts that set up the same allocator are checked once: the rows are those of checking every layout in
+    turn, each violation at the first layout that shows it (for the mutant, not the first layout)."""
+    register_for_test(monkeypatch, MiscountsBesideAReservedChunk.variant, MiscountsBesideAReservedChunk,
+                      encode.SymPercpu)
+    g = Geometry.parse("1x8")
+    first: dict[str, FirstChunkInit] = {}
+    for layout in admissible_layouts(g.page_size):
+        for v in check_state(Reference(variant, g, layout)):
+            first.setdefault(v.invariant, layout)
+    assert variant != MiscountsBesideAReservedChunk.variant or first["free-bits-count"].reserved_size > 0
+    rows = {r.invariant: r for r in first_chunk_initiation(variant, g)}
+    assert {name for name, r in rows.items() if r.verdict.value == "VIOLATED"} == set(first)
+    for name, layout in first.items():
+        assert rows[name].detail == (f"static_size={layout.static_size} reserved_size={layout.reserved_size}"
+                                     f" dyn_size={layout.dyn_size}"), (name, rows[name].detail)
 
 
 @pytest.mark.slow
