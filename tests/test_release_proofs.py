@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_kernel_build import cli, kernel
@@ -130,10 +131,10 @@ def test_the_random_search_settles_a_mainline_row_beyond_the_depth_and_the_c_agr
     assert on_c.returncode == 0 and "reproduced" in on_c.stdout and "not reproduced" not in on_c.stdout, on_c.stdout
 
 
-def _block_contig_exact(dump: dict[str, object]) -> bool:
+def _block_contig_exact(dump: dict[str, Any]) -> bool:
     """``block-contig-hint-exact`` of a one-block CTI state, judged here from its bits: the hint is the longest
     free run and lies on free bits."""
-    chunk = dump["chunks"]["dynamic"]  # type: ignore[index]
+    chunk = dump["chunks"]["dynamic"]
     bits, (block,) = chunk["alloc_map"], chunk["md_blocks"]
     longest = max(len(run) for run in bits.split("1"))
     start, hint = block["contig_hint_start"], block["contig_hint"]
