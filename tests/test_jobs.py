@@ -15,8 +15,8 @@ from test_faults import exe, session_members, wait_until
 from test_proofs import ForgetsRightFree
 
 from pcpuverify.invariants.check import check_state
-from pcpuverify.model.geometry import Geometry
 from pcpuverify.model.chunk import PcpuChunk
+from pcpuverify.model.geometry import Geometry
 from pcpuverify.model.ops import FirstChunkInit
 from pcpuverify.model.percpu import PcpuAllocator
 from pcpuverify.model.reference import Reference

@@ -378,12 +378,7 @@ def _suite(variant: str, geometry: Geometry, options: SuiteOptions, invariants: 
                 rows.append(row(inv.name, kind, Verdict.UNKNOWN, ans.seconds, detail=ans.reason, answer=ans))
                 continue
             assert ans.model is not None
-            t = trans[kind]
-            cti: dict[str, object] = {
-                "before": concrete_state(ans.model, pre),
-                "op": op_to_json(concrete_op(ans.model, t.op)),
-                "after": concrete_state(ans.model, t.step.post),
-            }
+            cti = _cti(ans.model, pre, trans[kind])
             found = searched[kind]
             seconds = ans.seconds + found.seconds
             extra = {**ans.to_json(), "bmc": list(found.solvers)}
@@ -446,9 +441,14 @@ def _drop(round_no: int, kind: str, without: list[str], ans: Answer, pre: SymChu
     ``without``, so its state shows which fact the invariant lacked."""
     record: dict[str, object] = {"round": round_no, "op": kind, "status": ans.status, "without": without}
     if ans.model is not None:
-        record["cti"] = {"before": concrete_state(ans.model, pre), "op": op_to_json(concrete_op(ans.model, t.op)),
-                         "after": concrete_state(ans.model, t.step.post)}
+        record["cti"] = _cti(ans.model, pre, t)
     return record
+
+
+def _cti(model: z3.ModelRef, pre: SymChunk, t: Transition) -> dict[str, object]:
+    """A counterexample to induction in the dump's format: the state before, the operation, the state after."""
+    return {"before": concrete_state(model, pre), "op": op_to_json(concrete_op(model, t.op)),
+            "after": concrete_state(model, t.step.post)}
 
 
 def _beyond_depth(variant: str, geometry: Geometry, invariant: str, kind: str, depth: int, seconds: float,
