@@ -14,23 +14,17 @@ from dataclasses import dataclass
 
 import z3
 
+from pcpuverify.invariants.base import ChunkSnapshot
 from pcpuverify.model.geometry import Geometry
-from pcpuverify.model.ops import Alloc, ChunkInit, Free, Op, Populate
+from pcpuverify.model.ops import Alloc, ChunkInit, Op
 from pcpuverify.model.random_ops import random_op
 from pcpuverify.model.reference import Reference, StepResult
 from pcpuverify.model.state import BITMAP_FIELDS, BLOCK_FIELDS, INT_FIELDS
-from pcpuverify.symbolic.bv import INT_W, I
-from pcpuverify.symbolic.encode import SymPercpu, SymStep
+from pcpuverify.proofs.evaluator import UNSIGNED, Evaluator, StepValues, field_terms
+from pcpuverify.symbolic.bv import INT_W
+from pcpuverify.symbolic.encode import SymPercpu
 from pcpuverify.symbolic.release_state import SymReleaseChunk, release_layout
-from pcpuverify.symbolic.state import (
-    CHUNK_FIELDS,
-    GHOST_FIELDS,
-    SymChunk,
-    SymOp,
-    block_key,
-    constant_chunk,
-    ghost_width,
-)
+from pcpuverify.symbolic.state import SymChunk, block_key, constant_chunk, ghost_width
 from pcpuverify.symbolic.subjects import subject
 
 
@@ -86,31 +80,8 @@ def _value(term: z3.ExprRef, signed: bool = True) -> int | bool:
 
 
 def evaluate(chunk: SymChunk | SymReleaseChunk) -> dict[str, int | bool]:
-    out: dict[str, int | bool] = {}
-    for f in (*BITMAP_FIELDS, *GHOST_FIELDS):
-        out[f] = _value(getattr(chunk, f), signed=False)
-    layout = release_layout(chunk)
-    if layout is not None:
-        for f in layout.chunk_fields:
-            out[f] = _value(getattr(chunk, f))
-        for name in layout.singles:
-            for f in layout.block_fields:
-                out[f"{name}.{f}"] = _value(getattr(getattr(chunk, name), f))
-        for i, md in enumerate(chunk.md_blocks):
-            for f in layout.block_fields:
-                out[f"md_blocks[{i}].{f}"] = _value(getattr(md, f))
-        return out
-    for f in CHUNK_FIELDS:
-        out[f] = _value(getattr(chunk, f))
-    for i, block in enumerate(chunk.md_blocks):
-        for f in BLOCK_FIELDS:
-            out[block_key(i, f)] = _value(getattr(block, f))
-    return out
-
-
-def encode_op(enc: SymPercpu, chunk: SymChunk, op: Op) -> SymStep:
-    """The encoded transition for a concrete operation."""
-    return enc.step(chunk, sym_op_of(op))
+    """A chunk of constants' values by flat name (``model_fields``' keys)."""
+    return {name: _value(term, signed=name not in UNSIGNED) for name, term in field_terms(chunk).items()}
 
 
 @dataclass(frozen=True)
@@ -126,78 +97,65 @@ class Mismatch:
         return f"after {self.op.describe()}: {self.field} is {self.model} in model/ but {self.encoding} encoded"
 
 
+def evaluator_for(ref: Reference, encoding: type[SymPercpu] | None = None) -> Evaluator:
+    """The terms of ``encoding`` (default: the subject's) on ``ref``'s geometry, ready to evaluate."""
+    return Evaluator(encoding or subject(ref.variant).require_encoding(), ref.geometry)
+
+
 def compare_step(ref: Reference, op: Op, encoding: type[SymPercpu] | None = None,
-                 step: SymStep | None = None) -> list[Mismatch]:
+                 evaluator: Evaluator | None = None, step: StepValues | None = None) -> list[Mismatch]:
     """Apply ``op`` to ``ref`` (mutating it) and to its encoding; list every field that differs.
 
-    ``step``: ``op`` already encoded on ``symbolic_of(ref)``, to be compared (built here when not given).
+    ``evaluator``: the encoding's terms, built here when not given; ``step``: ``op`` already evaluated on
+    ``ref``'s state.
     """
     if step is None:
-        enc = (encoding or subject(ref.variant).require_encoding())(ref.geometry)
-        step = encode_op(enc, symbolic_of(ref), op)
+        step = (evaluator or evaluator_for(ref, encoding)).step(model_fields(ref), op)
     result = ref.apply(op)
     found: list[Mismatch] = []
     oob = bool(result.accesses)
     oob_write = any(a.write for a in result.accesses)
-    if _value(step.post.oob) != oob:
-        found.append(Mismatch(op, "oob", oob, _value(step.post.oob)))
-    if _value(step.post.oob_write) != oob_write:
-        found.append(Mismatch(op, "oob_write", oob_write, _value(step.post.oob_write)))
+    if step.oob != oob:
+        found.append(Mismatch(op, "oob", oob, step.oob))
+    if step.oob_write != oob_write:
+        found.append(Mismatch(op, "oob_write", oob_write, step.oob_write))
     if isinstance(op, Alloc):
         model_off = -1 if result.bit_off is None else result.bit_off
-        if _value(step.bit_off) != model_off:
-            found.append(Mismatch(op, "bit_off", model_off, _value(step.bit_off)))
-    if not _value(step.unrolled):
+        if step.bit_off != model_off:
+            found.append(Mismatch(op, "bit_off", model_off, step.bit_off))
+    if not step.unrolled:
         found.append(Mismatch(op, "unrolled", True, False))
     if oob_write:
         return found
-    expected, got = model_fields(ref), evaluate(step.post)
-    found += [Mismatch(op, f, expected[f], got[f]) for f in expected if expected[f] != got[f]]
+    expected = model_fields(ref)
+    found += [Mismatch(op, f, expected[f], step.post[f]) for f in expected if expected[f] != step.post[f]]
     return found
 
 
 def compare_invariants(ref: Reference, before: Reference, op: Op, step_result: StepResult,
-                       sym_step: SymStep | None = None) -> list[str]:
+                       evaluator: Evaluator | None = None, step: StepValues | None = None) -> list[str]:
     """Invariants whose Z3 predicate disagrees with the concrete one on ``before --op--> ref``.
 
-    ``ref`` is the state after ``op``, ``before`` a copy of the state before; ``sym_step``: ``op``
-    already encoded on ``symbolic_of(before)`` (built here when not given).
+    ``ref`` is the state after ``op``, ``before`` a copy of the state before; ``evaluator``: the subject's
+    terms (built here when not given); ``step``: ``op`` already evaluated on ``before``'s state.
     """
-    from pcpuverify.invariants.base import ChunkSnapshot
-    from pcpuverify.invariants.check import invariants_for
-
-    chunk = ref.chunks["dynamic"]
-    post = symbolic_of(ref).set(oob=z3.BoolVal(bool(step_result.accesses)))
     if any(a.write for a in step_result.accesses):
         return []
-    pre = symbolic_of(before)
-    encoding = subject(ref.variant).require_encoding()
-    if sym_step is None:
-        sym_step = encode_op(encoding(ref.geometry), pre, op)
-    sym_op = sym_op_of(op)
+    evaluator = evaluator or evaluator_for(ref)
+    chunk = ref.chunks["dynamic"]
+    on_state = evaluator.state_invariants(model_fields(ref), oob=bool(step_result.accesses))
     problems = []
-    invs = invariants_for(encoding.chunk_layout)
-    for inv in (i for i in invs if i.kind == "state"):
-        if inv.z3 is None:
-            continue
+    for inv in evaluator.state_invs:
         concrete = not inv.violations(ref.alloc, chunk)
-        if _value(inv.z3(post)) != concrete:
+        if on_state[inv.name] != concrete:
             problems.append(f"{inv.name}: concrete {concrete}, Z3 {not concrete} after {op.describe()}")
+    on_step = (step or evaluator.step(model_fields(before), op)).step_invariants
     snapshot = ChunkSnapshot.of(before.chunks["dynamic"])
-    for inv in (i for i in invs if i.kind == "step"):
+    for inv in evaluator.step_invs:
         concrete = not inv.violations(ref.alloc, snapshot, step_result, chunk)
-        if _value(inv.z3(pre, sym_op, sym_step)) != concrete:
+        if on_step[inv.name] != concrete:
             problems.append(f"{inv.name}: concrete {concrete}, Z3 {not concrete} on {op.describe()}")
     return problems
-
-
-def sym_op_of(op: Op) -> SymOp:
-    if isinstance(op, Alloc):
-        return SymOp("alloc", bits=I(op.bits), align=I(op.align), pop_only=z3.BoolVal(op.pop_only))
-    if isinstance(op, Free):
-        return SymOp("free", bit_off=I(op.bit_off))
-    kind = "populate" if isinstance(op, Populate) else "depopulate"
-    return SymOp(kind, page_start=I(op.page_start), page_end=I(op.page_end))
 
 
 def quick_conformance(variant: str, geometry: Geometry, steps: int, seed: int) -> str | None:
@@ -208,22 +166,22 @@ def quick_conformance(variant: str, geometry: Geometry, steps: int, seed: int) -
     """
     rng = random.Random(f"{seed}:{variant}:{geometry.name}")
     layouts = [geometry.populated, (), tuple(range(0, geometry.nr_pages, 2))]
+    evaluator = Evaluator(subject(variant).require_encoding(), geometry)  # the terms read no populated layout
     done = 0
     while done < steps:
         g = Geometry(geometry.block_bits, geometry.nr_pages, layouts[done % len(layouts)])
         ref = Reference(variant, g, ChunkInit())
-        enc = subject(variant).require_encoding()(g)
         for _ in range(8):
             op = random_op(ref, rng)
             before = ref.copy()
-            step = encode_op(enc, symbolic_of(ref), op)  # once, for the fields and for the invariants
+            step = evaluator.step(model_fields(ref), op)  # once, for the fields and for the invariants
             mismatches = compare_step(ref, op, step=step)
             done += 1
             if mismatches:
                 return mismatches[0].describe()
             after = before.copy()
             result = after.apply(op)
-            problems = compare_invariants(after, before, op, result, step)
+            problems = compare_invariants(after, before, op, result, evaluator, step)
             if problems:
                 return problems[0]
             if any(a.write for a in result.accesses) or done >= steps:
