@@ -57,7 +57,7 @@ def houdini_round(variant: str, geometry: Geometry, kind: str) -> Round:
     side = [well_formed(pre), t.precondition, t.step.unrolled, z3.Not(t.step.post.oob_write)]
     targets = [z3.Not(i.z3(t.step.post)) for i in invs]
     cone = Cone()
-    sliced = [[*side, *[i.z3(pre) for i in cone.slice(target, invs, pre)], target] for target in targets]
+    sliced = [[*side, *[i.z3(pre) for i in cone.slice(target, invs, lambda i: i.z3(pre))], target] for target in targets]
     return [*side, *[i.z3(pre) for i in invs]], targets, sliced
 
 

@@ -48,9 +48,13 @@ def test_a_slice_keeps_the_invariants_that_share_a_constant_in_their_order() -> 
     x, y, z = z3.BitVecs("x y z", 8)
     invs = [_inv("on-y", y > 1), _inv("on-z", z > 1), _inv("on-x-and-z", x + z > 1)]
     pre = fresh_chunk(ONE_BLOCK, "pre")
-    assert [i.name for i in Cone().slice(x == 0, invs, pre)] == ["on-x-and-z"]
-    assert [i.name for i in Cone().slice(z3.And(x == 0, z == y), invs, pre)] == ["on-y", "on-z", "on-x-and-z"]
-    assert Cone().slice(z3.BoolVal(True), invs, pre) == []
+
+    def on_pre(inv: Invariant) -> z3.BoolRef:
+        return inv.z3(pre)
+
+    assert [i.name for i in Cone().slice(x == 0, invs, on_pre)] == ["on-x-and-z"]
+    assert [i.name for i in Cone().slice(z3.And(x == 0, z == y), invs, on_pre)] == ["on-y", "on-z", "on-x-and-z"]
+    assert Cone().slice(z3.BoolVal(True), invs, on_pre) == []
 
 
 def _inv(name: str, term: z3.BoolRef) -> Invariant:

@@ -17,12 +17,11 @@ that reads one more field is sliced correctly without anyone saying so.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import z3
 
 from pcpuverify.invariants.base import Invariant
-from pcpuverify.symbolic.state import SymChunk
 
 
 class Cone:
@@ -72,7 +71,9 @@ class Cone:
                 stack.extend((a, False) for a in args if z3.Z3_get_ast_id(ctx, a) not in memo)
         return memo[root]
 
-    def slice(self, target: z3.ExprRef, strengthening: Sequence[Invariant], pre: SymChunk) -> list[Invariant]:
-        """The invariants of ``strengthening`` (in its order) that read a constant ``target`` reads."""
+    def slice(self, target: z3.ExprRef, strengthening: Sequence[Invariant],
+              predicate: Callable[[Invariant], z3.BoolRef]) -> list[Invariant]:
+        """The invariants of ``strengthening`` (in its order) whose ``predicate`` (on the pre-state) reads a
+        constant ``target`` reads."""
         wanted = self.reads(target)
-        return [inv for inv in strengthening if self.reads(inv.z3(pre)) & wanted]
+        return [inv for inv in strengthening if self.reads(predicate(inv)) & wanted]

@@ -296,9 +296,17 @@ def _suite(variant: str, geometry: Geometry, options: SuiteOptions, invariants: 
     pre = enc.fresh_chunk("pre")
     trans = {kind: transition(enc, kind, pre, "op") for kind in OPS}
 
+    on_pre: dict[str, z3.BoolRef] = {}  # each invariant's predicate on ``pre``, built once for every query
+    well_formed = enc.well_formed(pre)
+
+    def holds(inv: Invariant) -> z3.BoolRef:
+        if inv.name not in on_pre:
+            on_pre[inv.name] = inv.z3(pre)
+        return on_pre[inv.name]
+
     def assumptions(kind: str, invs: list[Invariant]) -> list[z3.BoolRef]:
         t = trans[kind]
-        return [enc.well_formed(pre), *[i.z3(pre) for i in invs], t.precondition, t.step.unrolled]
+        return [well_formed, *[holds(i) for i in invs], t.precondition, t.step.unrolled]
 
     cone = Cone()
 
@@ -306,7 +314,7 @@ def _suite(variant: str, geometry: Geometry, options: SuiteOptions, invariants: 
                             solver: SolverOptions) -> list[Answer]:
         """Each (operation, strengthening, side conditions, target) query: first with the strengthening sliced
         to the target's cone of influence (``slicing.py``), then, where that is not unsat, with all of it."""
-        slices = [cone.slice(target, invs, pre) if options.slicing else invs for _, invs, _, target in asked]
+        slices = [cone.slice(target, invs, holds) if options.slicing else invs for _, invs, _, target in asked]
         answers = check_all([[*assumptions(kind, part), *side, target]
                              for (kind, _, side, target), part in zip(asked, slices)], solver)
         again = [i for i, (a, part) in enumerate(zip(answers, slices)) if a.status != "unsat" and part != asked[i][1]]
