@@ -19,15 +19,19 @@ from pcpuverify.model.geometry import Geometry
 from pcpuverify.model.ops import op_name
 from pcpuverify.model.trace import trace_from_json
 from pcpuverify.proofs.results import Verdict
+from pcpuverify.proofs.solver import SolverOptions
 from pcpuverify.proofs.suite import SuiteOptions, run_suite
 
 ONE_BLOCK = Geometry.parse("1x8")
+# prove's default solver: an unsat from any solver is final, and tests/test_portfolio.py holds the verdicts of
+# every setting equal; Z3 alone took twice as long on these suites
+PORTFOLIO = SolverOptions(solver="portfolio")
 
 
 @pytest.mark.slow
 def test_mainline_fixed_is_proved_on_one_block() -> None:
     """Every row of mainline-fixed at 1x8 (initiation, consecution with Houdini, the step invariants) is PROVED."""
-    results = run_suite("mainline-fixed", ONE_BLOCK, SuiteOptions(depth=2))
+    results = run_suite("mainline-fixed", ONE_BLOCK, SuiteOptions(solver=PORTFOLIO, depth=2))
     assert len(results) == 136
     assert {r.verdict for r in results} == {Verdict.PROVED}, [
         (r.invariant, r.op, r.verdict.value) for r in results if r.verdict is not Verdict.PROVED]
@@ -38,7 +42,7 @@ def test_mainline_scan_hint_finding_is_violated_and_replays() -> None:
     """mainline breaks scan-hint-before-contig-hint: within depth 4 the free row is VIOLATED (4 ops: alloc 1;
     alloc 1; alloc 1 align 4; free 1), and the suite's trace replays on the model.  (The alloc row's shortest
     trace, gallery 16, is 6 ops: past depth 4 it is NOT-INDUCTIVE without a witness.)"""
-    results = run_suite("mainline", ONE_BLOCK, SuiteOptions(depth=4),
+    results = run_suite("mainline", ONE_BLOCK, SuiteOptions(solver=PORTFOLIO, depth=4),
                         invariants={"scan-hint-before-contig-hint"}, ops={"free"})
     (row,) = [r for r in results if r.op == "free"]
     assert row.verdict is Verdict.VIOLATED and row.trace is not None
@@ -107,7 +111,8 @@ def test_linux_4_14_accurate_free_row_is_settled_by_its_witness() -> None:
     shortest is 9 operations), which would leave the row NOT-INDUCTIVE; the carried witness makes it VIOLATED."""
     name = "linux-4.14__1x8__chunk-hint-accurate-in-one-block.json"
     witness = Witness(name, trace_from_json(json.loads((PROOF_TRACES / name).read_text())))
-    results = run_suite("linux-4.14", ONE_BLOCK, SuiteOptions(depth=4), invariants={witness.trace.violates},
+    results = run_suite("linux-4.14", ONE_BLOCK, SuiteOptions(solver=PORTFOLIO, depth=4),
+                        invariants={witness.trace.violates},
                         ops={"free"}, witnesses=(witness,))
     (row,) = [r for r in results if r.op == "free"]
     assert row.verdict is Verdict.VIOLATED and row.trace == witness.trace.to_json()
