@@ -65,7 +65,7 @@ class Packed:
     @staticmethod
     def of(named: Mapping[str, z3.ExprRef], unsigned: frozenset[str] = frozenset()) -> Packed:
         parts = [z3.If(t, z3.BitVecVal(1, 1), z3.BitVecVal(0, 1)) if z3.is_bool(t) else t for t in named.values()]
-        whole = z3.Concat(*parts) if len(parts) > 1 else parts[0]
+        whole = z3.Concat(*parts) if len(parts) > 1 else parts[0] if parts else z3.BitVecVal(0, 1)
         return Packed(tuple(named), tuple(0 if z3.is_bool(t) else t.size() for t in named.values()),
                       tuple(name not in unsigned for name in named), whole)
 
@@ -110,7 +110,8 @@ OUTCOME = ("oob", "oob_write", "bit_off", "unrolled")
 def _variables(op: SymOp) -> list[str]:
     """The arguments a symbolic operation leaves free (the others are the defaults of its kind)."""
     names = ("bits", "align", "pop_only", "bit_off", "page_start", "page_end")
-    return [n for n in names if z3.is_const(getattr(op, n)) and getattr(op, n).decl().kind() == z3.Z3_OP_UNINTERPRETED]
+    terms = {n: getattr(op, n) for n in names}
+    return [n for n, t in terms.items() if z3.is_const(t) and t.decl().kind() == z3.Z3_OP_UNINTERPRETED]
 
 
 class Evaluator:
@@ -138,7 +139,8 @@ class Evaluator:
 
     @staticmethod
     def _state_pairs(chunk: SymChunk | SymReleaseChunk, values: Mapping[str, Value], oob: bool) -> Pairs:
-        pairs: Pairs = [(var, z3.BitVecVal(int(values[name]), var.size())) for name, var in field_terms(chunk).items()]
+        pairs: Pairs = [(var, z3.BitVecVal(int(values[name]), var.size()))
+                        for name, var in field_terms(chunk).items()]
         return [*pairs, (chunk.oob, z3.BoolVal(oob)), (chunk.oob_write, z3.BoolVal(False))]
 
     def step(self, values: Mapping[str, Value], op: Op) -> StepValues:
@@ -153,4 +155,5 @@ class Evaluator:
 
     def state_invariants(self, values: Mapping[str, Value], oob: bool) -> dict[str, bool]:
         """Each state invariant's predicate on the state of ``values``, ``oob`` its last step's flag."""
-        return {k: bool(v) for k, v in self._state_invariants.at(self._state_pairs(self.state, values, oob)).items()}
+        out = self._state_invariants.at(self._state_pairs(self.state, values, oob))
+        return {k: bool(v) for k, v in out.items()}
