@@ -33,6 +33,7 @@ import z3
 from rich.console import Console
 from rich.table import Table
 
+from pcpuverify.invariants.base import Invariant
 from pcpuverify.invariants.check import STATE_INVARIANTS
 from pcpuverify.model.geometry import Geometry
 from pcpuverify.proofs.backends import Limits, solve
@@ -57,7 +58,11 @@ def houdini_round(variant: str, geometry: Geometry, kind: str) -> Round:
     side = [well_formed(pre), t.precondition, t.step.unrolled, z3.Not(t.step.post.oob_write)]
     targets = [z3.Not(i.z3(t.step.post)) for i in invs]
     cone = Cone()
-    sliced = [[*side, *[i.z3(pre) for i in cone.slice(target, invs, lambda i: i.z3(pre))], target] for target in targets]
+
+    def on_pre(inv: Invariant) -> z3.BoolRef:
+        return inv.z3(pre)
+
+    sliced = [[*side, *[on_pre(i) for i in cone.slice(target, invs, on_pre)], target] for target in targets]
     return [*side, *[i.z3(pre) for i in invs]], targets, sliced
 
 
