@@ -103,14 +103,14 @@ def evaluator_for(ref: Reference, encoding: type[SymPercpu] | None = None) -> Ev
 
 
 def compare_step(ref: Reference, op: Op, encoding: type[SymPercpu] | None = None,
-                 evaluator: Evaluator | None = None, step: StepValues | None = None) -> list[Mismatch]:
+                 step: StepValues | None = None) -> list[Mismatch]:
     """Apply ``op`` to ``ref`` (mutating it) and to its encoding; list every field that differs.
 
-    ``evaluator``: the encoding's terms, built here when not given; ``step``: ``op`` already evaluated on
-    ``ref``'s state.
+    ``encoding``: default the subject's; ``step``: ``op`` already evaluated on ``ref``'s state (evaluated here
+    on ``encoding``'s terms when not given).
     """
     if step is None:
-        step = (evaluator or evaluator_for(ref, encoding)).step(model_fields(ref), op)
+        step = evaluator_for(ref, encoding).step(model_fields(ref), op)
     result = ref.apply(op)
     found: list[Mismatch] = []
     oob = bool(result.accesses)
