@@ -20,8 +20,7 @@ from pcpuverify.model.ops import Alloc, ChunkInit, Op
 from pcpuverify.model.random_ops import random_op
 from pcpuverify.model.reference import Reference, StepResult
 from pcpuverify.model.state import BITMAP_FIELDS, BLOCK_FIELDS, INT_FIELDS
-from pcpuverify.proofs.evaluator import UNSIGNED, Evaluator, StepValues, field_terms
-from pcpuverify.symbolic.bv import INT_W
+from pcpuverify.proofs.evaluator import UNSIGNED, Evaluator, StepValues, field_terms, signed_value
 from pcpuverify.symbolic.encode import SymPercpu
 from pcpuverify.symbolic.release_state import SymReleaseChunk, release_layout
 from pcpuverify.symbolic.state import SymChunk, block_key, constant_chunk, ghost_width
@@ -74,9 +73,7 @@ def _value(term: z3.ExprRef, signed: bool = True) -> int | bool:
         return z3.is_true(v)
     if not z3.is_bv_value(v):
         raise ValueError(f"encoding did not reduce to a constant: {v}")
-    width = v.size()
-    n = v.as_long()
-    return n - (1 << width) if signed and width == INT_W and n >= 1 << (INT_W - 1) else n
+    return signed_value(v.size(), v.as_long(), signed)
 
 
 def evaluate(chunk: SymChunk | SymReleaseChunk) -> dict[str, int | bool]:
