@@ -3,7 +3,7 @@
 It drives a ``KernelChunk`` with the operations a caller issues (alloc,
 atomic alloc, free of a live allocation, populate from an unpopulated
 page, depopulate of a run of empty pages), holds every step to the
-invariants of the build's layout (``kernel_search.step_violations``) and
+invariants of the build's layout (``kernel_search``'s step and state invariants) and
 records, without asserting, the first trace of each broken invariant and
 of each sanitizer report or WARN_ON into a ``CSearch``.  It starts over
 from a new chunk when the state went wrong (a state invariant broke) or
@@ -25,8 +25,9 @@ from pcpuverify.counterexamples.caller_rules import caller_machine
 from pcpuverify.counterexamples.kernel_search import (
     CSearch,
     note,
+    snapshots,
     state_violations,
-    step_violations,
+    step_only_violations,
 )
 from pcpuverify.counterexamples.seeded import without_local_constants
 from pcpuverify.kernel.build import Build
@@ -66,9 +67,10 @@ def machine_for(build: Build, geometry: Geometry, result: CSearch) -> type[RuleB
                 return
             result.random_steps += 1
             after = self.chunk.dump()
-            violations = step_violations(build.layout, before, done, after, geometry)
-            note(result, build, geometry, tuple(self.ops), violations, self.chunk.findings[mark:])
-            if state_violations(build.layout, after, geometry):
+            broken_state = state_violations(build.layout, after, geometry)
+            steps = step_only_violations(build.layout, snapshots(before, geometry), done, after, geometry)
+            note(result, build, geometry, tuple(self.ops), steps + broken_state, self.chunk.findings[mark:])
+            if broken_state:
                 self.restart()
 
         def _chunk_state(self) -> dict:

@@ -31,8 +31,8 @@ from pcpuverify.kernel.harness import (
     DriverGone,
     Finding,
     KernelChunk,
+    build_for,
     check_op,
-    open_chunk,
     run_paths,
     symbolized_report,
 )
@@ -61,20 +61,29 @@ def state_violations(layout: str, dump: dict[str, object], geometry: Geometry) -
             for v in REGISTRY[name].violations(alloc, chunk)]
 
 
-def step_violations(layout: str, before: dict[str, object], step: StepResult, after: dict[str, object],
-                    geometry: Geometry) -> list[Violation]:
-    """The step and state invariants of ``layout`` that the step from ``before`` to ``after`` breaks.
+def snapshots(before: dict[str, object], geometry: Geometry) -> dict[str, ChunkSnapshot]:
+    """What the step invariants read of each chunk of ``before``, by role: taken once for every step from it."""
+    _, pre = to_model_chunks(before, geometry)
+    return {role: ChunkSnapshot.of(chunk) for role, chunk in pre.items()}
 
-    The step invariants judge the chunk the step ran on (the reserved one for a reserved op).
+
+def step_only_violations(layout: str, pre: dict[str, ChunkSnapshot], step: StepResult, after: dict[str, object],
+                         geometry: Geometry) -> list[Violation]:
+    """The step invariants of ``layout`` that the step from ``pre`` (``snapshots``) to ``after`` breaks.
+
+    They judge the chunk the step ran on (the reserved one for a reserved op).
     """
     name = "reserved" if step.op.reserved else "dynamic"
-    _, pre = to_model_chunks(before, geometry)
     alloc, chunks = to_model_chunks(after, geometry)
-    chunk = chunks[name]
-    snapshot = ChunkSnapshot.of(pre[name])
-    found = [v for name in INVARIANTS_BY_LAYOUT[layout] if REGISTRY[name].kind == "step"
-             for v in REGISTRY[name].violations(alloc, snapshot, step, chunk)]
-    return found + state_violations(layout, after, geometry)
+    return [v for inv in INVARIANTS_BY_LAYOUT[layout] if REGISTRY[inv].kind == "step"
+            for v in REGISTRY[inv].violations(alloc, pre[name], step, chunks[name])]
+
+
+def step_violations(layout: str, before: dict[str, object], step: StepResult, after: dict[str, object],
+                    geometry: Geometry) -> list[Violation]:
+    """The step and state invariants of ``layout`` that the step from ``before`` to ``after`` breaks."""
+    return (step_only_violations(layout, snapshots(before, geometry), step, after, geometry)
+            + state_violations(layout, after, geometry))
 
 
 C_TRACE_FORMAT = "pcpu-verify-c-trace/1"
@@ -194,14 +203,18 @@ def explore_c(source: KernelSource, geometry: Geometry, max_depth: int, max_stat
             ops = _valid_ops(dump, root)
             allocations = {int(k): v for k, v in dynamic_chunk(dump)["allocations"].items()}
             ends = run_paths(build_, root, allocations, [(*path, op) for op in ops])
+            pre = snapshots(dump, root)
             for op, end in zip(ops, ends):
                 trace_ops = (*path, op)
-                violations = [] if end.dump is None or end.result is None else step_violations(
-                    layout, dump, end.result, end.dump, root)
+                key = None if end.dump is None else _key(end.dump)
+                violations = [] if end.dump is None or end.result is None else step_only_violations(
+                    layout, pre, end.result, end.dump, root)
+                # a state seen before had its state invariants noted then, on a path no longer than this one
+                if end.dump is not None and end.result is not None and key not in seen:
+                    violations += state_violations(layout, end.dump, root)
                 note(result, build_, root, trace_ops, violations, list(end.findings))
-                if end.dump is None or any(f.kind == "sanitizer" for f in end.findings):
+                if key is None or any(f.kind == "sanitizer" for f in end.findings):
                     continue
-                key = _key(end.dump)
                 if key in seen:
                     continue
                 seen.add(key)
@@ -220,8 +233,9 @@ def random_c(source: KernelSource, geometry: Geometry, walks: int, length: int, 
     """``walks`` seeded random walks of ``length`` ops on the C build; every step held to the invariants."""
     layout = source.layout
     rng = random.Random(seed)
+    build_ = build_for(source, geometry, ChunkInit())
     for _ in range(walks):
-        chunk = open_chunk(source, geometry)
+        chunk = KernelChunk(build_, geometry)
         ops: list[Op] = []
         try:
             for _step in range(length):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 
@@ -50,13 +51,16 @@ FEATURES: dict[str, str] = {
 
 @dataclass(frozen=True)
 class KernelSource:
-    """``mm/percpu.c`` and ``mm/percpu-internal.h`` as text, with where they came from."""
+    """``mm/percpu.c`` and ``mm/percpu-internal.h`` as text, with where they came from.
+
+    Frozen, so what is read off the texts (hash, layout, features) is read once per source.
+    """
 
     percpu_c: Path
     percpu_c_text: str
     internal_h_text: str
 
-    @property
+    @cached_property
     def sha256(self) -> str:
         h = hashlib.sha256()
         for text in (self.percpu_c_text, self.internal_h_text):
@@ -64,7 +68,7 @@ class KernelSource:
             h.update(len(data).to_bytes(8, "little") + data)
         return h.hexdigest()
 
-    @property
+    @cached_property
     def layout(self) -> str:
         """The release layout (a key of LAYOUT_SIGNS); SourceError for an unknown one."""
         text = self.percpu_c_text + self.internal_h_text
@@ -73,7 +77,7 @@ class KernelSource:
                 return name
         raise SourceError(f"{self.percpu_c}: unknown release layout (known: {', '.join(LAYOUT_SIGNS)})")
 
-    @property
+    @cached_property
     def features(self) -> tuple[str, ...]:
         """The FEATURES macros this source needs."""
         return tuple(name for name, sign in FEATURES.items() if re.search(sign, self.percpu_c_text))
