@@ -16,7 +16,7 @@ it reads beside that release's mm/percpu.c.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from pcpuverify.model.bitmap import Bitmap
@@ -24,6 +24,7 @@ from pcpuverify.model.geometry import PCPU_MIN_ALLOC_SIZE
 from pcpuverify.model.linux_4_14 import Linux414, ffs0, pcpu_for_each_unpop_region
 from pcpuverify.model.percpu import ALIGN
 from pcpuverify.model.release_chunk import ReleaseChunk
+from pcpuverify.model.state import flat_dict
 
 
 @dataclass
@@ -54,7 +55,7 @@ class PcpuChunk54(ReleaseChunk):
 
     def dump(self) -> dict[str, object]:
         """The state dump with 5.4's field names: ``chunk_md`` is a dict of the block fields."""
-        return self.dump_with({"chunk_md": asdict(self.chunk_md)})
+        return self.dump_with({"chunk_md": flat_dict(self.chunk_md)})
 
 
 def pcpu_region_overlap(a: int, b: int, x: int, y: int) -> bool:

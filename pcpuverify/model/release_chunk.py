@@ -7,13 +7,13 @@ fields, under the release's names, and its own ``dump``.
 
 from __future__ import annotations
 
-from dataclasses import asdict, astuple, dataclass, field, fields, replace
+from dataclasses import astuple, dataclass, field, fields, replace
 from typing import Any, ClassVar
 
 from pcpuverify.model.bitmap import Bitmap, OutOfBounds
 from pcpuverify.model.chunk import MdBlocks
 from pcpuverify.model.geometry import PCPU_MIN_ALLOC_SIZE
-from pcpuverify.model.state import bitmap_string
+from pcpuverify.model.state import bitmap_string, flat_dict
 
 
 @dataclass
@@ -104,7 +104,7 @@ class ReleaseChunk:
             "alloc_map": bitmap_string(self.alloc_map),
             "bound_map": bitmap_string(self.bound_map),
             "populated": bitmap_string(self.populated),
-            "md_blocks": [asdict(block) for block in self.md_blocks],
+            "md_blocks": [flat_dict(block) for block in self.md_blocks],
             "free_bytes": self.free_bytes,
             **hints,
             "nr_populated": self.nr_populated,

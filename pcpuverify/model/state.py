@@ -10,7 +10,8 @@ reaches them all.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, fields
+from dataclasses import fields
+from functools import cache
 from typing import Any, Protocol
 
 from pcpuverify.model.bitmap import Bitmap
@@ -30,15 +31,27 @@ BLOCK_FIELDS = tuple(f.name for f in fields(PcpuBitmapMd))  # each of md_blocks,
 
 
 def bitmap_string(bitmap: Bitmap) -> str:
-    """Bit 0 first, one character per bit: the order a bitmap is drawn in."""
-    return "".join(str(b) for b in bitmap.bits())
+    """Bit 0 first, one character per bit: the order a bitmap is drawn in (``bitmap.bits()`` as digits)."""
+    n = bitmap.nbits
+    return format(bitmap.value & ((1 << n) - 1), f"0{n}b")[::-1] if n else ""
+
+
+@cache
+def _names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
+
+
+def flat_dict(md: object) -> dict[str, object]:
+    """``dataclasses.asdict`` of a dataclass of plain values (a block's hints): without its recursion and
+    deep copies, which were most of the time a fidelity run spent dumping the model's states."""
+    return {name: getattr(md, name) for name in _names(type(md))}
 
 
 def _dumped(value: object) -> object:
     if isinstance(value, Bitmap):
         return bitmap_string(value)
     if isinstance(value, MdBlocks):
-        return [asdict(block) for block in value]
+        return [flat_dict(block) for block in value]
     if isinstance(value, dict):  # allocations, the ghost record: bit offset -> bits, by offset
         return {str(off): bits for off, bits in sorted(value.items())}
     return value
