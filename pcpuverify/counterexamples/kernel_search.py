@@ -3,7 +3,8 @@
 The C counterpart of ``explore.py``: a breadth-first search to a depth
 from every new chunk of the geometry (every subset of pages populated),
 every operation with every argument (``explore.all_ops``), states
-deduplicated by their dump.  The C cannot be copied, so a child state is
+deduplicated by their dump (the state invariants judge each distinct state
+once, the step invariants every step).  The C cannot be copied, so a child state is
 reached by replaying its path from a fresh chunk, all the children of a
 state in one round trip to the driver.  Then seeded random walks
 (``model.random_ops``'s choice of operations, made on the C state).
