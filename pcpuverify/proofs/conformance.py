@@ -9,6 +9,7 @@ on the out-of-bounds flags and the returned offset only.
 
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import dataclass
 
@@ -95,8 +96,20 @@ class Mismatch:
 
 
 def evaluator_for(ref: Reference, encoding: type[SymPercpu] | None = None) -> Evaluator:
-    """The terms of ``encoding`` (default: the subject's) on ``ref``'s geometry, ready to evaluate."""
-    return Evaluator(encoding or subject(ref.variant).require_encoding(), ref.geometry)
+    """The terms of ``encoding`` (default: the subject's) on ``ref``'s geometry, ready to evaluate.
+
+    Built once per encoding and chunk size: compiling a transition costs a hundred times evaluating it, and
+    callers such as the release conformance walks compare thousands of steps one ``compare_step`` at a time.
+    """
+    g = ref.geometry
+    return _evaluator(encoding or subject(ref.variant).require_encoding(), g.block_bits, g.nr_pages)
+
+
+@functools.lru_cache(maxsize=16)
+def _evaluator(encoding: type[SymPercpu], block_bits: int, nr_pages: int) -> Evaluator:
+    """One ``Evaluator`` per chunk size: the encoding never reads which pages a geometry populates at creation
+    (the populated bitmap is a state field), so every populated set of a size shares its terms."""
+    return Evaluator(encoding, Geometry(block_bits, nr_pages, tuple(range(nr_pages))))
 
 
 def compare_step(ref: Reference, op: Op, encoding: type[SymPercpu] | None = None,
