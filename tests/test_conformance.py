@@ -36,9 +36,11 @@ Everything runs for both variants and the default geometry matrix, with
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import z3
@@ -52,6 +54,7 @@ from pcpuverify.model.ops import Alloc, ChunkInit, Depopulate, Free, Op, Populat
 from pcpuverify.model.random_ops import random_op
 from pcpuverify.model.reference import Reference
 from pcpuverify.model.state import BITMAP_FIELDS, DUMP_FIELDS, dump_chunk
+from pcpuverify.proofs.evaluator import Packed
 from pcpuverify.proofs.conformance import (
     _value,
     compare_step,
@@ -74,12 +77,14 @@ from pcpuverify.symbolic.subjects import subject
 
 VARIANTS = ("v1", "v1-patch09", "fixed")
 GEOMETRIES = ("1x8", "2x8", "3x8", "2x16")  # the default matrix of `pcpu-verify prove`
+# The fast loop (`-m "not slow"`) takes 1x8 from both sources and 2x8 from walks; the full run takes everything.
+FAST = {("1x8", "walk"), ("1x8", "direct"), ("2x8", "walk")}
 SOURCES = ("walk", "direct")
 
 # Hypothesis examples per (function, variant, geometry, source): more where an
-# encoded step is cheap.  Measured here: ~5-20 ms per encoded function and
-# ~30-60 ms per whole operation (z3.simplify of every field), growing with
-# the number of blocks.
+# encoded step is cheap.  Measured here: ~5-20 ms per encoded function (built
+# on the state's constants), growing with the number of blocks; a whole
+# operation is evaluated on terms compiled once per variant and chunk size.
 EXAMPLES = {"1x8": 30, "2x8": 20, "3x8": 12, "2x16": 15}
 SCALE = float(os.environ.get("PCPU_CONFORMANCE_SCALE", "1"))  # e.g. 10 for a longer local hunt
 WALK_STEPS = 32
@@ -230,8 +235,14 @@ def hypothesis(spec: str, weight: float = 1.0) -> Callable:
     )
 
 
+def tiered(spec: str, source: str) -> tuple[pytest.MarkDecorator, ...]:
+    """No mark on the fast loop's part of the matrix, ``slow`` on the rest: all of it was half the loop's time."""
+    return () if (spec, source) in FAST else (pytest.mark.slow,)
+
+
 matrix = pytest.mark.parametrize(
-    "variant,spec,source", [(v, g, s) for v in VARIANTS for g in GEOMETRIES for s in SOURCES]
+    "variant,spec,source",
+    [pytest.param(v, g, s, marks=tiered(g, s)) for v in VARIANTS for g in GEOMETRIES for s in SOURCES],
 )
 
 
@@ -279,8 +290,68 @@ def compare(
     assert not problems, "encoding disagrees with model/:\n  " + "\n  ".join(problems)
 
 
-def encoding(ref: Reference) -> SymPercpu:
-    return subject(ref.variant).require_encoding()(ref.geometry)
+def _leaves(value: object) -> list[z3.ExprRef]:
+    """The terms of an encoded function's argument or result (chunks, blocks, tuples), in field order."""
+    if isinstance(value, z3.ExprRef):
+        return [value]
+    if isinstance(value, tuple):
+        return [t for v in value for t in _leaves(v)]
+    if dataclasses.is_dataclass(value):
+        return [t for f in dataclasses.fields(value) for t in _leaves(getattr(value, f.name))]
+    return []  # the geometry, Python constants
+
+
+def _rebuilt(value: object, constants: Iterator[z3.ExprRef]) -> object:
+    """``value`` with each of its terms (in ``_leaves`` order) replaced by the next of ``constants``."""
+    if isinstance(value, z3.ExprRef):
+        return next(constants)
+    if isinstance(value, tuple):
+        return tuple(_rebuilt(v, constants) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.replace(value, **{f.name: _rebuilt(getattr(value, f.name), constants)
+                                             for f in dataclasses.fields(value) if f.init})
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class Compiled:
+    """One encoded function on a symbolic chunk and symbolic arguments, its result's terms packed together."""
+
+    pre: object  # the symbolic chunk
+    args: tuple[z3.ExprRef, ...]
+    result: object
+    packed: Packed  # the result's terms, then the flags of the loops it unrolled
+
+    @staticmethod
+    @functools.lru_cache(maxsize=None)
+    def of(encoding: type[SymPercpu], block_bits: int, nr_pages: int, function: str, widths: tuple[int, ...]
+           ) -> Compiled:
+        enc = encoding(Geometry(block_bits, nr_pages, tuple(range(nr_pages))))
+        pre = enc.fresh_chunk("pre")
+        args = tuple(z3.Bool(f"arg{i}") if w == 0 else z3.BitVec(f"arg{i}", w) for i, w in enumerate(widths))
+        result = getattr(enc, function)(pre, *args)
+        terms = [*_leaves(result), *enc.unrolled]
+        names = tuple(str(i) for i in range(len(terms)))
+        return Compiled(pre, args, result, Packed.of(dict(zip(names, terms)), unsigned=frozenset(names)))
+
+
+def encoded(ref: Reference, function: str, pre: object, *args: z3.ExprRef) -> tuple[Any, bool]:
+    """``function`` of ``ref``'s encoding on ``pre`` (a chunk of constants) and constant ``args``: its result, as
+    constants of the same shape, and whether every loop it unrolled finished.
+
+    The function is built once per encoding, chunk size and argument sorts on symbolic values, as the proofs
+    build it, and evaluated here by substitution: building it on the constants again cost 5-80 ms a call.
+    """
+    g = ref.geometry
+    compiled = Compiled.of(subject(ref.variant).require_encoding(), g.block_bits, g.nr_pages, function,
+                           tuple(0 if z3.is_bool(a) else a.size() for a in args))
+    pairs = [*zip(_leaves(compiled.pre), _leaves(pre)), *zip(compiled.args, args)]
+    values = compiled.packed.at(pairs)
+    constants = [z3.BoolVal(bool(values[name])) if width == 0 else z3.BitVecVal(values[name], width)
+                 for name, width in zip(compiled.packed.names, compiled.packed.widths)]
+    result_size = len(_leaves(compiled.result))
+    unrolled = all(z3.is_true(c) for c in constants[result_size:])
+    return _rebuilt(compiled.result, iter(constants[:result_size])), unrolled
 
 
 def free_range(data: st.DataObject, ref: Reference, overrun: bool) -> tuple[int, int] | None:
@@ -379,7 +450,7 @@ def test_pcpu_block_refresh_hint(variant: str, spec: str, source: str) -> None:
         pre = symbolic_of(ref)
         since = mark(ref)
         ref.alloc.pcpu_block_refresh_hint(chunk, index)
-        compare(ref, since, encoding(ref).pcpu_block_refresh_hint(pre, I(index)))
+        compare(ref, since, encoded(ref, "pcpu_block_refresh_hint", pre, I(index))[0])
 
     run()
 
@@ -400,7 +471,7 @@ def test_pcpu_block_update_hint_alloc(variant: str, spec: str, source: str) -> N
         pre = symbolic_of(ref)
         since = mark(ref)
         update = ref.alloc.pcpu_block_update_hint_alloc(ref.chunks["dynamic"], bit_off, bit_size)
-        post, sym_update = encoding(ref).pcpu_block_update_hint_alloc(pre, I(bit_off), I(bit_size))
+        (post, sym_update), _ = encoded(ref, "pcpu_block_update_hint_alloc", pre, I(bit_off), I(bit_size))
         compare(ref, since, post, {"update_chunk": (update, _value(sym_update))})
 
     run()
@@ -420,7 +491,7 @@ def test_pcpu_block_update_hint_free(variant: str, spec: str, source: str) -> No
         pre = symbolic_of(ref)
         since = mark(ref)
         update = ref.alloc.pcpu_block_update_hint_free(ref.chunks["dynamic"], bit_off, bit_size)
-        post, sym_update = encoding(ref).pcpu_block_update_hint_free(pre, I(bit_off), I(bit_size))
+        (post, sym_update), _ = encoded(ref, "pcpu_block_update_hint_free", pre, I(bit_off), I(bit_size))
         compare(ref, since, post, {"update_chunk": (update, _value(sym_update))})
 
     run()
@@ -451,7 +522,7 @@ def test_pcpu_chunk_update_hint(variant: str, spec: str, source: str) -> None:
         pre = symbolic_of(ref)
         since = mark(ref)
         ref.alloc.pcpu_chunk_update_hint(chunk)
-        compare(ref, since, encoding(ref).pcpu_chunk_update_hint(pre))
+        compare(ref, since, encoded(ref, "pcpu_chunk_update_hint", pre)[0])
 
     run()
 
@@ -471,9 +542,8 @@ def test_pcpu_find_block_fit(variant: str, spec: str, source: str) -> None:
         pre = symbolic_of(ref)
         since = mark(ref)
         off = ref.alloc.pcpu_find_block_fit(ref.chunks["dynamic"], bits, align, pop_only)
-        enc = encoding(ref)
-        sym_off, oob = enc.pcpu_find_block_fit(pre, I(bits), I(align), z3.BoolVal(pop_only))
-        assert all(_value(u) for u in enc.unrolled), "the unrolled loop did not finish"
+        (sym_off, oob), unrolled = encoded(ref, "pcpu_find_block_fit", pre, I(bits), I(align), z3.BoolVal(pop_only))
+        assert unrolled, "the unrolled loop did not finish"
         compare(ref, since, None, {"offset": (off, _value(sym_off))}, oob=oob)
 
     run()
@@ -495,7 +565,7 @@ def test_pcpu_is_populated(variant: str, spec: str, source: str) -> None:
         pre = symbolic_of(ref)
         since = mark(ref)
         populated, next_index = ref.alloc.pcpu_is_populated(ref.chunks["dynamic"], index, block_off, bit_size)
-        sym_pop, sym_next, oob = encoding(ref).pcpu_is_populated(pre, I(index), I(block_off), I(bit_size))
+        (sym_pop, sym_next, oob), _ = encoded(ref, "pcpu_is_populated", pre, I(index), I(block_off), I(bit_size))
         returns: dict[str, tuple[object, object]] = {"populated": (populated, _value(sym_pop))}
         if not populated:
             returns["next_index"] = (next_index, _value(sym_next))
@@ -528,7 +598,7 @@ def test_pcpu_alloc_area_search(variant: str, spec: str, source: str) -> None:
         pre = symbolic_of(ref)
         since = mark(ref)
         off = ref.alloc.pcpu_alloc_area_search(chunk, bits, align - 1, start)
-        found, sym_off, oob = encoding(ref).pcpu_alloc_area_search(pre, I(bits), I(align), I(start))
+        (found, sym_off, oob), _ = encoded(ref, "pcpu_alloc_area_search", pre, I(bits), I(align), I(start))
         sym = _value(sym_off) if _value(found) else -1
         compare(ref, since, None, {"bit_off": (off, sym)}, oob=oob)
 
@@ -546,7 +616,7 @@ def test_pcpu_alloc_area(variant: str, spec: str, source: str) -> None:
         pre = symbolic_of(ref)
         since = mark(ref)
         off = ref.alloc.pcpu_alloc_area(chunk, bits, align, start)
-        post, found, bit_off = encoding(ref).pcpu_alloc_area(pre, I(bits), I(align), I(start))
+        (post, found, bit_off), _ = encoded(ref, "pcpu_alloc_area", pre, I(bits), I(align), I(start))
         sym = _value(bit_off) * PCPU_MIN_ALLOC_SIZE if _value(found) else -1
         # the offset is found before anything is written: compared even after a stray write
         compare(ref, since, post, {"byte offset": (off, sym)}, returns_survive_write=True)
@@ -573,7 +643,7 @@ def test_pcpu_alloc_populate(variant: str, spec: str, source: str) -> None:
         pre = symbolic_of(ref)
         since = mark(ref)
         ref.alloc.pcpu_alloc_populate(chunk, off, bits * PCPU_MIN_ALLOC_SIZE)
-        compare(ref, since, encoding(ref).pcpu_alloc_populate(pre, I(off), I(bits * PCPU_MIN_ALLOC_SIZE)))
+        compare(ref, since, encoded(ref, "pcpu_alloc_populate", pre, I(off), I(bits * PCPU_MIN_ALLOC_SIZE))[0])
 
     run()
 
@@ -592,7 +662,7 @@ def test_pcpu_free_area(variant: str, spec: str, source: str) -> None:
         pre = symbolic_of(ref)
         since = mark(ref)
         ref.alloc.pcpu_free_area(chunk, bit_off * PCPU_MIN_ALLOC_SIZE)
-        compare(ref, since, encoding(ref).pcpu_free_area(pre, I(bit_off)))
+        compare(ref, since, encoded(ref, "pcpu_free_area", pre, I(bit_off))[0])
 
     run()
 
@@ -613,7 +683,7 @@ def test_pcpu_chunk_populated(variant: str, spec: str, source: str) -> None:
         since = mark(ref)
         for rs, re in ref.alloc.pcpu_unpop_regions(chunk, page_start, page_end):
             ref.alloc.pcpu_chunk_populated(chunk, rs, re)
-        compare(ref, since, encoding(ref).populate_range(pre, I(page_start), I(page_end)))
+        compare(ref, since, encoded(ref, "populate_range", pre, I(page_start), I(page_end))[0])
 
     run()
 
@@ -634,7 +704,7 @@ def test_pcpu_chunk_depopulated(variant: str, spec: str, source: str) -> None:
         since = mark(ref)
         for rs, re in ref.alloc.pcpu_pop_regions(chunk, page_start, page_end):
             ref.alloc.pcpu_chunk_depopulated(chunk, rs, re)
-        compare(ref, since, encoding(ref).depopulate_range(pre, I(page_start), I(page_end)))
+        compare(ref, since, encoded(ref, "depopulate_range", pre, I(page_start), I(page_end))[0])
 
     run()
 
@@ -649,15 +719,14 @@ def test_pcpu_chunk_relocate(variant: str, spec: str, source: str) -> None:
         state = data.draw(states(source, variant, spec), label="state")
         ref = state.ref.copy()
         chunk, n = ref.chunks["dynamic"], ref.geometry.nr_bits
-        enc = encoding(ref)
         oslot = ref.alloc.pcpu_chunk_slot(chunk)
-        sym_oslot = _value(enc.pcpu_chunk_slot(symbolic_of(ref)))
+        sym_oslot = _value(encoded(ref, "pcpu_chunk_slot", symbolic_of(ref))[0])
         chunk.free_bits = data.draw(st.integers(0, n), label="free_bits")
         chunk.contig_hint = data.draw(st.integers(0, chunk.free_bits), label="contig_hint")
         pre = symbolic_of(ref)
         since = mark(ref)
         ref.alloc.pcpu_chunk_relocate(chunk, oslot)
-        compare(ref, since, enc.pcpu_chunk_relocate(pre, I(oslot)), {"oslot": (oslot, sym_oslot)})
+        compare(ref, since, encoded(ref, "pcpu_chunk_relocate", pre, I(oslot))[0], {"oslot": (oslot, sym_oslot)})
 
     run()
 
@@ -729,7 +798,7 @@ def test_wrong_encoding_is_caught() -> None:
     assert [(m.field, m.model, m.encoding) for m in mismatches] == [("md_blocks[0].right_free", 6, 0)]
 
 
-@pytest.mark.parametrize("spec", GEOMETRIES)
+@pytest.mark.parametrize("spec", [pytest.param(g, marks=tiered(g, "direct")) for g in GEOMETRIES])
 def test_wrong_encoding_is_caught_on_generated_states(spec: str) -> None:
     """The same mutant is caught by the conformance strategies, not only by a hand-picked free."""
     caught: list[str] = []
