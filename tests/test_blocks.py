@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 import subprocess
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from installed import pcpu_verify_exe
 import z3
 from conftest import register_for_test
 
@@ -215,8 +215,7 @@ def test_block_contracts_are_proved_at_64_bits() -> None:
 
 
 def _pcpu_verify(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    exe = shutil.which("pcpu-verify")
-    assert exe is not None, "install the project (pip install -e .) first"
+    exe = pcpu_verify_exe()
     return subprocess.run([exe, *args], capture_output=True, text=True, timeout=300, check=False, cwd=cwd)
 
 

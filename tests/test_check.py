@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from installed import pcpu_verify_exe
 import xmlschema
 from jsonschema.validators import validator_for
 
@@ -48,9 +49,7 @@ ENCODING_LINE = ("right_free=z3.If(end == B, contig, s_block.right_free)",
 
 
 def pcpu_verify(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    exe = shutil.which("pcpu-verify")
-    if exe is None:
-        pytest.fail("pcpu-verify is not on PATH: install the project (pip install -e .) before running the CLI tests")
+    exe = pcpu_verify_exe()
     return subprocess.run([exe, *map(str, args)], capture_output=True, text=True, timeout=600, cwd=cwd, check=False)
 
 
@@ -548,8 +547,7 @@ def junit_skipped(root: ET.Element) -> int:
 def test_ctrl_c_leaves_no_report_and_no_cache_entry(tmp_path: Path) -> None:
     write_config(tmp_path)
     (tmp_path / "baseline.json").write_text(json.dumps({"format": "pcpu-verify-baseline/1", "suites": {}}))
-    exe = shutil.which("pcpu-verify")
-    assert exe is not None
+    exe = pcpu_verify_exe()
     proc = subprocess.Popen(
         [exe, "check", "--config", tmp_path / "check.toml", "--junit", "r/out.xml", "--markdown", "r/out.md"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,

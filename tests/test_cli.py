@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from installed import pcpu_verify_exe
 
 TRACES = Path(__file__).parent / "traces"
 HINT_OVERLAP = TRACES / "v1_hint_overlap.json"
@@ -24,9 +24,7 @@ FORMAT = "pcpu-verify-trace/1"
 
 
 def pcpu_verify(*args: str | Path, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    exe = shutil.which("pcpu-verify")
-    if exe is None:
-        pytest.fail("pcpu-verify is not on PATH: install the project (pip install -e .) before running the CLI tests")
+    exe = pcpu_verify_exe()
     return subprocess.run(
         [exe, *map(str, args)], capture_output=True, text=True, timeout=timeout, cwd=cwd, check=False
     )
@@ -65,6 +63,16 @@ def test_replay_starts_without_the_check_and_hypothesis_and_every_command_is_lis
     for command in ("check", "explore", "diff"):
         result = pcpu_verify(command, "--help")
         assert result.returncode == 0 and f"Usage: pcpu-verify {command} [OPTIONS]" in result.stdout, result.stderr
+
+
+def test_replay_runs_without_loading_the_check() -> None:
+    """A replay names no ``--variant-module``: loading none must not import the check (0.2-0.5 s a run)."""
+    probe = ("import sys; from pcpuverify.cli import main; sys.argv = ['pcpu-verify', 'replay', sys.argv[1]]\n"
+             "try:\n    main()\nexcept SystemExit as e:\n    print('exit', e.code)\n"
+             "print('loaded' if 'pcpuverify.check' in sys.modules else 'not loaded')")
+    out = subprocess.run([sys.executable, "-c", probe, str(HINT_OVERLAP)], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    assert out[-2:] == ["exit 0", "not loaded"], out[-5:]
 
 
 # PAGE_SIZE = 8 bits * 4 bytes = 32 bytes.  static 20 + reserved 44 = 64 is page

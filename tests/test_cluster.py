@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from installed import pcpu_verify_exe
 from distributed import Client, LocalCluster
 
 import pcpuverify
@@ -31,10 +32,7 @@ EMPTY_BASELINE = {"format": "pcpu-verify-baseline/1", "suites": {}}
 
 
 def exe() -> str:
-    found = shutil.which("pcpu-verify")
-    if found is None:
-        pytest.fail("pcpu-verify is not on PATH: install the project (pip install -e .) before running the CLI tests")
-    return found
+    return pcpu_verify_exe()
 
 
 def write_config(tmp: Path, **overrides: Any) -> Path:

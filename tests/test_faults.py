@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from installed import pcpu_verify_exe
 
 import pcpuverify
 
@@ -87,10 +88,7 @@ MEMORY_LIMIT = 1 << 30  # bytes of address space for the subprocess: a 1e9-page 
 
 
 def exe() -> str:
-    found = shutil.which("pcpu-verify")
-    if found is None:
-        pytest.fail("pcpu-verify is not on PATH: install the project (pip install -e .) before running the CLI tests")
-    return found
+    return pcpu_verify_exe()
 
 
 def pcpu_verify(*args: str | Path, cwd: Path | None = None, memory_limit: int | None = None,

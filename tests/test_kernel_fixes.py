@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from installed import pcpu_verify_exe
 from test_release_fidelity import GEOMETRIES, TRACES_PER_GEOMETRY, differences, kernel
 
 from pcpuverify.counterexamples.kernel_machine import hypothesis_c
@@ -210,7 +211,7 @@ def test_the_proofs_findings_on_the_c(release: str, name: str, tmp_path: Path) -
     source = kernel(release).percpu_c.parent.parent
 
     def replay(tree: Path) -> int:
-        return subprocess.run(["pcpu-verify", "replay", str(trace), "--source", str(tree)],
+        return subprocess.run([pcpu_verify_exe(), "replay", str(trace), "--source", str(tree)],
                               capture_output=True, text=True, check=False).returncode
 
     assert replay(source) == 0
@@ -228,7 +229,7 @@ def test_the_4_14_proofs_accurate_free_witness_is_removed_by_alloc_overlap(pages
     trace = PROOF_TRACES / f"linux-4.14__{pages}x8__chunk-hint-accurate-in-one-block.json"
     fixed = patched("linux-4.14.5", ("v4.14-alloc-overlap.patch",), tmp_path)
     for tree, exit_code in ((kernel("linux-4.14.5").percpu_c, 0), (fixed.percpu_c, 1)):  # 1: not reproduced
-        proc = subprocess.run(["pcpu-verify", "replay", str(trace), "--source", str(tree)],
+        proc = subprocess.run([pcpu_verify_exe(), "replay", str(trace), "--source", str(tree)],
                               capture_output=True, text=True, check=False)
         assert proc.returncode == exit_code, proc.stdout
 

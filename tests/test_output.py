@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from installed import pcpu_verify_exe
 
 TESTS = Path(__file__).parent
 HINT_OVERLAP = TESTS / "traces" / "v1_hint_overlap.json"
@@ -17,9 +18,7 @@ CLAIM = "chunk-contig-hint-not-above-free-run"
 
 
 def pcpu_verify(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    exe = shutil.which("pcpu-verify")
-    if exe is None:
-        pytest.fail("pcpu-verify is not on PATH: install the project (pip install -e .) before running the CLI tests")
+    exe = pcpu_verify_exe()
     return subprocess.run([exe, *map(str, args)], capture_output=True, text=True, timeout=600, cwd=cwd, check=False)
 
 
