@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from installed import pcpu_verify_exe
 import xmlschema
+from installed import pcpu_verify_exe
 from jsonschema.validators import validator_for
 
 from pcpuverify.check import Cache, load_config, suite_key

@@ -23,14 +23,17 @@ every state invariant holds (``invariants.check.check_state``):
 Each ported function is called with the arguments its C callers pass, in the
 state its caller leaves (e.g. ``pcpu_block_update_hint_alloc`` right after
 ``pcpu_alloc_area`` set the bits), on the model (a copy of the state) and as
-its encoding builder on the state's constants; every state field
+its encoding builder, built once on a symbolic chunk and symbolic arguments
+as the proofs build it and evaluated on the state's values (``encoded``);
+every state field
 (``model_fields`` vs ``evaluate``), the return value and the out-of-bounds
 flags must agree.  After an out-of-bounds write the state is undefined and
 only the flags are compared.  Whole operations go through ``compare_step``.
 
-Everything runs for both variants and the default geometry matrix, with
+Everything runs for the three variants and the default geometry matrix, with
 ``derandomize=True`` so CI sees the same examples every run; the budget
-(``EXAMPLES``) keeps this file to about two minutes on two cores.
+(``EXAMPLES``) keeps this file to about a minute on two cores (the fast loop
+runs the part ``FAST`` names).
 """
 
 from __future__ import annotations
@@ -82,9 +85,9 @@ FAST = {("1x8", "walk"), ("1x8", "direct"), ("2x8", "walk")}
 SOURCES = ("walk", "direct")
 
 # Hypothesis examples per (function, variant, geometry, source): more where an
-# encoded step is cheap.  Measured here: ~5-20 ms per encoded function (built
-# on the state's constants), growing with the number of blocks; a whole
-# operation is evaluated on terms compiled once per variant and chunk size.
+# encoded step is cheap.  Each encoded function (``encoded``) and each whole
+# operation (``compare_step``) is compiled once per variant and chunk size and
+# evaluated by substitution, a few ms an example, growing with the blocks.
 EXAMPLES = {"1x8": 30, "2x8": 20, "3x8": 12, "2x16": 15}
 SCALE = float(os.environ.get("PCPU_CONFORMANCE_SCALE", "1"))  # e.g. 10 for a longer local hunt
 WALK_STEPS = 32
@@ -298,7 +301,7 @@ def _leaves(value: object) -> list[z3.ExprRef]:
         return [t for v in value for t in _leaves(v)]
     if dataclasses.is_dataclass(value):
         return [t for f in dataclasses.fields(value) for t in _leaves(getattr(value, f.name))]
-    return []  # the geometry, Python constants
+    return []  # Python constants
 
 
 def _rebuilt(value: object, constants: Iterator[z3.ExprRef]) -> object:
@@ -345,7 +348,7 @@ def encoded(ref: Reference, function: str, pre: object, *args: z3.ExprRef) -> tu
     g = ref.geometry
     compiled = Compiled.of(subject(ref.variant).require_encoding(), g.block_bits, g.nr_pages, function,
                            tuple(0 if z3.is_bool(a) else a.size() for a in args))
-    pairs = [*zip(_leaves(compiled.pre), _leaves(pre)), *zip(compiled.args, args)]
+    pairs = [*zip(_leaves(compiled.pre), _leaves(pre), strict=True), *zip(compiled.args, args, strict=True)]
     values = compiled.packed.at(pairs)
     constants = [z3.BoolVal(bool(values[name])) if width == 0 else z3.BitVecVal(values[name], width)
                  for name, width in zip(compiled.packed.names, compiled.packed.widths)]
