@@ -16,11 +16,13 @@ import sys
 import traceback
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
+from click.utils import make_default_short_help
 from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
@@ -66,10 +68,25 @@ if TYPE_CHECKING:
     from pcpuverify.check import Config
 
 DEFAULT_GEOMETRIES = ("1x8", "2x8", "3x8", "2x16")
+
+
+@dataclass(frozen=True)
+class LazyCommand:
+    module: str  # the module whose attribute of the command's name is the command
+    summary: str  # the first sentence of its help: `pcpu-verify --help` lists it without importing the module
+
+
 # Commands whose modules bring the check's executors and Hypothesis (0.3 s of a 0.6 s start here): imported
-# only when named, so that `replay`, `minimize` and `prove` start without them.  Every name is the command's
-# and the module attribute's.
-LAZY_COMMANDS = {"check": "pcpuverify.check_cli", "explore": "pcpuverify.kernel_cli", "diff": "pcpuverify.kernel_cli"}
+# only when named, so that `replay`, `minimize`, `prove` and `--help` start without them.  tests/test_cli.py
+# holds each summary to the command's own help.
+LAZY_COMMANDS = {
+    "check": LazyCommand("pcpuverify.check_cli",
+                         "The pre-merge check: the matrix of the config against the baseline, with reports for CI."),
+    "explore": LazyCommand("pcpuverify.kernel_cli", "Search the C build of a mm/percpu.c: every reached state held"
+                                                    " to the invariants of its layout."),
+    "diff": LazyCommand("pcpuverify.kernel_cli", "Compare the C build of a mm/percpu.c with a model variant: the"
+                                                 " first diverging step on random traces."),
+}
 
 
 class OutputError(ValueError):
@@ -130,8 +147,23 @@ class _Main(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in LAZY_COMMANDS:
-            return cast(click.Command, getattr(importlib.import_module(LAZY_COMMANDS[cmd_name]), cmd_name))
+            return cast(click.Command, getattr(importlib.import_module(LAZY_COMMANDS[cmd_name].module), cmd_name))
         return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """click's list of commands, with the lazy ones' summaries from ``LAZY_COMMANDS``: click's own asks every
+        command for its help, which imported the check for ``--help`` (1.0 s of it)."""
+        eager = {}
+        for name in super().list_commands(ctx):
+            command = super().get_command(ctx, name)
+            if command is not None and not command.hidden:
+                eager[name] = command
+        names = sorted([*eager, *LAZY_COMMANDS])
+        limit = formatter.width - 6 - max(map(len, names))
+        rows = [(name, make_default_short_help(LAZY_COMMANDS[name].summary, limit) if name in LAZY_COMMANDS
+                 else eager[name].get_short_help_str(limit)) for name in names]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         # Here, not in main: click's main turns EPIPE into exit 1, which means "did not reproduce".
