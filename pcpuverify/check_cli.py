@@ -27,7 +27,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 
 from pcpuverify.check import (
     USER_ERRORS,
-    CheckError,
     CheckRun,
     Terminated,
     load_config,
@@ -36,7 +35,7 @@ from pcpuverify.check import (
 from pcpuverify.check import Progress as CheckProgress
 from pcpuverify.check.config import EXECUTORS
 from pcpuverify.exits import EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE
-from pcpuverify.model.trace import write_atomically
+from pcpuverify.model.trace import make_directory, output_directory, write_output
 from pcpuverify.option_ranges import DEPTH, RLIMIT, SEED, TIMEOUT
 from pcpuverify.report import Console
 from pcpuverify.reports import junit_xml, markdown, print_check, sarif_json
@@ -72,14 +71,11 @@ class _Display:
 
 
 def _write(path: str | None, text: str) -> None:
-    """Write a report atomically (a reader never sees half of it), creating its folder."""
-    if path is None:
-        return
-    try:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(path, text)
-    except OSError as e:
-        raise CheckError(f"{path}: cannot write the report: {e.strerror}") from None
+    """Write a report atomically (a reader never sees half of it), making its folder (``check`` asked at its start
+    that it can be made)."""
+    if path is not None:
+        make_directory(Path(path).parent)
+        write_output(path, text)
 
 
 @click.command()
@@ -165,6 +161,9 @@ def check(config_file: str | None, variants: tuple[str, ...], geometries: tuple[
     }
     try:
         config = load_config(Path(config_file) if config_file else None, overrides)
+        for report in (junit_file, sarif_file, markdown_file):  # a folder that cannot be made fails before the run
+            if report is not None:
+                output_directory(Path(report).parent)
         display = _Display(err, quiet or as_json and not err.is_terminal)
         with display.bars:
             run = run_check(config, display, update_baseline=update_baseline)

@@ -47,7 +47,15 @@ from pcpuverify.model.first_chunk import LayoutError
 from pcpuverify.model.geometry import Geometry, GeometryError
 from pcpuverify.model.ops import FirstChunkInit, op_to_json
 from pcpuverify.model.reference import OpError
-from pcpuverify.model.trace import Trace, TraceError, load_trace, write_atomically
+from pcpuverify.model.trace import (
+    OutputError,
+    Trace,
+    TraceError,
+    load_trace,
+    make_directory,
+    output_directory,
+    write_output,
+)
 from pcpuverify.model.variants import VARIANTS, UnknownVariant
 from pcpuverify.option_ranges import DEPTH, RLIMIT, SEED, TIMEOUT
 from pcpuverify.progress_lines import ProgressLines
@@ -87,10 +95,6 @@ LAZY_COMMANDS = {
     "diff": LazyCommand("pcpuverify.kernel_cli", "Compare the C build of a mm/percpu.c with a model variant: the"
                                                  " first diverging step on random traces."),
 }
-
-
-class OutputError(ValueError):
-    """A file pcpu-verify was asked to write and cannot."""
 
 
 USER_ERRORS = (TraceError, OpError, LayoutError, GeometryError, UnknownVariant, UnknownInvariant, OutputError,
@@ -252,13 +256,6 @@ def _highlight(violations: tuple[Violation, ...] | list[Violation]) -> dict[str,
     return hot
 
 
-def _write(path: str | Path, text: str) -> None:
-    try:
-        write_atomically(path, text)
-    except OSError as e:
-        raise OutputError(f"{path}: cannot write: {e.strerror or e}") from None
-
-
 def _check_claim(trace: Trace, trace_file: str) -> None:
     if trace.violates is not None:
         try:
@@ -389,9 +386,9 @@ def replay(trace_file: str, as_json: bool, html_file: str | None, pytest_file: s
                                      click.get_current_context().meta.get(VARIANT_MODULES, []))
     # every file is written before anything is printed: an unwritable path is one error line, nothing else
     if html_file is not None:
-        _write(html_file, _html(r, trace_file))
+        write_output(html_file, _html(r, trace_file))
     if regression is not None and pytest_file is not None:
-        _write(pytest_file, regression)
+        write_output(pytest_file, regression)
 
     written = []
     if html_file is not None:
@@ -447,7 +444,7 @@ def minimize(trace_file: str, out_file: str | None, as_json: bool, source_path: 
         sys.exit(EXIT_VIOLATION)
     minimized = minimize_trace(Trace(trace.variant, trace.geometry, trace.init, trace.ops, name))
     out = Path(out_file) if out_file is not None else Path(trace_file).with_suffix(".min.json")
-    _write(out, json.dumps(minimized.to_json(), indent=2) + "\n")
+    write_output(out, json.dumps(minimized.to_json(), indent=2) + "\n")
     result = _replay(minimized, str(out))
 
     if as_json:
@@ -558,6 +555,7 @@ def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tu
     labels = [_block_label(g) for g in geometries if is_block_label(g)]  # compositional rows, skipped with --op
     if no_witnesses and witness_paths:
         raise click.UsageError("--witnesses and --no-witnesses exclude each other")
+    traces = output_directory(traces_dir) if traces_dir is not None else None
     witnesses = [] if no_witnesses else load_witnesses([Path(p) for p in witness_paths] or _project_traces())
     # by default the project's matrix (its config's variants), as before the release encodings; outside a
     # project every subject with an encoding
@@ -625,8 +623,8 @@ def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tu
     if not results:  # a selection that matches no row proved nothing, so it may not exit 0
         raise click.UsageError("nothing to prove: no obligation matches --geometry, --invariant and --op together"
                                " (a block label has no --op rows; layout properties need --layout)")
-    if traces_dir is not None:
-        _save_traces(results, Path(traces_dir))
+    if traces is not None:
+        _save_traces(results, traces)
     if as_json:
         click.echo(results_json(results, {"options": options.to_json()}))
     elif rows:
@@ -691,9 +689,9 @@ def _next_steps(results: list[Result], config: Config | None) -> list[str]:
 
 
 def _save_traces(results: list[Result], directory: Path) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
+    make_directory(directory)
     for r in results:
         if r.verdict is Verdict.VIOLATED and r.trace is not None:
-            write_atomically(directory / trace_file_name(r), json.dumps(r.trace, indent=2) + "\n")
+            write_output(directory / trace_file_name(r), json.dumps(r.trace, indent=2) + "\n")
 
 

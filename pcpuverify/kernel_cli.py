@@ -32,7 +32,15 @@ from pcpuverify.kernel.source import KernelSource, SourceError, load_source
 from pcpuverify.model.first_chunk import LayoutError
 from pcpuverify.model.geometry import Geometry, GeometryError
 from pcpuverify.model.ops import ChunkInit, FirstChunkInit
-from pcpuverify.model.trace import TraceError, load_trace, read_input, write_atomically
+from pcpuverify.model.trace import (
+    OutputError,
+    TraceError,
+    load_trace,
+    make_directory,
+    output_directory,
+    read_input,
+    write_output,
+)
 from pcpuverify.model.variants import VARIANTS
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -45,7 +53,7 @@ def _user_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (SourceError, GeometryError, TraceError, LayoutError, KernelInitError) as e:
+        except (SourceError, GeometryError, TraceError, LayoutError, KernelInitError, OutputError) as e:
             click.echo(f"pcpu-verify: error: {e}", err=True)
             sys.exit(EXIT_USAGE)
 
@@ -71,21 +79,21 @@ def c_trace_text(trace: CTrace, source: KernelSource) -> str:
 
 
 def _save_first_chunk(run: FirstChunkRun, source: KernelSource, geometry: Geometry, directory: Path) -> list[Path]:
-    directory.mkdir(parents=True, exist_ok=True)
+    make_directory(directory)
     paths = []
     for name, trace in run.found.items():
         path = directory / f"{source.layout}__{geometry.block_bits}__{FIRST_CHUNK_OP}__{name}.json"
-        write_atomically(path, c_trace_text(trace, source))
+        write_output(path, c_trace_text(trace, source))
         paths.append(path)
     return paths
 
 
 def _save(result: CSearch, source: KernelSource, directory: Path) -> list[Path]:
-    directory.mkdir(parents=True, exist_ok=True)
+    make_directory(directory)
     paths = []
     for name, trace in result.found.items():
         path = directory / f"{result.layout}__{result.geometry.name}__{name}.json"
-        write_atomically(path, c_trace_text(trace, source))
+        write_output(path, c_trace_text(trace, source))
         paths.append(path)
     return paths
 
@@ -116,6 +124,7 @@ def explore(source_path: str, geometry_spec: str, depth: int, examples: int, len
     """
     source = _source(source_path)
     geometry = _geometry(geometry_spec)
+    traces = output_directory(traces_dir) if traces_dir else None
     result = explore_c(source, geometry, depth)
     random_c(source, geometry, examples, length, seed, result)
     driver = build(source, geometry.block_bits, geometry.nr_pages)
@@ -125,9 +134,9 @@ def explore(source_path: str, geometry_spec: str, depth: int, examples: int, len
         raise KernelInitError("--first-chunk: the 2017 posting hides its static region in pcpu_setup_first_chunk"
                               " itself, which the C harness does not build: check its first chunk on the model (v1)")
     first = first_chunk_c(source, geometry.block_bits) if first_chunk else None
-    saved = _save(result, source, Path(traces_dir)) if traces_dir else []
-    if traces_dir and first is not None:
-        saved += _save_first_chunk(first, source, geometry, Path(traces_dir))
+    saved = _save(result, source, traces) if traces is not None else []
+    if traces is not None and first is not None:
+        saved += _save_first_chunk(first, source, geometry, traces)
     if as_json:
         first_json = {} if first is None else {"first_chunk": {
             "layouts": first.layouts, "found": {name: t.to_json() for name, t in first.found.items()}}}
@@ -220,10 +229,7 @@ def minimize_on_c_cli(trace_file: str, source_path: str, out_file: str | None, a
                    " nothing to minimise", err=True)
         sys.exit(EXIT_VIOLATION)
     out = Path(out_file) if out_file is not None else Path(trace_file).with_suffix(".min.json")
-    try:
-        write_atomically(out, c_trace_text(minimized, source))
-    except OSError as e:
-        raise TraceError(f"{out}: cannot write: {e.strerror}") from None
+    write_output(out, c_trace_text(minimized, source))
     found = reproduce(build_for(source, minimized.geometry, minimized.init), minimized)
     if as_json:
         click.echo(json.dumps({"input": trace_file, "output": str(out), "source": str(source.percpu_c),

@@ -402,3 +402,47 @@ def test_second_concurrent_check_reads_the_first_ones_result(tmp_path: Path) -> 
     minimised_here = sum(line.startswith("check: minimise ") and line.endswith(": done") for line in err2.splitlines())
     assert (first["cache"]["written"] - 1) + minimised_here == len(entries) - 1 > 0, err2[-3000:]
     assert not list((tmp_path / "cache").glob("*.lock"))
+
+
+# -- an output folder that cannot be made: one line before the work, not a traceback after it ------------------
+
+
+DEBIAN_6_12 = TESTS / "kernels" / "debian-6.12"
+
+
+def _under_a_file(tmp_path: Path) -> Path:
+    """A folder that cannot be made by anyone, root included: its parent is a regular file."""
+    (tmp_path / "a-file").write_text("")
+    return tmp_path / "a-file" / "out"
+
+
+@pytest.mark.parametrize("command", ["prove", "explore", "check"])
+def test_an_output_folder_that_cannot_be_made_is_refused_before_any_work(tmp_path: Path, command: str) -> None:
+    """The runs below take minutes; refused up front they take a second, and make nothing (before: `prove
+    --traces` and `explore --traces` made the folder after the search, and a bad one was a traceback there)."""
+    if command == "explore" and not (DEBIAN_6_12 / "mm" / "percpu.c").exists():
+        pytest.skip("no Debian 6.12 source: python tests/kernels/debian.py")
+    bad = _under_a_file(tmp_path)
+    args: list[str | Path] = {
+        "prove": ["prove", "--variant", "v1", "--geometry", "2x8", "--no-layout", "--traces", bad],
+        "explore": ["explore", "--source", DEBIAN_6_12, "--traces", bad],
+        "check": ["check", "--config", write_check_config(tmp_path), "--junit", bad / "report.xml"],
+    }[command]
+    started = time.monotonic()
+    result = pcpu_verify(*args, cwd=tmp_path, timeout=60)
+    assert_one_error_line(result, str(bad), "cannot create", "is not a directory")
+    assert time.monotonic() - started < 30
+    assert not (tmp_path / "cache").exists()
+
+
+def test_a_trace_folder_that_fails_when_made_is_one_line() -> None:
+    """Where the folder passes the first look but making it fails (procfs: writable to root, no new entries), the
+    traces' write is one error line after the progress lines, exit 2 (refused up front when not root)."""
+    result = pcpu_verify("prove", "--variant", "v1", "--geometry", "1x4", "--no-layout", "--invariant",
+                         "chunk-contig-hint-within-a-block", "--op", "free", "--traces", "/proc/pcpu-verify-traces",
+                         timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if not line.startswith("prove: ")]
+    assert len(errors) == 1, errors
+    assert errors[0] == "pcpu-verify: error: /proc/pcpu-verify-traces: cannot create: No such file or directory" or \
+        errors[0].startswith("pcpu-verify: error: /proc/pcpu-verify-traces: cannot create: /proc is not"), errors

@@ -12,7 +12,7 @@ from pcpuverify.model import variants as model_variants
 from pcpuverify.model.first_chunk import LayoutError
 from pcpuverify.model.geometry import GeometryError
 from pcpuverify.model.reference import OpError
-from pcpuverify.model.trace import TraceError
+from pcpuverify.model.trace import OutputError, TraceError
 from pcpuverify.proofs.initiation import OP as FIRST_CHUNK_OP
 from pcpuverify.proofs.results import Verdict
 
@@ -39,7 +39,7 @@ class CheckError(ValueError):
 
 
 USER_ERRORS = (CheckError, TraceError, OpError, LayoutError, GeometryError, UnknownInvariant,
-               model_variants.UnknownVariant)
+               model_variants.UnknownVariant, OutputError)
 
 
 class Outcome(enum.Enum):

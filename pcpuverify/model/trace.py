@@ -208,6 +208,40 @@ def load_trace(path: str | os.PathLike[str]) -> Trace:
         raise TraceError(f"{path}: {e}") from None
 
 
+class OutputError(ValueError):
+    """A file or directory pcpu-verify was asked to write and cannot."""
+
+
+def output_directory(path: str | os.PathLike[str]) -> Path:
+    """``path`` if it is, or can be made as, a writable directory: asked before the work whose files go there, so
+    that a bad one is one line at the start, not a traceback after minutes of proofs.  Nothing is made yet (an
+    interrupted run leaves no empty folder behind): ``make_directory`` makes it when the first file is written."""
+    directory = Path(path)
+    existing = directory
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"{directory}: cannot create: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(f"{directory}: cannot create: {existing} is not writable")
+    return directory
+
+
+def make_directory(directory: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"{directory}: cannot create: {e.strerror or e}") from None
+
+
+def write_output(path: str | os.PathLike[str], text: str) -> None:
+    """``write_atomically``, with an OS error as an ``OutputError`` (one line for the user)."""
+    try:
+        write_atomically(path, text)
+    except OSError as e:
+        raise OutputError(f"{path}: cannot write: {e.strerror or e}") from None
+
+
 def write_atomically(path: str | os.PathLike[str], text: str) -> None:
     """Write via a temporary file and rename, so that an interrupted write leaves the old file intact."""
     target = Path(path)
