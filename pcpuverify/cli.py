@@ -156,7 +156,7 @@ class _Main(click.Group):
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """click's list of commands, with the lazy ones' summaries from ``LAZY_COMMANDS``: click's own asks every
-        command for its help, which imported the check for ``--help`` (1.0 s of it)."""
+        command for its help, which imported the check for ``--help`` (user CPU 1.33 s, 0.59 s without)."""
         eager = {}
         for name in super().list_commands(ctx):
             command = super().get_command(ctx, name)

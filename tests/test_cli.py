@@ -71,7 +71,7 @@ def test_replay_starts_without_the_check_and_hypothesis_and_every_command_is_lis
 
 def test_help_lists_every_command_without_loading_the_lazy_ones() -> None:
     """`pcpu-verify --help` lists `check`, `explore` and `diff` from their summaries in cli.py, without importing
-    them (1.0 s of CPU a call before), and each summary is its command's own first sentence."""
+    them (0.7 s of CPU a call before), and each summary is its command's own first sentence."""
     probe = ("import sys; from pcpuverify.cli import main; sys.argv = ['pcpu-verify', '--help']\n"
              "try:\n    main()\nexcept SystemExit as e:\n    print('exit', e.code)\n"
              "print(sorted(m for m in ('pcpuverify.check_cli', 'pcpuverify.kernel_cli') if m in sys.modules))")

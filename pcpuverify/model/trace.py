@@ -228,6 +228,7 @@ def output_directory(path: str | os.PathLike[str]) -> Path:
 
 
 def make_directory(directory: Path) -> None:
+    """``directory``, with its parents, as the first file is written into it; an OS error is an ``OutputError``."""
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as e:
