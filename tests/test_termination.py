@@ -124,3 +124,46 @@ def test_an_exception_of_the_unwinding_after_sigterm_exits_143(monkeypatch: pyte
     result = CliRunner().invoke(cli.main, ["replay", str(HINT_OVERLAP)])
     assert result.exit_code == cli.EXIT_TERMINATED, result.output
     assert "terminated" in result.stderr and "internal error" not in result.stderr
+
+
+# -- a signal during a native solver call ------------------------------------------------------------------
+
+SOLVING_SCRIPT = textwrap.dedent("""
+    import os, signal, sys, threading, time
+    import z3
+    from pcpuverify.proofs.backends import Limits, solve
+    from pcpuverify.proofs.termination import Terminated, sigterm_raises
+
+    # two 41-bit factors of a product of primes near 2**40: Bitwuzla does not answer within a minute here
+    x, y = z3.BitVec("x", 96), z3.BitVec("y", 96)
+    query = [x * y == 1099511627791 * 1099511627689, z3.ULT(x, 2**41), z3.ULT(y, 2**41), z3.UGT(x, 1), z3.UGT(y, 1)]
+    threading.Timer(2, os.kill, (os.getpid(), signal.{signal})).start()
+    start = time.monotonic()
+    try:
+        with sigterm_raises():
+            outcome = solve("bitwuzla", query, Limits(0, 0, 120))
+        print("returned", outcome.status)
+    except (Terminated, KeyboardInterrupt) as e:
+        print(type(e).__name__, round(time.monotonic() - start))
+""")
+
+
+@pytest.mark.parametrize(("signal_name", "raised"), [("SIGTERM", "Terminated"), ("SIGINT", "KeyboardInterrupt")])
+def test_a_signal_stops_a_bitwuzla_call_at_once(signal_name: str, raised: str) -> None:
+    """Bitwuzla polls for the signal: it returns within a second, not at its 120 s limit, and the signal's own
+    exception is raised (before: the signal waited for the call, up to ``--timeout``)."""
+    run = subprocess.run([sys.executable, "-c", SOLVING_SCRIPT.replace("{signal}", signal_name)],
+                         capture_output=True, text=True, timeout=100, check=False)
+    name, seconds = run.stdout.split()
+    assert name == raised, run.stdout + run.stderr
+    assert int(seconds) <= 5, run.stdout
+    assert "Traceback" not in run.stderr, run.stderr
+
+
+def test_polled_signals_restores_the_handlers_and_delivers_nothing_when_none_came() -> None:
+    before = {s: signal.getsignal(s) for s in termination.POLLED}
+    with termination.polled_signals() as signalled:
+        assert not signalled()
+        assert all(signal.getsignal(s) is not before[s] for s in termination.POLLED)
+    assert {s: signal.getsignal(s) for s in termination.POLLED} == before
+    assert not termination.RECEIVED.is_set()

@@ -16,6 +16,12 @@ short, e.g. a Z3 term without its context, collected); the loops that wait
 for children and each settled row call ``stop_if_terminated`` and raise it
 again; and the command line exits 143 on any exception once ``RECEIVED`` is
 set.  Forks hold the signal off altogether (``children.start``).
+
+A native solver call holds the main thread until it returns: a signal's
+Python handler runs only then, up to ``--timeout`` later.  Bitwuzla polls a
+callback as it works; within ``polled_signals`` SIGTERM and SIGINT are only
+noted, the poll sees them and the solver returns at once, and the noted
+signal is then raised as its own handler would have.
 """
 
 from __future__ import annotations
@@ -67,3 +73,42 @@ def sigterm_raises() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous_handler)
         if not RECEIVED.is_set():
             sys.unraisablehook = previous_hook
+
+
+POLLED = (signal.SIGTERM, signal.SIGINT)
+
+
+@contextmanager
+def polled_signals() -> Iterator[Callable[[], bool]]:
+    """Within: SIGTERM and SIGINT are noted, and the callable yielded says whether one came; on leaving, the
+    first noted one is delivered to the handler it would have met (``Terminated``, ``KeyboardInterrupt``, or
+    the default action).
+
+    For a native call that polls (Bitwuzla's terminator): a handler that raised
+    inside the poll would have its exception printed and dropped by the solver's
+    binding, and the solver would run on.  Outside the main thread, where
+    handlers cannot be set, nothing is noted.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    noted: list[int] = []
+
+    def note(signum: int, frame: object) -> None:
+        noted.append(signum)
+
+    previous = {s: signal.signal(s, note) for s in POLLED}
+    try:
+        yield lambda: bool(noted)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if noted:
+            _deliver(noted[0], previous[noted[0]])
+
+
+def _deliver(signum: int, handler: object) -> None:
+    if callable(handler):
+        handler(signum, None)
+    elif handler == signal.SIG_DFL:
+        signal.raise_signal(signum)  # the default action, as if it had come now
