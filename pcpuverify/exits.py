@@ -9,7 +9,7 @@ import signal
 
 EXIT_OK = 0  # done; check: every row equals the baseline, nothing UNKNOWN, nothing left unrun
 # a claim did not hold: a trace's "violates" did not reproduce; check: a regression against the baseline
-# (a new violation, a known one that disappeared, another change of verdict)
+# (a new violation, a known one that disappeared, another change of verdict); diff: the C and the model differ
 EXIT_VIOLATION = 1
 EXIT_USAGE = 2  # bad usage or input: one line on stderr
 EXIT_UNDECIDED = 3  # some obligation UNKNOWN (solver limit or timeout), or NOT RUN within check's budget

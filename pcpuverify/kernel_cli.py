@@ -18,6 +18,7 @@ from typing import Any, TypeVar, cast
 
 import click
 
+from pcpuverify.counterexamples.kernel_diff import DiffReport
 from pcpuverify.counterexamples.kernel_diff import diff as diff_runs
 from pcpuverify.counterexamples.kernel_first_chunk import OP as FIRST_CHUNK_OP
 from pcpuverify.counterexamples.kernel_first_chunk import FirstChunkRun, first_chunk_c
@@ -174,13 +175,23 @@ def explore(source_path: str, geometry_spec: str, depth: int, examples: int, len
 @_user_errors
 def diff(source_path: str, variant: str, geometry_spec: str, traces: int, length: int, seed: int,
          as_json: bool) -> None:
-    """Compare the C build of a mm/percpu.c with a model variant: the first diverging step on random traces."""
+    """Compare the C build of a mm/percpu.c with a model variant: the first diverging step on random traces.
+
+    Exit 1 when a trace diverges: the claim is that the model is the C, as a
+    replayed violation's is that it breaks the invariant.
+    """
     source = _source(source_path)
     geometry = _geometry(geometry_spec)
     report = diff_runs(source, variant, geometry, traces, length, seed)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
-        return
+    else:
+        _print_diff(report, source, variant, geometry)
+    if report.identical < report.traces:
+        sys.exit(EXIT_VIOLATION)
+
+
+def _print_diff(report: DiffReport, source: KernelSource, variant: str, geometry: Geometry) -> None:
     share = 100.0 * report.identical / report.traces if report.traces else 0.0
     click.echo(f"{source.percpu_c} (layout {report.layout}) vs {variant}, geometry {geometry.name}:"
                f" {report.identical}/{report.traces} traces identical ({share:.2f} %), {report.steps} steps")

@@ -284,6 +284,18 @@ def test_cli_diff_reports_identity() -> None:
     assert "50/50 traces identical (100.00 %)" in proc.stdout
 
 
+def test_cli_diff_exits_1_when_a_trace_diverges() -> None:
+    """6.12's C is not the 2017 posting: the first divergence is printed (or is in the JSON), and exit 1."""
+    source = kernel("debian-6.12")
+    proc = cli("diff", "--source", str(source.percpu_c), "--variant", "v1", "--traces", "5")
+    assert proc.returncode == 1, proc.stderr
+    assert "0/5 traces identical" in proc.stdout and "first divergence at step" in proc.stdout
+    proc = cli("diff", "--source", str(source.percpu_c), "--variant", "v1", "--traces", "5", "--json")
+    assert proc.returncode == 1, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["identical"] == 0 and report["first_divergence"]["ops"]
+
+
 def _copy(source: KernelSource, folder: Path, text: str) -> Path:
     (folder / "mm").mkdir(parents=True)
     (folder / "mm" / "percpu.c").write_text(text, encoding="utf-8")
