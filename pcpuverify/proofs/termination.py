@@ -86,7 +86,9 @@ def polled_signals() -> Iterator[Callable[[], bool]]:
 
     For a native call that polls (Bitwuzla's terminator): a handler that raised
     inside the poll would have its exception printed and dropped by the solver's
-    binding, and the solver would run on.  Outside the main thread, where
+    binding, and the solver would run on.  A signal the process ignores stays
+    ignored (a worker of pytest-xdist ignores SIGINT, say, and so do its
+    children): it must not cut a query short.  Outside the main thread, where
     handlers cannot be set, nothing is noted.
     """
     if threading.current_thread() is not threading.main_thread():
@@ -97,7 +99,7 @@ def polled_signals() -> Iterator[Callable[[], bool]]:
     def note(signum: int, frame: object) -> None:
         noted.append(signum)
 
-    previous = {s: signal.signal(s, note) for s in POLLED}
+    previous = {s: signal.signal(s, note) for s in POLLED if signal.getsignal(s) is not signal.SIG_IGN}
     try:
         yield lambda: bool(noted)
     finally:
