@@ -16,6 +16,7 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -173,10 +174,18 @@ def test_an_ignored_signal_does_not_cut_a_bitwuzla_call_short() -> None:
     assert (name, seconds >= 5) == ("unknown", True), (name, seconds, stderr)
 
 
-def test_polled_signals_restores_the_handlers_and_delivers_nothing_when_none_came() -> None:
-    before = {s: signal.getsignal(s) for s in termination.POLLED}
-    with termination.polled_signals() as signalled:
-        assert not signalled()
-        assert all(signal.getsignal(s) is not before[s] for s in termination.POLLED)
-    assert {s: signal.getsignal(s) for s in termination.POLLED} == before
-    assert not termination.RECEIVED.is_set()
+@pytest.mark.parametrize("sigint", [signal.default_int_handler, signal.SIG_IGN])
+def test_polled_signals_restores_the_handlers_and_delivers_nothing_when_none_came(sigint: Any) -> None:
+    """SIGTERM is taken over for the call; SIGINT too, unless the process ignores it (as a job started in the
+    background with ``&`` does)."""
+    outer = signal.signal(signal.SIGINT, sigint)
+    try:
+        before = {s: signal.getsignal(s) for s in termination.POLLED}
+        with termination.polled_signals() as signalled:
+            assert not signalled()
+            taken = {s for s in termination.POLLED if signal.getsignal(s) is not before[s]}
+        assert taken == ({signal.SIGTERM} if sigint is signal.SIG_IGN else set(termination.POLLED))
+        assert {s: signal.getsignal(s) for s in termination.POLLED} == before
+        assert not termination.RECEIVED.is_set()
+    finally:
+        signal.signal(signal.SIGINT, outer)
