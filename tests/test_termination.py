@@ -169,7 +169,7 @@ def test_a_signal_stops_a_bitwuzla_call_at_once(signal_name: str, raised: str) -
 
 
 def test_an_ignored_signal_does_not_cut_a_bitwuzla_call_short() -> None:
-    """A process that ignores SIGINT (a pytest-xdist worker's children do) solves to its limit: unknown at 6 s."""
+    """A process that ignores SIGINT (a job started with ``&`` does, and its children) solves to its limit: unknown at 6 s."""
     name, seconds, stderr = solving("SIGINT", "signal.SIG_IGN", 6)
     assert (name, seconds >= 5) == ("unknown", True), (name, seconds, stderr)
 

@@ -87,8 +87,8 @@ def polled_signals() -> Iterator[Callable[[], bool]]:
     For a native call that polls (Bitwuzla's terminator): a handler that raised
     inside the poll would have its exception printed and dropped by the solver's
     binding, and the solver would run on.  A signal the process ignores stays
-    ignored (a worker of pytest-xdist ignores SIGINT, say, and so do its
-    children): it must not cut a query short.  Outside the main thread, where
+    ignored (a job started in the background with ``&`` ignores SIGINT, and
+    so do its children): it must not cut a query short.  Outside the main thread, where
     handlers cannot be set, nothing is noted.
     """
     if threading.current_thread() is not threading.main_thread():
