@@ -19,6 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pcpuverify.invariants.base import REGISTRY
 from pcpuverify.model.chunk import PcpuBitmapMd
 from pcpuverify.model.geometry import Geometry
 from pcpuverify.model.linux_4_14 import Linux414, PcpuChunk414
@@ -26,7 +27,14 @@ from pcpuverify.model.linux_5_4 import PcpuBlockMd
 from pcpuverify.model.ops import ChunkInit
 from pcpuverify.model.random_ops import random_op
 from pcpuverify.model.reference import Reference
-from pcpuverify.proofs.conformance import _value, compare_invariants, compare_step, quick_conformance
+from pcpuverify.proofs.conformance import (
+    _value,
+    compare_invariants,
+    compare_step,
+    evaluator_for,
+    model_fields,
+    quick_conformance,
+)
 from pcpuverify.symbolic.bv import I
 from pcpuverify.model.state import BLOCK_FIELDS
 from pcpuverify.symbolic.encode_linux_4_14 import SymLinux414
@@ -143,3 +151,21 @@ def test_4_14_pcpu_block_update_conforms(values: dict[str, int], start: int, len
     sym = SymLinux414(Geometry.parse("1x8")).pcpu_block_update(SymBlock(*(I(values[f]) for f in BLOCK_FIELDS)),
                                                                 I(start), I(start + length))
     assert {f: _value(getattr(sym, f)) for f in BLOCK_FIELDS} == dataclasses.asdict(block)
+
+
+@pytest.mark.parametrize("changes", [
+    {"contig_hint_start": 7},  # an 8-bit contig hint from bit 7: past the block
+    {"scan_hint": 3, "scan_hint_start": 6},
+    {"first_free": 9},
+    {},  # a new chunk's hints: inside
+])
+def test_hints_inside_their_bits_sees_a_hint_past_its_bits(changes: dict[str, int]) -> None:
+    """The concrete check and the Z3 predicate of ``hints-inside-their-bits`` agree on hints no walk reaches."""
+    ref = Reference("mainline", Geometry(8, 1, (0,)), ChunkInit())
+    chunk = ref.chunks["dynamic"]
+    for field, value in changes.items():
+        setattr(chunk.md_blocks[0], field, value)
+    concrete = REGISTRY["hints-inside-their-bits"].violations(ref.alloc, chunk)
+    assert bool(concrete) == bool(changes)
+    on_state = evaluator_for(ref).state_invariants(model_fields(ref), oob=False)
+    assert on_state["hints-inside-their-bits"] is not bool(changes)

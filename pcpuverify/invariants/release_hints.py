@@ -299,6 +299,37 @@ def block_nr_bits(alloc: PcpuAllocator, chunk: PcpuChunk54) -> Iterator[tuple[st
             yield f"{where}.nr_bits", f"{where}.nr_bits {md.nr_bits}, it covers {len(bits)} bits"
 
 
+@state_invariant(
+    "hints-inside-their-bits",
+    patch="v5.4 mm/percpu-internal.h (struct pcpu_block_md)",
+    seed="""int scan_hint_start; /* block relative starting position of the scan hint */
+    int contig_hint_start; /* block relative starting position of the contig hint */
+    int nr_bits; /* total bits responsible for */""",
+)
+def hints_inside_their_bits(alloc: PcpuAllocator, chunk: PcpuChunk54) -> Iterator[tuple[str, str]]:
+    """Each ``pcpu_block_md``'s contig hint, and its scan hint when there is one, lie inside the bits it is
+    responsible for, and its ``first_free`` is not past them.
+
+    Weaker than ``block-contig-hint-exact`` and ``scan-hint-region-free``
+    (where the area is, not that it is free or longest), so it survives
+    where ``mainline`` breaks those: the proofs keep it as the lemma that
+    the scans it starts stay inside the bitmap (``bitmap-access-in-bounds``
+    at 1x8).
+    """
+    for where, md, bits in _pcpu_block_mds(alloc, chunk):
+        n = len(bits)
+        if not 0 <= md.contig_hint_start <= md.contig_hint_start + md.contig_hint <= n:
+            yield (f"{where}.contig_hint_start",
+                   f"{where}: contig hint [{md.contig_hint_start}, {md.contig_hint_start + md.contig_hint}) is not"
+                   f" inside its {n} bits")
+        if md.scan_hint and not 0 <= md.scan_hint_start <= md.scan_hint_start + md.scan_hint <= n:
+            yield (f"{where}.scan_hint_start",
+                   f"{where}: scan hint [{md.scan_hint_start}, {md.scan_hint_start + md.scan_hint}) is not inside"
+                   f" its {n} bits")
+        if not 0 <= md.first_free <= n:
+            yield f"{where}.first_free", f"{where}.first_free {md.first_free} is not inside its {n} bits"
+
+
 # -- the chunk's hint (4.14 contig_bits, 5.2 chunk_md) -----------------------------------
 
 
@@ -604,6 +635,17 @@ def _first_free_not_above_first_free_bit(chunk: SymReleaseChunk) -> z3.BoolRef:
 @block_nr_bits.symbolic
 def _block_nr_bits(chunk: SymChunk54) -> z3.BoolRef:
     return z3.And([md.nr_bits == n for md, _, n in _sym_pcpu_block_mds(chunk)])
+
+
+@hints_inside_their_bits.symbolic
+def _hints_inside_their_bits(chunk: SymChunk54) -> z3.BoolRef:
+    conds = []
+    for md, _, n in _sym_pcpu_block_mds(chunk):
+        conds += [md.contig_hint_start >= 0, md.contig_hint >= 0, md.contig_hint_start + md.contig_hint <= n,
+                  z3.Or(md.scan_hint == 0, z3.And(md.scan_hint_start >= 0, md.scan_hint >= 0,
+                                                  md.scan_hint_start + md.scan_hint <= n)),
+                  md.first_free >= 0, md.first_free <= n]
+    return z3.And(conds)
 
 
 @chunk_hint_never_above_available.symbolic
