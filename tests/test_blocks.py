@@ -23,13 +23,22 @@ from pcpuverify.model.geometry import Geometry, GeometryError
 from pcpuverify.model.variants import Fixed
 from pcpuverify.proofs.blocks.abstraction import consistent, realise
 from pcpuverify.proofs.blocks.compose import CHUNK_HINT_INVARIANTS, FREE_OP, run_composed_suite
-from pcpuverify.proofs.blocks.contracts import CONTRACTS
+from pcpuverify.proofs.blocks.contracts import CONTRACTS, Contract, build_query
+from pcpuverify.proofs.blocks.instances import WITNESS, refutations, weak_invariant
 from pcpuverify.proofs.blocks.labels import parse_block_label
 from pcpuverify.proofs.blocks.prove import prove_contract, run_block_suite
 from pcpuverify.proofs.blocks.roles import ROLES, area, run_on_model, transition
-from pcpuverify.proofs.blocks.state import ConcreteBlock, block_violations, concrete_block, fresh_block, md_of
+from pcpuverify.proofs.blocks.state import (
+    ConcreteBlock,
+    block_invariant,
+    block_violations,
+    concrete_block,
+    fresh_block,
+    md_in_range,
+    md_of,
+)
 from pcpuverify.proofs.results import Verdict
-from pcpuverify.proofs.solver import SolverOptions
+from pcpuverify.proofs.solver import SolverOptions, check
 from pcpuverify.proofs.suite import SuiteOptions, run_suite
 from pcpuverify.symbolic.bv import I, Int, lowest_set, ones, run_starts, to_amount
 from pcpuverify.symbolic.encode import SymFixed
@@ -140,6 +149,77 @@ def test_an_encoding_that_disagrees_with_the_model_is_spurious_not_violated(monk
     register_for_test(monkeypatch, "test-encoding-only", Fixed, SymLeftFreeLost)
     r = prove_contract("test-encoding-only", _refresh_contract(), 8, BITWUZLA)  # type: ignore[arg-type]
     assert r.verdict is Verdict.SPURIOUS, r.to_json()
+
+
+# -- the instantiated queries (instances.py): weaker than the full ones, and never the last word on a sat ------
+
+
+def _contract(name: str, role: str) -> Contract:
+    return next(c for c in CONTRACTS if c.name == name and c.role.name == role)
+
+
+def _symbolic_block_invariant_and_its_parts(B: int) -> tuple[SymChunk, z3.BoolRef]:
+    chunk = fresh_block(B)
+    return chunk, z3.And(md_in_range(md_of(chunk), B), block_invariant(chunk))
+
+
+def test_each_instance_follows_from_the_block_invariant() -> None:
+    """The weaker precondition is implied by the full one, at any position: so its unsat proves the contract."""
+    B = 8
+    chunk, full = _symbolic_block_invariant_and_its_parts(B)
+    at = z3.BitVec("t", 16)
+    solver = z3.Solver()
+    solver.add(full, z3.Not(weak_invariant(chunk, md_of(chunk), [at])))
+    assert solver.check() == z3.unsat
+
+
+def test_a_block_that_breaks_the_invariant_meets_one_refutation_at_some_witness() -> None:
+    """The negated conjuncts cover the whole invariant: every block that breaks it satisfies one of them,
+    for some value of the witness (enumerated: 0 to B), so no violation escapes the weaker queries."""
+    B = 8
+    chunk, _ = _symbolic_block_invariant_and_its_parts(B)
+    md = md_of(chunk)
+    refuted = refutations(chunk, md)
+    witness = z3.BitVec(WITNESS, 16)
+    solver = z3.Solver()
+    solver.add(md_in_range(md, B), z3.Not(block_invariant(chunk)))
+    for value in range(B + 1):
+        solver.add(*[z3.Not(z3.substitute(negation, (witness, z3.BitVecVal(value, 16))))
+                     for _, negation, _ in refuted])
+    assert solver.check() == z3.unsat
+    assert len(refuted) == 6  # a run of h, none of h + 1, and block_scan_parts' four
+
+
+def test_contracts_that_assume_the_invariant_are_proved_by_the_instantiated_queries_at_8_bits() -> None:
+    for contract in CONTRACTS:
+        r = prove_contract("fixed", contract, 8, BITWUZLA)
+        assert r.verdict is Verdict.PROVED, r.to_json()
+        assert r.extra.get("queries") == (None if contract.weak_pre is None else "instantiated"), r.to_json()
+
+
+def test_a_sat_the_model_does_not_confirm_is_asked_again_in_full(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no positions to state the claim at, a free inside one block is sat on blocks the invariant rules
+    out (a hint of 0 beside free bits); that sat is not reported, the full query proves the row."""
+    monkeypatch.setattr("pcpuverify.proofs.blocks.contracts.instance_terms", lambda *args: [])
+    contract = _contract("block-hints-match-scan", "pcpu_block_update_hint_free:same")
+    weak = contract.weak_queries(build_query("fixed", contract.role, 8))
+    assert weak is not None and any(check(q, BITWUZLA).status == "sat" for _, q in weak)
+    r = prove_contract("fixed", contract, 8, BITWUZLA)
+    assert r.verdict is Verdict.PROVED and r.extra["queries"] == "instantiated, then full", r.to_json()
+
+
+def test_a_refresh_that_loses_left_free_breaks_an_allocation_through_the_instantiated_query(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    register_for_test(monkeypatch, "test-left-free-lost", LeftFreeLost, SymLeftFreeLost)
+    contract = _contract("block-hints-match-scan", "pcpu_block_update_hint_alloc:same")
+    r = prove_contract("test-left-free-lost", contract, 8, BITWUZLA)
+    assert r.verdict is Verdict.VIOLATED and r.extra["queries"] == "instantiated", r.to_json()
+    block = r.extra["counterexample"]["block"]
+    before = ConcreteBlock(8, int(block["alloc_map"][::-1], 2), PcpuBitmapMd(**block["md"]))
+    assert block_violations(before) == []  # the model's block meets the full invariant
+    lo, hi = r.extra["counterexample"]["area"]
+    after = run_on_model("test-left-free-lost", contract.role, before, lo, hi)
+    assert any("left_free" in m for m in block_violations(after))
 
 
 # -- the composition --------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from pcpuverify.invariants.scan import bits_of, first_zero, free_runs, leading_f
 from pcpuverify.model.chunk import PcpuChunk
 from pcpuverify.model.percpu import PcpuAllocator
 from pcpuverify.symbolic.bv import I, Int, bit, has_run, highest_set, lowest_set, range_mask
-from pcpuverify.symbolic.state import SymChunk
+from pcpuverify.symbolic.state import SymBlock, SymChunk
 
 
 def _map_bits(chunk: PcpuChunk) -> list[int]:
@@ -158,29 +158,39 @@ def _chunk_contig_hint_region_free(chunk: SymChunk) -> z3.BoolRef:
     )
 
 
+def block_scan_parts(seg: z3.BitVecRef, block: SymBlock, B: int) -> dict[str, z3.BoolRef]:
+    """``block-hints-match-scan`` of one block (bits ``seg``, set = allocated) but for its one universal claim.
+
+    What is left out is "no free run of ``contig_hint + 1`` bits", the second half of ``_longest_is``; the
+    first half, "a run of ``contig_hint`` bits", follows from ``maximal``.  The block contracts at 1024 bits
+    state the claim left out at chosen positions only (``proofs/blocks/instances.py``).
+    """
+    free = ~seg
+    h, s = block.contig_hint, block.contig_hint_start
+    # contig_hint_start starts a maximal free run of contig_hint bits
+    maximal = z3.And(
+        s >= 0,
+        s + h <= B,
+        seg & range_mask(s, s + h, B) == 0,
+        z3.Or(s == 0, bit(seg, s - 1, B)),
+        z3.Or(s + h == B, bit(seg, s + h, B)),
+    )
+    return {
+        "maximal": z3.Or(h == 0, maximal),
+        "left_free": block.left_free == z3.If(seg == 0, I(B), lowest_set(seg, B)),
+        "right_free": block.right_free == z3.If(seg == 0, I(B), I(B - 1) - highest_set(seg, B)),
+        "first_free": block.first_free <= z3.If(free == 0, I(B), lowest_set(free, B)),
+    }
+
+
 @block_hints_match_scan.symbolic
 def _block_hints_match_scan(chunk: SymChunk) -> z3.BoolRef:
     B = chunk.geometry.block_bits
     conds = []
     for i, block in enumerate(chunk.md_blocks):
         seg = _block_seg(chunk, i)
-        free = ~seg
-        h, s = block.contig_hint, block.contig_hint_start
-        # contig_hint_start starts a maximal free run of contig_hint bits
-        maximal = z3.And(
-            s >= 0,
-            s + h <= B,
-            seg & range_mask(s, s + h, B) == 0,
-            z3.Or(s == 0, bit(seg, s - 1, B)),
-            z3.Or(s + h == B, bit(seg, s + h, B)),
-        )
-        conds += [
-            _longest_is(free, B, h),
-            z3.Or(h == 0, maximal),
-            block.left_free == z3.If(seg == 0, I(B), lowest_set(seg, B)),
-            block.right_free == z3.If(seg == 0, I(B), I(B - 1) - highest_set(seg, B)),
-            block.first_free <= z3.If(free == 0, I(B), lowest_set(free, B)),
-        ]
+        parts = block_scan_parts(seg, block, B)
+        conds += [_longest_is(~seg, B, block.contig_hint), *parts.values()]
     return z3.And(conds)
 
 

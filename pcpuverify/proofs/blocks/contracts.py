@@ -11,7 +11,7 @@ on the block that a solver's counterexample replays to on the model.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import z3
@@ -19,6 +19,8 @@ import z3
 from pcpuverify.invariants.scan import bits_of, free_runs
 from pcpuverify.model.percpu import ALIGN as ALIGN_INT
 from pcpuverify.proofs.blocks.abstraction import FreeArea, consistent, freed_block
+from pcpuverify.proofs.blocks.instances import refutations, weak_invariant
+from pcpuverify.proofs.blocks.instances import terms as instance_terms
 from pcpuverify.proofs.blocks.roles import ALLOC_ROLES, FREE_ROLES, REFRESH, Area, Role, area, area_mask, transition
 from pcpuverify.proofs.blocks.state import (
     ConcreteBlock,
@@ -69,6 +71,20 @@ class Contract:
     post: Callable[[Query], z3.BoolRef]
     holds_before: Callable[[ConcreteBlock, Args], list[str]]  # pre, concretely: what a replay must satisfy
     broken_after: ConcreteCheck  # post, concretely: what is wrong after
+    # pre with the block invariant's universal claim stated at the given positions only (``instances``);
+    # None where pre does not assume the invariant
+    weak_pre: Callable[[Query, Sequence[Int]], z3.BoolRef] | None = None
+
+    def weak_queries(self, q: Query) -> list[tuple[str, list[z3.BoolRef]]] | None:
+        """The weaker queries, one per conjunct of post (``instances``): their unsat proves the contract."""
+        if self.weak_pre is None:
+            return None
+        if self.post is invariant_post:
+            negations = refutations(q.post, md_of(q.post))
+        else:
+            negations = [(str(i), z3.Not(part), []) for i, part in enumerate(conjuncts(self.post(q)))]
+        at = instance_terms(md_of(q.pre), md_of(q.post), q.area.lo, q.area.hi, q.post.alloc_map, q.block_bits)
+        return [(name, [self.weak_pre(q, [*at, *witness]), negation]) for name, negation, witness in negations]
 
 
 def build_query(variant: str, role: Role, block_bits: int) -> Query:
@@ -98,6 +114,13 @@ def invariant_pre(role: Role) -> Callable[[Query], z3.BoolRef]:
     return pre
 
 
+def weak_invariant_pre(role: Role) -> Callable[[Query, Sequence[Int]], z3.BoolRef]:
+    def pre(q: Query, at: Sequence[Int]) -> z3.BoolRef:
+        return z3.And(md_in_range(md_of(q.pre), q.block_bits), weak_invariant(q.pre, md_of(q.pre), at),
+                      q.area.allowed, _area_state(q, role))
+    return pre
+
+
 def refresh_pre(q: Query) -> z3.BoolRef:
     """``pcpu_block_refresh_hint`` scans from ``first_free``: it needs only that no free bit lies below it."""
     md = md_of(q.pre)
@@ -105,9 +128,17 @@ def refresh_pre(q: Query) -> z3.BoolRef:
                   q.area.allowed)
 
 
-def fit_pre(q: Query) -> z3.BoolRef:
+def _fit_args(q: Query) -> z3.BoolRef:
     aligns = [1 << k for k in range(q.block_bits.bit_length()) if 1 << k <= q.block_bits]
-    return z3.And(invariant_pre(READ)(q), z3.Or([q.align == a for a in aligns]), q.size >= 1, q.size <= q.block_bits)
+    return z3.And(z3.Or([q.align == a for a in aligns]), q.size >= 1, q.size <= q.block_bits)
+
+
+def fit_pre(q: Query) -> z3.BoolRef:
+    return z3.And(invariant_pre(READ)(q), _fit_args(q))
+
+
+def weak_fit_pre(q: Query, at: Sequence[Int]) -> z3.BoolRef:
+    return z3.And(weak_invariant_pre(READ)(q, at), _fit_args(q))
 
 
 def _concrete_area(role: Role, block: ConcreteBlock, args: Args) -> list[str]:
@@ -300,17 +331,18 @@ def _contracts() -> tuple[Contract, ...]:
         post, after = monotone(shrink)
         for role in roles:
             found.append(Contract("block-hints-match-scan", role, invariant_pre(role), invariant_post,
-                                  invariant_before(role), invariant_after))
-            found.append(Contract(name, role, invariant_pre(role), post, invariant_before(role), after))
+                                  invariant_before(role), invariant_after, weak_invariant_pre(role)))
+            found.append(Contract(name, role, invariant_pre(role), post, invariant_before(role), after,
+                                  weak_invariant_pre(role)))
     for name, post, after in (("fit-hint-is-free", fit_hint_post, fit_hint_after),
                               ("fit-right-is-free", fit_right_post, fit_right_after),
                               ("fit-left-is-free", fit_left_post, fit_left_after),
                               ("fit-starts-at-or-before-hint", fit_first_free_post, fit_first_free_after)):
-        found.append(Contract(name, READ, fit_pre, post, invariant_before(READ), after))
+        found.append(Contract(name, READ, fit_pre, post, invariant_before(READ), after, weak_fit_pre))
     found.append(Contract("free-same-block-runs", FREE_ROLES[0], invariant_pre(FREE_ROLES[0]), free_same_runs_post,
-                          invariant_before(FREE_ROLES[0]), free_same_runs_after))
+                          invariant_before(FREE_ROLES[0]), free_same_runs_after, weak_invariant_pre(FREE_ROLES[0])))
     found.append(Contract("md-abstraction-sound", METADATA, invariant_pre(METADATA), abstraction_post,
-                          invariant_before(METADATA), abstraction_after))
+                          invariant_before(METADATA), abstraction_after, weak_invariant_pre(METADATA)))
     return tuple(found)
 
 
