@@ -3,6 +3,7 @@
     python bench/bench_proofs.py [--variant fixed] [--budget 600] [--depth 4]
                                  [--settings z3:1,portfolio:1,portfolio:0] [GEOMETRY ...]
     python bench/bench_proofs.py --blocks 64,256,1024 --settings bitwuzla:1 --budget 600
+                                 [--queries instantiated,full] [--op ROLE ...]
 
 Each geometry's suite (conformance, initiation, consecution, bounded model
 checking; the first-chunk layout proofs are geometry-free and left out) runs
@@ -22,6 +23,13 @@ solver table gives each run's wall time and its ratio to the first
 setting's (``z3:1``, Z3 alone and one query at a time: the deterministic
 mode), says whether the verdicts of the rows both finished agree, and ends
 with the issue's goals (2x8 within 10 s, 4x64 within 10 minutes).
+
+``--blocks`` times the block contracts instead, one child process per width
+and per way of asking (``--queries``: ``instantiated``, what ``prove`` does,
+the block invariant's universal claim stated at chosen positions first, and
+``full``, the whole invariant bit-blasted); with both, each width gets the
+ratio of the first to the second.  ``--op`` keeps only the named functions
+or roles (``prove``'s ``--op``).
 """
 
 from __future__ import annotations
@@ -203,11 +211,18 @@ def main() -> None:
     parser.add_argument("--blocks", type=lambda v: [int(b) for b in v.split(",")], default=None, metavar="64,256,1024",
                         help="only the block-contract table at these bits per block (--settings' first solver,"
                              " --budget seconds per query)")
+    parser.add_argument("--queries", type=lambda v: v.split(","), default=["instantiated"],
+                        metavar="instantiated,full", help="with --blocks: how each contract is asked")
+    parser.add_argument("--op", action="append", default=None, metavar="ROLE",
+                        help="with --blocks: only these functions or roles (repeatable)")
     args = parser.parse_args()
     if args.blocks:
+        if not set(args.queries) <= set(QUERY_MODES):
+            parser.error(f"--queries takes {' and '.join(QUERY_MODES)}")
         solver = replace(_setting(args.settings[0], args.depth).solver, timeout=args.budget)
         console = Console(width=200, emoji=False)  # a role "...:end" before ": PROVED" is not the :end: emoji
-        console.print(block_contract_table(args.variant, args.blocks, solver, console))
+        ops = frozenset(args.op) if args.op else None
+        console.print(block_contract_table(args.variant, args.blocks, solver, console, args.queries, ops))
         return
     for g in args.geometries:
         Geometry.parse(g)  # a bad name fails before any suite runs
@@ -239,41 +254,59 @@ def main() -> None:
                   f"{largest.geometry + f' ({_bits(largest.geometry)} bits)' if largest else 'none'}")
 
 
-def _block_child(variant: str, bits: int, solver: SolverOptions, out: mp.Queue) -> None:
+QUERY_MODES = ("instantiated", "full")
+
+
+def _block_child(variant: str, bits: int, solver: SolverOptions, instantiate: bool, ops: frozenset[str] | None,
+                 out: mp.Queue) -> None:
     from pcpuverify.proofs.blocks.prove import run_block_suite
 
-    run_block_suite(variant, bits, solver, progress=out.put)
+    run_block_suite(variant, bits, solver, ops=ops, progress=out.put, instantiate=instantiate)
     out.put(DONE)
 
 
-def block_contract_table(variant: str, widths: list[int], solver: SolverOptions, console: Console) -> Table:
-    """Issue 12, part 4: every block contract (``prove --geometry blockB``) at each width, one child process per
-    width, each query bounded by the solver's timeout.  A cell is the verdict, its seconds and who answered."""
+def block_contract_table(variant: str, widths: list[int], solver: SolverOptions, console: Console,
+                         modes: list[str], ops: frozenset[str] | None) -> Table:
+    """Issue 12, part 4: every block contract (``prove --geometry blockB``) at each width and in each way of
+    asking it, one child process each, each query bounded by the solver's timeout.  A cell is the verdict, its
+    seconds and who answered; with two ways, the ratio of the first's seconds to the second's."""
     from pcpuverify.proofs.blocks.contracts import CONTRACTS
 
-    cells: dict[tuple[str, str, int], Result] = {}
+    cells: dict[tuple[str, str, int, str], Result] = {}
     for bits in widths:
-        out: mp.Queue = mp.Queue()
-        child = mp.Process(target=_block_child, args=(variant, bits, solver, out))
-        start = time.perf_counter()
-        child.start()
-        while (r := out.get()) != DONE:
-            cells[(r.invariant, r.op, bits)] = r
-            console.print(f"block{bits} {r.invariant} / {r.op}: {r.verdict.value} {r.seconds:.1f}s"
-                          f" ({r.extra.get('solver', '-')}), load {os.getloadavg()[0]:.2f}")
-        child.join()
-        console.print(f"block{bits}: {time.perf_counter() - start:.1f}s for {len(CONTRACTS)} contracts")
+        for mode in modes:
+            out: mp.Queue = mp.Queue()
+            child = mp.Process(target=_block_child, args=(variant, bits, solver, mode == "instantiated", ops, out))
+            start = time.perf_counter()
+            child.start()
+            count = 0
+            while (r := out.get()) != DONE:
+                cells[(r.invariant, r.op, bits, mode)] = r
+                count += 1
+                console.print(f"block{bits} {mode} {r.invariant} / {r.op}: {r.verdict.value} {r.seconds:.1f}s"
+                              f" ({r.extra.get('solver', '-')}; {r.extra.get('queries', 'full')}),"
+                              f" load {os.getloadavg()[0]:.2f}")
+            child.join()
+            console.print(f"block{bits} {mode}: {time.perf_counter() - start:.1f}s for {count} contracts")
     table = Table(title=f"{variant}: block contracts, solver {solver.solver}, {solver.timeout:.0f}s per query")
     table.add_column("contract")
     table.add_column("function")
     for bits in widths:
-        table.add_column(f"block{bits}", justify="right")
+        for mode in modes:
+            table.add_column(f"block{bits} {mode}", justify="right")
+        if len(modes) == 2:
+            table.add_column(f"block{bits} ratio", justify="right")
     for c in CONTRACTS:
         row = []
         for bits in widths:
-            r = cells.get((c.name, c.role.name, bits))
-            row.append("-" if r is None else f"{r.verdict.value} {r.seconds:.1f}s {r.extra.get('solver', '')}")
-        table.add_row(c.name, c.role.name, *row)
+            found = [cells.get((c.name, c.role.name, bits, mode)) for mode in modes]
+            row += ["-" if r is None else f"{r.verdict.value} {r.seconds:.1f}s {r.extra.get('solver', '')}"
+                    for r in found]
+            if len(modes) == 2:
+                a, b = found
+                row.append(f"x{a.seconds / b.seconds:.2f}" if a and b and b.seconds > 0 else "-")
+        if any(cell != "-" for cell in row):
+            table.add_row(c.name, c.role.name, *row)
     return table
 
 

@@ -190,11 +190,14 @@ def test_a_block_that_breaks_the_invariant_meets_one_refutation_at_some_witness(
     assert len(refuted) == 6  # a run of h, none of h + 1, and block_scan_parts' four
 
 
-def test_contracts_that_assume_the_invariant_are_proved_by_the_instantiated_queries_at_8_bits() -> None:
-    for contract in CONTRACTS:
+def test_the_block_invariant_after_each_alloc_and_free_is_proved_by_the_instantiated_queries_at_8_bits() -> None:
+    instantiated = [c for c in CONTRACTS if c.weak_pre is not None]
+    assert {(c.name, c.role.kind) for c in instantiated} == {("block-hints-match-scan", "alloc"),
+                                                             ("block-hints-match-scan", "free")}
+    assert len(instantiated) == 8
+    for contract in instantiated:
         r = prove_contract("fixed", contract, 8, BITWUZLA)
-        assert r.verdict is Verdict.PROVED, r.to_json()
-        assert r.extra.get("queries") == (None if contract.weak_pre is None else "instantiated"), r.to_json()
+        assert r.verdict is Verdict.PROVED and r.extra["queries"] == "instantiated", r.to_json()
 
 
 def test_a_sat_the_model_does_not_confirm_is_asked_again_in_full(monkeypatch: pytest.MonkeyPatch) -> None:

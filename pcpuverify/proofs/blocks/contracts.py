@@ -71,20 +71,17 @@ class Contract:
     post: Callable[[Query], z3.BoolRef]
     holds_before: Callable[[ConcreteBlock, Args], list[str]]  # pre, concretely: what a replay must satisfy
     broken_after: ConcreteCheck  # post, concretely: what is wrong after
-    # pre with the block invariant's universal claim stated at the given positions only (``instances``);
-    # None where pre does not assume the invariant
+    # where both pre and post are the block invariant: pre with its universal claim stated at the given
+    # positions only (``instances``); None elsewhere
     weak_pre: Callable[[Query, Sequence[Int]], z3.BoolRef] | None = None
 
     def weak_queries(self, q: Query) -> list[tuple[str, list[z3.BoolRef]]] | None:
-        """The weaker queries, one per conjunct of post (``instances``): their unsat proves the contract."""
+        """The weaker queries, one per conjunct of the invariant after (``instances``): their unsat proves it."""
         if self.weak_pre is None:
             return None
-        if self.post is invariant_post:
-            negations = refutations(q.post, md_of(q.post))
-        else:
-            negations = [(str(i), z3.Not(part), []) for i, part in enumerate(conjuncts(self.post(q)))]
         at = instance_terms(md_of(q.pre), md_of(q.post), q.area.lo, q.area.hi, q.post.alloc_map, q.block_bits)
-        return [(name, [self.weak_pre(q, [*at, *witness]), negation]) for name, negation, witness in negations]
+        return [(name, [self.weak_pre(q, [*at, *witness]), negation])
+                for name, negation, witness in refutations(q.post, md_of(q.post))]
 
 
 def build_query(variant: str, role: Role, block_bits: int) -> Query:
@@ -128,17 +125,9 @@ def refresh_pre(q: Query) -> z3.BoolRef:
                   q.area.allowed)
 
 
-def _fit_args(q: Query) -> z3.BoolRef:
-    aligns = [1 << k for k in range(q.block_bits.bit_length()) if 1 << k <= q.block_bits]
-    return z3.And(z3.Or([q.align == a for a in aligns]), q.size >= 1, q.size <= q.block_bits)
-
-
 def fit_pre(q: Query) -> z3.BoolRef:
-    return z3.And(invariant_pre(READ)(q), _fit_args(q))
-
-
-def weak_fit_pre(q: Query, at: Sequence[Int]) -> z3.BoolRef:
-    return z3.And(weak_invariant_pre(READ)(q, at), _fit_args(q))
+    aligns = [1 << k for k in range(q.block_bits.bit_length()) if 1 << k <= q.block_bits]
+    return z3.And(invariant_pre(READ)(q), z3.Or([q.align == a for a in aligns]), q.size >= 1, q.size <= q.block_bits)
 
 
 def _concrete_area(role: Role, block: ConcreteBlock, args: Args) -> list[str]:
@@ -332,17 +321,16 @@ def _contracts() -> tuple[Contract, ...]:
         for role in roles:
             found.append(Contract("block-hints-match-scan", role, invariant_pre(role), invariant_post,
                                   invariant_before(role), invariant_after, weak_invariant_pre(role)))
-            found.append(Contract(name, role, invariant_pre(role), post, invariant_before(role), after,
-                                  weak_invariant_pre(role)))
+            found.append(Contract(name, role, invariant_pre(role), post, invariant_before(role), after))
     for name, post, after in (("fit-hint-is-free", fit_hint_post, fit_hint_after),
                               ("fit-right-is-free", fit_right_post, fit_right_after),
                               ("fit-left-is-free", fit_left_post, fit_left_after),
                               ("fit-starts-at-or-before-hint", fit_first_free_post, fit_first_free_after)):
-        found.append(Contract(name, READ, fit_pre, post, invariant_before(READ), after, weak_fit_pre))
+        found.append(Contract(name, READ, fit_pre, post, invariant_before(READ), after))
     found.append(Contract("free-same-block-runs", FREE_ROLES[0], invariant_pre(FREE_ROLES[0]), free_same_runs_post,
-                          invariant_before(FREE_ROLES[0]), free_same_runs_after, weak_invariant_pre(FREE_ROLES[0])))
+                          invariant_before(FREE_ROLES[0]), free_same_runs_after))
     found.append(Contract("md-abstraction-sound", METADATA, invariant_pre(METADATA), abstraction_post,
-                          invariant_before(METADATA), abstraction_after, weak_invariant_pre(METADATA)))
+                          invariant_before(METADATA), abstraction_after))
     return tuple(found)
 
 

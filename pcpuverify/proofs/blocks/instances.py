@@ -7,8 +7,9 @@ circuit over every position and every length (``run_starts``), and relating
 the one before a function to the one after is where the solvers spent their
 time at 256 and 1024 bits.
 
-A contract's query here is weaker than the full one, so its unsat proves the
-contract all the same:
+For the contracts that hold the block invariant before and after a
+function (``contracts.Contract.weak_pre``), the query here is weaker than the
+full one, so its unsat proves the contract all the same:
 
 - **Before**, the invariant's other conjuncts (``hints.block_scan_parts``:
   the hint's run is free and maximal, ``left_free`` and ``right_free`` exact,

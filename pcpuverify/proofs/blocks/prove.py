@@ -30,12 +30,14 @@ def concrete_args(model: z3.ModelRef, q: Query) -> Args:
     return Args(signed(model, q.area.lo), signed(model, q.area.hi), signed(model, q.align), signed(model, q.size))
 
 
-def prove_contract(variant: str, contract: Contract, block_bits: int, options: SolverOptions) -> Result:
+def prove_contract(variant: str, contract: Contract, block_bits: int, options: SolverOptions,
+                   instantiate: bool = True) -> Result:
     """PROVED only on unsat with a satisfiable precondition; a sat is replayed on the model before it counts.
 
     Where the precondition assumes the block invariant, the weaker queries of ``instances`` are asked first:
     all unsat proves the contract, and a sat that replays as a violation is one.  Anything else (a sat the
     model does not confirm, an unknown) is asked again as the full query, whose answer is the row's.
+    ``instantiate=False`` asks only the full query (``bench/bench_proofs.py --blocks`` compares the two).
     """
     started = time.perf_counter()
     q = build_query(variant, contract.role, block_bits)
@@ -47,7 +49,7 @@ def prove_contract(variant: str, contract: Contract, block_bits: int, options: S
     if vacuity.status != "sat":
         return _result(variant, contract, block_bits, Verdict.UNKNOWN, started,
                        f"vacuity check: {vacuity.reason}", [vacuity])
-    weak = contract.weak_queries(q)
+    weak = contract.weak_queries(q) if instantiate else None
     if weak is not None:
         answers = check_all([query for _, query in weak], options)
         if all(a.status == "unsat" for a in answers):
@@ -108,7 +110,7 @@ def _replayed(variant: str, contract: Contract, q: Query, answer: Answer, vacuit
 
 def run_block_suite(variant: str, block_bits: int, options: SolverOptions,
                     wanted: frozenset[str] | None = None, ops: frozenset[str] | None = None,
-                    progress: Callable[[Result], None] | None = None) -> list[Result]:
+                    progress: Callable[[Result], None] | None = None, instantiate: bool = True) -> list[Result]:
     """Every block contract of ``variant`` at ``block_bits`` bits per block (``wanted``/``ops``: a selection)."""
     results = []
     for contract in CONTRACTS:
@@ -116,7 +118,7 @@ def run_block_suite(variant: str, block_bits: int, options: SolverOptions,
             continue
         if ops is not None and contract.role.name not in ops and contract.role.function not in ops:
             continue
-        results.append(prove_contract(variant, contract, block_bits, options))
+        results.append(prove_contract(variant, contract, block_bits, options, instantiate))
         if progress is not None:
             progress(results[-1])
     return results
