@@ -29,9 +29,27 @@ def test_block_contract_table_has_every_contract_proved_at_8_bits() -> None:
     from pcpuverify.proofs.blocks.contracts import CONTRACTS
 
     out = run_bench("bench_proofs.py", "--blocks", "8", "--settings", "bitwuzla:1", "--budget", "60")
-    assert "block8: " in out and f"for {len(CONTRACTS)} contracts" in out
+    assert "block8 instantiated: " in out and f"for {len(CONTRACTS)} contracts" in out
     rows = [line for line in out.splitlines() if "PROVED" in line and "│" in line]
     assert len(rows) == len(CONTRACTS), out
+
+
+def test_block_contract_table_compares_the_instantiated_and_the_full_queries() -> None:
+    """``--queries instantiated,full`` puts both ways and their ratio side by side; ``--op`` keeps one role."""
+    out = run_bench("bench_proofs.py", "--blocks", "8", "--settings", "bitwuzla:1", "--budget", "60",
+                    "--queries", "instantiated,full", "--op", "pcpu_block_update_hint_free:end")
+    rows = [line for line in out.splitlines() if "│" in line and "pcpu_block_update_hint_free:end" in line]
+    assert len(rows) == 2, out  # block-hints-match-scan and free-never-lowers-hints: that role only
+    for row in rows:
+        assert row.count("PROVED") == 2 and re.search(r"│ +x\d+\.\d\d │$", row.rstrip()), row
+    assert "(bitwuzla; instantiated)" in out and "(bitwuzla; full)" in out, out
+
+
+def test_block_contract_table_refuses_an_unknown_way_of_asking() -> None:
+    done = subprocess.run([sys.executable, str(BENCH / "bench_proofs.py"), "--blocks", "8", "--queries", "lazy"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "--queries takes instantiated and full" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
 
 
 @pytest.mark.slow
