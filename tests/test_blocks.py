@@ -198,6 +198,7 @@ def test_the_block_invariant_after_each_alloc_and_free_is_proved_by_the_instanti
     for contract in instantiated:
         r = prove_contract("fixed", contract, 8, BITWUZLA)
         assert r.verdict is Verdict.PROVED and r.extra["queries"] == "instantiated", r.to_json()
+        assert r.extra["solvers"]["no run of contig_hint + 1 bits"]["status"] == "unsat", r.to_json()
 
 
 def test_a_sat_the_model_does_not_confirm_is_asked_again_in_full(monkeypatch: pytest.MonkeyPatch) -> None:

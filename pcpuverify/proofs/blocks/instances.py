@@ -24,9 +24,10 @@ full one, so its unsat proves the contract all the same:
 
 The terms are where a longer run would have to come from: the block's edges,
 the area's ends, the start of the free run the area belongs to after the
-function, the start of the hint after it, and the witness.  A sat answer may rest on a block the weaker query
-admits and the invariant does not, so ``prove`` replays it and, unless it is
-a violation on the model, asks the full query.
+function, the start of the hint after it, and the witness.  A sat answer may
+rest on a block the weaker query admits and the invariant does not, so
+``prove`` replays it and, unless it is a violation on the model, asks the
+full query.
 """
 
 from __future__ import annotations

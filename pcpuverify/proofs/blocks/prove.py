@@ -34,7 +34,8 @@ def prove_contract(variant: str, contract: Contract, block_bits: int, options: S
                    instantiate: bool = True) -> Result:
     """PROVED only on unsat with a satisfiable precondition; a sat is replayed on the model before it counts.
 
-    Where the precondition assumes the block invariant, the weaker queries of ``instances`` are asked first:
+    Where the contract holds the block invariant before and after (``Contract.weak_pre``), the weaker queries
+    of ``instances`` are asked first, one per conjunct of the invariant after, named in the row's ``solvers``:
     all unsat proves the contract, and a sat that replays as a violation is one.  Anything else (a sat the
     model does not confirm, an unknown) is asked again as the full query, whose answer is the row's.
     ``instantiate=False`` asks only the full query (``bench/bench_proofs.py --blocks`` compares the two).
@@ -53,7 +54,8 @@ def prove_contract(variant: str, contract: Contract, block_bits: int, options: S
     if weak is not None:
         answers = check_all([query for _, query in weak], options)
         if all(a.status == "unsat" for a in answers):
-            return _result(variant, contract, block_bits, Verdict.PROVED, started, "", [vacuity, _combined(answers)],
+            named = _combined(answers, [name for name, _ in weak])
+            return _result(variant, contract, block_bits, Verdict.PROVED, started, "", [vacuity, named],
                            queries="instantiated")
         found = next((a for a in answers if a.status == "sat" and a.model is not None), None)
         if found is not None:
@@ -74,14 +76,15 @@ def prove_contract(variant: str, contract: Contract, block_bits: int, options: S
     return _result(variant, contract, block_bits, Verdict.PROVED, started, "", [vacuity, answer], **queries)
 
 
-def _combined(answers: list[Answer]) -> Answer:
+def _combined(answers: list[Answer], names: list[str] | None = None) -> Answer:
     """One answer for the row: who answered each part (the slowest part's solver first), and the parts' times."""
     slowest = max(answers, key=lambda a: a.seconds)
     solvers = sorted({a.solver for a in answers})
+    labels = names or [f"part {i}" for i in range(len(answers))]
     combined = Answer(slowest.status, sum(a.seconds for a in answers), None, slowest.reason,
-                      "+".join(solvers), {f"part {i}": {"solver": a.solver, "status": a.status,
-                                                        "seconds": round(a.seconds, 3)}
-                                          for i, a in enumerate(answers)})
+                      "+".join(solvers), {label: {"solver": a.solver, "status": a.status,
+                                                  "seconds": round(a.seconds, 3)}
+                                          for label, a in zip(labels, answers, strict=True)})
     return combined
 
 
