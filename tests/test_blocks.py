@@ -158,7 +158,7 @@ def _contract(name: str, role: str) -> Contract:
     return next(c for c in CONTRACTS if c.name == name and c.role.name == role)
 
 
-def _symbolic_block_invariant_and_its_parts(B: int) -> tuple[SymChunk, z3.BoolRef]:
+def _block_and_its_invariant(B: int) -> tuple[SymChunk, z3.BoolRef]:
     chunk = fresh_block(B)
     return chunk, z3.And(md_in_range(md_of(chunk), B), block_invariant(chunk))
 
@@ -166,7 +166,7 @@ def _symbolic_block_invariant_and_its_parts(B: int) -> tuple[SymChunk, z3.BoolRe
 def test_each_instance_follows_from_the_block_invariant() -> None:
     """The weaker precondition is implied by the full one, at any position: so its unsat proves the contract."""
     B = 8
-    chunk, full = _symbolic_block_invariant_and_its_parts(B)
+    chunk, full = _block_and_its_invariant(B)
     at = z3.BitVec("t", 16)
     solver = z3.Solver()
     solver.add(full, z3.Not(weak_invariant(chunk, md_of(chunk), [at])))
@@ -177,7 +177,7 @@ def test_a_block_that_breaks_the_invariant_meets_one_refutation_at_some_witness(
     """The negated conjuncts cover the whole invariant: every block that breaks it satisfies one of them,
     for some value of the witness (enumerated: 0 to B), so no violation escapes the weaker queries."""
     B = 8
-    chunk, _ = _symbolic_block_invariant_and_its_parts(B)
+    chunk, _ = _block_and_its_invariant(B)
     md = md_of(chunk)
     refuted = refutations(chunk, md)
     witness = z3.BitVec(WITNESS, 16)
