@@ -26,9 +26,11 @@ with the issue's goals (2x8 within 10 s, 4x64 within 10 minutes).
 
 ``--blocks`` times the block contracts instead, one child process per width
 and per way of asking (``--queries``: ``instantiated``, what ``prove`` does,
-the block invariant's universal claim stated at chosen positions first, and
-``full``, the whole invariant bit-blasted); with both, each width gets the
-ratio of the first to the second.  ``--op`` keeps only the named functions
+the block invariant's universal claim stated at chosen positions first and
+the refresh's longest-run circuit cut where its lemma is proved, and
+``full``, the whole invariant and circuit bit-blasted); with both, each
+width gets the ratio of the first to the second.  The lemma's own time is
+printed once, and counted in the first row that cuts the circuit.  ``--op`` keeps only the named functions
 or roles (``prove``'s ``--op``).
 """
 
@@ -279,10 +281,15 @@ def block_contract_table(variant: str, widths: list[int], solver: SolverOptions,
             child = mp.Process(target=_block_child, args=(variant, bits, solver, mode == "instantiated", ops, out))
             start = time.perf_counter()
             child.start()
-            count = 0
+            count, lemma_shown = 0, False
             while (r := out.get()) != DONE:
                 cells[(r.invariant, r.op, bits, mode)] = r
                 count += 1
+                lemma = r.extra.get("run_lemma")
+                if isinstance(lemma, dict) and not lemma_shown:
+                    lemma_shown = True
+                    console.print(f"block{bits} {mode}: the longest-run lemma {lemma['status']},"
+                                  f" {lemma['queries']} queries in {lemma['seconds']:.1f}s")
                 console.print(f"block{bits} {mode} {r.invariant} / {r.op}: {r.verdict.value} {r.seconds:.1f}s"
                               f" ({r.extra.get('solver', '-')}; {r.extra.get('queries', 'full')}),"
                               f" load {os.getloadavg()[0]:.2f}")

@@ -23,11 +23,12 @@ from pcpuverify.model.geometry import Geometry, GeometryError
 from pcpuverify.model.variants import Fixed
 from pcpuverify.proofs.blocks.abstraction import consistent, realise
 from pcpuverify.proofs.blocks.compose import CHUNK_HINT_INVARIANTS, FREE_OP, run_composed_suite
-from pcpuverify.proofs.blocks.contracts import CONTRACTS, Contract, build_query
+from pcpuverify.proofs.blocks.contracts import CONTRACTS, REFRESHING, Contract, build_query
 from pcpuverify.proofs.blocks.instances import WITNESS, refutations, weak_invariant
 from pcpuverify.proofs.blocks.labels import parse_block_label
 from pcpuverify.proofs.blocks.prove import prove_contract, run_block_suite
 from pcpuverify.proofs.blocks.roles import ROLES, area, run_on_model, transition
+from pcpuverify.proofs.blocks.run_lemma import LemmaProof, prove_lemma, spec_at
 from pcpuverify.proofs.blocks.state import (
     ConcreteBlock,
     block_invariant,
@@ -38,10 +39,11 @@ from pcpuverify.proofs.blocks.state import (
     md_of,
 )
 from pcpuverify.proofs.results import Verdict
-from pcpuverify.proofs.solver import SolverOptions, check
+from pcpuverify.proofs.solver import Answer, SolverOptions, check
 from pcpuverify.proofs.suite import SuiteOptions, run_suite
-from pcpuverify.symbolic.bv import I, Int, lowest_set, ones, run_starts, to_amount
+from pcpuverify.symbolic.bv import I, Int, highest_set, lowest_set, ones, run_starts, to_amount
 from pcpuverify.symbolic.encode import SymFixed
+from pcpuverify.symbolic.longest_run import RunCut, levels, longest_run
 from pcpuverify.symbolic.state import BLOCK_FIELDS, SymChunk
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -190,15 +192,23 @@ def test_a_block_that_breaks_the_invariant_meets_one_refutation_at_some_witness(
     assert len(refuted) == 6  # a run of h, none of h + 1, and block_scan_parts' four
 
 
-def test_the_block_invariant_after_each_alloc_and_free_is_proved_by_the_instantiated_queries_at_8_bits() -> None:
+def test_the_contracts_asked_the_weaker_way_are_proved_so_at_8_bits_the_refreshing_ones_with_the_circuit_cut(
+) -> None:
     instantiated = [c for c in CONTRACTS if c.weak_pre is not None]
-    assert {(c.name, c.role.kind) for c in instantiated} == {("block-hints-match-scan", "alloc"),
-                                                             ("block-hints-match-scan", "free")}
-    assert len(instantiated) == 8
+    assert {(c.name, c.role.name) for c in instantiated if c.name != "block-hints-match-scan"} == {
+        ("refresh-keeps-first-free-and-first-run", "pcpu_block_refresh_hint"),
+        *(("alloc-never-raises-hints", f"pcpu_block_update_hint_alloc:{part}") for part in REFRESHING)}
+    assert len(instantiated) == 9 + 4
     for contract in instantiated:
         r = prove_contract("fixed", contract, 8, BITWUZLA)
-        assert r.verdict is Verdict.PROVED and r.extra["queries"] == "instantiated", r.to_json()
-        assert r.extra["solvers"]["no run of contig_hint + 1 bits"]["status"] == "unsat", r.to_json()
+        role = contract.role
+        refreshes = role.kind == "refresh" or (role.kind == "alloc" and role.part in REFRESHING)
+        assert r.verdict is Verdict.PROVED, r.to_json()
+        assert r.extra["queries"] == ("instantiated, circuit cut" if refreshes else "instantiated"), r.to_json()
+        assert ("run_lemma" in r.extra) == refreshes, r.to_json()
+        assert {part["status"] for part in r.extra["solvers"].values()} == {"unsat"}, r.to_json()
+        if contract.name == "block-hints-match-scan":
+            assert "no run of contig_hint + 1 bits" in r.extra["solvers"], r.to_json()
 
 
 def test_a_sat_the_model_does_not_confirm_is_asked_again_in_full(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -217,13 +227,60 @@ def test_a_refresh_that_loses_left_free_breaks_an_allocation_through_the_instant
     register_for_test(monkeypatch, "test-left-free-lost", LeftFreeLost, SymLeftFreeLost)
     contract = _contract("block-hints-match-scan", "pcpu_block_update_hint_alloc:same")
     r = prove_contract("test-left-free-lost", contract, 8, BITWUZLA)
-    assert r.verdict is Verdict.VIOLATED and r.extra["queries"] == "instantiated", r.to_json()
+    assert r.verdict is Verdict.VIOLATED and r.extra["queries"] == "instantiated, circuit cut", r.to_json()
     block = r.extra["counterexample"]["block"]
     before = ConcreteBlock(8, int(block["alloc_map"][::-1], 2), PcpuBitmapMd(**block["md"]))
     assert block_violations(before) == []  # the model's block meets the full invariant
     lo, hi = r.extra["counterexample"]["area"]
     after = run_on_model("test-left-free-lost", contract.role, before, lo, hi)
     assert any("left_free" in m for m in block_violations(after))
+
+
+# -- the longest-run lemma (run_lemma.py): the circuit proved step by step, then cut -------------------------
+
+
+@pytest.mark.parametrize("n", [5, 8, 13])
+def test_the_longest_run_lemma_is_proved_step_by_step(n: int) -> None:
+    proof = prove_lemma(n, SolverOptions(solver="z3"))
+    assert proof.proved and len(proof.answers) == 2 * (levels(n) + 1) + 2, proof.to_json()
+
+
+@pytest.mark.parametrize("n", [8, 13])
+def test_the_lemma_holds_of_the_circuit_itself(n: int) -> None:
+    """What a cut query assumes is true of the circuit's own answer, at any position (asked whole, Z3)."""
+    free, t = z3.BitVec("free", n), z3.BitVec("t", 16)
+    solver = z3.Solver()
+    solver.add(z3.Not(spec_at(RunCut(free, n, *longest_run(free, n)), [t])))
+    assert solver.check() == z3.unsat
+
+
+def _step_adds_one_at_the_last_step(ends: z3.BitVecRef, length: Int, starts: z3.BitVecRef, j: int
+                                    ) -> tuple[z3.BitVecRef, Int]:
+    grown = (ends & z3.ZeroExt(1, starts)) << (1 << j)
+    return z3.If(grown != 0, grown, ends), length + z3.If(grown != 0, I(1 << j), I(1 if j == 0 else 0))
+
+
+@pytest.mark.parametrize(("step", "broken", "query"), [
+    ("doubled", lambda starts, k: starts & z3.LShR(starts, (1 << (k - 1)) + (k == 2)), "doubling 2"),
+    ("search_start", lambda n: (z3.BitVecVal((1 << (n + 1)) - 2, n + 1), I(0)), "search start"),
+    ("search_step", _step_adds_one_at_the_last_step, "search step 0"),
+    ("search_result", lambda ends, length, n: (length, highest_set(ends, n + 1) - length), "result"),
+])
+def test_a_broken_circuit_step_is_caught_by_its_own_query(monkeypatch: pytest.MonkeyPatch, step: str,
+                                                          broken: object, query: str) -> None:
+    monkeypatch.setattr(f"pcpuverify.symbolic.longest_run.{step}", broken)
+    monkeypatch.setattr("pcpuverify.proofs.blocks.run_lemma._PROOFS", {})
+    proof = prove_lemma(8, SolverOptions(solver="z3"))
+    assert not proof.proved and proof.to_json()["not unsat"] == [query], proof.to_json()
+
+
+def test_without_the_lemma_the_circuit_stays_in_the_query(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lemma that is not proved (here: an unknown) cuts nothing: the row is asked with the circuit, and says so."""
+    unproved = LemmaProof(8, (Answer("unknown", 0.0, reason="test"),), ("doubling 0",))
+    monkeypatch.setattr("pcpuverify.proofs.blocks.prove.prove_lemma", lambda n, options: unproved)
+    r = prove_contract("fixed", _contract("block-hints-match-scan", "pcpu_block_refresh_hint"), 8, BITWUZLA)
+    assert r.verdict is Verdict.PROVED and r.extra["queries"] == "instantiated", r.to_json()
+    assert r.extra["run_lemma"]["status"] == "not proved", r.to_json()
 
 
 # -- the composition --------------------------------------------------------------------------------------

@@ -31,7 +31,6 @@ from pcpuverify.symbolic.bv import (
     low_mask,
     lowest_set,
     one_bit,
-    ones,
     popcount,
     range_mask,
     run_starts,
@@ -41,6 +40,7 @@ from pcpuverify.symbolic.bv import (
     to_amount,
 )
 from pcpuverify.model.chunk import PcpuChunk
+from pcpuverify.symbolic.longest_run import RunCuts, longest_run
 from pcpuverify.symbolic.state import (
     SymBlock,
     SymChunk,
@@ -83,6 +83,7 @@ class SymPercpu:
         self.max_bits = max_bits or self.n
         self.pcpu_nr_slots = max(self.n.bit_length() - self.PCPU_SLOT_BASE_SHIFT + 2, 1) + 2
         self.unrolled: list[Bool] = []
+        self.run_cuts: RunCuts | None = None  # set: the refresh's longest-run circuit is cut (``_longest_run``)
 
     # -- the symbolic state this encoding works on (the release encodings have their own) ---------
 
@@ -277,23 +278,12 @@ class SymPercpu:
     def _longest_run(self, free: z3.BitVecRef, n: int) -> tuple[Int, Int]:
         """(length of the longest run of set bits, where the first such run starts; meaningful for length > 0).
 
-        A binary search on the length that tracks where the runs found so far
-        *end* (bit e: bits [e - length, e) set, e up to n), so that growing
-        them by 2^j is a shift by the constant 2^j, not a barrel shifter by
-        the length found so far.
+        The circuit of ``symbolic/longest_run.py``, or a cut standing for it where ``run_cuts`` collects them
+        (the block contracts at 1024 bits: ``proofs/blocks/run_lemma.py``).
         """
-        powers = [free]
-        while (1 << len(powers)) <= n:
-            f, k = powers[-1], 1 << (len(powers) - 1)
-            powers.append(f & z3.LShR(f, k))
-        length: z3.ExprRef = I(0)
-        ends = ones(n + 1)
-        for j in reversed(range(len(powers))):
-            cand = (ends & z3.ZeroExt(1, powers[j])) << (1 << j)
-            take = cand != 0
-            ends = z3.If(take, cand, ends)
-            length = length + z3.If(take, I(1 << j), I(0))
-        return length, lowest_set(ends, n + 1) - length
+        if self.run_cuts is not None:
+            return self.run_cuts.cut(free, n)
+        return longest_run(free, n)
 
     def pcpu_block_refresh_hint(self, chunk: SymChunk, index: Int) -> SymChunk:
         """PATCH 09: the block's runs from ``first_free`` on, as a scan loop finds them.

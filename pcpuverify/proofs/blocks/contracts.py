@@ -19,9 +19,10 @@ import z3
 from pcpuverify.invariants.scan import bits_of, free_runs
 from pcpuverify.model.percpu import ALIGN as ALIGN_INT
 from pcpuverify.proofs.blocks.abstraction import FreeArea, consistent, freed_block
-from pcpuverify.proofs.blocks.instances import refutations, weak_invariant
+from pcpuverify.proofs.blocks.instances import WITNESS, refutations, run_at, weak_invariant
 from pcpuverify.proofs.blocks.instances import terms as instance_terms
 from pcpuverify.proofs.blocks.roles import ALLOC_ROLES, FREE_ROLES, REFRESH, Area, Role, area, area_mask, transition
+from pcpuverify.proofs.blocks.run_lemma import spec_at
 from pcpuverify.proofs.blocks.state import (
     ConcreteBlock,
     block_invariant,
@@ -32,10 +33,12 @@ from pcpuverify.proofs.blocks.state import (
     md_of,
 )
 from pcpuverify.symbolic.bv import ALIGN, I, Int, highest_set, low_mask, lowest_set, range_mask, run_starts
+from pcpuverify.symbolic.longest_run import RunCut, RunCuts
 from pcpuverify.symbolic.state import BLOCK_FIELDS, SymBlock, SymChunk
 
 READ = Role("pcpu_find_block_fit", "", "read")  # what the block fit reads off a block's hints; writes nothing
 METADATA = Role("pcpu_bitmap_md", "", "read")  # the block seen through its metadata alone (``abstraction``)
+REFRESHING = ("same", "start", "end")  # the allocation's parts whose transition may refresh the block
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,7 @@ class Query:
     area: Area
     align: Int  # pcpu_find_block_fit's alignment
     size: Int  # pcpu_find_block_fit's bit_size
+    cuts: tuple[RunCut, ...] = ()  # the longest-run circuits cut in ``post`` (``run_lemma``), if asked to
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,7 @@ class Args:
 
 
 ConcreteCheck = Callable[[ConcreteBlock, ConcreteBlock, Args], list[str]]
+Refutation = tuple[str, z3.BoolRef, list[Int]]  # a conjunct's name, its negation, the witnesses it names
 
 
 @dataclass(frozen=True)
@@ -71,24 +76,36 @@ class Contract:
     post: Callable[[Query], z3.BoolRef]
     holds_before: Callable[[ConcreteBlock, Args], list[str]]  # pre, concretely: what a replay must satisfy
     broken_after: ConcreteCheck  # post, concretely: what is wrong after
-    # where both pre and post are the block invariant: pre with its universal claim stated at the given
-    # positions only (``instances``); None elsewhere
+    # asked the weaker way (``instances``): pre with the block invariant's universal claim stated at the
+    # given positions only, implied by ``pre``; None: only the full query
     weak_pre: Callable[[Query, Sequence[Int]], z3.BoolRef] | None = None
+    # the postcondition's conjuncts, each negated; None: the block invariant's (``instances.refutations``)
+    refute: Callable[[Query], list[Refutation]] | None = None
 
     def weak_queries(self, q: Query) -> list[tuple[str, list[z3.BoolRef]]] | None:
-        """The weaker queries, one per conjunct of the invariant after (``instances``): their unsat proves it."""
+        """The weaker queries, one per conjunct of the postcondition: their unsat proves it.
+
+        Each states the invariant before, and what ``run_lemma`` proves of each cut circuit, at the instance
+        terms, the cuts' starts and the conjunct's own witness.
+        """
         if self.weak_pre is None:
             return None
-        at = instance_terms(md_of(q.pre), md_of(q.post), q.area.lo, q.area.hi, q.post.alloc_map, q.block_bits)
-        return [(name, [self.weak_pre(q, [*at, *witness]), negation])
-                for name, negation, witness in refutations(q.post, md_of(q.post))]
+        at = [*instance_terms(md_of(q.pre), md_of(q.post), q.area.lo, q.area.hi, q.post.alloc_map, q.block_bits),
+              *(cut.start for cut in q.cuts)]
+        negations = self.refute(q) if self.refute is not None else refutations(q.post, md_of(q.post))
+        return [(name, [self.weak_pre(q, [*at, *witness]), negation,
+                        *(spec_at(cut, [*at, *witness]) for cut in q.cuts)])
+                for name, negation, witness in negations]
 
 
-def build_query(variant: str, role: Role, block_bits: int) -> Query:
+def build_query(variant: str, role: Role, block_bits: int, cut: bool = False) -> Query:
+    """The contract's query; ``cut``: with the refresh's longest-run circuit cut (``run_lemma``)."""
     pre = fresh_block(block_bits, "pre")
     a = area(role, block_bits)
-    post = transition(variant, role, pre, a) if role.kind != "read" else pre
-    return Query(block_bits, pre, post, a, z3.BitVec("fit.align", 16), z3.BitVec("fit.bit_size", 16))
+    cuts = RunCuts() if cut else None
+    post = transition(variant, role, pre, a, cuts) if role.kind != "read" else pre
+    return Query(block_bits, pre, post, a, z3.BitVec("fit.align", 16), z3.BitVec("fit.bit_size", 16),
+                 tuple(cuts.cuts) if cuts is not None else ())
 
 
 # -- preconditions ----------------------------------------------------------------------------------
@@ -151,6 +168,11 @@ def refresh_before(block: ConcreteBlock, args: Args) -> list[str]:
 # -- postconditions -----------------------------------------------------------------------------------
 
 
+def refresh_pre_at(q: Query, at: Sequence[Int]) -> z3.BoolRef:
+    """The refresh's precondition claims nothing universal: the same at every set of positions."""
+    return refresh_pre(q)
+
+
 def invariant_post(q: Query) -> z3.BoolRef:
     return block_invariant(q.post)
 
@@ -177,12 +199,29 @@ def monotone(shrink: bool) -> tuple[Callable[[Query], z3.BoolRef], ConcreteCheck
     return post, after
 
 
+def monotone_refutations(shrink: bool) -> Callable[[Query], list[Refutation]]:
+    """``monotone``'s conjuncts, each negated (no witnesses: none is universal)."""
+    def refute(q: Query) -> list[Refutation]:
+        a, b = md_of(q.pre), md_of(q.post)
+        return [(f, getattr(b, f) > getattr(a, f) if shrink else getattr(b, f) < getattr(a, f), []) for f in HINTS]
+    return refute
+
+
 def refresh_first_run_post(q: Query) -> z3.BoolRef:
     """The scan keeps ``first_free`` and, of equally long runs, keeps the first (``block->contig_hint < contig``)."""
     a, b = md_of(q.pre), md_of(q.post)
     B = q.block_bits
     earlier = run_starts(~q.post.alloc_map, B, b.contig_hint) & low_mask(b.contig_hint_start, B)
     return z3.And(b.first_free == a.first_free, z3.Or(b.contig_hint == 0, earlier == 0))
+
+
+def refresh_first_run_refutations(q: Query) -> list[Refutation]:
+    """``refresh_first_run_post``'s conjuncts, each negated; the earlier equal run named by a fresh witness."""
+    a, b = md_of(q.pre), md_of(q.post)
+    start = z3.BitVec(WITNESS, 16)
+    earlier = z3.And(b.contig_hint > 0, start < b.contig_hint_start, run_at(q.post.alloc_map, start, b.contig_hint,
+                                                                             q.block_bits))
+    return [("first_free kept", b.first_free != a.first_free, []), ("no earlier run as long", earlier, [start])]
 
 
 def refresh_first_run_after(before: ConcreteBlock, after: ConcreteBlock, args: Args) -> list[str]:
@@ -312,16 +351,21 @@ def conjuncts(post: z3.BoolRef) -> list[z3.BoolRef]:
 
 def _contracts() -> tuple[Contract, ...]:
     found = [Contract("block-hints-match-scan", REFRESH, refresh_pre, invariant_post, refresh_before,
-                      invariant_after),
+                      invariant_after, refresh_pre_at),
              Contract("refresh-keeps-first-free-and-first-run", REFRESH, refresh_pre, refresh_first_run_post,
-                      refresh_before, refresh_first_run_after)]
+                      refresh_before, refresh_first_run_after, refresh_pre_at, refresh_first_run_refutations)]
     for roles, shrink, name in ((ALLOC_ROLES, True, "alloc-never-raises-hints"),
                                 (FREE_ROLES, False, "free-never-lowers-hints")):
         post, after = monotone(shrink)
         for role in roles:
             found.append(Contract("block-hints-match-scan", role, invariant_pre(role), invariant_post,
                                   invariant_before(role), invariant_after, weak_invariant_pre(role)))
-            found.append(Contract(name, role, invariant_pre(role), post, invariant_before(role), after))
+            # the monotone contracts were slower the weaker way, but where the role refreshes the block its
+            # circuit is cut only on that way (``run_lemma``)
+            weak = role.part in REFRESHING if shrink else False
+            found.append(Contract(name, role, invariant_pre(role), post, invariant_before(role), after,
+                                  weak_invariant_pre(role) if weak else None,
+                                  monotone_refutations(shrink) if weak else None))
     for name, post, after in (("fit-hint-is-free", fit_hint_post, fit_hint_after),
                               ("fit-right-is-free", fit_right_post, fit_right_after),
                               ("fit-left-is-free", fit_left_post, fit_left_after),

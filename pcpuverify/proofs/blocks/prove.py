@@ -10,6 +10,7 @@ import z3
 from pcpuverify.proofs.blocks.contracts import CONTRACTS, Args, Contract, Query, build_query, conjuncts
 from pcpuverify.proofs.blocks.labels import block_label
 from pcpuverify.proofs.blocks.roles import run_on_model
+from pcpuverify.proofs.blocks.run_lemma import LemmaProof, prove_lemma
 from pcpuverify.proofs.blocks.state import concrete_block, signed
 from pcpuverify.proofs.results import Result, Verdict
 from pcpuverify.proofs.solver import Answer, SolverOptions, check, check_all
@@ -34,11 +35,13 @@ def prove_contract(variant: str, contract: Contract, block_bits: int, options: S
                    instantiate: bool = True) -> Result:
     """PROVED only on unsat with a satisfiable precondition; a sat is replayed on the model before it counts.
 
-    Where the contract holds the block invariant before and after (``Contract.weak_pre``), the weaker queries
-    of ``instances`` are asked first, one per conjunct of the invariant after, named in the row's ``solvers``:
-    all unsat proves the contract, and a sat that replays as a violation is one.  Anything else (a sat the
-    model does not confirm, an unknown) is asked again as the full query, whose answer is the row's.
-    ``instantiate=False`` asks only the full query (``bench/bench_proofs.py --blocks`` compares the two).
+    Where the contract has a weaker form (``Contract.weak_pre``), the weaker queries of ``instances`` are
+    asked first, one per conjunct of the postcondition, named in the row's ``solvers``: all unsat proves the
+    contract, and a sat that replays as a violation is one.  Where the function refreshes the block, those
+    queries cut its longest-run circuit when ``run_lemma`` proves the lemma at this size (``run_lemma`` in the
+    row).  Anything else (a sat the model does not confirm, an unknown) is asked again as the full query, with
+    the circuit, whose answer is the row's.  ``instantiate=False`` asks only the full query
+    (``bench/bench_proofs.py --blocks`` compares the two).
     """
     started = time.perf_counter()
     q = build_query(variant, contract.role, block_bits)
@@ -50,16 +53,20 @@ def prove_contract(variant: str, contract: Contract, block_bits: int, options: S
     if vacuity.status != "sat":
         return _result(variant, contract, block_bits, Verdict.UNKNOWN, started,
                        f"vacuity check: {vacuity.reason}", [vacuity])
-    weak = contract.weak_queries(q) if instantiate else None
+    weak_q, lemma = _weak_query(variant, contract, q, options) if instantiate else (q, None)
+    weak = contract.weak_queries(weak_q) if instantiate else None
     if weak is not None:
+        how: dict[str, object] = {
+            "queries": "instantiated" if lemma is None or not lemma.proved else "instantiated, circuit cut"}
+        if lemma is not None:
+            how["run_lemma"] = lemma.to_json()
         answers = check_all([query for _, query in weak], options)
         if all(a.status == "unsat" for a in answers):
             named = _combined(answers, [name for name, _ in weak])
-            return _result(variant, contract, block_bits, Verdict.PROVED, started, "", [vacuity, named],
-                           queries="instantiated")
+            return _result(variant, contract, block_bits, Verdict.PROVED, started, "", [vacuity, named], **how)
         found = next((a for a in answers if a.status == "sat" and a.model is not None), None)
         if found is not None:
-            replayed = _replayed(variant, contract, q, found, vacuity, started, queries="instantiated")
+            replayed = _replayed(variant, contract, weak_q, found, vacuity, started, **how)
             if replayed.verdict is Verdict.VIOLATED:
                 return replayed
     parts = conjuncts(contract.post(q))  # one query each: the same proof, cheaper (bench/bench_proofs.py)
@@ -74,6 +81,19 @@ def prove_contract(variant: str, contract: Contract, block_bits: int, options: S
         return _result(variant, contract, block_bits, Verdict.UNKNOWN, started,
                        "; ".join(a.reason for a in undecided), [vacuity, answer], **queries)
     return _result(variant, contract, block_bits, Verdict.PROVED, started, "", [vacuity, answer], **queries)
+
+
+def _weak_query(variant: str, contract: Contract, q: Query,
+                options: SolverOptions) -> tuple[Query, LemmaProof | None]:
+    """The query to ask the weaker way: with the refresh's longest-run circuit cut where the transition holds
+    one and ``run_lemma`` proves it at this size (the lemma, once per size, named in the row), else ``q``."""
+    if contract.weak_pre is None:
+        return q, None
+    cut = build_query(variant, contract.role, q.block_bits, cut=True)
+    if not cut.cuts:
+        return q, None
+    lemma = prove_lemma(q.block_bits, options)
+    return (cut if lemma.proved else q), lemma
 
 
 def _combined(answers: list[Answer], names: list[str] | None = None) -> Answer:

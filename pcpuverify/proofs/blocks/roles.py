@@ -31,6 +31,7 @@ from pcpuverify.model.chunk import PcpuBitmapMd
 from pcpuverify.proofs.blocks.state import ConcreteBlock, block_geometry, md_of, model_chunk, with_block
 from pcpuverify.symbolic.bv import Bits, I, Int, range_mask, smin
 from pcpuverify.symbolic.encode import SymPercpu
+from pcpuverify.symbolic.longest_run import RunCuts
 from pcpuverify.symbolic.state import SymBlock, SymChunk
 from pcpuverify.symbolic.subjects import subject
 
@@ -97,10 +98,12 @@ def post_bits(role: Role, pre: SymChunk, a: Area) -> z3.BitVecRef:
     return pre.alloc_map
 
 
-def transition(variant: str, role: Role, pre: SymChunk, a: Area) -> SymChunk:
-    """The block after ``role`` (its bits and metadata) from the block before it."""
+def transition(variant: str, role: Role, pre: SymChunk, a: Area, cuts: RunCuts | None = None) -> SymChunk:
+    """The block after ``role`` (its bits and metadata) from the block before it (``cuts``: the refresh's
+    longest-run circuit cut, ``proofs/blocks/run_lemma.py``)."""
     B = pre.geometry.block_bits
     enc = encoder(variant, B)
+    enc.run_cuts = cuts
     md = md_of(pre)
     now = with_block(pre, post_bits(role, pre, a), md)
     spill = B - a.lo + 1  # an area from lo on, one bit into the next block
