@@ -92,6 +92,7 @@ def _weak_query(variant: str, contract: Contract, q: Query,
     cut = build_query(variant, contract.role, q.block_bits, cut=True)
     if not cut.cuts:
         return q, None
+    assert {c.n for c in cut.cuts} == {q.block_bits}, "a block query cuts only its own block's circuit"
     lemma = prove_lemma(q.block_bits, options)
     return (cut if lemma.proved else q), lemma
 

@@ -24,10 +24,11 @@ length > 0), no run of ``length + 1`` bits starts anywhere, and no run of
 - **result**: the lemma, from the claims after the last step
   (``search_result``).
 
-Each "for every position" is proved for a fresh position and assumed at the
-positions the step needs, so every query is unsat exactly when the claim
-holds everywhere.  Only an unsat for every query proves the lemma; anything
-else leaves the contracts to their full queries.
+Each "for every position" is proved for a fresh position and assumed only
+at the positions the step needs (which the universal claim implies), so a
+query's unsat proves its claim everywhere.  Only an unsat for every query
+proves the lemma; anything else leaves the circuit in the contracts'
+queries.
 """
 
 from __future__ import annotations
