@@ -30,8 +30,8 @@ the block invariant's universal claim stated at chosen positions first and
 the refresh's longest-run circuit cut where its lemma is proved, and
 ``full``, the whole invariant and circuit bit-blasted); with both, each
 width gets the ratio of the first to the second.  The lemma's own time is
-printed once, and counted in the first row that cuts the circuit.  ``--op`` keeps only the named functions
-or roles (``prove``'s ``--op``).
+printed once, and counted in the first row that cuts the circuit.
+``--op`` keeps only the named functions or roles (``prove``'s ``--op``).
 """
 
 from __future__ import annotations
