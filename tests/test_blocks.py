@@ -27,7 +27,7 @@ from pcpuverify.proofs.blocks.contracts import CONTRACTS, REFRESHING, Contract, 
 from pcpuverify.proofs.blocks.instances import WITNESS, refutations, weak_invariant
 from pcpuverify.proofs.blocks.labels import parse_block_label
 from pcpuverify.proofs.blocks.prove import prove_contract, run_block_suite
-from pcpuverify.proofs.blocks.roles import ROLES, area, run_on_model, transition
+from pcpuverify.proofs.blocks.roles import FREE_ROLES, ROLES, area, run_on_model, transition
 from pcpuverify.proofs.blocks.run_lemma import LemmaProof, prove_lemma, spec_at
 from pcpuverify.proofs.blocks.state import (
     ConcreteBlock,
@@ -44,7 +44,7 @@ from pcpuverify.proofs.suite import SuiteOptions, run_suite
 from pcpuverify.symbolic.bv import I, Int, highest_set, lowest_set, ones, run_starts, to_amount
 from pcpuverify.symbolic.encode import SymFixed
 from pcpuverify.symbolic.longest_run import RunCut, levels, longest_run
-from pcpuverify.symbolic.state import BLOCK_FIELDS, SymChunk
+from pcpuverify.symbolic.state import BLOCK_FIELDS, SymBlock, SymChunk
 
 ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = ("v1-patch09", "v1", "fixed")
@@ -197,8 +197,9 @@ def test_the_contracts_asked_the_weaker_way_are_proved_so_at_8_bits_the_refreshi
     instantiated = [c for c in CONTRACTS if c.weak_pre is not None]
     assert {(c.name, c.role.name) for c in instantiated if c.name != "block-hints-match-scan"} == {
         ("refresh-keeps-first-free-and-first-run", "pcpu_block_refresh_hint"),
-        *(("alloc-never-raises-hints", f"pcpu_block_update_hint_alloc:{part}") for part in REFRESHING)}
-    assert len(instantiated) == 9 + 4
+        *(("alloc-never-raises-hints", f"pcpu_block_update_hint_alloc:{part}") for part in REFRESHING),
+        ("free-same-block-runs", "pcpu_block_update_hint_free:same")}
+    assert len(instantiated) == 9 + 5
     for contract in instantiated:
         r = prove_contract("fixed", contract, 8, BITWUZLA)
         role = contract.role
@@ -207,8 +208,14 @@ def test_the_contracts_asked_the_weaker_way_are_proved_so_at_8_bits_the_refreshi
         assert r.extra["queries"] == ("instantiated, circuit cut" if refreshes else "instantiated"), r.to_json()
         assert ("run_lemma" in r.extra) == refreshes, r.to_json()
         assert {part["status"] for part in r.extra["solvers"].values()} == {"unsat"}, r.to_json()
+        steps = [name for name in r.extra["solvers"] if name.startswith("step: ")]
+        assert steps == (FREED_RUN_STEPS if role == FREE_ROLES[0] else []), r.to_json()
         if contract.name == "block-hints-match-scan":
             assert "no run of contig_hint + 1 bits" in r.extra["solvers"], r.to_json()
+
+
+FREED_RUN_STEPS = [f"step: {name}" for name in ("lower edge", "upper edge", "free", "hint covers it",
+                                                "a longer run lies inside it")]
 
 
 def test_a_sat_the_model_does_not_confirm_is_asked_again_in_full(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -281,6 +288,56 @@ def test_without_the_lemma_the_circuit_stays_in_the_query(monkeypatch: pytest.Mo
     r = prove_contract("fixed", _contract("block-hints-match-scan", "pcpu_block_refresh_hint"), 8, BITWUZLA)
     assert r.verdict is Verdict.PROVED and r.extra["queries"] == "instantiated", r.to_json()
     assert r.extra["run_lemma"]["status"] == "not proved", r.to_json()
+
+
+# -- the freed run's steps (freed_run.py): proved before the free's weaker queries, never assumed unproved ------
+
+
+class HintShortOnFree(Fixed):
+    """A free that raises a block's contig hint one bit short of the run it freed."""
+
+    def pcpu_block_update_hint_free(self, chunk: PcpuChunk, bit_off: int, bit_size: int) -> bool:
+        block = chunk.md_blocks[self.pcpu_off_to_block_index(bit_off)]
+        before = block.contig_hint
+        update_chunk = super().pcpu_block_update_hint_free(chunk, bit_off, bit_size)
+        if block.contig_hint > before:
+            block.contig_hint -= 1
+        return update_chunk
+
+
+class SymHintShortOnFree(SymFixed):
+    def pcpu_block_update_hint_free(self, chunk: SymChunk, bit_off: Int, bit_size: Int) -> tuple[SymChunk, z3.BoolRef]:
+        index = self.pcpu_off_to_block_index(bit_off)
+        before = self.md(chunk, index).contig_hint
+        chunk, update_chunk = super().pcpu_block_update_hint_free(chunk, bit_off, bit_size)
+        after = self.md(chunk, index)
+        short = z3.If(after.contig_hint > before, after.contig_hint - 1, after.contig_hint)
+        return self.put(chunk, index, replace(after, contig_hint=short)), update_chunk
+
+
+def test_a_free_that_raises_the_hint_short_fails_its_step_and_is_violated(monkeypatch: pytest.MonkeyPatch) -> None:
+    register_for_test(monkeypatch, "test-hint-short-on-free", HintShortOnFree, SymHintShortOnFree)
+    contract = _contract("block-hints-match-scan", "pcpu_block_update_hint_free:same")
+    weak = contract.weak_queries(build_query("test-hint-short-on-free", contract.role, 8))
+    assert weak is not None
+    statuses = {name: check(query, BITWUZLA).status for name, query in weak if name.startswith("step: ")}
+    assert statuses == {**{step: "unsat" for step in FREED_RUN_STEPS}, "step: hint covers it": "sat"}
+    r = prove_contract("test-hint-short-on-free", contract, 8, BITWUZLA)
+    assert r.verdict is Verdict.VIOLATED and r.extra["queries"] == "instantiated", r.to_json()
+    block = r.extra["counterexample"]["block"]
+    before = ConcreteBlock(8, int(block["alloc_map"][::-1], 2), PcpuBitmapMd(**block["md"]))
+    lo, hi = r.extra["counterexample"]["area"]
+    after = run_on_model("test-hint-short-on-free", contract.role, before, lo, hi)
+    assert block_violations(before) == [] and block_violations(after) != []
+
+
+def test_a_step_that_does_not_follow_is_not_assumed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A false step is sat on blocks the model keeps right: nothing is reported, the full query proves the row."""
+    def with_a_false_step(after: SymBlock, *args: object) -> list[tuple[str, z3.BoolRef]]:
+        return [("the hint is 0", after.contig_hint == 0)]
+    monkeypatch.setattr("pcpuverify.proofs.blocks.contracts.freed_run_steps", with_a_false_step)
+    r = prove_contract("fixed", _contract("free-same-block-runs", "pcpu_block_update_hint_free:same"), 8, BITWUZLA)
+    assert r.verdict is Verdict.PROVED and r.extra["queries"] == "instantiated, then full", r.to_json()
 
 
 # -- the composition --------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import z3
 from pcpuverify.invariants.scan import bits_of, free_runs
 from pcpuverify.model.percpu import ALIGN as ALIGN_INT
 from pcpuverify.proofs.blocks.abstraction import FreeArea, consistent, freed_block
+from pcpuverify.proofs.blocks.freed_run import Step, freed_run, freed_run_steps
 from pcpuverify.proofs.blocks.instances import WITNESS, refutations, run_at, weak_invariant
 from pcpuverify.proofs.blocks.instances import terms as instance_terms
 from pcpuverify.proofs.blocks.roles import ALLOC_ROLES, FREE_ROLES, REFRESH, Area, Role, area, area_mask, transition
@@ -32,7 +33,7 @@ from pcpuverify.proofs.blocks.state import (
     md_in_range,
     md_of,
 )
-from pcpuverify.symbolic.bv import ALIGN, I, Int, highest_set, low_mask, lowest_set, range_mask, run_starts
+from pcpuverify.symbolic.bv import ALIGN, I, Int, low_mask, range_mask, run_starts
 from pcpuverify.symbolic.longest_run import RunCut, RunCuts
 from pcpuverify.symbolic.state import BLOCK_FIELDS, SymBlock, SymChunk
 
@@ -81,21 +82,30 @@ class Contract:
     weak_pre: Callable[[Query, Sequence[Int]], z3.BoolRef] | None = None
     # the postcondition's conjuncts, each negated; None: the block invariant's (``instances.refutations``)
     refute: Callable[[Query], list[Refutation]] | None = None
+    # facts proved in order before the weaker queries, which then assume them (``freed_run``); None: none
+    steps: Callable[[Query], list[Step]] | None = None
 
     def weak_queries(self, q: Query) -> list[tuple[str, list[z3.BoolRef]]] | None:
-        """The weaker queries, one per conjunct of the postcondition: their unsat proves it.
+        """The weaker queries: the steps, each assuming the ones before, then one per conjunct of the
+        postcondition, assuming every step.  Their unsat proves it.
 
         Each states the invariant before, and what ``run_lemma`` proves of each cut circuit, at the instance
-        terms, the cuts' starts and the conjunct's own witness.
+        terms, the cuts' starts and its own witnesses (a step: the witness a refutation names).
         """
         if self.weak_pre is None:
             return None
         at = [*instance_terms(md_of(q.pre), md_of(q.post), q.area.lo, q.area.hi, q.post.alloc_map, q.block_bits),
               *(cut.start for cut in q.cuts)]
+
+        def given(witness: Sequence[Int]) -> list[z3.BoolRef]:
+            return [self.weak_pre(q, [*at, *witness]), *(spec_at(cut, [*at, *witness]) for cut in q.cuts)]
+
+        queries, facts = [], []
+        for name, fact in self.steps(q) if self.steps is not None else []:
+            queries.append((f"step: {name}", [*given([z3.BitVec(WITNESS, 16)]), *facts, z3.Not(fact)]))
+            facts.append(fact)
         negations = self.refute(q) if self.refute is not None else refutations(q.post, md_of(q.post))
-        return [(name, [self.weak_pre(q, [*at, *witness]), negation,
-                        *(spec_at(cut, [*at, *witness]) for cut in q.cuts)])
-                for name, negation, witness in negations]
+        return queries + [(name, [*given(witness), negation, *facts]) for name, negation, witness in negations]
 
 
 def build_query(variant: str, role: Role, block_bits: int, cut: bool = False) -> Query:
@@ -305,23 +315,31 @@ def abstraction_after(before: ConcreteBlock, after: ConcreteBlock, args: Args) -
     return [] if z3.is_true(held) else ["the metadata is outside the abstraction compose reasons with"]
 
 
-def freed_run(q: Query) -> tuple[Int, Int]:
-    """The free run the freed area ``[lo, hi)`` belongs to after the free, from the bits alone."""
-    B, bits = q.block_bits, q.post.alloc_map
-    below = bits & low_mask(q.area.lo, B)
-    above = bits & ~low_mask(q.area.hi, B)
-    start = z3.If(below == 0, I(0), highest_set(below, B) + 1)
-    end = z3.If(above == 0, I(B), lowest_set(above, B))
-    return start, end
+def free_steps(q: Query) -> list[Step]:
+    """``freed_run``'s steps for a free inside the query's block."""
+    return freed_run_steps(md_of(q.post), q.post.alloc_map, q.area.lo, q.area.hi, q.block_bits)
+
+
+def _free_same_runs(q: Query) -> tuple[list[z3.BoolRef], list[z3.BoolRef]]:
+    """The metadata after, field by field, from the freed run; and the run's place among the old runs."""
+    start, end = freed_run(q.post.alloc_map, q.area.lo, q.area.hi, q.block_bits)
+    after, holds = freed_block(md_of(q.pre), FreeArea(0, q.area.lo, q.area.hi, start, end), q.block_bits)
+    b = md_of(q.post)
+    return [getattr(b, f) == getattr(after, f) for f in BLOCK_FIELDS], conjuncts(holds)
 
 
 def free_same_runs_post(q: Query) -> z3.BoolRef:
     """What ``compose`` reads of a same-block free: the new metadata from the freed run, and that run's
     place among the runs the old metadata shows (``abstraction.freed_block``)."""
-    start, end = freed_run(q)
-    after, holds = freed_block(md_of(q.pre), FreeArea(0, q.area.lo, q.area.hi, start, end), q.block_bits)
-    b = md_of(q.post)
-    return z3.And(*[getattr(b, f) == getattr(after, f) for f in BLOCK_FIELDS], holds)
+    fields, holds = _free_same_runs(q)
+    return z3.And(*fields, *holds)
+
+
+def free_same_runs_refutations(q: Query) -> list[Refutation]:
+    """``free_same_runs_post``'s conjuncts, each negated: a field after, or a fact of the run's place."""
+    fields, holds = _free_same_runs(q)
+    return [*((f, z3.Not(eq), []) for f, eq in zip(BLOCK_FIELDS, fields, strict=True)),
+            *((f"the freed run's place, {i}", z3.Not(fact), []) for i, fact in enumerate(holds))]
 
 
 def free_same_runs_after(before: ConcreteBlock, after: ConcreteBlock, args: Args) -> list[str]:
@@ -359,7 +377,8 @@ def _contracts() -> tuple[Contract, ...]:
         post, after = monotone(shrink)
         for role in roles:
             found.append(Contract("block-hints-match-scan", role, invariant_pre(role), invariant_post,
-                                  invariant_before(role), invariant_after, weak_invariant_pre(role)))
+                                  invariant_before(role), invariant_after, weak_invariant_pre(role),
+                                  steps=free_steps if role is FREE_ROLES[0] else None))
             # the weaker way cost the monotone contracts more than it saved, except where it also cuts the
             # refresh's circuit (``run_lemma``): the allocation's refreshing parts
             weak = shrink and role.part in REFRESHING
@@ -372,7 +391,8 @@ def _contracts() -> tuple[Contract, ...]:
                               ("fit-starts-at-or-before-hint", fit_first_free_post, fit_first_free_after)):
         found.append(Contract(name, READ, fit_pre, post, invariant_before(READ), after))
     found.append(Contract("free-same-block-runs", FREE_ROLES[0], invariant_pre(FREE_ROLES[0]), free_same_runs_post,
-                          invariant_before(FREE_ROLES[0]), free_same_runs_after))
+                          invariant_before(FREE_ROLES[0]), free_same_runs_after, weak_invariant_pre(FREE_ROLES[0]),
+                          free_same_runs_refutations, free_steps))
     found.append(Contract("md-abstraction-sound", METADATA, invariant_pre(METADATA), abstraction_post,
                           invariant_before(METADATA), abstraction_after))
     return tuple(found)
