@@ -368,15 +368,8 @@ class SymPercpu:
         s_index, e_index, s_off, e_off = self._block_range(bit_off, bit_size)
         chunk = self.oob(chunk, z3.Or(self.md_oob(s_index), self.md_oob(e_index)), write=True)
         s_block, e_block = self.md(chunk, s_index), self.md(chunk, e_index)
-
-        # start and end of the free region within their blocks
-        abuts = s_off == s_block.contig_hint + s_block.contig_hint_start
-        l_bit, o1 = self.pcpu_index_alloc_map(chunk, s_index).find_last_bit(s_off)
-        start = z3.If(abuts, s_block.contig_hint_start, z3.If(s_off == l_bit, I(0), l_bit + 1))
-        touches = e_off == e_block.contig_hint_start
-        nb, o2 = self.pcpu_index_alloc_map(chunk, e_index).find_next_bit(I(B), e_off)
-        end = z3.If(touches, e_block.contig_hint_start + e_block.contig_hint, nb)
-        chunk = self.oob(chunk, z3.Or(z3.And(z3.Not(abuts), o1), z3.And(z3.Not(touches), o2)))
+        start, end, oob = self.free_region(chunk, s_index, e_index, s_off, e_off)
+        chunk = self.oob(chunk, oob)
 
         same = s_index == e_index
 
@@ -428,6 +421,20 @@ class SymPercpu:
             contig_hint_start=z3.If(raise_hint, s_index * B + s_block.contig_hint_start, chunk.contig_hint_start),
         )
         return chunk, update_chunk
+
+    def free_region(self, chunk: SymChunk, s_index: Int, e_index: Int, s_off: Int, e_off: Int
+                    ) -> tuple[Int, Int, Bool]:
+        """PATCH 09 ``pcpu_block_update_hint_free``'s first lines: where the free region starts and ends within
+        its blocks (the area grown over the free bits around it, or to the contig hint it abuts), and whether
+        the scans read past the bitmap.  The block contracts name it (``proofs/blocks/freed_run.py``)."""
+        s_block, e_block = self.md(chunk, s_index), self.md(chunk, e_index)
+        abuts = s_off == s_block.contig_hint + s_block.contig_hint_start
+        l_bit, o1 = self.pcpu_index_alloc_map(chunk, s_index).find_last_bit(s_off)
+        start = z3.If(abuts, s_block.contig_hint_start, z3.If(s_off == l_bit, I(0), l_bit + 1))
+        touches = e_off == e_block.contig_hint_start
+        nb, o2 = self.pcpu_index_alloc_map(chunk, e_index).find_next_bit(I(self.B), e_off)
+        end = z3.If(touches, e_block.contig_hint_start + e_block.contig_hint, nb)
+        return start, end, z3.Or(z3.And(z3.Not(abuts), o1), z3.And(z3.Not(touches), o2))
 
     def pcpu_free_refreshes_chunk(self, chunk: SymChunk, s_index: Int, e_index: Int, start: Int, end: Int) -> Bool:
         """PATCH 09: refresh the chunk's metadata when the free makes a page free or spans blocks."""

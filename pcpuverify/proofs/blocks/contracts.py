@@ -19,10 +19,20 @@ import z3
 from pcpuverify.invariants.scan import bits_of, free_runs
 from pcpuverify.model.percpu import ALIGN as ALIGN_INT
 from pcpuverify.proofs.blocks.abstraction import FreeArea, consistent, freed_block
-from pcpuverify.proofs.blocks.freed_run import Step, freed_run, freed_run_steps
+from pcpuverify.proofs.blocks.freed_run import Step, free_region_steps, freed_run, is_the_freed_run
 from pcpuverify.proofs.blocks.instances import WITNESS, refutations, run_at, weak_invariant
 from pcpuverify.proofs.blocks.instances import terms as instance_terms
-from pcpuverify.proofs.blocks.roles import ALLOC_ROLES, FREE_ROLES, REFRESH, Area, Role, area, area_mask, transition
+from pcpuverify.proofs.blocks.roles import (
+    ALLOC_ROLES,
+    FREE_ROLES,
+    REFRESH,
+    Area,
+    Role,
+    area,
+    area_mask,
+    free_region,
+    transition,
+)
 from pcpuverify.proofs.blocks.run_lemma import spec_at
 from pcpuverify.proofs.blocks.state import (
     ConcreteBlock,
@@ -53,6 +63,7 @@ class Query:
     align: Int  # pcpu_find_block_fit's alignment
     size: Int  # pcpu_find_block_fit's bit_size
     cuts: tuple[RunCut, ...] = ()  # the longest-run circuits cut in ``post`` (``run_lemma``), if asked to
+    region: tuple[Int, Int] | None = None  # a free inside the block: the free region it finds (``freed_run``)
 
 
 @dataclass(frozen=True)
@@ -114,8 +125,9 @@ def build_query(variant: str, role: Role, block_bits: int, cut: bool = False) ->
     a = area(role, block_bits)
     cuts = RunCuts() if cut else None
     post = transition(variant, role, pre, a, cuts) if role.kind != "read" else pre
+    region = free_region(variant, pre, a) if role == FREE_ROLES[0] else None
     return Query(block_bits, pre, post, a, z3.BitVec("fit.align", 16), z3.BitVec("fit.bit_size", 16),
-                 tuple(cuts.cuts) if cuts is not None else ())
+                 tuple(cuts.cuts) if cuts is not None else (), region)
 
 
 # -- preconditions ----------------------------------------------------------------------------------
@@ -317,7 +329,14 @@ def abstraction_after(before: ConcreteBlock, after: ConcreteBlock, args: Args) -
 
 def free_steps(q: Query) -> list[Step]:
     """``freed_run``'s steps for a free inside the query's block."""
-    return freed_run_steps(md_of(q.post), q.post.alloc_map, q.area.lo, q.area.hi, q.block_bits)
+    assert q.region is not None, "a free inside the block names its free region"
+    return free_region_steps(md_of(q.post), q.post.alloc_map, q.area.lo, q.area.hi, q.block_bits, q.region)
+
+
+def free_runs_steps(q: Query) -> list[Step]:
+    """The same, and that the region is the freed run ``free-same-block-runs`` states the metadata from."""
+    assert q.region is not None, "a free inside the block names its free region"
+    return [*free_steps(q), is_the_freed_run(q.region, q.post.alloc_map, q.area.lo, q.area.hi, q.block_bits)]
 
 
 def _free_same_runs(q: Query) -> tuple[list[z3.BoolRef], list[z3.BoolRef]]:
@@ -392,7 +411,7 @@ def _contracts() -> tuple[Contract, ...]:
         found.append(Contract(name, READ, fit_pre, post, invariant_before(READ), after))
     found.append(Contract("free-same-block-runs", FREE_ROLES[0], invariant_pre(FREE_ROLES[0]), free_same_runs_post,
                           invariant_before(FREE_ROLES[0]), free_same_runs_after, weak_invariant_pre(FREE_ROLES[0]),
-                          free_same_runs_refutations, free_steps))
+                          free_same_runs_refutations, free_runs_steps))
     found.append(Contract("md-abstraction-sound", METADATA, invariant_pre(METADATA), abstraction_post,
                           invariant_before(METADATA), abstraction_after))
     return tuple(found)

@@ -128,6 +128,16 @@ def transition(variant: str, role: Role, pre: SymChunk, a: Area, cuts: RunCuts |
     return with_block(now, now.alloc_map, SymBlock(I(B), I(0), I(B), I(B), I(0)))  # reset md_blocks in the middle
 
 
+def free_region(variant: str, pre: SymChunk, a: Area) -> tuple[Int, Int]:
+    """Where ``pcpu_block_update_hint_free`` finds the free region of a free inside the block (``free:same``):
+    the encoder's own terms, built as ``transition`` builds them (``proofs/blocks/freed_run.py``)."""
+    enc = encoder(variant, pre.geometry.block_bits)
+    now = with_block(pre, post_bits(FREE_ROLES[0], pre, a), md_of(pre))
+    s_index, e_index, s_off, e_off = enc._block_range(a.lo, a.hi - a.lo)
+    start, end, _ = enc.free_region(now, s_index, e_index, s_off, e_off)
+    return start, end
+
+
 def _free_end_block(now: SymChunk, e_off: Int) -> SymBlock:
     """``pcpu_block_update_hint_free``'s lines for ``e_block`` when the free spans blocks."""
     B = now.geometry.block_bits
