@@ -328,7 +328,7 @@ def abstraction_after(before: ConcreteBlock, after: ConcreteBlock, args: Args) -
 
 
 def free_steps(q: Query) -> list[Step]:
-    """``freed_run``'s steps for a free inside the query's block."""
+    """The steps (``freed_run``) for a free inside the query's block, about the region it finds."""
     assert q.region is not None, "a free inside the block names its free region"
     return free_region_steps(md_of(q.post), q.post.alloc_map, q.area.lo, q.area.hi, q.block_bits, q.region)
 
