@@ -130,7 +130,8 @@ def transition(variant: str, role: Role, pre: SymChunk, a: Area, cuts: RunCuts |
 
 def free_region(variant: str, pre: SymChunk, a: Area) -> tuple[Int, Int]:
     """Where ``pcpu_block_update_hint_free`` finds the free region of a free inside the block (``free:same``):
-    the encoder's own terms, built as ``transition`` builds them (``proofs/blocks/freed_run.py``)."""
+    the encoder's own terms, from the same bits, hints and block range as ``transition`` (which also lowers
+    ``first_free`` first; ``free_region`` does not read it), so both name one term (``proofs/blocks/freed_run.py``)."""
     enc = encoder(variant, pre.geometry.block_bits)
     now = with_block(pre, post_bits(FREE_ROLES[0], pre, a), md_of(pre))
     s_index, e_index, s_off, e_off = enc._block_range(a.lo, a.hi - a.lo)
