@@ -564,13 +564,15 @@ def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tu
                                 sorted(name for name, s in SUBJECTS.items() if s.encoding is not None))
     for name in chosen:
         subject(name).require_encoding()  # one line and exit 2 for a model-only subject
-    no_blocks = [name for name in chosen if not subject(name).proves_blocks] if labels else []
-    if no_blocks and variants:
-        raise click.UsageError(f"--geometry {labels[0].name}: the block contracts state 2017's block metadata;"
-                               f" none yet for {', '.join(no_blocks)} (the released allocators' blocks)")
-    if no_blocks:
-        click.echo(f"pcpu-verify: note: no {', '.join(label.name for label in labels)} rows for"
-                   f" {', '.join(no_blocks)}: the block contracts state 2017's block metadata and updates", err=True)
+    unproved = {label: [name for name in chosen if not subject(name).proves_label(label.nr_blocks is not None)]
+                for label in labels}
+    unproved = {label: names for label, names in unproved.items() if names}
+    for label, names in unproved.items():
+        why = ("4.14's blocks have no block contracts" if label.nr_blocks is None
+               else "the chunk obligations over N blocks state 2017's block metadata")
+        if variants:
+            raise click.UsageError(f"--geometry {label.name}: no rows for {', '.join(names)}: {why}")
+        click.echo(f"pcpu-verify: note: no {label.name} rows for {', '.join(names)}: {why}", err=True)
     options = SuiteOptions(solver=SolverOptions(rlimit=rlimit, seed=seed, timeout=timeout, solver=solver,
                                                 jobs=jobs or os.cpu_count() or 1), depth=depth,
                            search_walks=search_walks)
@@ -597,12 +599,12 @@ def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tu
                     if lines is not None:
                         lines.suite_done()
                 progress.remove_task(task)
-            for label in [] if ops or variant in no_blocks else labels:
+            for label in [] if ops else [label for label in labels if variant not in unproved.get(label, ())]:
                 task = progress.add_task(f"{variant} {label.name}", total=None)
                 picked = frozenset(invariants) if invariants else None
 
                 def shown(r: Result, task: TaskID = task, name: str = f"{variant} {label.name}",
-                          total: int = len(label_rows(label, picked))) -> None:
+                          total: int = len(label_rows(label, variant, picked))) -> None:
                     progress.update(task, description=f"{name}: {r.invariant} / {r.op} {r.verdict.value}")
                     if lines is not None:
                         lines.add(name, total, r)

@@ -17,7 +17,12 @@ from pcpuverify.proofs.results import Result, Verdict
 
 class Console(rich.console.Console):
     """rich's console, except when the reader of a pipe has left: rich then exits 1, which here means
-    "did not reproduce"; this raises BrokenPipeError for the command line to end as a pipe expects."""
+    "did not reproduce"; this raises BrokenPipeError for the command line to end as a pipe expects.  Emoji
+    codes are off: a block row's op followed by a colon (``pcpu_block_update_hint_alloc:end: ...``) is text."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("emoji", False)
+        super().__init__(*args, **kwargs)
 
     def on_broken_pipe(self) -> None:
         raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))

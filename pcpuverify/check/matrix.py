@@ -50,7 +50,7 @@ def suite_obligations(subject: str, geometry: Geometry | BlockLabel, invariants:
     (``proofs/blocks/``) for a label, none under an --op filter (its ops are block functions)."""
     setting = GeometrySetting(geometry)
     if isinstance(geometry, BlockLabel):
-        rows = [] if ops is not None else label_rows(geometry, invariants)
+        rows = [] if ops is not None else label_rows(geometry, subject, invariants)
     else:
         rows = suite_rows(invariants, ops, subject)
     return [Obligation(subject, setting, inv, op) for inv, op in rows]

@@ -69,8 +69,10 @@ class SymPercpu:
 
     variant = "v1-patch09"
     PCPU_SLOT_BASE_SHIFT = 3
-    # proofs/blocks/ states its block contracts on this encoding's blocks, 2017's pcpu_bitmap_md
-    block_contracts = True
+    # which block metadata proofs/blocks/ states its contracts on for this encoding (Subject.block_contracts):
+    # "2017", the posting's pcpu_bitmap_md (blockB and NxblockB rows); "5.2", the scan_hint pcpu_block_md
+    # (blockB rows, proofs/blocks/release_contracts.py); None: no compositional rows
+    block_contracts: str | None = "2017"
 
     def __init__(self, geometry: Geometry, max_bits: int | None = None) -> None:
         self.g = geometry

@@ -65,10 +65,9 @@ class SymLinux414(SymPercpu):
     variant = "linux-4.14"
     chunk_layout: type = PcpuChunk414
     PCPU_SLOT_BASE_SHIFT = 5  # 4.14 on: slots are computed in bytes
-    # the block contracts (proofs/blocks/) are stated on the posting's SymChunk; 4.14's blocks have its fields
-    # but another update (the tie rule, first_free), 5.2's have a scan_hint: no blockB / NxblockB rows for
-    # this class or its subclasses (Subject.proves_blocks)
-    block_contracts = False
+    # the 2017 block contracts (proofs/blocks/) are stated on the posting's SymChunk; 4.14's blocks have its
+    # fields but another update (the tie rule, first_free): no blockB / NxblockB rows (SymLinux54 has its own)
+    block_contracts: str | None = None
 
     def __init__(self, geometry: Geometry, max_bits: int | None = None) -> None:
         super().__init__(geometry, max_bits)

@@ -32,6 +32,7 @@ class SymLinux54(SymLinux414):
 
     variant = "linux-5.4"
     chunk_layout: type = PcpuChunk54
+    block_contracts: str | None = "5.2"  # blockB rows on 5.2's pcpu_block_md (proofs/blocks/release_contracts.py)
     PCPU_SLOT_FAIL_THRESHOLD = 3
 
     # -- the state this encoding works on ---------------------------------------------

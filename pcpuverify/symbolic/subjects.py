@@ -49,10 +49,16 @@ class Subject:
         return self.layout is not None
 
     @property
-    def proves_blocks(self) -> bool:
-        """Whether the compositional rows (``blockB``, ``NxblockB``) run: their contracts state 2017's block
-        metadata, so ``prove`` and ``check`` skip them for a subject whose encoding has other blocks."""
-        return self.encoding is not None and self.encoding.block_contracts
+    def block_contracts(self) -> str | None:
+        """Which block metadata the compositional rows state (``SymPercpu.block_contracts``): "2017" (the
+        posting's ``pcpu_bitmap_md``), "5.2" (the scan_hint ``pcpu_block_md``), or None (no such rows)."""
+        return self.encoding.block_contracts if self.encoding is not None else None
+
+    def proves_label(self, composed: bool) -> bool:
+        """Whether ``prove`` and ``check`` run a compositional label for this subject: ``blockB`` (the block
+        contracts) for both kinds of block, ``NxblockB`` (chunk obligations over 2017's block metadata, ``composed``)
+        only for the posting's."""
+        return self.block_contracts == "2017" or (self.block_contracts == "5.2" and not composed)
 
     def require_encoding(self) -> type[SymPercpu]:
         """The encoding, or one line saying this subject has none (its model runs, its proofs cannot)."""

@@ -1,4 +1,9 @@
-"""The rows of one compositional label for one variant: the block contracts, or the composed chunk obligations."""
+"""The rows of one compositional label for one variant: the block contracts, or the composed chunk obligations.
+
+Which contracts depends on the variant's blocks (``Subject.block_contracts``): the posting's
+``pcpu_bitmap_md`` (``contracts``, and ``compose`` over N blocks), or 5.2's scan_hint ``pcpu_block_md``
+(``release_contracts``, one block only).
+"""
 
 from __future__ import annotations
 
@@ -8,23 +13,34 @@ from pcpuverify.proofs.blocks.compose import CHUNK_HINT_INVARIANTS, COMPOSED_OPS
 from pcpuverify.proofs.blocks.contracts import CONTRACTS
 from pcpuverify.proofs.blocks.labels import BlockLabel
 from pcpuverify.proofs.blocks.prove import run_block_suite
+from pcpuverify.proofs.blocks.release_contracts import BLOCK_INVARIANTS, release_label_rows, run_release_block_suite
 from pcpuverify.proofs.results import Result
 from pcpuverify.proofs.solver import SolverOptions
+from pcpuverify.symbolic.subjects import subject
 
-ROW_NAMES = frozenset({c.name for c in CONTRACTS} | set(CHUNK_HINT_INVARIANTS))  # what --invariant may name
+# what --invariant may name
+ROW_NAMES = frozenset({c.name for c in CONTRACTS} | set(CHUNK_HINT_INVARIANTS) | set(BLOCK_INVARIANTS))
 
 
-def label_rows(label: BlockLabel, wanted: frozenset[str] | None = None) -> list[tuple[str, str]]:
-    """The (invariant, op) rows a label owes, in the order they are proved."""
-    if label.nr_blocks is None:
-        rows = [(c.name, c.role.name) for c in CONTRACTS]
-    else:
+def _scan_hint_blocks(variant: str) -> bool:
+    return subject(variant).block_contracts == "5.2"
+
+
+def label_rows(label: BlockLabel, variant: str, wanted: frozenset[str] | None = None) -> list[tuple[str, str]]:
+    """The (invariant, op) rows a label owes for ``variant``, in the order they are proved."""
+    if label.nr_blocks is not None:
         rows = [(name, op) for op in COMPOSED_OPS for name in CHUNK_HINT_INVARIANTS]
+    elif _scan_hint_blocks(variant):
+        return release_label_rows(wanted)
+    else:
+        rows = [(c.name, c.role.name) for c in CONTRACTS]
     return [r for r in rows if wanted is None or r[0] in wanted]
 
 
 def run_label(variant: str, label: BlockLabel, options: SolverOptions, wanted: frozenset[str] | None = None,
               progress: Callable[[Result], None] | None = None) -> list[Result]:
-    if label.nr_blocks is None:
-        return run_block_suite(variant, label.block_bits, options, wanted, None, progress)
-    return run_composed_suite(variant, label.block_bits, label.nr_blocks, options, wanted, None, progress)
+    if label.nr_blocks is not None:
+        return run_composed_suite(variant, label.block_bits, label.nr_blocks, options, wanted, None, progress)
+    if _scan_hint_blocks(variant):
+        return run_release_block_suite(variant, label.block_bits, options, wanted, progress)
+    return run_block_suite(variant, label.block_bits, options, wanted, None, progress)

@@ -1,0 +1,227 @@
+"""The scan_hint allocator's block contracts: every 5.2 block invariant, kept by every block-level function.
+
+For a variant with 5.2's blocks (``linux-5.4``, ``mainline``,
+``mainline-fixed``) a ``blockB`` row is one invariant of
+``BLOCK_INVARIANTS`` and one role (``release_roles``): from a block of B
+bits that meets every one of them, and the role's precondition on its area,
+the function's part on the block keeps that invariant.  The invariants are
+the project's own, each with the sentence of the release's comments it
+encodes, and their own Z3 predicates, asked of a one-block chunk whose
+``chunk_md`` is the block (``as_block``: the predicates' ``chunk_md`` half
+then says nothing more).
+
+A row is PROVED when the query is unsat and the precondition (once per role)
+is satisfiable; a sat is replayed on the model's own function
+(``release_roles.run_release_on_model``): VIOLATED when the model's block
+meets every invariant before and breaks the row's after, SPURIOUS (a
+failure of ours, never a pass) otherwise.  What the rows do not cover:
+the chunk (``chunk_md``, ``pcpu_chunk_refresh_hint``, the slots, the
+population) and reachability -- a VIOLATED row is a block from which one
+call breaks the invariant, not a trace from a new chunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+import z3
+
+from pcpuverify.invariants.check import invariant
+from pcpuverify.model.linux_5_4 import Linux54
+from pcpuverify.proofs.blocks.labels import block_label
+from pcpuverify.proofs.blocks.release_roles import (
+    RELEASE_ROLES,
+    SCAN,
+    ReleaseBlock,
+    fresh_release_block,
+    md_of,
+    release_area,
+    release_block,
+    release_transition,
+    run_release_on_model,
+)
+from pcpuverify.proofs.blocks.roles import Area, Role, area_mask
+from pcpuverify.proofs.blocks.state import signed
+from pcpuverify.proofs.results import Result, Verdict
+from pcpuverify.proofs.solver import Answer, SolverOptions, check, check_all
+from pcpuverify.symbolic.bv import bit, low_mask
+from pcpuverify.symbolic.release_state import RELEASE_BLOCK_FIELDS, SymChunk54
+from pcpuverify.symbolic.subjects import subject
+
+# every invariant of one 5.2 block (invariants/release_hints.py), in the order the rows are proved
+BLOCK_INVARIANTS = (
+    "scan-hint-below-contig-hint",
+    "scan-hint-before-contig-hint",
+    "scan-hint-region-free",
+    "scan-hint-clear-of-contig-hint",
+    "scan-hint-maximal",
+    "scan-hint-largest-before",
+    "block-contig-hint-exact",
+    "block-left-right-free-exact",
+    "first-free-not-above-first-free-bit",
+    "block-nr-bits",
+    "hints-inside-their-bits",
+)
+
+
+def release_label_rows(wanted: frozenset[str] | None = None) -> list[tuple[str, str]]:
+    """The (invariant, op) rows of a ``blockB`` label for a variant with 5.2's blocks, in the order proved."""
+    return [(name, role.name) for role in RELEASE_ROLES for name in BLOCK_INVARIANTS
+            if wanted is None or name in wanted]
+
+
+def as_block(chunk: SymChunk54) -> SymChunk54:
+    """The one-block chunk with ``chunk_md`` the block itself (same bits, same ``nr_bits``)."""
+    return chunk.set(chunk_md=md_of(chunk))
+
+
+def holds(name: str, chunk: SymChunk54) -> z3.BoolRef:
+    return invariant(name).z3(as_block(chunk))
+
+
+@dataclass(frozen=True)
+class ReleaseQuery:
+    block_bits: int
+    pre: SymChunk54
+    post: SymChunk54
+    area: Area
+
+
+def build_release_query(variant: str, role: Role, block_bits: int) -> ReleaseQuery:
+    pre = fresh_release_block(block_bits, "pre")
+    a = release_area(role, block_bits)
+    return ReleaseQuery(block_bits, pre, release_transition(variant, role, pre, a), a)
+
+
+def precondition(role: Role, q: ReleaseQuery) -> z3.BoolRef:
+    """Every field in range, every block invariant, the area's bits (an allocation takes free bits, and so does
+    the area a search skipped; a free releases allocated ones), and what the search guarantees of the area."""
+    B, md, bits = q.block_bits, md_of(q.pre), q.pre.alloc_map
+    mask = area_mask(q.area, B)
+    on_area = bits & mask == mask if role.kind == "free" else bits & mask == 0
+    in_range = [z3.And(getattr(md, f) >= 0, getattr(md, f) <= B) for f in RELEASE_BLOCK_FIELDS]
+    return z3.And(*in_range, *(holds(name, q.pre) for name in BLOCK_INVARIANTS), q.area.allowed, on_area,
+                  search_guarantee(role, q))
+
+
+def search_guarantee(role: Role, q: ReleaseQuery) -> z3.BoolRef:
+    """What ``pcpu_alloc_area``'s first-fit search (from the region ``pcpu_find_block_fit`` returns) guarantees
+    of the area it hands a block, read off 5.4's and 7.1.3's C.
+
+    An allocation never starts inside the block's leading free run past its first bit: the block's first bit
+    is aligned to every alignment (at most ``PCPU_BITMAP_BLOCK_BITS``), so a search that reaches it takes the
+    area there, and no search starts inside that run (``pcpu_next_hint`` gives ``first_free``, then 0, or a
+    scan hint's end, an allocated bit; the cross-block and right-edge regions of ``pcpu_next_fit_region``
+    start at a block's end or first bit).  ``pcpu_block_update_scan`` gets an area the search skipped: it ends
+    at the allocated bit ``find_next_bit`` stopped at, before the block's contig hint, because only a region
+    of the contig branch of ``pcpu_next_fit_region`` is searched past a skipped area (the others are aligned
+    free areas that fit at their start), that search starts at ``pcpu_next_hint``, before the hint, and first
+    fit stops at the hint's aligned start, which fits.  A free's block part needs nothing more.
+    """
+    B, md, bits, lo, hi = q.block_bits, md_of(q.pre), q.pre.alloc_map, q.area.lo, q.area.hi
+    if role.kind == "alloc":
+        return z3.Or(lo == 0, bits & low_mask(lo, B) != 0)
+    if role is SCAN:
+        return z3.And(bit(bits, hi, B), hi < md.contig_hint_start)
+    return z3.BoolVal(True)
+
+
+# -- concretely -----------------------------------------------------------------------------------------
+
+
+def block_violations(variant: str, block: ReleaseBlock, names: Sequence[str]) -> list[str]:
+    """The invariants' own concrete checks on a one-block chunk of the model holding ``block``: the block's
+    findings only (``chunk_md`` is the model's new chunk's, and not asked)."""
+    alloc = subject(variant).model(block.block_bits, 1)
+    assert isinstance(alloc, Linux54), f"{variant} does not keep 5.2's blocks"
+    chunk = alloc.pcpu_alloc_chunk()
+    chunk.alloc_map.value = block.bits
+    chunk.md_blocks.blocks[0] = replace(block.md)
+    return [f"{name}: {message}" for name in names for field, message in invariant(name).check(alloc, chunk)
+            if field.startswith("md_blocks[0]")]
+
+
+def area_unmet(role: Role, block: ReleaseBlock, lo: int, hi: int) -> list[str]:
+    """``precondition``'s area clauses, concretely."""
+    mask = ((1 << (hi - lo)) - 1) << lo
+    if role.kind == "free":
+        return [] if block.bits & mask == mask else [f"the area [{lo}, {hi}) is not allocated"]
+    if block.bits & mask:
+        return [f"the area [{lo}, {hi}) is not free"]
+    return search_unmet(role, block, lo, hi)
+
+
+def search_unmet(role: Role, block: ReleaseBlock, lo: int, hi: int) -> list[str]:
+    """``search_guarantee``, concretely."""
+    if role is SCAN and not (hi < block.md.contig_hint_start and (block.bits >> hi) & 1):
+        return [f"the skipped area [{lo}, {hi}) does not end at an allocated bit before the contig hint"]
+    if role.kind == "alloc" and lo and not block.bits & ((1 << lo) - 1):
+        return [f"the area [{lo}, {hi}) starts inside the block's leading free run"]
+    return []
+
+
+# -- to a verdict ---------------------------------------------------------------------------------------
+
+
+def _row(variant: str, role: Role, block_bits: int, name: str, verdict: Verdict, answer: Answer, vacuity: Answer,
+         detail: str = "", **extra: object) -> Result:
+    info = {**answer.to_json(), "vacuity": vacuity.to_json(), **extra}
+    return Result(variant, block_label(block_bits), name, role.name, verdict, answer.seconds, detail,
+                  extra={k: v for k, v in info.items() if v is not None})
+
+
+def _replayed(variant: str, role: Role, q: ReleaseQuery, name: str, answer: Answer, vacuity: Answer) -> Result:
+    """The solver's block, replayed: VIOLATED when the model breaks ``name`` from a block that meets the pre."""
+    assert answer.model is not None
+    before = release_block(answer.model, q.pre)
+    lo, hi = signed(answer.model, q.area.lo), signed(answer.model, q.area.hi)
+    unmet = block_violations(variant, before, BLOCK_INVARIANTS) + area_unmet(role, before, lo, hi)
+    after = run_release_on_model(variant, role, before, lo, hi)
+    broken = block_violations(variant, after, [name])
+    where = f"before: {before.describe()}; area [{lo}, {hi})"
+    found = {"block": before.to_json(), "after": after.to_json(), "area": [lo, hi]}
+    if unmet or not broken:
+        why = f"the block breaks the precondition on the model ({'; '.join(unmet)})" if unmet else \
+            "the model keeps the invariant"
+        return _row(variant, role, q.block_bits, name, Verdict.SPURIOUS, answer, vacuity, f"{why}: {where}",
+                    counterexample=found)
+    return _row(variant, role, q.block_bits, name, Verdict.VIOLATED, answer, vacuity,
+                f"{'; '.join(broken)}; {where}; after: {after.describe()}", counterexample=found)
+
+
+def prove_role(variant: str, role: Role, block_bits: int, names: Sequence[str], options: SolverOptions
+               ) -> list[Result]:
+    """Each named invariant kept by ``role``: one vacuity check, then one query per invariant (in parallel
+    with ``options.jobs``)."""
+    q = build_release_query(variant, role, block_bits)
+    pre = precondition(role, q)
+    vacuity = check([pre], options)
+    if vacuity.status != "sat":
+        verdict = Verdict.VACUOUS if vacuity.status == "unsat" else Verdict.UNKNOWN
+        why = "the precondition is unsatisfiable" if vacuity.status == "unsat" else f"vacuity check: {vacuity.reason}"
+        return [_row(variant, role, block_bits, name, verdict, vacuity, vacuity, why) for name in names]
+    answers = check_all([[pre, z3.Not(holds(name, q.post))] for name in names], options)
+    results = []
+    for name, answer in zip(names, answers, strict=True):
+        if answer.status == "unsat":
+            results.append(_row(variant, role, block_bits, name, Verdict.PROVED, answer, vacuity))
+        elif answer.status == "sat" and answer.model is not None:
+            results.append(_replayed(variant, role, q, name, answer, vacuity))
+        else:
+            results.append(_row(variant, role, block_bits, name, Verdict.UNKNOWN, answer, vacuity, answer.reason))
+    return results
+
+
+def run_release_block_suite(variant: str, block_bits: int, options: SolverOptions,
+                            wanted: frozenset[str] | None = None,
+                            progress: Callable[[Result], None] | None = None) -> list[Result]:
+    """Every row of ``blockB`` for a variant with 5.2's blocks (``wanted``: only these invariants)."""
+    names = [name for name in BLOCK_INVARIANTS if wanted is None or name in wanted]
+    results: list[Result] = []
+    for role in RELEASE_ROLES if names else ():
+        for result in prove_role(variant, role, block_bits, names, options):
+            results.append(result)
+            if progress is not None:
+                progress(result)
+    return results

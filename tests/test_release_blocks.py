@@ -1,0 +1,156 @@
+"""The scan_hint allocator's block contracts (``proofs/blocks/release_contracts.py``): 5.2's ``pcpu_block_md``.
+
+Conformance of each role with the model's own function, ``mainline-fixed`` proved, ``mainline``'s known
+block-level findings violated and replayed, the callers' guarantees needed, and the CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+from pathlib import Path
+
+import pytest
+import z3
+from installed import pcpu_verify_exe
+
+from pcpuverify.model.linux_5_4 import PcpuBlockMd
+from pcpuverify.proofs.blocks import release_contracts
+from pcpuverify.proofs.blocks.release_contracts import (
+    BLOCK_INVARIANTS,
+    block_violations,
+    prove_role,
+    run_release_block_suite,
+)
+from pcpuverify.proofs.blocks.release_roles import (
+    RELEASE_ROLES,
+    SCAN,
+    ReleaseBlock,
+    fresh_release_block,
+    md_of,
+    release_area,
+    release_block,
+    release_transition,
+    run_release_on_model,
+)
+from pcpuverify.proofs.blocks.roles import ALLOC_ROLES, FREE_ROLES, Role
+from pcpuverify.proofs.results import Verdict
+from pcpuverify.proofs.solver import SolverOptions
+from pcpuverify.symbolic.release_state import RELEASE_BLOCK_FIELDS
+
+RELEASES = ("linux-5.4", "mainline", "mainline-fixed")
+BITWUZLA = SolverOptions(solver="bitwuzla", timeout=300)
+
+# mainline's block8 rows that break, each a mechanism docs/gallery.md has (15, 16, 18, and the right_free one
+# that mainline-fixed's refreshed_right_free fixes); every other row is PROVED
+MAINLINE_VIOLATED = {
+    ("scan-hint-before-contig-hint", "pcpu_block_update_scan"),
+    ("scan-hint-largest-before", "pcpu_block_update_scan"),
+    ("scan-hint-before-contig-hint", "pcpu_block_update_hint_alloc:same"),
+    ("scan-hint-largest-before", "pcpu_block_update_hint_alloc:same"),
+    ("block-left-right-free-exact", "pcpu_block_update_hint_alloc:same"),
+    ("scan-hint-before-contig-hint", "pcpu_block_update_hint_alloc:start"),
+    ("scan-hint-before-contig-hint", "pcpu_block_update_hint_alloc:end"),
+    ("scan-hint-largest-before", "pcpu_block_update_hint_alloc:end"),
+    ("block-left-right-free-exact", "pcpu_block_update_hint_alloc:end"),
+    ("scan-hint-before-contig-hint", "pcpu_block_update_hint_free:same"),
+    ("scan-hint-clear-of-contig-hint", "pcpu_block_update_hint_free:same"),
+    ("scan-hint-maximal", "pcpu_block_update_hint_free:same"),
+    ("scan-hint-largest-before", "pcpu_block_update_hint_free:same"),
+    ("scan-hint-clear-of-contig-hint", "pcpu_block_update_hint_free:start"),
+    ("scan-hint-maximal", "pcpu_block_update_hint_free:start"),
+    ("scan-hint-largest-before", "pcpu_block_update_hint_free:start"),
+    ("scan-hint-largest-before", "pcpu_block_update_hint_free:end"),
+}
+
+
+def _area_for(role: Role, B: int, rng: random.Random) -> tuple[int, int]:
+    if role.part == "same" or role is SCAN:
+        lo = rng.randrange(B)
+        return lo, rng.randint(lo + 1, B)
+    return {"start": (rng.randrange(B), B), "end": (0, rng.randint(1, B)), "middle": (0, B)}[role.part]
+
+
+@pytest.mark.parametrize("variant", RELEASES)
+@pytest.mark.parametrize("block_bits", [8, 16])
+def test_each_release_role_in_z3_equals_the_models_function(variant: str, block_bits: int) -> None:
+    """Conformance of the block transitions: on random blocks (any metadata, any area), Z3 and the model agree."""
+    rng = random.Random(block_bits)
+    for role in RELEASE_ROLES:
+        pre = fresh_release_block(block_bits, "pre")
+        a = release_area(role, block_bits)
+        post = release_transition(variant, role, pre, a)
+        for _ in range(12):
+            bits = rng.getrandbits(block_bits)
+            md = PcpuBlockMd(*(rng.randint(0, block_bits) for _ in RELEASE_BLOCK_FIELDS))
+            lo, hi = _area_for(role, block_bits, rng)
+            solver = z3.Solver()
+            solver.add(pre.alloc_map == bits, a.lo == lo, a.hi == hi,
+                       *[getattr(md_of(pre), f) == getattr(md, f) for f in RELEASE_BLOCK_FIELDS])
+            assert solver.check() == z3.sat
+            got = release_block(solver.model(), post)
+            want = run_release_on_model(variant, role, ReleaseBlock(block_bits, bits, md), lo, hi)
+            assert (got.bits, got.md) == (want.bits, want.md), (role.name, bits, md, lo, hi)
+
+
+def test_mainline_fixed_keeps_every_invariant_through_a_free_inside_the_block_and_mainline_does_not() -> None:
+    """One role, both variants: mainline breaks the four scan_hint claims gallery 15 and 18 break, and each
+    VIOLATED row's block replays on the model to a block that breaks it."""
+    names = list(BLOCK_INVARIANTS)
+    fixed = prove_role("mainline-fixed", FREE_ROLES[0], 8, names, BITWUZLA)
+    assert {r.verdict for r in fixed} == {Verdict.PROVED}, [r.detail for r in fixed if not r.verdict.passed]
+    unfixed = prove_role("mainline", FREE_ROLES[0], 8, names, BITWUZLA)
+    violated = {r.invariant for r in unfixed if r.verdict is Verdict.VIOLATED}
+    assert violated == {name for name, op in MAINLINE_VIOLATED if op == FREE_ROLES[0].name}
+    assert {r.verdict for r in unfixed if r.invariant not in violated} == {Verdict.PROVED}
+    for r in unfixed:
+        if r.verdict is Verdict.VIOLATED:
+            found = r.extra["counterexample"]
+            md = found["block"]["md"]
+            before = ReleaseBlock(8, int(found["block"]["alloc_map"][::-1], 2), PcpuBlockMd(**md))
+            assert block_violations("mainline", before, BLOCK_INVARIANTS) == []
+            after = run_release_on_model("mainline", FREE_ROLES[0], before, *found["area"])
+            assert block_violations("mainline", after, [r.invariant]), r.detail
+
+
+@pytest.mark.parametrize("role, name", [(SCAN, "scan-hint-before-contig-hint"),
+                                        (ALLOC_ROLES[0], "block-left-right-free-exact")])
+def test_without_the_searchs_guarantee_the_row_breaks(monkeypatch: pytest.MonkeyPatch, role: Role, name: str) -> None:
+    """The search's guarantees are needed, so not vacuous: without "the skipped area lies before the contig
+    hint" the scan may record the contig hint itself (scan_hint == contig_hint at its start); without "not
+    inside the leading free run" an allocation at bit 1 keeps left_free over it.  Both replay on the model."""
+    assert prove_role("mainline-fixed", role, 8, [name], BITWUZLA)[0].verdict is Verdict.PROVED
+    monkeypatch.setattr(release_contracts, "search_guarantee", lambda role, q: z3.BoolVal(True))
+    monkeypatch.setattr(release_contracts, "search_unmet", lambda role, block, lo, hi: [])
+    r = prove_role("mainline-fixed", role, 8, [name], BITWUZLA)[0]
+    assert r.verdict is Verdict.VIOLATED, r.to_json()
+
+
+@pytest.mark.slow
+def test_every_release_block_row_at_8_bits() -> None:
+    fixed = run_release_block_suite("mainline-fixed", 8, BITWUZLA)
+    assert len(fixed) == len(RELEASE_ROLES) * len(BLOCK_INVARIANTS)
+    assert {r.verdict for r in fixed} == {Verdict.PROVED}, [r.detail for r in fixed if not r.verdict.passed]
+    for variant in ("mainline", "linux-5.4"):
+        rows = run_release_block_suite(variant, 8, BITWUZLA)
+        assert {(r.invariant, r.op) for r in rows if r.verdict is Verdict.VIOLATED} == MAINLINE_VIOLATED
+        assert {r.verdict for r in rows if (r.invariant, r.op) not in MAINLINE_VIOLATED} == {Verdict.PROVED}
+
+
+def _pcpu_verify(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([pcpu_verify_exe(), *args], capture_output=True, text=True, timeout=600, cwd=cwd)
+
+
+def test_prove_runs_the_release_block_rows_and_refuses_what_has_none() -> None:
+    done = _pcpu_verify("prove", "--variant", "mainline-fixed", "--geometry", "block8", "--invariant",
+                        "block-nr-bits", "--solver", "bitwuzla", "--json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = json.loads(done.stdout)["results"]
+    assert sorted(r["op"] for r in rows) == sorted(role.name for role in RELEASE_ROLES)
+    assert {(r["geometry"], r["result"]) for r in rows} == {("block8", "PROVED")}
+    for geometry, variant in (("block8", "linux-4.14"), ("2xblock8", "mainline-fixed")):
+        refused = _pcpu_verify("prove", "--variant", variant, "--geometry", geometry, "--no-layout")
+        assert refused.returncode == 2 and refused.stdout == ""
+        assert refused.stderr.startswith(f"pcpu-verify: error: --geometry {geometry}: no rows for {variant}: ")
+        assert len(refused.stderr.splitlines()) == 1
