@@ -1,7 +1,8 @@
 """The scan_hint allocator's block contracts (``proofs/blocks/release_contracts.py``): 5.2's ``pcpu_block_md``.
 
-Conformance of each role with the model's own function, ``mainline-fixed`` proved, ``mainline``'s known
-block-level findings violated and replayed, the callers' guarantees needed, and the CLI.
+Conformance of each role with the model's own function, and of the model's with the kernel's (Debian 6.12's C,
+and with ``mainline-fixed.patch``), ``mainline-fixed`` proved, ``mainline``'s known block-level findings violated
+and replayed on the model and on the C, the search's guarantees needed, and the CLI.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ import pytest
 import z3
 from installed import pcpu_verify_exe
 
+from test_kernel_fixes import FIXED, patched
+
+from pcpuverify.kernel.source import load_source
 from pcpuverify.model.linux_5_4 import PcpuBlockMd
 from pcpuverify.proofs.blocks import release_contracts
 from pcpuverify.proofs.blocks.release_contracts import (
@@ -32,14 +36,16 @@ from pcpuverify.proofs.blocks.release_roles import (
     release_area,
     release_block,
     release_transition,
+    run_release_on_c,
     run_release_on_model,
 )
 from pcpuverify.proofs.blocks.roles import ALLOC_ROLES, FREE_ROLES, Role
-from pcpuverify.proofs.results import Verdict
+from pcpuverify.proofs.results import Result, Verdict
 from pcpuverify.proofs.solver import SolverOptions
 from pcpuverify.symbolic.release_state import RELEASE_BLOCK_FIELDS
 
 RELEASES = ("linux-5.4", "mainline", "mainline-fixed")
+DEBIAN_6_12 = Path(__file__).with_name("kernels") / "debian-6.12"  # mainline's code (docs/releases.md)
 BITWUZLA = SolverOptions(solver="bitwuzla", timeout=300)
 
 # mainline's block8 rows that break, each a mechanism docs/gallery.md has (15, 16, 18, and the right_free one
@@ -94,9 +100,28 @@ def test_each_release_role_in_z3_equals_the_models_function(variant: str, block_
             assert (got.bits, got.md) == (want.bits, want.md), (role.name, bits, md, lo, hi)
 
 
+def _random_block(B: int, rng: random.Random) -> ReleaseBlock:
+    return ReleaseBlock(B, rng.getrandbits(B), PcpuBlockMd(*(rng.randint(0, B) for _ in RELEASE_BLOCK_FIELDS)))
+
+
+@pytest.mark.parametrize("block_bits", [8, 16])
+def test_each_release_role_on_the_model_equals_the_kernels_function(tmp_path: Path, block_bits: int) -> None:
+    """The model's block step and the C's (``kernel/block_step.py``: the kernel's own functions on the same
+    chunk) agree on random blocks: ``mainline`` against Debian 6.12, ``mainline-fixed`` against it patched."""
+    rng = random.Random(block_bits)
+    for variant, source in (("mainline", load_source(DEBIAN_6_12)),
+                            ("mainline-fixed", patched("debian-6.12", FIXED, tmp_path))):
+        for _ in range(40):
+            role = rng.choice(RELEASE_ROLES)
+            before = _random_block(block_bits, rng)
+            lo, hi = _area_for(role, block_bits, rng)
+            want = run_release_on_model(variant, role, before, lo, hi)
+            assert run_release_on_c(source, role, before, lo, hi) == want, (variant, role.name, before, lo, hi)
+
+
 def test_mainline_fixed_keeps_every_invariant_through_a_free_inside_the_block_and_mainline_does_not() -> None:
     """One role, both variants: mainline breaks the four scan_hint claims gallery 15 and 18 break, and each
-    VIOLATED row's block replays on the model to a block that breaks it."""
+    VIOLATED row's block replays on the model, and on Debian 6.12's C, to a block that breaks it."""
     names = list(BLOCK_INVARIANTS)
     fixed = prove_role("mainline-fixed", FREE_ROLES[0], 8, names, BITWUZLA)
     assert {r.verdict for r in fixed} == {Verdict.PROVED}, [r.detail for r in fixed if not r.verdict.passed]
@@ -104,14 +129,20 @@ def test_mainline_fixed_keeps_every_invariant_through_a_free_inside_the_block_an
     violated = {r.invariant for r in unfixed if r.verdict is Verdict.VIOLATED}
     assert violated == {name for name, op in MAINLINE_VIOLATED if op == FREE_ROLES[0].name}
     assert {r.verdict for r in unfixed if r.invariant not in violated} == {Verdict.PROVED}
-    for r in unfixed:
-        if r.verdict is Verdict.VIOLATED:
-            found = r.extra["counterexample"]
-            md = found["block"]["md"]
-            before = ReleaseBlock(8, int(found["block"]["alloc_map"][::-1], 2), PcpuBlockMd(**md))
-            assert block_violations("mainline", before, BLOCK_INVARIANTS) == []
-            after = run_release_on_model("mainline", FREE_ROLES[0], before, *found["area"])
-            assert block_violations("mainline", after, [r.invariant]), r.detail
+    _replays_on_the_c([r for r in unfixed if r.verdict is Verdict.VIOLATED])
+
+
+def _replays_on_the_c(violated: list[Result]) -> None:
+    """Each row's block meets every invariant, and the C's function leaves the model's block, which breaks it."""
+    source = load_source(DEBIAN_6_12)
+    roles = {role.name: role for role in RELEASE_ROLES}
+    for r in violated:
+        found = r.extra["counterexample"]
+        before = ReleaseBlock(8, int(found["block"]["alloc_map"][::-1], 2), PcpuBlockMd(**found["block"]["md"]))
+        assert block_violations("mainline", before, BLOCK_INVARIANTS) == []
+        after = run_release_on_c(source, roles[r.op], before, *found["area"])
+        assert after == run_release_on_model("mainline", roles[r.op], before, *found["area"])
+        assert block_violations("mainline", after, [r.invariant]), r.detail
 
 
 @pytest.mark.parametrize("role, name", [(SCAN, "scan-hint-before-contig-hint"),
@@ -136,6 +167,8 @@ def test_every_release_block_row_at_8_bits() -> None:
         rows = run_release_block_suite(variant, 8, BITWUZLA)
         assert {(r.invariant, r.op) for r in rows if r.verdict is Verdict.VIOLATED} == MAINLINE_VIOLATED
         assert {r.verdict for r in rows if (r.invariant, r.op) not in MAINLINE_VIOLATED} == {Verdict.PROVED}
+        if variant == "mainline":
+            _replays_on_the_c([r for r in rows if r.verdict is Verdict.VIOLATED])
 
 
 def _pcpu_verify(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

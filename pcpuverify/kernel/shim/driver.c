@@ -15,6 +15,16 @@
  *   d START END      pcpu_chunk_depopulated() of each populated region in [START, END)
  *   F                flush the replies so far (no reply of its own)
  *
+ * and from 5.2 on, the block-level functions on a state the harness sets
+ * (pcpuverify/kernel/block_step.py):
+ *
+ *   m BITS           set the chunk's alloc_map, '0' or '1' per bit, bit 0 first
+ *   b I F0 ... F7    set md_blocks[I] (I = -1: chunk_md): scan_hint scan_hint_start
+ *                    contig_hint contig_hint_start left_free right_free first_free nr_bits
+ *   u BIT_OFF BITS   pcpu_block_update_hint_alloc(chunk, BIT_OFF, BITS)
+ *   v BIT_OFF BITS   pcpu_block_update_hint_free(chunk, BIT_OFF, BITS)
+ *   w BIT_OFF BITS   pcpu_block_update_scan(chunk, BIT_OFF, BITS)
+ *
  * Reply: "RET|WARNINGS|STATE[|RESERVED]": RET the alloc's bit offset (-1:
  * failed; 0 for other commands), WARNINGS the WARN_ON()s the step fired
  * ("file:line cond" joined by ';'), STATE the dump, space-separated, in the
@@ -329,6 +339,39 @@ static void drv_reply(int ret)
 	putchar('\n');
 }
 
+#if !defined(PCPU_LAYOUT_SEED) && !defined(PCPU_LAYOUT_4_14)
+static void drv_set_map(const char *bits)
+{
+	int i, nr_bits = DRV_MAP_BITS(drv_chunk);
+
+	for (i = 0; i < nr_bits && (bits[i] == '0' || bits[i] == '1'); i++) {
+		if (bits[i] == '1')
+			set_bit(i, drv_chunk->alloc_map);
+		else
+			clear_bit(i, drv_chunk->alloc_map);
+	}
+}
+
+static void drv_set_md(const char *fields)
+{
+	int i, f[8];
+	struct pcpu_block_md *b;
+
+	if (sscanf(fields, "%d %d %d %d %d %d %d %d %d", &i, &f[0], &f[1], &f[2], &f[3], &f[4], &f[5], &f[6],
+		   &f[7]) != 9 || i < -1 || i >= drv_chunk->nr_pages)
+		return;
+	b = i < 0 ? &drv_chunk->chunk_md : &drv_chunk->md_blocks[i];
+	b->scan_hint = f[0];
+	b->scan_hint_start = f[1];
+	b->contig_hint = f[2];
+	b->contig_hint_start = f[3];
+	b->left_free = f[4];
+	b->right_free = f[5];
+	b->first_free = f[6];
+	b->nr_bits = f[7];
+}
+#endif
+
 /* a sanitizer report ends the process: the replies before it still reach the harness */
 static void drv_flush(void)
 {
@@ -386,6 +429,28 @@ int main(void)
 		case 'F':
 			drv_flush();
 			break;
+#if !defined(PCPU_LAYOUT_SEED) && !defined(PCPU_LAYOUT_4_14)
+		case 'm':
+			drv_set_map(line + 2);
+			drv_reply(0);
+			break;
+		case 'b':
+			drv_set_md(line + 1);
+			drv_reply(0);
+			break;
+		case 'u':
+		case 'v':
+		case 'w':
+			sscanf(line + 1, "%d %d", &a, &b);
+			if (line[0] == 'u')
+				pcpu_block_update_hint_alloc(drv_chunk, a, b);
+			else if (line[0] == 'v')
+				pcpu_block_update_hint_free(drv_chunk, a, b);
+			else
+				pcpu_block_update_scan(drv_chunk, a, b);
+			drv_reply(0);
+			break;
+#endif
 		default:
 			return 2;
 		}

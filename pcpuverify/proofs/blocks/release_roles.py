@@ -23,9 +23,10 @@ block part is two of the encoder's own calls, ``pcpu_freed_extent`` and
 the function's few lines for that block with the encoder's primitives.
 ``tests/test_release_blocks.py`` holds both sides equal on concrete blocks.
 
-Concrete side: the model's own function on a chunk of three blocks whose
-middle block is the one, every other bit allocated, the area spilling one bit
-into a neighbour for ``start``, ``end`` and ``middle``.
+Concrete side: the model's own function, or the kernel's (a C build), on a
+chunk of three blocks whose middle block is the one, every other bit
+allocated, the area spilling one bit into a neighbour for ``start``, ``end``
+and ``middle`` (``block_call``).
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ from dataclasses import dataclass, replace
 import z3
 
 from pcpuverify.invariants.scan import bits_of, free_runs
-from pcpuverify.model.linux_5_4 import Linux54, PcpuBlockMd, PcpuChunk54
+from pcpuverify.kernel.block_step import c_block_step
+from pcpuverify.kernel.source import KernelSource
+from pcpuverify.model.linux_5_4 import Linux54, PcpuBlockMd
 from pcpuverify.proofs.blocks.roles import ALLOC_ROLES, FREE_ROLES, Area, Role, area, post_bits
 from pcpuverify.proofs.blocks.state import block_geometry, signed
 from pcpuverify.symbolic.bv import Bits, I, smin
@@ -156,37 +159,58 @@ def release_block(model: z3.ModelRef, chunk: SymChunk54) -> ReleaseBlock:
                         PcpuBlockMd(*(signed(model, getattr(md, f)) for f in RELEASE_BLOCK_FIELDS)))
 
 
-def full_chunk(alloc: Linux54) -> PcpuChunk54:
-    """A chunk of ``alloc``'s geometry on the model with every bit allocated and every hint as a full block's."""
-    chunk = alloc.pcpu_alloc_chunk()
-    chunk.alloc_map.value = (1 << chunk.alloc_map.nbits) - 1
-    chunk.free_bytes = 0
-    for md in [*chunk.md_blocks, chunk.chunk_md]:
-        md.scan_hint = md.scan_hint_start = md.contig_hint = md.contig_hint_start = md.left_free = md.right_free = 0
-        md.first_free = md.nr_bits
-    return chunk
+@dataclass(frozen=True)
+class BlockCall:
+    """A role's call on a chunk of three blocks whose middle block is the one: the chunk's bits once the caller
+    has set or cleared the area (spilling one bit into a neighbour for ``start``, ``end`` and ``middle``), its
+    blocks and ``chunk_md`` (the neighbours full, their hints zero), and the function's arguments."""
+
+    alloc_map: int
+    blocks: tuple[PcpuBlockMd, PcpuBlockMd, PcpuBlockMd]
+    chunk_md: PcpuBlockMd
+    bit_off: int
+    bits: int
+
+
+def block_call(role: Role, before: ReleaseBlock, lo: int, hi: int) -> BlockCall:
+    B = before.block_bits
+    full = (1 << B) - 1
+    bit_off, bits = B + lo, hi - lo
+    if role.part in ("start", "middle"):
+        bits += 1  # on into block 2
+    if role.part in ("end", "middle"):
+        bit_off, bits = bit_off - 1, bits + 1  # from the last bit of block 0
+    area_bits = ((1 << bits) - 1) << bit_off
+    everything = (full << (2 * B)) | (before.bits << B) | full
+    alloc_map = {"alloc": everything | area_bits, "free": everything & ~area_bits}.get(role.kind, everything)
+    neighbour = PcpuBlockMd(first_free=B, nr_bits=B)
+    return BlockCall(alloc_map, (neighbour, replace(before.md), replace(neighbour)),
+                     PcpuBlockMd(first_free=3 * B, nr_bits=3 * B), bit_off, bits)
 
 
 def run_release_on_model(variant: str, role: Role, before: ReleaseBlock, lo: int, hi: int) -> ReleaseBlock:
-    """The model's own function on a three-block chunk whose middle block is ``before``: that block after."""
+    """The model's own function on ``block_call``'s chunk: the middle block after."""
     B = before.block_bits
     alloc = subject(variant).model(B, 3)
     assert isinstance(alloc, Linux54), f"{variant} does not keep 5.2's blocks"
-    chunk = full_chunk(alloc)
-    full = (1 << B) - 1
-    chunk.md_blocks.blocks[1] = replace(before.md)
-    bit_off, bit_size = B + lo, hi - lo
-    if role.part in ("start", "middle"):
-        bit_size += 1  # on into block 2
-    if role.part in ("end", "middle"):
-        bit_off, bit_size = bit_off - 1, bit_size + 1  # from the last bit of block 0
-    area_bits = ((1 << bit_size) - 1) << bit_off
-    everything = (full << (2 * B)) | (before.bits << B) | full
-    chunk.alloc_map.value = {"alloc": everything | area_bits, "free": everything & ~area_bits}.get(role.kind, everything)
+    call = block_call(role, before, lo, hi)
+    chunk = alloc.pcpu_alloc_chunk()
+    chunk.alloc_map.value, chunk.free_bytes = call.alloc_map, 0
+    chunk.md_blocks.blocks[:] = [replace(md) for md in call.blocks]
+    chunk.chunk_md = replace(call.chunk_md)
     if role is SCAN:
-        alloc.pcpu_block_update_scan(chunk, bit_off, bit_size)
+        alloc.pcpu_block_update_scan(chunk, call.bit_off, call.bits)
     elif role.kind == "alloc":
-        alloc.pcpu_block_update_hint_alloc(chunk, bit_off, bit_size)
+        alloc.pcpu_block_update_hint_alloc(chunk, call.bit_off, call.bits)
     else:
-        alloc.pcpu_block_update_hint_free(chunk, bit_off, bit_size)
-    return ReleaseBlock(B, (chunk.alloc_map.value >> B) & full, replace(chunk.md_blocks[1]))
+        alloc.pcpu_block_update_hint_free(chunk, call.bit_off, call.bits)
+    return ReleaseBlock(B, (call.alloc_map >> B) & ((1 << B) - 1), replace(chunk.md_blocks[1]))
+
+
+def run_release_on_c(source: KernelSource, role: Role, before: ReleaseBlock, lo: int, hi: int) -> ReleaseBlock:
+    """The kernel's own function (``source``'s C build, ``kernel/block_step.py``) on the same chunk."""
+    B = before.block_bits
+    call = block_call(role, before, lo, hi)
+    after = c_block_step(source, B, call.alloc_map, list(call.blocks), call.chunk_md, role.kind, call.bit_off,
+                         call.bits)
+    return ReleaseBlock(B, (call.alloc_map >> B) & ((1 << B) - 1), after[1])
