@@ -32,6 +32,8 @@ the refresh's longest-run circuit cut where its lemma is proved, and
 width gets the ratio of the first to the second.  The lemma's own time is
 printed once, and counted in the first row that cuts the circuit.
 ``--op`` keeps only the named functions or roles (``prove``'s ``--op``).
+With a variant of 5.2's blocks (``--variant mainline-fixed``) the rows are
+``proofs/blocks/release_contracts.py``'s, asked one way (``full``).
 """
 
 from __future__ import annotations
@@ -262,9 +264,20 @@ QUERY_MODES = ("instantiated", "full")
 def _block_child(variant: str, bits: int, solver: SolverOptions, instantiate: bool, ops: frozenset[str] | None,
                  out: mp.Queue) -> None:
     from pcpuverify.proofs.blocks.prove import run_block_suite
+    from pcpuverify.proofs.blocks.release_contracts import run_release_block_suite
 
-    run_block_suite(variant, bits, solver, ops=ops, progress=out.put, instantiate=instantiate)
+    if _scan_hint_blocks(variant):
+        run_release_block_suite(variant, bits, solver, progress=out.put, ops=ops)
+    else:
+        run_block_suite(variant, bits, solver, ops=ops, progress=out.put, instantiate=instantiate)
     out.put(DONE)
+
+
+def _scan_hint_blocks(variant: str) -> bool:
+    """5.2's blocks (``release_contracts``): one way of asking, one row per invariant and role."""
+    from pcpuverify.symbolic.subjects import subject
+
+    return subject(variant).block_contracts == "5.2"
 
 
 def block_contract_table(variant: str, widths: list[int], solver: SolverOptions, console: Console,
@@ -272,8 +285,11 @@ def block_contract_table(variant: str, widths: list[int], solver: SolverOptions,
     """Issue 12, part 4: every block contract (``prove --geometry blockB``) at each width and in each way of
     asking it, one child process each, each query bounded by the solver's timeout.  A cell is the verdict, its
     seconds and who answered; with two ways, the ratio of the first's seconds to the second's."""
-    from pcpuverify.proofs.blocks.contracts import CONTRACTS
+    from pcpuverify.proofs.blocks.labels import BlockLabel
+    from pcpuverify.proofs.blocks.suite import label_rows
 
+    if _scan_hint_blocks(variant):
+        modes = ["full"]
     cells: dict[tuple[str, str, int, str], Result] = {}
     for bits in widths:
         for mode in modes:
@@ -303,17 +319,17 @@ def block_contract_table(variant: str, widths: list[int], solver: SolverOptions,
             table.add_column(f"block{bits} {mode}", justify="right")
         if len(modes) == 2:
             table.add_column(f"block{bits} ratio", justify="right")
-    for c in CONTRACTS:
+    for name, op in label_rows(BlockLabel(widths[0], None), variant):
         row = []
         for bits in widths:
-            found = [cells.get((c.name, c.role.name, bits, mode)) for mode in modes]
+            found = [cells.get((name, op, bits, mode)) for mode in modes]
             row += ["-" if r is None else f"{r.verdict.value} {r.seconds:.1f}s {r.extra.get('solver', '')}"
                     for r in found]
             if len(modes) == 2:
                 a, b = found
                 row.append(f"x{a.seconds / b.seconds:.2f}" if a and b and b.seconds > 0 else "-")
         if any(cell != "-" for cell in row):
-            table.add_row(c.name, c.role.name, *row)
+            table.add_row(name, op, *row)
     return table
 
 

@@ -511,22 +511,27 @@ def test_longest_run_equals_its_barrel_shifter_form(n: int) -> None:
 
 @pytest.mark.slow
 def test_check_takes_the_labels_baselines_and_caches_their_rows(tmp_path: Path) -> None:
-    """``geometries = ["block8", "1xblock8"]`` in the config: the rows are baselined, then served from the cache."""
+    """``geometries = ["block8", "1xblock8"]`` in the config: the rows are baselined, then served from the cache;
+    ``mainline-fixed`` has the scan_hint blocks' ``block8`` rows and no ``1xblock8`` item."""
     from test_check import check, write_config
 
-    write_config(tmp_path, variants=["fixed"], geometries=["block8", "1xblock8"],
+    write_config(tmp_path, variants=["fixed", "mainline-fixed"], geometries=["block8", "1xblock8"],
                  jobs=1, traces=[])
-    first, _ = check(tmp_path, "--update-baseline", "--invariant", "fit-left-is-free",
-                      "--invariant", "chunk-contig-hint-region-free")
+    picked = ("--invariant", "fit-left-is-free", "--invariant", "chunk-contig-hint-region-free",
+              "--invariant", "block-nr-bits")
+    first, _ = check(tmp_path, "--update-baseline", *picked)
     assert first.returncode == 0, first.stderr[-2000:]
     baseline = json.loads((tmp_path / "baseline.json").read_text())
     assert baseline["suites"]["fixed"]["block8"]["fit-left-is-free"]["pcpu_find_block_fit"] == "PROVED"
     assert set(baseline["suites"]["fixed"]["1xblock8"]["chunk-contig-hint-region-free"]) == {
         "pcpu_chunk_update_hint", FREE_OP}
-    second, summary = check(tmp_path, "--invariant", "fit-left-is-free", "--invariant", "chunk-contig-hint-region-free")
+    assert set(baseline["suites"]["mainline-fixed"]["block8"]["block-nr-bits"].values()) == {"PROVED"}
+    assert len(baseline["suites"]["mainline-fixed"]["block8"]["block-nr-bits"]) == 9
+    second, summary = check(tmp_path, *picked)
     assert second.returncode == 0, second.stderr[-2000:]
-    assert summary["items"] == {"fixed block8": "cached", "fixed 1xblock8": "cached"}
-    assert summary["outcomes"]["ok"] == summary["rows"] == 3
+    assert summary["items"] == {"fixed block8": "cached", "fixed 1xblock8": "cached",
+                                "mainline-fixed block8": "cached"}
+    assert summary["outcomes"]["ok"] == summary["rows"] == 3 + 9
 
 
 def test_check_refuses_a_bad_label_in_one_line(tmp_path: Path) -> None:

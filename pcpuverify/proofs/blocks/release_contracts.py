@@ -214,12 +214,14 @@ def prove_role(variant: str, role: Role, block_bits: int, names: Sequence[str], 
 
 
 def run_release_block_suite(variant: str, block_bits: int, options: SolverOptions,
-                            wanted: frozenset[str] | None = None,
-                            progress: Callable[[Result], None] | None = None) -> list[Result]:
-    """Every row of ``blockB`` for a variant with 5.2's blocks (``wanted``: only these invariants)."""
+                            wanted: frozenset[str] | None = None, progress: Callable[[Result], None] | None = None,
+                            ops: frozenset[str] | None = None) -> list[Result]:
+    """Every row of ``blockB`` for a variant with 5.2's blocks (``wanted``: only these invariants; ``ops``: only
+    these roles or functions)."""
     names = [name for name in BLOCK_INVARIANTS if wanted is None or name in wanted]
+    roles = [role for role in RELEASE_ROLES if ops is None or role.name in ops or role.function in ops]
     results: list[Result] = []
-    for role in RELEASE_ROLES if names else ():
+    for role in roles if names else ():
         for result in prove_role(variant, role, block_bits, names, options):
             results.append(result)
             if progress is not None:
