@@ -59,6 +59,8 @@ from pcpuverify.model.trace import (
 from pcpuverify.model.variants import VARIANTS, UnknownVariant
 from pcpuverify.option_ranges import DEPTH, RLIMIT, SEED, TIMEOUT
 from pcpuverify.progress_lines import ProgressLines
+from pcpuverify.kernel.block_step import SEED_AND_4_14
+from pcpuverify.kernel.source import KernelSource, SourceError, load_source
 from pcpuverify.proofs.blocks.labels import BlockLabel, is_block_label, parse_block_label
 from pcpuverify.proofs.blocks.suite import ROW_NAMES as BLOCK_ROW_NAMES
 from pcpuverify.proofs.blocks.suite import label_rows, run_label
@@ -484,6 +486,21 @@ def _block_label(spec: str) -> BlockLabel:
         raise click.BadParameter(str(e), param_hint="'--geometry'") from None
 
 
+def _block_source(path: str, labels: list[BlockLabel]) -> KernelSource:
+    """``prove --source``: a scan_hint release's C, for a blockB label's rows (one line if not)."""
+    if not any(label.nr_blocks is None for label in labels):
+        raise click.UsageError("--source replays block rows: give a --geometry blockBITS label too")
+    try:
+        source = load_source(path)
+        layout = source.layout
+    except SourceError as e:
+        raise click.UsageError(f"--source: {e}") from None
+    if layout in SEED_AND_4_14:
+        raise click.UsageError(f"--source: {source.percpu_c} has the {layout} layout; the block rows replay on"
+                               " a scan_hint release's C (5.2 on)")
+    return source
+
+
 def _geometry(spec: str) -> Geometry:
     try:
         geometry = Geometry.parse(spec)
@@ -531,12 +548,16 @@ def _geometry(spec: str) -> Geometry:
                    " for the release variants, whose pcpu_setup_first_chunk has no symbolic form).")
 @click.option("--rows", is_flag=True, help="Print every obligation as a table row (default: counts and findings).")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.option("--source", "source_path", metavar="PATH", default=None,
+              help="With a blockBITS label: replay each VIOLATED block row of a scan_hint release (linux-5.4,"
+                   " mainline, mainline-fixed) on the C build of this mm/percpu.c too (a tree, its mm/ folder or"
+                   " the file; 5.2 on); a row whose C block differs from the model's is NONCONFORMANT.")
 @variant_module_option
 @user_errors
 def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tuple[str, ...], ops: tuple[str, ...],
           timeout: float, rlimit: int, seed: int, solver: str, depth: int, search_walks: int, jobs: int,
           traces_dir: str | None, witness_paths: tuple[str, ...], no_witnesses: bool, layout: bool, rows: bool,
-          as_json: bool) -> None:
+          as_json: bool, source_path: str | None) -> None:
     """Prove or refute every invariant for every operation on small geometries.
 
     Each obligation is PROVED (unsat, assumptions satisfiable), VIOLATED
@@ -555,6 +576,7 @@ def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tu
     labels = [_block_label(g) for g in geometries if is_block_label(g)]  # compositional rows, skipped with --op
     if no_witnesses and witness_paths:
         raise click.UsageError("--witnesses and --no-witnesses exclude each other")
+    source = _block_source(source_path, labels) if source_path is not None else None
     traces = output_directory(traces_dir) if traces_dir is not None else None
     witnesses = [] if no_witnesses else load_witnesses([Path(p) for p in witness_paths] or _project_traces())
     # by default the project's matrix (its config's variants), as before the release encodings; outside a
@@ -609,7 +631,7 @@ def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tu
                     if lines is not None:
                         lines.add(name, total, r)
 
-                results += run_label(variant, label, options.solver, picked, shown)
+                results += run_label(variant, label, options.solver, picked, shown, source)
                 if lines is not None:
                     lines.suite_done()
                 progress.remove_task(task)

@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 import z3
 
 from pcpuverify.invariants.check import invariant
+from pcpuverify.kernel.source import KernelSource
 from pcpuverify.model.linux_5_4 import Linux54
 from pcpuverify.proofs.blocks.labels import block_label
 from pcpuverify.proofs.blocks.release_roles import (
@@ -39,6 +40,7 @@ from pcpuverify.proofs.blocks.release_roles import (
     release_area,
     release_block,
     release_transition,
+    run_release_on_c,
     run_release_on_model,
 )
 from pcpuverify.proofs.blocks.roles import Area, Role, area_mask
@@ -171,8 +173,10 @@ def _row(variant: str, role: Role, block_bits: int, name: str, verdict: Verdict,
                   extra={k: v for k, v in info.items() if v is not None})
 
 
-def _replayed(variant: str, role: Role, q: ReleaseQuery, name: str, answer: Answer, vacuity: Answer) -> Result:
-    """The solver's block, replayed: VIOLATED when the model breaks ``name`` from a block that meets the pre."""
+def _replayed(variant: str, role: Role, q: ReleaseQuery, name: str, answer: Answer, vacuity: Answer,
+              source: KernelSource | None) -> Result:
+    """The solver's block, replayed: VIOLATED when the model breaks ``name`` from a block that meets the pre, and,
+    given a kernel ``source``, its C build's function leaves the same block (NONCONFORMANT if not)."""
     assert answer.model is not None
     before = release_block(answer.model, q.pre)
     lo, hi = signed(answer.model, q.area.lo), signed(answer.model, q.area.hi)
@@ -186,14 +190,22 @@ def _replayed(variant: str, role: Role, q: ReleaseQuery, name: str, answer: Answ
             "the model keeps the invariant"
         return _row(variant, role, q.block_bits, name, Verdict.SPURIOUS, answer, vacuity, f"{why}: {where}",
                     counterexample=found)
+    detail = f"{'; '.join(broken)}; {where}; after: {after.describe()}"
+    if source is None:
+        return _row(variant, role, q.block_bits, name, Verdict.VIOLATED, answer, vacuity, detail, counterexample=found)
+    on_c = run_release_on_c(source, role, before, lo, hi)
+    if on_c != after:
+        return _row(variant, role, q.block_bits, name, Verdict.NONCONFORMANT, answer, vacuity,
+                    f"the model and {source.percpu_c} disagree: the C's block after is {on_c.describe()}; {detail}",
+                    counterexample=found, c_source=str(source.percpu_c))
     return _row(variant, role, q.block_bits, name, Verdict.VIOLATED, answer, vacuity,
-                f"{'; '.join(broken)}; {where}; after: {after.describe()}", counterexample=found)
+                f"{detail}; the same on {source.percpu_c}", counterexample=found, c_source=str(source.percpu_c))
 
 
-def prove_role(variant: str, role: Role, block_bits: int, names: Sequence[str], options: SolverOptions
-               ) -> list[Result]:
+def prove_role(variant: str, role: Role, block_bits: int, names: Sequence[str], options: SolverOptions,
+               source: KernelSource | None = None) -> list[Result]:
     """Each named invariant kept by ``role``: one vacuity check, then one query per invariant (in parallel
-    with ``options.jobs``)."""
+    with ``options.jobs``); a sat replayed on the model, and on ``source``'s C build if given."""
     q = build_release_query(variant, role, block_bits)
     pre = precondition(role, q)
     vacuity = check([pre], options)
@@ -207,7 +219,7 @@ def prove_role(variant: str, role: Role, block_bits: int, names: Sequence[str], 
         if answer.status == "unsat":
             results.append(_row(variant, role, block_bits, name, Verdict.PROVED, answer, vacuity))
         elif answer.status == "sat" and answer.model is not None:
-            results.append(_replayed(variant, role, q, name, answer, vacuity))
+            results.append(_replayed(variant, role, q, name, answer, vacuity, source))
         else:
             results.append(_row(variant, role, block_bits, name, Verdict.UNKNOWN, answer, vacuity, answer.reason))
     return results
@@ -215,14 +227,14 @@ def prove_role(variant: str, role: Role, block_bits: int, names: Sequence[str], 
 
 def run_release_block_suite(variant: str, block_bits: int, options: SolverOptions,
                             wanted: frozenset[str] | None = None, progress: Callable[[Result], None] | None = None,
-                            ops: frozenset[str] | None = None) -> list[Result]:
+                            ops: frozenset[str] | None = None, source: KernelSource | None = None) -> list[Result]:
     """Every row of ``blockB`` for a variant with 5.2's blocks (``wanted``: only these invariants; ``ops``: only
-    these roles or functions)."""
+    these roles or functions; ``source``: a kernel whose C replays each VIOLATED row too)."""
     names = [name for name in BLOCK_INVARIANTS if wanted is None or name in wanted]
     roles = [role for role in RELEASE_ROLES if ops is None or role.name in ops or role.function in ops]
     results: list[Result] = []
     for role in roles if names else ():
-        for result in prove_role(variant, role, block_bits, names, options):
+        for result in prove_role(variant, role, block_bits, names, options, source):
             results.append(result)
             if progress is not None:
                 progress(result)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from pcpuverify.kernel.source import KernelSource
 from pcpuverify.proofs.blocks.compose import CHUNK_HINT_INVARIANTS, COMPOSED_OPS, run_composed_suite
 from pcpuverify.proofs.blocks.contracts import CONTRACTS
 from pcpuverify.proofs.blocks.labels import BlockLabel
@@ -38,9 +39,10 @@ def label_rows(label: BlockLabel, variant: str, wanted: frozenset[str] | None = 
 
 
 def run_label(variant: str, label: BlockLabel, options: SolverOptions, wanted: frozenset[str] | None = None,
-              progress: Callable[[Result], None] | None = None) -> list[Result]:
+              progress: Callable[[Result], None] | None = None, source: KernelSource | None = None) -> list[Result]:
+    """The label's rows for ``variant``; ``source``: a kernel whose C replays the scan_hint blocks' VIOLATED rows."""
     if label.nr_blocks is not None:
         return run_composed_suite(variant, label.block_bits, label.nr_blocks, options, wanted, None, progress)
     if _scan_hint_blocks(variant):
-        return run_release_block_suite(variant, label.block_bits, options, wanted, progress)
+        return run_release_block_suite(variant, label.block_bits, options, wanted, progress, source=source)
     return run_block_suite(variant, label.block_bits, options, wanted, None, progress)
