@@ -35,12 +35,11 @@ from dataclasses import dataclass, replace
 
 import z3
 
-from pcpuverify.invariants.scan import bits_of, free_runs
 from pcpuverify.kernel.block_step import c_block_step
 from pcpuverify.kernel.source import KernelSource
 from pcpuverify.model.linux_5_4 import Linux54, PcpuBlockMd
 from pcpuverify.proofs.blocks.roles import ALLOC_ROLES, FREE_ROLES, Area, Role, area, post_bits
-from pcpuverify.proofs.blocks.state import block_geometry, signed
+from pcpuverify.proofs.blocks.state import block_geometry, block_json, drawn_bits, signed
 from pcpuverify.symbolic.bv import Bits, I, smin
 from pcpuverify.symbolic.encode_linux_5_4 import SymLinux54
 from pcpuverify.symbolic.release_state import RELEASE_BLOCK_FIELDS, SymBlockMd, SymChunk54, fresh_chunk54
@@ -133,22 +132,14 @@ class ReleaseBlock:
     md: PcpuBlockMd
 
     def describe(self) -> str:
-        """The bits drawn (up to 64), or the free runs of a wider block, then the metadata."""
-        if self.block_bits <= 64:
-            drawn = "bits " + "".join("#" if (self.bits >> i) & 1 else "." for i in range(self.block_bits))
-            drawn += " (# allocated, bit 0 first)"
-        else:
-            runs = free_runs(bits_of(self.bits, 0, self.block_bits))
-            drawn = f"{self.block_bits} bits, free at " + (", ".join(f"[{r.start}, {r.start + r.length})"
-                                                                   for r in runs) or "none")
+        """The bits drawn, then the metadata."""
         m = self.md
-        return (f"{drawn}; scan_hint={m.scan_hint}@{m.scan_hint_start} contig_hint={m.contig_hint}@"
-                f"{m.contig_hint_start} left_free={m.left_free} right_free={m.right_free} first_free={m.first_free}"
-                f" nr_bits={m.nr_bits}")
+        return (f"{drawn_bits(self.bits, self.block_bits)}; scan_hint={m.scan_hint}@{m.scan_hint_start}"
+                f" contig_hint={m.contig_hint}@{m.contig_hint_start} left_free={m.left_free}"
+                f" right_free={m.right_free} first_free={m.first_free} nr_bits={m.nr_bits}")
 
     def to_json(self) -> dict[str, object]:
-        return {"block_bits": self.block_bits, "alloc_map": format(self.bits, f"0{self.block_bits}b")[::-1],
-                "md": vars(self.md).copy()}
+        return block_json(self.block_bits, self.bits, self.md)
 
 
 def release_block(model: z3.ModelRef, chunk: SymChunk54) -> ReleaseBlock:

@@ -66,21 +66,27 @@ class ConcreteBlock:
     md: PcpuBitmapMd
 
     def describe(self) -> str:
-        """The bits drawn (up to 64), or the free runs of a wider block, then the metadata."""
-        if self.block_bits <= 64:
-            drawn = "bits " + "".join("#" if (self.bits >> i) & 1 else "." for i in range(self.block_bits))
-            drawn += " (# allocated, bit 0 first)"
-        else:
-            runs = free_runs(bits_of(self.bits, 0, self.block_bits))
-            drawn = f"{self.block_bits} bits, free at " + (", ".join(f"[{r.start}, {r.start + r.length})"
-                                                                   for r in runs) or "none")
+        """The bits drawn, then the metadata."""
         m = self.md
-        return (f"{drawn}; contig_hint={m.contig_hint}@{m.contig_hint_start}"
+        return (f"{drawn_bits(self.bits, self.block_bits)}; contig_hint={m.contig_hint}@{m.contig_hint_start}"
                 f" left_free={m.left_free} right_free={m.right_free} first_free={m.first_free}")
 
     def to_json(self) -> dict[str, object]:
-        return {"block_bits": self.block_bits, "alloc_map": format(self.bits, f"0{self.block_bits}b")[::-1],
-                "md": vars(self.md).copy()}
+        return block_json(self.block_bits, self.bits, self.md)
+
+
+def drawn_bits(bits: int, block_bits: int) -> str:
+    """A block's bits drawn (up to 64), or the free runs of a wider block."""
+    if block_bits <= 64:
+        return "bits " + "".join("#" if (bits >> i) & 1 else "." for i in range(block_bits)) + \
+            " (# allocated, bit 0 first)"
+    runs = free_runs(bits_of(bits, 0, block_bits))
+    return f"{block_bits} bits, free at " + (", ".join(f"[{r.start}, {r.start + r.length})" for r in runs) or "none")
+
+
+def block_json(block_bits: int, bits: int, md: object) -> dict[str, object]:
+    """A block in a row's JSON: its bits as a string, bit 0 first, and its metadata's fields."""
+    return {"block_bits": block_bits, "alloc_map": format(bits, f"0{block_bits}b")[::-1], "md": vars(md).copy()}
 
 
 def signed(model: z3.ModelRef, term: z3.BitVecRef) -> int:
