@@ -48,6 +48,17 @@ def test_block_contract_table_compares_the_instantiated_and_the_full_queries() -
         assert f"(bitwuzla; {mode})" in line, line
 
 
+def test_block_contract_table_of_a_scan_hint_release_has_its_own_rows() -> None:
+    """``--variant mainline-fixed``: 5.2's block rows (one per invariant), asked one way whatever ``--queries``."""
+    from pcpuverify.proofs.blocks.release_contracts import BLOCK_INVARIANTS
+
+    out = run_bench("bench_proofs.py", "--variant", "mainline-fixed", "--blocks", "8", "--settings", "bitwuzla:1",
+                    "--budget", "60", "--queries", "instantiated,full", "--op", "pcpu_block_update_hint_free:same")
+    assert "block8 full: " in out and f"for {len(BLOCK_INVARIANTS)} contracts" in out and "instantiated" not in out
+    rows = [line for line in out.splitlines() if "│" in line and "pcpu_block_update_hint_free:same" in line]
+    assert len(rows) == len(BLOCK_INVARIANTS) and all("PROVED" in row for row in rows), out
+
+
 def test_block_contract_table_refuses_an_unknown_way_of_asking() -> None:
     done = subprocess.run([sys.executable, str(BENCH / "bench_proofs.py"), "--blocks", "8", "--queries", "lazy"],
                           capture_output=True, text=True, timeout=120)
