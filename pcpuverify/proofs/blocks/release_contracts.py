@@ -3,8 +3,9 @@
 For a variant with 5.2's blocks (``linux-5.4``, ``mainline``,
 ``mainline-fixed``) a ``blockB`` row is one invariant of
 ``BLOCK_INVARIANTS`` and one role (``release_roles``): from a block of B
-bits that meets every one of them, and the role's precondition on its area,
-the function's part on the block keeps that invariant.  The invariants are
+bits that meets every one of them, and the area its caller hands it
+(``precondition``, ``search_guarantee``), the function's part on the block
+keeps that invariant.  The invariants are
 the project's own, each with the sentence of the release's comments it
 encodes, and their own Z3 predicates, asked of a one-block chunk whose
 ``chunk_md`` is the block (``as_block``: the predicates' ``chunk_md`` half
@@ -14,7 +15,9 @@ A row is PROVED when the query is unsat and the precondition (once per role)
 is satisfiable; a sat is replayed on the model's own function
 (``release_roles.run_release_on_model``): VIOLATED when the model's block
 meets every invariant before and breaks the row's after, SPURIOUS (a
-failure of ours, never a pass) otherwise.  What the rows do not cover:
+failure of ours, never a pass) otherwise; given a kernel source, on its C
+build too, NONCONFORMANT where the C leaves another block.  A row's seconds
+are its own query's; the role's vacuity check is in its ``vacuity``.  What the rows do not cover:
 the chunk (``chunk_md``, ``pcpu_chunk_refresh_hint``, the slots, the
 population) and reachability -- a VIOLATED row is a block from which one
 call breaks the invariant, not a trace from a new chunk.
@@ -113,13 +116,17 @@ def search_guarantee(role: Role, q: ReleaseQuery) -> z3.BoolRef:
 
     An allocation never starts inside the block's leading free run past its first bit: the block's first bit
     is aligned to every alignment (at most ``PCPU_BITMAP_BLOCK_BITS``), so a search that reaches it takes the
-    area there, and no search starts inside that run (``pcpu_next_hint`` gives ``first_free``, then 0, or a
-    scan hint's end, an allocated bit; the cross-block and right-edge regions of ``pcpu_next_fit_region``
-    start at a block's end or first bit).  ``pcpu_block_update_scan`` gets an area the search skipped: it ends
-    at the allocated bit ``find_next_bit`` stopped at, before the block's contig hint, because only a region
-    of the contig branch of ``pcpu_next_fit_region`` is searched past a skipped area (the others are aligned
-    free areas that fit at their start), that search starts at ``pcpu_next_hint``, before the hint, and first
-    fit stops at the hint's aligned start, which fits.  A free's block part needs nothing more.
+    area there, and no search starts inside that run.  ``pcpu_next_hint`` gives ``first_free`` (0 when that run
+    is not empty, by ``first-free-not-above-first-free-bit``) or a scan hint's end (an allocated bit, by
+    ``scan-hint-maximal``); the right-edge and cross-block regions of ``pcpu_next_fit_region`` start in a
+    block's trailing free run (``ALIGN(PCPU_BITMAP_BLOCK_BITS - right_free, align)``), which is its leading
+    run only when the whole block is free, and then at bit 0.
+
+    ``pcpu_block_update_scan`` gets an area the search skipped: it ends at the allocated bit ``find_next_bit``
+    stopped at, before the block's contig hint.  Only a region of the contig branch of ``pcpu_next_fit_region``
+    is searched past a skipped area (the others are aligned free areas that fit at their start); that search
+    starts at ``pcpu_next_hint``, before the hint, and first fit stops at the hint's aligned start, which fits;
+    a skipped area cannot run into the hint, which is the longest run.  A free's block part needs nothing more.
     """
     B, md, bits, lo, hi = q.block_bits, md_of(q.pre), q.pre.alloc_map, q.area.lo, q.area.hi
     if role.kind == "alloc":
