@@ -43,6 +43,8 @@ from pcpuverify.exits import (
 from pcpuverify.invariants.base import Violation
 from pcpuverify.invariants.check import TraceReplay, UnknownInvariant, invariant
 from pcpuverify.invariants.check import replay as replay_trace
+from pcpuverify.kernel.block_step import SEED_AND_4_14
+from pcpuverify.kernel.source import KernelSource, SourceError, load_source
 from pcpuverify.model.first_chunk import LayoutError
 from pcpuverify.model.geometry import Geometry, GeometryError
 from pcpuverify.model.ops import FirstChunkInit, op_to_json
@@ -59,8 +61,6 @@ from pcpuverify.model.trace import (
 from pcpuverify.model.variants import VARIANTS, UnknownVariant
 from pcpuverify.option_ranges import DEPTH, RLIMIT, SEED, TIMEOUT
 from pcpuverify.progress_lines import ProgressLines
-from pcpuverify.kernel.block_step import SEED_AND_4_14
-from pcpuverify.kernel.source import KernelSource, SourceError, load_source
 from pcpuverify.proofs.blocks.labels import BlockLabel, is_block_label, parse_block_label
 from pcpuverify.proofs.blocks.suite import ROW_NAMES as BLOCK_ROW_NAMES
 from pcpuverify.proofs.blocks.suite import label_rows, run_label
