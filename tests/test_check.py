@@ -276,6 +276,16 @@ def test_layout_rows_are_checked_cached_and_filtered(tmp_path: Path) -> None:
     proofs = [r for r in s3["results"] if r["kind"] == "proof"]
     assert {(r["geometry"], r["invariant"]) for r in proofs} == {k for k in owed if k[1] == STATIC_OVERLAP}
 
+    # an update keeps a layout row's recorded counterexample while the row stays VIOLATED: the solver's next
+    # model is another description of the same finding, and rewriting it made every update touch such rows
+    recorded = json.loads((tmp_path / "baseline.json").read_text())
+    recorded["suites"]["v1-patch09"]["page4096/setup"][STATIC_OVERLAP]["layout"]["counterexample"] = "as recorded"
+    (tmp_path / "baseline.json").write_text(json.dumps(recorded))
+    kept, _ = check(tmp_path, "--update-baseline", "--invariant", STATIC_OVERLAP)
+    assert kept.returncode == 0, kept.stderr[-2000:]
+    entry = json.loads((tmp_path / "baseline.json").read_text())["suites"]["v1-patch09"]["page4096/setup"]
+    assert entry[STATIC_OVERLAP]["layout"] == {"verdict": "VIOLATED", "counterexample": "as recorded"}
+
     # the budget: layout rows it does not reach are NOT RUN, never passed
     cut, s4 = check(tmp_path, "--no-cache", "--budget", "1")
     assert cut.returncode == 3 and s4["items"]["v1-patch09 layout"] == "not run", s4["items"]

@@ -277,7 +277,10 @@ def _run_check(config: Config, executor: Executor, progress: ProgressFn | None, 
             statefuls.append(StatefulItem(variant, config.stateful_examples, stateful_key(config, variant),
                                           estimate=0.16 * config.stateful_examples))
 
-    citems = c_items(config.sources, config.root, geometries, config.depth, config.stateful_examples, config.seed)
+    # the C search runs on chunk geometries: a compositional label has none (its block rows run on the model)
+    chunk_geometries = [g for g in geometries if isinstance(g, Geometry)]
+    citems = c_items(config.sources, config.root, chunk_geometries, config.depth, config.stateful_examples,
+                     config.seed)
 
     suite_results: dict[str, list[Result]] = {}  # suites and layout suites, by label
     stateful_results: dict[str, dict[str, Any]] = {}  # the stateful machines and the C sources, by label
@@ -568,7 +571,12 @@ def baseline_from(run: CheckRun, old: Baseline) -> Baseline:
     for r in proof_rows:
         entry: Any = r.verdict
         if r.verdict == Verdict.VIOLATED.value and isinstance(r.key.setting, LayoutSetting):
-            entry = {"verdict": r.verdict, "counterexample": (r.layout or {}).get("description", "")}
+            # a layout row still VIOLATED keeps its recorded counterexample: the solver's next model is another
+            # description of the same finding, and rewriting it made every update touch rows it did not change
+            before = old.suites.get(r.key.subject, {}).get(r.key.setting.label, {}).get(r.key.invariant, {})
+            kept = before.get(r.key.op)
+            entry = kept if isinstance(kept, dict) and kept.get("verdict") == r.verdict else {
+                "verdict": r.verdict, "counterexample": (r.layout or {}).get("description", "")}
         elif r.verdict == Verdict.VIOLATED.value:
             entry = {"verdict": r.verdict, "trace": r.trace}
         key = r.key
