@@ -1,4 +1,4 @@
-"""What the scan_hint allocator's block-level functions do to one block, in Z3 and on the model, side by side.
+"""What the scan_hint allocator's block-level functions do to one block: in Z3, on the model and on the C.
 
 The released allocators from 5.2 on (``linux-5.4``, ``mainline``,
 ``mainline-fixed``) keep 5.2's ``struct pcpu_block_md`` per block (with
