@@ -288,7 +288,8 @@ def block_contract_table(variant: str, widths: list[int], solver: SolverOptions,
     from pcpuverify.proofs.blocks.labels import BlockLabel
     from pcpuverify.proofs.blocks.suite import label_rows
 
-    if _scan_hint_blocks(variant):
+    if _scan_hint_blocks(variant) and modes != ["full"]:
+        console.print(f"{variant}: 5.2's block rows are asked one way, full (--queries {','.join(modes)} ignored)")
         modes = ["full"]
     cells: dict[tuple[str, str, int, str], Result] = {}
     for bits in widths:
