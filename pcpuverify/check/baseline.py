@@ -18,6 +18,7 @@ from pcpuverify.check.obligation import (
 )
 from pcpuverify.check.outcomes import BASELINE_FORMAT, NOT_RUN, TOOL_FAILURES, CheckError, Outcome
 from pcpuverify.model.trace import TraceError, read_input, trace_from_json
+from pcpuverify.proofs.blocks.labels import BlockLabel
 from pcpuverify.proofs.results import Verdict
 
 
@@ -153,6 +154,8 @@ def load_baseline(path: Path, required: bool = True) -> Baseline:
                         # 64-bit inputs, not a sequence of operations: nothing to replay
                         if isinstance(entry, dict) and not isinstance(entry.get("counterexample", ""), str):
                             raise CheckError(f"{where}: a layout row's counterexample must be a string")
+                    elif verdict == Verdict.VIOLATED.value and isinstance(setting.geometry, BlockLabel):
+                        pass  # a block row's counterexample is a block, not a trace from a new chunk: none to replay
                     elif verdict == Verdict.VIOLATED.value:
                         if not isinstance(entry, dict) or not isinstance(entry.get("trace"), dict):
                             raise CheckError(f"{where}: a VIOLATED row needs its trace")

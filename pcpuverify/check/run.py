@@ -262,6 +262,8 @@ def _run_check(config: Config, executor: Executor, progress: ProgressFn | None, 
         for g in geometries:
             if not runs_suite(variant, g) or isinstance(g, BlockLabel) and filters[1] is not None:
                 continue  # as in prove: an --op filter names the suite's operations, not the block functions
+            if isinstance(g, BlockLabel) and not suite_obligations(variant, g, *filters):
+                continue  # an --invariant filter that names none of this variant's block rows
             key = suite_key(config, variant, g)
             estimate = 60.0 if isinstance(g, BlockLabel) else 0.6 * g.nr_bits ** 1.5 * config.depth
             suites.append(SuiteItem(variant, g, config.suite_options, *filters, key,
@@ -577,8 +579,8 @@ def baseline_from(run: CheckRun, old: Baseline) -> Baseline:
             kept = before.get(r.key.op)
             entry = kept if isinstance(kept, dict) and kept.get("verdict") == r.verdict else {
                 "verdict": r.verdict, "counterexample": (r.layout or {}).get("description", "")}
-        elif r.verdict == Verdict.VIOLATED.value:
-            entry = {"verdict": r.verdict, "trace": r.trace}
+        elif r.verdict == Verdict.VIOLATED.value and not isinstance(r.key.setting.geometry, BlockLabel):
+            entry = {"verdict": r.verdict, "trace": r.trace}  # a block row's is a block: the verdict alone
         key = r.key
         ops = suites.setdefault(key.subject, {}).setdefault(key.setting.label, {}).setdefault(key.invariant, {})
         ops[key.op] = entry
