@@ -265,19 +265,13 @@ def _block_child(variant: str, bits: int, solver: SolverOptions, instantiate: bo
                  out: mp.Queue) -> None:
     from pcpuverify.proofs.blocks.prove import run_block_suite
     from pcpuverify.proofs.blocks.release_contracts import run_release_block_suite
+    from pcpuverify.proofs.blocks.suite import scan_hint_blocks
 
-    if _scan_hint_blocks(variant):
+    if scan_hint_blocks(variant):
         run_release_block_suite(variant, bits, solver, progress=out.put, ops=ops)
     else:
         run_block_suite(variant, bits, solver, ops=ops, progress=out.put, instantiate=instantiate)
     out.put(DONE)
-
-
-def _scan_hint_blocks(variant: str) -> bool:
-    """5.2's blocks (``release_contracts``): one way of asking, one row per invariant and role."""
-    from pcpuverify.symbolic.subjects import subject
-
-    return subject(variant).block_contracts == "5.2"
 
 
 def block_contract_table(variant: str, widths: list[int], solver: SolverOptions, console: Console,
@@ -286,9 +280,9 @@ def block_contract_table(variant: str, widths: list[int], solver: SolverOptions,
     asking it, one child process each, each query bounded by the solver's timeout.  A cell is the verdict, its
     seconds and who answered; with two ways, the ratio of the first's seconds to the second's."""
     from pcpuverify.proofs.blocks.labels import BlockLabel
-    from pcpuverify.proofs.blocks.suite import label_rows
+    from pcpuverify.proofs.blocks.suite import label_rows, scan_hint_blocks
 
-    if _scan_hint_blocks(variant) and modes != ["full"]:
+    if scan_hint_blocks(variant) and modes != ["full"]:
         console.print(f"{variant}: 5.2's block rows are asked one way, full (--queries {','.join(modes)} ignored)")
         modes = ["full"]
     cells: dict[tuple[str, str, int, str], Result] = {}

@@ -43,7 +43,8 @@ from pcpuverify.exits import (
 from pcpuverify.invariants.base import Violation
 from pcpuverify.invariants.check import TraceReplay, UnknownInvariant, invariant
 from pcpuverify.invariants.check import replay as replay_trace
-from pcpuverify.kernel.block_step import SEED_AND_4_14
+from pcpuverify.kernel.block_step import BLOCK_CALL_PAGES, SEED_AND_4_14
+from pcpuverify.kernel.build import build
 from pcpuverify.kernel.source import KernelSource, SourceError, load_source
 from pcpuverify.model.first_chunk import LayoutError
 from pcpuverify.model.geometry import Geometry, GeometryError
@@ -498,6 +499,11 @@ def _block_source(path: str, labels: list[BlockLabel]) -> KernelSource:
     if layout in SEED_AND_4_14:
         raise click.UsageError(f"--source: {source.percpu_c} has the {layout} layout; the block rows replay on"
                                " a scan_hint release's C (5.2 on)")
+    try:  # built now (cached), so that a source gcc refuses is one line here, not a traceback mid-proof
+        for label in labels:
+            build(source, label.block_bits, BLOCK_CALL_PAGES)
+    except SourceError as e:
+        raise click.UsageError(f"--source: {e}") from None
     return source
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -212,6 +213,13 @@ def test_prove_source_replays_the_violated_block_rows_on_the_c(tmp_path: Path) -
     (seed / "percpu.c").write_text("int first_free_block;\nint free_bits;\nint contig_hint;\n")
     (seed / "percpu-internal.h").write_text("")
     seed_c = _pcpu_verify("prove", "--variant", "mainline", "--geometry", "block8", "--source", str(seed))
-    for refused in (no_label, seed_c):
+    broken = tmp_path / "broken"  # a 5.2 layout gcc refuses: built before any proof, so one line, no traceback
+    shutil.copytree(DEBIAN_6_12 / "mm", broken / "mm")
+    text = (broken / "mm" / "percpu.c").read_text()
+    (broken / "mm" / "percpu.c").write_text(text.replace("static void pcpu_block_update_scan(",
+                                                         "static void pcpu_block_update_scan(int nonsense, ", 1))
+    refused_build = _pcpu_verify("prove", "--variant", "mainline", "--geometry", "block8", "--source", str(broken))
+    assert "does not compile" in refused_build.stderr
+    for refused in (no_label, seed_c, refused_build):
         assert refused.returncode == 2 and refused.stdout == "" and len(refused.stderr.splitlines()) == 1
         assert refused.stderr.startswith("pcpu-verify: error: --source")

@@ -22,6 +22,7 @@ from pcpuverify.model.linux_5_4 import PcpuBlockMd
 
 CALLS = {"alloc": "u", "free": "v", "scan": "w"}  # a role's kind -> the driver's command
 SEED_AND_4_14 = ("seed", "4.14")
+BLOCK_CALL_PAGES = 3  # proofs/blocks/release_roles.block_call: the block between two neighbours
 
 
 class BlockStepError(RuntimeError):

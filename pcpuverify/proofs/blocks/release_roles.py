@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 
 import z3
 
-from pcpuverify.kernel.block_step import c_block_step
+from pcpuverify.kernel.block_step import BLOCK_CALL_PAGES, c_block_step
 from pcpuverify.kernel.source import KernelSource
 from pcpuverify.model.linux_5_4 import Linux54, PcpuBlockMd
 from pcpuverify.proofs.blocks.roles import ALLOC_ROLES, FREE_ROLES, Area, Role, area, post_bits
@@ -182,7 +182,7 @@ def block_call(role: Role, before: ReleaseBlock, lo: int, hi: int) -> BlockCall:
 def run_release_on_model(variant: str, role: Role, before: ReleaseBlock, lo: int, hi: int) -> ReleaseBlock:
     """The model's own function on ``block_call``'s chunk: the middle block after."""
     B = before.block_bits
-    alloc = subject(variant).model(B, 3)
+    alloc = subject(variant).model(B, BLOCK_CALL_PAGES)
     assert isinstance(alloc, Linux54), f"{variant} does not keep 5.2's blocks"
     call = block_call(role, before, lo, hi)
     chunk = alloc.pcpu_alloc_chunk()

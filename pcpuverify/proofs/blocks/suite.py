@@ -23,7 +23,8 @@ from pcpuverify.symbolic.subjects import subject
 ROW_NAMES = frozenset({c.name for c in CONTRACTS} | set(CHUNK_HINT_INVARIANTS) | set(BLOCK_INVARIANTS))
 
 
-def _scan_hint_blocks(variant: str) -> bool:
+def scan_hint_blocks(variant: str) -> bool:
+    """Whether ``variant``'s block rows are 5.2's (``release_contracts``)."""
     return subject(variant).block_contracts == "5.2"
 
 
@@ -31,7 +32,7 @@ def label_rows(label: BlockLabel, variant: str, wanted: frozenset[str] | None = 
     """The (invariant, op) rows a label owes for ``variant``, in the order they are proved."""
     if label.nr_blocks is not None:
         rows = [(name, op) for op in COMPOSED_OPS for name in CHUNK_HINT_INVARIANTS]
-    elif _scan_hint_blocks(variant):
+    elif scan_hint_blocks(variant):
         return release_label_rows(wanted)
     else:
         rows = [(c.name, c.role.name) for c in CONTRACTS]
@@ -43,6 +44,6 @@ def run_label(variant: str, label: BlockLabel, options: SolverOptions, wanted: f
     """The label's rows for ``variant``; ``source``: a kernel whose C replays the scan_hint blocks' VIOLATED rows."""
     if label.nr_blocks is not None:
         return run_composed_suite(variant, label.block_bits, label.nr_blocks, options, wanted, None, progress)
-    if _scan_hint_blocks(variant):
+    if scan_hint_blocks(variant):
         return run_release_block_suite(variant, label.block_bits, options, wanted, progress, source=source)
     return run_block_suite(variant, label.block_bits, options, wanted, None, progress)
