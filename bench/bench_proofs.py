@@ -215,13 +215,14 @@ def main() -> None:
     parser.add_argument("--blocks", type=lambda v: [int(b) for b in v.split(",")], default=None, metavar="64,256,1024",
                         help="only the block-contract table at these bits per block (--settings' first solver,"
                              " --budget seconds per query)")
-    parser.add_argument("--queries", type=lambda v: v.split(","), default=["instantiated"],
-                        metavar="instantiated,full", help="with --blocks: how each contract is asked")
+    parser.add_argument("--queries", type=lambda v: v.split(","), default=None,
+                        metavar="instantiated,full", help="with --blocks: how each contract is asked"
+                                                          " (default: instantiated)")
     parser.add_argument("--op", action="append", default=None, metavar="ROLE",
                         help="with --blocks: only these functions or roles (repeatable)")
     args = parser.parse_args()
     if args.blocks:
-        if not set(args.queries) <= set(QUERY_MODES):
+        if args.queries is not None and not set(args.queries) <= set(QUERY_MODES):
             parser.error(f"--queries takes {' and '.join(QUERY_MODES)}")
         solver = replace(_setting(args.settings[0], args.depth).solver, timeout=args.budget)
         console = Console(width=200, emoji=False)  # a role "...:end" before ": PROVED" is not the :end: emoji
@@ -275,16 +276,20 @@ def _block_child(variant: str, bits: int, solver: SolverOptions, instantiate: bo
 
 
 def block_contract_table(variant: str, widths: list[int], solver: SolverOptions, console: Console,
-                         modes: list[str], ops: frozenset[str] | None) -> Table:
+                         modes: list[str] | None, ops: frozenset[str] | None) -> Table:
     """Issue 12, part 4: every block contract (``prove --geometry blockB``) at each width and in each way of
-    asking it, one child process each, each query bounded by the solver's timeout.  A cell is the verdict, its
-    seconds and who answered; with two ways, the ratio of the first's seconds to the second's."""
+    asking it (``modes``; None: ``instantiated``, or ``full`` where that is the only way), one child process each,
+    each query bounded by the solver's timeout.  A cell is the verdict, its seconds and who answered; with two
+    ways, the ratio of the first's seconds to the second's."""
     from pcpuverify.proofs.blocks.labels import BlockLabel
     from pcpuverify.proofs.blocks.suite import label_rows, scan_hint_blocks
 
-    if scan_hint_blocks(variant) and modes != ["full"]:
-        console.print(f"{variant}: 5.2's block rows are asked one way, full (--queries {','.join(modes)} ignored)")
+    if scan_hint_blocks(variant):
+        if modes not in (None, ["full"]):
+            console.print(f"{variant}: 5.2's block rows are asked one way, full (--queries {','.join(modes)} ignored)")
         modes = ["full"]
+    elif modes is None:
+        modes = ["instantiated"]
     cells: dict[tuple[str, str, int, str], Result] = {}
     for bits in widths:
         for mode in modes:

@@ -694,7 +694,8 @@ def _next_steps(results: list[Result], config: Config | None) -> list[str]:
     steps = []
     if config is not None and (config.root / "docs" / "gallery.md").is_file():
         steps.append(f"every finding, minimised and drawn: {os.path.relpath(config.root / 'docs' / 'gallery.md')}")
-    steps.append("draw a trace step by step: pcpu-verify replay TRACE (with --html FILE, a page to share)")
+    if any(r.trace is not None for r in results):  # a block row's or layout row's finding has no trace to replay
+        steps.append("draw a trace step by step: pcpu-verify replay TRACE (with --html FILE, a page to share)")
     steps.append("every obligation with its detail: add --rows (or --json)")
     if config is None:
         return steps

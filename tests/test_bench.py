@@ -59,6 +59,9 @@ def test_block_contract_table_of_a_scan_hint_release_has_its_own_rows() -> None:
     assert "block8 instantiated" not in out
     rows = [line for line in out.splitlines() if "│" in line and "pcpu_block_update_hint_free:same" in line]
     assert len(rows) == len(BLOCK_INVARIANTS) and all("PROVED" in row for row in rows), out
+    plain = run_bench("bench_proofs.py", "--variant", "mainline-fixed", "--blocks", "8", "--settings", "bitwuzla:1",
+                      "--budget", "60", "--op", "pcpu_block_update_scan")
+    assert "block8 full: " in plain and "ignored" not in plain  # no --queries given, none ignored
 
 
 def test_block_contract_table_refuses_an_unknown_way_of_asking() -> None:

@@ -47,6 +47,7 @@ from pcpuverify.proofs.solver import SolverOptions
 from pcpuverify.symbolic.release_state import RELEASE_BLOCK_FIELDS
 
 RELEASES = ("linux-5.4", "mainline", "mainline-fixed")
+ROOT = Path(__file__).resolve().parent.parent  # inside the project: prove's next steps read its config
 DEBIAN_6_12 = Path(__file__).with_name("kernels") / "debian-6.12"  # mainline's code (docs/releases.md)
 BITWUZLA = SolverOptions(solver="bitwuzla", timeout=300)
 
@@ -184,6 +185,11 @@ def test_prove_runs_the_release_block_rows_and_refuses_what_has_none() -> None:
     rows = json.loads(done.stdout)["results"]
     assert sorted(r["op"] for r in rows) == sorted(role.name for role in RELEASE_ROLES)
     assert {(r["geometry"], r["result"]) for r in rows} == {("block8", "PROVED")}
+    found = _pcpu_verify("prove", "--variant", "mainline", "--geometry", "block8", "--invariant", "scan-hint-maximal",
+                         "--solver", "bitwuzla", cwd=ROOT)  # a finding that is a block, not a trace
+    assert found.returncode == 0 and "mainline block8 scan-hint-maximal / " in found.stdout, found.stderr[-2000:]
+    steps = found.stdout[found.stdout.index("\nnext:\n"):]
+    assert "--rows" in steps and "replay TRACE" not in steps  # nothing to replay
     for geometry, variant in (("block8", "linux-4.14"), ("2xblock8", "mainline-fixed")):
         refused = _pcpu_verify("prove", "--variant", variant, "--geometry", geometry, "--no-layout")
         assert refused.returncode == 2 and refused.stdout == ""
@@ -207,6 +213,17 @@ def test_prove_source_replays_the_violated_block_rows_on_the_c(tmp_path: Path) -
     assert other.returncode == EXIT_TOOL_FAILURE
     rows = json.loads(other.stdout)["results"]
     assert {r["result"] for r in rows if r["op"] in {v["op"] for v in violated}} == {"NONCONFORMANT"}
+    trapping = tmp_path / "trapping"  # a C that dies in the function the model ran: the row says so, no traceback
+    shutil.copytree(DEBIAN_6_12 / "mm", trapping / "mm")
+    text = (trapping / "mm" / "percpu.c").read_text()
+    (trapping / "mm" / "percpu.c").write_text(text.replace("\tint contig = end - start;\n",
+                                                           "\tint contig = end - start;\n\t__builtin_trap();\n", 1))
+    died = _pcpu_verify(*args, str(trapping))
+    assert died.returncode == EXIT_TOOL_FAILURE and "Traceback" not in died.stderr, died.stderr[-2000:]
+    rows = json.loads(died.stdout)["results"]
+    dead = [r for r in rows if r["op"] in {v["op"] for v in violated}]
+    assert {r["result"] for r in dead} == {"NONCONFORMANT"}
+    assert all("the C driver ended" in r["detail"] for r in dead), dead
     no_label = _pcpu_verify("prove", "--variant", "mainline", "--geometry", "1x8", "--source", str(DEBIAN_6_12))
     seed = tmp_path / "seed"  # what the layout detection reads of the 2017 posting (kernel/source.py)
     seed.mkdir()

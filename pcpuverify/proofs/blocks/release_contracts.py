@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 import z3
 
 from pcpuverify.invariants.check import invariant
+from pcpuverify.kernel.block_step import BlockStepError
 from pcpuverify.kernel.source import KernelSource
 from pcpuverify.model.linux_5_4 import Linux54
 from pcpuverify.proofs.blocks.labels import block_label
@@ -200,7 +201,12 @@ def _replayed(variant: str, role: Role, q: ReleaseQuery, name: str, answer: Answ
     detail = f"{'; '.join(broken)}; {where}; after: {after.describe()}"
     if source is None:
         return _row(variant, role, q.block_bits, name, Verdict.VIOLATED, answer, vacuity, detail, counterexample=found)
-    on_c = run_release_on_c(source, role, before, lo, hi)
+    try:
+        on_c = run_release_on_c(source, role, before, lo, hi)
+    except BlockStepError as e:  # the model ran the step and the C did not (a sanitizer report, say)
+        return _row(variant, role, q.block_bits, name, Verdict.NONCONFORMANT, answer, vacuity,
+                    f"the model and {source.percpu_c} disagree: {e}; {detail}", counterexample=found,
+                    c_source=str(source.percpu_c))
     if on_c != after:
         return _row(variant, role, q.block_bits, name, Verdict.NONCONFORMANT, answer, vacuity,
                     f"the model and {source.percpu_c} disagree: the C's block after is {on_c.describe()}; {detail}",
