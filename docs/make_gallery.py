@@ -220,7 +220,10 @@ contig_hint".  No wrong allocation found to follow from it.""",
         """A free area larger than the contig hint that starts *at* the scan hint keeps it: the test is
 `start < block->scan_hint_start` (7.1.3 :648).  The next refresh promotes the stale hint and scans
 forward from its end, so the block's `contig_hint` (and `chunk_md`'s) falls below its longest free run.
-Every 5.2+ source; found on 32-bit blocks.""",
+Every 5.2+ source; found on 32-bit blocks.  On 8-bit blocks it takes 8 operations (alloc 1, alloc 1, alloc 1,
+alloc 4, free 0, free 2, free 3, alloc 3 align 4: the block's contig hint 1 at 2 beside the free run [2, 4)),
+found by breadth-first search of the model; `tests/proof_traces/breadth-first/` holds it for each row it
+settles at 1x8 and 2x8.""",
         "`docs/patches/scan-hint-inside-new-contig.patch`: `start <= block->scan_hint_start`.",
         ROOT / "tests" / "kernel_traces" / "model",
     ),

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from test_kernel_build import cli, kernel
+from test_kernel_fixes import patched
 
 from pcpuverify.counterexamples.witness import Witness
 from pcpuverify.invariants.check import first_violation
@@ -103,6 +104,55 @@ def test_linux_4_14_witness_reproduces_on_the_c(name: str) -> None:
     proc = cli("replay", str(PROOF_TRACES / name), "--source", str(kernel("linux-4.14.5").percpu_c))
     last = WITNESSES_4_14[name][1] - 1
     assert proc.returncode == 0 and f"reproduced at step {last} on the C" in proc.stdout, (proc.stdout, proc.stderr)
+
+
+# mainline's witnesses for rows bounded model checking and the random search left NOT-INDUCTIVE at 1x8 and 2x8:
+# gallery 15 on 8-bit blocks (a scan hint kept inside a larger freed area, then promoted: the block's contig
+# hint falls below its longest run), found by breadth-first search of the model at 1x8 (every operation, to
+# depth 10: 384,554 states); on two blocks the same ops after ``alloc 8; alloc 8; free 0`` fill block 1.  Each
+# breaks its claim first at its last operation, of the row's kind; each reproduces on Debian 6.12's C, and not
+# once scan-hint-inside-new-contig.patch (gallery 15's fix) is applied.
+BREADTH_FIRST = PROOF_TRACES / "breadth-first"
+WITNESSES_MAINLINE = {trace.name: trace_from_json(json.loads(trace.read_text()))
+                      for trace in sorted(BREADTH_FIRST.glob("mainline__*.json"))}
+MAINLINE_WITNESS_ROWS = 12  # 6 rows (5 allocs at 8 ops, a free at 9), at 1x8 and at 2x8
+
+
+def test_mainline_witnesses_are_the_rows_they_name() -> None:
+    """One file per row (invariant and kind), named for it, on one or two 8-bit blocks."""
+    assert len(WITNESSES_MAINLINE) == MAINLINE_WITNESS_ROWS
+    for name, trace in WITNESSES_MAINLINE.items():
+        assert name == f"mainline__{trace.geometry.name}__{trace.violates}__{op_name(trace.ops[-1])}.json"
+        assert trace.geometry.name in ("1x8", "2x8")
+
+
+@pytest.mark.parametrize("name", WITNESSES_MAINLINE)
+def test_mainline_witness_breaks_the_model_first_at_its_last_op(name: str) -> None:
+    trace = WITNESSES_MAINLINE[name]
+    assert first_violation(trace, trace.violates) == len(trace.ops) - 1
+
+
+@pytest.mark.parametrize("name", WITNESSES_MAINLINE)
+def test_mainline_witness_reproduces_on_the_c_and_not_with_gallery_15s_fix(name: str, tmp_path: Path) -> None:
+    last = len(WITNESSES_MAINLINE[name].ops) - 1
+    proc = cli("replay", str(BREADTH_FIRST / name), "--source", str(kernel("debian-6.12").percpu_c))
+    assert proc.returncode == 0 and f"reproduced at step {last} on the C" in proc.stdout, (proc.stdout, proc.stderr)
+    fixed = patched("debian-6.12", ("scan-hint-inside-new-contig.patch",), tmp_path)
+    proc = cli("replay", str(BREADTH_FIRST / name), "--source", str(fixed.percpu_c))
+    assert proc.returncode == 1 and "not reproduced on the C" in proc.stdout, (proc.stdout, proc.stderr)
+
+
+@pytest.mark.slow
+def test_mainline_contig_hint_row_is_settled_by_its_witness() -> None:
+    """At 1x8 nothing within depth 4 breaks block-contig-hint-exact/alloc (the shortest is 8 operations), which
+    left the row NOT-INDUCTIVE in the gate; the carried breadth-first witness makes it VIOLATED."""
+    name = "mainline__1x8__block-contig-hint-exact__alloc.json"
+    witness = Witness(name, WITNESSES_MAINLINE[name])
+    results = run_suite("mainline", ONE_BLOCK, SuiteOptions(solver=PORTFOLIO, depth=4),
+                        invariants={witness.trace.violates}, ops={"alloc"}, witnesses=(witness,))
+    (row,) = [r for r in results if r.op == "alloc"]
+    assert row.verdict is Verdict.VIOLATED and row.trace == witness.trace.to_json()
+    assert row.detail.startswith(f"none within depth 4; witness {name} carried here"), row.detail
 
 
 @pytest.mark.slow
