@@ -109,13 +109,13 @@ def test_linux_4_14_witness_reproduces_on_the_c(name: str) -> None:
 # mainline's witnesses for rows bounded model checking and the random search left NOT-INDUCTIVE at 1x8 and 2x8:
 # gallery 15 on 8-bit blocks (a scan hint kept inside a larger freed area, then promoted: the block's contig
 # hint falls below its longest run), found by breadth-first search of the model at 1x8 (every operation, to
-# depth 10: 384,554 states); on two blocks the same ops after ``alloc 8; alloc 8; free 0`` fill block 1.  Each
+# depth 12: 958,323 states); on two blocks the same ops after ``alloc 8; alloc 8; free 0`` fill block 1.  Each
 # breaks its claim first at its last operation, of the row's kind; each reproduces on Debian 6.12's C, and not
 # once scan-hint-inside-new-contig.patch (gallery 15's fix) is applied.
 BREADTH_FIRST = PROOF_TRACES / "breadth-first"
 WITNESSES_MAINLINE = {trace.name: trace_from_json(json.loads(trace.read_text()))
                       for trace in sorted(BREADTH_FIRST.glob("mainline__*.json"))}
-MAINLINE_WITNESS_ROWS = 12  # 6 rows (5 allocs at 8 ops, a free at 9), at 1x8 and at 2x8
+MAINLINE_WITNESS_ROWS = 16  # 8 rows (allocs at 8 and 11 ops, frees at 9 and 12), at 1x8 and at 2x8
 
 
 def test_mainline_witnesses_are_the_rows_they_name() -> None:
