@@ -29,9 +29,15 @@ from installed import pcpu_verify_exe
 from jsonschema.validators import validator_for
 
 from pcpuverify.check import Cache, load_config, suite_key
-from pcpuverify.check.cache import _layout_payload
+from pcpuverify.check.baseline import Baseline
+from pcpuverify.check.cache import CacheStats, _layout_payload
+from pcpuverify.check.obligation import GeometrySetting, Obligation
+from pcpuverify.check.outcomes import Outcome, Row
+from pcpuverify.check.run import CheckRun, baseline_from
+from pcpuverify.invariants.check import first_violation
 from pcpuverify.model.geometry import Geometry
 from pcpuverify.model.percpu import PcpuAllocator
+from pcpuverify.model.trace import trace_from_json
 from pcpuverify.symbolic.encode import SymPercpu
 from pcpuverify.proofs.layout import LAYOUT_PROPERTIES
 
@@ -39,6 +45,7 @@ TESTS = Path(__file__).parent
 SARIF_SCHEMA = TESTS / "schemas" / "sarif-schema-2.1.0.json"  # the OASIS schema: tests/schemas/README.md
 JUNIT_SCHEMA = TESTS / "schemas" / "junit-10.xsd"  # Jenkins' JUnit XSD, as pytest vendors it
 HINT_OVERLAP = TESTS / "traces" / "v1_hint_overlap.json"
+BREADTH_FIRST = TESTS / "proof_traces" / "breadth-first"  # mainline's witnesses (tests/test_release_proofs.py)
 
 # The seeded bug: the same-block branch of pcpu_block_update_hint_free sets
 # right_free one short -- in a copy of the port and of its encoding alike,
@@ -169,6 +176,24 @@ def test_second_run_is_served_from_the_cache(baselined: Path) -> None:
     validate_junit(baselined / "out.xml")
     validate_sarif(baselined / "out.sarif")
     assert "## pcpu-verify check: PASSED" in (baselined / "out.md").read_text()
+
+
+def test_an_update_keeps_a_recorded_trace_that_still_breaks_its_row(tmp_path: Path) -> None:
+    """A row still VIOLATED keeps the trace the baseline records while that trace still breaks the row's invariant
+    first at its last step (another trace of the same finding is not a change: an update with new witnesses
+    rewrote eight such rows); one that no longer does is replaced by the run's."""
+    name = "block-contig-hint-exact"
+    recorded = json.loads((BREADTH_FIRST / f"mainline__1x8__{name}__alloc.json").read_text())
+    run_trace = {**recorded, "ops": [*recorded["ops"][:-1], {**recorded["ops"][-1], "pop_only": True}]}
+    assert recorded != run_trace and first_violation(trace_from_json(run_trace), name) == len(run_trace["ops"]) - 1
+    row = Row(Obligation("mainline", GeometrySetting(Geometry.parse("1x8")), name, "alloc"), "VIOLATED", "VIOLATED",
+              Outcome.OK, trace=run_trace)
+    run = CheckRun(load_config(write_config(tmp_path, variants=["mainline"], geometries=["1x8"])), [row], 0.0,
+                   CacheStats())
+    for before, after in ((recorded, recorded), ({**recorded, "ops": recorded["ops"][:-1]}, run_trace)):
+        old = Baseline(suites={"mainline": {"1x8": {name: {"alloc": {"verdict": "VIOLATED", "trace": before}}}}})
+        entry = baseline_from(run, old).suites["mainline"]["1x8"][name]["alloc"]
+        assert entry == {"verdict": "VIOLATED", "trace": after}
 
 
 @pytest.mark.slow
