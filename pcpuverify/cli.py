@@ -539,6 +539,10 @@ def _geometry(spec: str) -> Geometry:
 @click.option("--search-walks", type=click.IntRange(min=0), default=SuiteOptions.search_walks, show_default=True,
               help="Random walks on the model (seeded by --seed) for a violation beyond --depth, where bounded"
                    " model checking and the witnesses leave a row NOT-INDUCTIVE; 0: none.")
+@click.option("--search-states", type=click.IntRange(min=0), default=SuiteOptions.search_states, show_default=True,
+              help="Then a breadth-first search on the model, up to this many distinct states, for the state"
+                   " invariants' rows still NOT-INDUCTIVE (every operation from every new chunk: a shortest trace;"
+                   " about 100,000 states reach 8 operations at 1x8, in two to three minutes); 0: none.")
 @click.option("--jobs", type=click.IntRange(min=0), default=SolverOptions.jobs, show_default=True,
               help="Worker processes for the independent queries and obligations of a suite (0: one per core);"
                    " the verdicts are those of one worker.")
@@ -561,14 +565,16 @@ def _geometry(spec: str) -> Geometry:
 @variant_module_option
 @user_errors
 def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tuple[str, ...], ops: tuple[str, ...],
-          timeout: float, rlimit: int, seed: int, solver: str, depth: int, search_walks: int, jobs: int,
+          timeout: float, rlimit: int, seed: int, solver: str, depth: int, search_walks: int, search_states: int,
+          jobs: int,
           traces_dir: str | None, witness_paths: tuple[str, ...], no_witnesses: bool, layout: bool, rows: bool,
           as_json: bool, source_path: str | None) -> None:
     """Prove or refute every invariant for every operation on small geometries.
 
     Each obligation is PROVED (unsat, assumptions satisfiable), VIOLATED
     (with a trace that replays on the reference), NOT-INDUCTIVE (counterexample
-    to induction, nothing reachable within --depth nor found by --search-walks),
+    to induction, nothing reachable within --depth nor found by --search-walks
+    or --search-states),
     UNKNOWN (never a pass).
     Printed: the verdict counts per invariant and operation, each finding
     with the command that replays it, and what to do next (--rows: every row).
@@ -603,7 +609,7 @@ def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tu
         click.echo(f"pcpu-verify: note: no {label.name} rows for {', '.join(names)}: {why}", err=True)
     options = SuiteOptions(solver=SolverOptions(rlimit=rlimit, seed=seed, timeout=timeout, solver=solver,
                                                 jobs=jobs or os.cpu_count() or 1), depth=depth,
-                           search_walks=search_walks)
+                           search_walks=search_walks, search_states=search_states)
     err = Console(stderr=True)
     lines = None if err.is_terminal else ProgressLines(err)  # a CI log: no spinner, so say what finished
     wanted = {n for n in invariants if n not in LAYOUT_PROPERTIES} if invariants else None

@@ -203,7 +203,8 @@ def test_a_not_inductive_row_says_where_houdini_dropped_it() -> None:
     from round 1's first batch, which assumed every invariant: a state that keeps the claim, which the
     allocation breaks."""
     proc = cli("prove", "--variant", "mainline", "--geometry", "1x8", "--invariant", "block-contig-hint-exact",
-               "--op", "alloc", "--depth", "1", "--search-walks", "0", "--no-witnesses", "--no-layout", "--json")
+               "--op", "alloc", "--depth", "1", "--search-walks", "0", "--search-states", "0", "--no-witnesses",
+               "--no-layout", "--json")
     assert proc.returncode == 0, (proc.stdout, proc.stderr)
     (row,) = [r for r in json.loads(proc.stdout)["results"] if r["op"] == "alloc"]
     assert row["result"] == "NOT-INDUCTIVE", row

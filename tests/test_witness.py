@@ -59,7 +59,7 @@ def test_no_witness_where_the_replay_does_not_show_it(variant: str, geometry: Ge
 def test_prove_reports_a_witnessed_violation_beyond_its_depth(tmp_path: Path) -> None:
     """Inside the project its regression traces are the witnesses; outside it there are none unless named."""
     args = ["prove", "--variant", "v1-patch09", "--geometry", "3x4", "--invariant", WITHIN, "--op", "free",
-            "--depth", "2", "--search-walks", "0", "--json"]  # no random search: only a witness reaches it
+            "--depth", "2", "--search-walks", "0", "--search-states", "0", "--json"]  # no search: only a witness
     alone = pcpu_verify(*args, cwd=tmp_path)
     witnessed = pcpu_verify(*args, cwd=ROOT)
     assert alone.returncode == 0 and witnessed.returncode == 0, alone.stderr + witnessed.stderr

@@ -54,6 +54,8 @@ OPTIONAL_KEYS: dict[str, tuple[str, Any]] = {
                " between machines)", "z3"),
     "search-walks": ("random walks on the model for a row bounded model checking and the traces leave NOT-INDUCTIVE,"
                      " an integer from 0 (none)", SuiteOptions.search_walks),
+    "search-states": ("then distinct states of a breadth-first search on the model for the state invariants' rows"
+                      " still NOT-INDUCTIVE, an integer from 0 (none)", SuiteOptions.search_states),
 }
 
 
@@ -84,12 +86,13 @@ class Config:
     scheduler: str | None = None  # the Dask scheduler's address; None: a LocalCluster for the run
     solver: str = OPTIONAL_KEYS["solver"][1]  # proofs/solver.py SOLVER_CHOICES
     search_walks: int = OPTIONAL_KEYS["search-walks"][1]  # proofs/suite.py SuiteOptions.search_walks
+    search_states: int = OPTIONAL_KEYS["search-states"][1]  # proofs/suite.py SuiteOptions.search_states
 
     @property
     def suite_options(self) -> SuiteOptions:
         return SuiteOptions(solver=SolverOptions(rlimit=self.rlimit, seed=self.seed, timeout=self.timeout,
                                                  solver=self.solver), depth=self.depth,
-                            search_walks=self.search_walks)
+                            search_walks=self.search_walks, search_states=self.search_states)
 
     @property
     def suite_filters(self) -> tuple[frozenset[str] | None, frozenset[str] | None] | None:
@@ -256,6 +259,7 @@ def _validated(path: Path, v: dict[str, Any]) -> Config:
         scheduler=v.get("scheduler") or None,
         solver=v["solver"],
         search_walks=integer("search-walks", 0),
+        search_states=integer("search-states", 0),
     )
 
 

@@ -54,7 +54,7 @@ class Exploration:
         return sum(self.states_by_depth)
 
 
-def _roots(variant: str, geometry: Geometry) -> list[Reference]:
+def new_chunks(variant: str, geometry: Geometry) -> list[Reference]:
     """A new chunk with every subset of its pages populated (as the bounded model checker starts)."""
     return [
         Reference(
@@ -69,7 +69,7 @@ def _roots(variant: str, geometry: Geometry) -> list[Reference]:
 
 def explore(variant: str, geometry: Geometry, max_depth: int, max_states: int = 2_000_000) -> Exploration:
     """Breadth-first search from every new chunk of ``geometry``'s size, ``max_depth`` ops deep."""
-    roots = _roots(variant, geometry)
+    roots = new_chunks(variant, geometry)
     result = Exploration(variant, geometry, [len(roots)])
     for root in roots:
         for v in check_state(root):

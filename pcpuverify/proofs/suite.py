@@ -11,7 +11,9 @@ then searched for from the initial chunk by bounded model checking: a
 reachable violation that replays on ``model/`` is VIOLATED; so is a known
 trace (a witness) carried to this variant and geometry that replays; with
 neither, random walks on ``model/`` look for one beyond that depth
-(``row_search.py``, ``search_walks`` of them, seeded); with none found either,
+(``row_search.py``, ``search_walks`` of them, seeded); then one breadth-first
+search on ``model/`` serves every state invariant's row still open
+(``breadth_first.py``, up to ``search_states`` states); with none found either,
 it stays NOT-INDUCTIVE with its counterexample to induction, and with where
 Houdini dropped it (``houdini_drop``: the round, the operation, the invariants
 dropped before it, and the counterexample to induction of that query, which
@@ -32,6 +34,8 @@ from typing import Any
 
 import z3
 
+from pcpuverify.counterexamples import breadth_first
+from pcpuverify.counterexamples.breadth_first import Obligation
 from pcpuverify.counterexamples.row_search import search
 from pcpuverify.counterexamples.witness import Witness, carry
 from pcpuverify.invariants.base import Invariant
@@ -72,6 +76,10 @@ class SuiteOptions:
     # mainline at 1x8, depth 3: four of its rows were found within 300 walks, a fifth only after 17,234; a
     # fruitless search of 2,000 walks takes about 2 s there
     search_walks: int = 2000
+    # then one breadth-first search on model/ for the state invariants' rows still open, up to this many distinct
+    # states (breadth_first.py); 0: none.  mainline at 1x8: 99,699 states in 154 s, every trace of 8 operations,
+    # which finds gallery 15's five 8-operation rows from scratch
+    search_states: int = 100_000
     conformance_steps: int = 60
     # consecution queries first with the strengthening sliced to their cone of influence (slicing.py); like
     # jobs, left out of to_json: it changes how long a suite takes, never a verdict
@@ -79,7 +87,7 @@ class SuiteOptions:
 
     def to_json(self) -> dict[str, object]:
         return {**self.solver.to_json(), "depth": self.depth, "search_walks": self.search_walks,
-                "conformance_steps": self.conformance_steps}
+                "search_states": self.search_states, "conformance_steps": self.conformance_steps}
 
 
 Progress = Callable[[Result], None]
@@ -431,14 +439,52 @@ def _suite(variant: str, geometry: Geometry, options: SuiteOptions, invariants: 
     jobs = min(options.solver.jobs, len(tail))
     each = replace(options.solver, jobs=1) if jobs > 1 else options.solver
 
+    searchable = {inv.name for inv in state_invs}
+
+    def open_row(r: Result) -> bool:
+        """Left to the breadth-first search: reported once it has run."""
+        return r.verdict is Verdict.NOT_INDUCTIVE and r.invariant in searchable and options.search_states > 0
+
     def done(i: int, rows: list[Result]) -> None:
         settled[tail[i][0]] = rows
         for r in rows:
-            report(r)
+            if not open_row(r):
+                report(r)
 
     run_all([partial(consecution_rows, inv, strengthening, each) for _, inv, strengthening in tail], jobs, done)
+    left = [r for rows in settled for r in rows if open_row(r)]
+    if left:
+        searched = _breadth_first(variant, geometry, left, options.search_states)
+        settled = [[searched.get((r.invariant, r.op), r) for r in rows] for rows in settled]
+        for r in left:
+            report(searched[(r.invariant, r.op)])
     results += [r for rows in settled for r in rows]
     return results
+
+
+def _breadth_first(variant: str, geometry: Geometry, rows: list[Result], max_states: int) -> dict[Obligation, Result]:
+    """``rows`` after a breadth-first search on ``model/`` of at most ``max_states`` states: VIOLATED where it
+    breaks them; else still NOT-INDUCTIVE, saying how far it searched.  A search that saw every reachable state
+    says so: the invariant holds at this geometry, but no solver has proved it (explicit states are not a proof
+    here; a lemma that makes it inductive is still missing)."""
+    started = time.perf_counter()
+    searched = breadth_first.search(variant, geometry, [(r.invariant, r.op) for r in rows], max_states)
+    seconds = time.perf_counter() - started
+    reach = (f"{searched.states:,} states, every trace of up to {searched.depth} operations" if not searched.complete
+             else f"every reachable state, {searched.states:,}, within {searched.depth} operations")
+    settled: dict[Obligation, Result] = {}
+    for r in rows:
+        trace = searched.found.get((r.invariant, r.op))
+        if trace is None:
+            settled[(r.invariant, r.op)] = replace(
+                r, seconds=r.seconds + seconds, detail=f"none within depth {r.depth}, nor in a breadth-first search"
+                f" on model/ ({reach}{': it holds there, not proved' if searched.complete else ''})")
+            continue
+        assert first_violation(trace, r.invariant) == len(trace.ops) - 1
+        settled[(r.invariant, r.op)] = replace(
+            r, verdict=Verdict.VIOLATED, seconds=r.seconds + seconds, trace=trace.to_json(), depth=len(trace.ops),
+            detail=f"none within depth {r.depth}; a breadth-first search on model/ broke it: {reach}")
+    return settled
 
 
 def _drop(round_no: int, kind: str, without: list[str], ans: Answer, pre: SymChunk,
