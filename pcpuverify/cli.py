@@ -245,7 +245,8 @@ class _Variant(click.ParamType):
 @click.group(cls=_Main)
 @click.version_option(package_name="pcpu-verify")
 def main() -> None:
-    """Prove or refute the invariants of the percpu bitmap allocator (mm/percpu.c, July 2017 series)."""
+    """Prove or refute the invariants of the percpu bitmap allocator (mm/percpu.c: the July 2017 series, 4.14, the
+    scan_hint allocator of 5.2 to 5.4, mainline), on the model and on the kernel's own C."""
 
 
 def _violation_json(v: Violation) -> dict[str, str]:
