@@ -55,7 +55,7 @@ class Searched:
         return len(self.states_by_depth) - 1
 
 
-@dataclass
+@dataclass(slots=True)
 class _Node:
     parent: object  # the parent state's key; for a new chunk its geometry (which pages are populated)
     op: Op | None  # None for a new chunk
@@ -68,10 +68,11 @@ def search(variant: str, geometry: Geometry, wanted: Collection[Obligation], max
     (a fixpoint), or ``max_states`` distinct states have been seen; only whole depths count as searched."""
     result = Searched()
     nodes: dict[object, _Node] = {}
-    roots = new_chunks(variant, geometry)
+    # the sets of broken invariants, one object each: a few dozen distinct sets among millions of states
+    sets: dict[frozenset[str], frozenset[str]] = {}
     frontier: list[tuple[object, Reference]] = []
-    for root in roots:
-        broken = _broken(root)
+    for root in new_chunks(variant, geometry):
+        broken = _shared(sets, _broken(root))
         nodes[root.key()] = _Node(root.geometry, None, broken, broken)
         frontier.append((root.key(), root))
     result.states_by_depth.append(len(frontier))
@@ -91,13 +92,13 @@ def search(variant: str, geometry: Geometry, wanted: Collection[Obligation], max
                     continue
                 child_key = child.key()
                 known = nodes.get(child_key)
-                broken = known.broken if known is not None else _broken(child)
+                broken = known.broken if known is not None else _shared(sets, _broken(child))
                 for inv in broken - node.ever:
                     if (inv, op_name(op)) in open_ and (inv, op_name(op)) not in hits:
                         start, ops = _path(nodes, key)
                         hits[(inv, op_name(op))] = (start, [*ops, op])
                 if known is None:
-                    nodes[child_key] = _Node(key, op, broken, node.ever | broken)
+                    nodes[child_key] = _Node(key, op, broken, _shared(sets, node.ever | broken))
                     next_frontier.append((child_key, child))
             if len(nodes) > max_states:
                 _settle(result, variant, hits, open_)
@@ -109,6 +110,10 @@ def search(variant: str, geometry: Geometry, wanted: Collection[Obligation], max
         result.states_by_depth.append(len(next_frontier))
         frontier = next_frontier
     return result
+
+
+def _shared(sets: dict[frozenset[str], frozenset[str]], names: frozenset[str]) -> frozenset[str]:
+    return sets.setdefault(names, names)
 
 
 def _broken(ref: Reference) -> frozenset[str]:
