@@ -24,6 +24,7 @@ them).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
@@ -57,7 +58,7 @@ class Searched:
 
 @dataclass(slots=True)
 class _Node:
-    parent: object  # the parent state's key; for a new chunk its geometry (which pages are populated)
+    parent: bytes | Geometry  # the parent state's digest; for a new chunk its geometry (which pages are populated)
     op: Op | None  # None for a new chunk
     broken: frozenset[str]  # the state invariants this state breaks
     ever: frozenset[str]  # ... or any state on its path from the new chunk breaks
@@ -67,18 +68,18 @@ def search(variant: str, geometry: Geometry, wanted: Collection[Obligation], max
     """Breadth first from every new chunk of ``geometry`` until each of ``wanted`` is broken, the states run out
     (a fixpoint), or ``max_states`` distinct states have been seen; only whole depths count as searched."""
     result = Searched()
-    nodes: dict[object, _Node] = {}
+    nodes: dict[bytes, _Node] = {}
     # the sets of broken invariants, one object each: a few dozen distinct sets among millions of states
     sets: dict[frozenset[str], frozenset[str]] = {}
-    frontier: list[tuple[object, Reference]] = []
+    frontier: list[tuple[bytes, Reference]] = []
     for root in new_chunks(variant, geometry):
         broken = _shared(sets, _broken(root))
-        nodes[root.key()] = _Node(root.geometry, None, broken, broken)
-        frontier.append((root.key(), root))
+        nodes[_digest(root)] = _Node(root.geometry, None, broken, broken)
+        frontier.append((_digest(root), root))
     result.states_by_depth.append(len(frontier))
     open_ = set(wanted)
     while frontier and open_:
-        next_frontier: list[tuple[object, Reference]] = []
+        next_frontier: list[tuple[bytes, Reference]] = []
         hits: dict[Obligation, tuple[Geometry, list[Op]]] = {}
         for key, ref in frontier:
             node = nodes[key]
@@ -90,7 +91,7 @@ def search(variant: str, geometry: Geometry, wanted: Collection[Obligation], max
                     continue
                 if child.corrupted_at is not None:  # a stray write: bitmap-access-in-bounds's, from here undefined
                     continue
-                child_key = child.key()
+                child_key = _digest(child)
                 known = nodes.get(child_key)
                 broken = known.broken if known is not None else _shared(sets, _broken(child))
                 for inv in broken - node.ever:
@@ -120,12 +121,20 @@ def _broken(ref: Reference) -> frozenset[str]:
     return frozenset(v.invariant for v in check_state(ref))
 
 
-def _path(nodes: dict[object, _Node], key: object) -> tuple[Geometry, list[Op]]:
+def _digest(ref: Reference) -> bytes:
+    """``ref.key()`` in 16 bytes: a key is about a kilobyte, and a search to a fixpoint at 1x8 keeps millions.  Two
+    states that collide (odds about 1e-26 among 5 million) would only hide one from the search, which can make it
+    miss a violation, never report a false one: every trace it gives is replayed."""
+    return hashlib.blake2b(repr(ref.key()).encode(), digest_size=16).digest()
+
+
+def _path(nodes: dict[bytes, _Node], key: bytes) -> tuple[Geometry, list[Op]]:
     """The new chunk a state's recorded path starts from, and its operations."""
     ops: list[Op] = []
     node = nodes[key]
     while node.op is not None:
         ops.append(node.op)
+        assert isinstance(node.parent, bytes)
         node = nodes[node.parent]
     assert isinstance(node.parent, Geometry)
     return node.parent, ops[::-1]
