@@ -86,3 +86,5 @@ def test_prove_says_where_every_reachable_state_keeps_an_open_row() -> None:
     assert row["result"] == "NOT-INDUCTIVE", row
     assert row["detail"] == ("none within depth 2, nor in a breadth-first search on model/ (every reachable state,"
                              " 1,548, within 19 operations: it holds there, not proved)"), row
+    search = row["breadth_first"]
+    assert (search["states"], search["depth"], search["complete"]) == (1548, 19, True) and search["seconds"] > 0

@@ -466,23 +466,26 @@ def _breadth_first(variant: str, geometry: Geometry, rows: list[Result], max_sta
     """``rows`` after a breadth-first search on ``model/`` of at most ``max_states`` states: VIOLATED where it
     breaks them; else still NOT-INDUCTIVE, saying how far it searched.  A search that saw every reachable state
     says so: the invariant holds at this geometry, but no solver has proved it (explicit states are not a proof
-    here; a lemma that makes it inductive is still missing)."""
+    here; a lemma that makes it inductive is still missing).  The search's time is given once per row in
+    ``breadth_first`` (``--json``), not added to each row's time: one search served them all."""
     started = time.perf_counter()
     searched = breadth_first.search(variant, geometry, [(r.invariant, r.op) for r in rows], max_states)
-    seconds = time.perf_counter() - started
+    summary = {"states": searched.states, "depth": searched.depth, "complete": searched.complete,
+               "seconds": round(time.perf_counter() - started, 3)}
     reach = (f"{searched.states:,} states, every trace of up to {searched.depth} operations" if not searched.complete
              else f"every reachable state, {searched.states:,}, within {searched.depth} operations")
     settled: dict[Obligation, Result] = {}
     for r in rows:
+        extra = {**r.extra, "breadth_first": summary}
         trace = searched.found.get((r.invariant, r.op))
         if trace is None:
             settled[(r.invariant, r.op)] = replace(
-                r, seconds=r.seconds + seconds, detail=f"none within depth {r.depth}, nor in a breadth-first search"
-                f" on model/ ({reach}{': it holds there, not proved' if searched.complete else ''})")
+                r, extra=extra, detail=f"none within depth {r.depth}, nor in a breadth-first search on model/"
+                f" ({reach}{': it holds there, not proved' if searched.complete else ''})")
             continue
         assert first_violation(trace, r.invariant) == len(trace.ops) - 1
         settled[(r.invariant, r.op)] = replace(
-            r, verdict=Verdict.VIOLATED, seconds=r.seconds + seconds, trace=trace.to_json(), depth=len(trace.ops),
+            r, verdict=Verdict.VIOLATED, trace=trace.to_json(), depth=len(trace.ops), extra=extra,
             detail=f"none within depth {r.depth}; a breadth-first search on model/ broke it: {reach}")
     return settled
 
