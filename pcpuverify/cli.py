@@ -599,15 +599,12 @@ def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tu
                                 sorted(name for name, s in SUBJECTS.items() if s.encoding is not None))
     for name in chosen:
         subject(name).require_encoding()  # one line and exit 2 for a model-only subject
-    unproved = {label: [name for name in chosen if not subject(name).proves_label(label.nr_blocks is not None)]
-                for label in labels}
-    unproved = {label: names for label, names in unproved.items() if names}
-    for label, names in unproved.items():
-        why = ("4.14's blocks have no block contracts" if label.nr_blocks is None
-               else "the chunk obligations over N blocks state 2017's block metadata")
+    unproved = [name for name in chosen if not subject(name).proves_labels]
+    for label in labels if unproved else ():
+        why = "4.14's blocks have no block contracts"
         if variants:
-            raise click.UsageError(f"--geometry {label.name}: no rows for {', '.join(names)}: {why}")
-        click.echo(f"pcpu-verify: note: no {label.name} rows for {', '.join(names)}: {why}", err=True)
+            raise click.UsageError(f"--geometry {label.name}: no rows for {', '.join(unproved)}: {why}")
+        click.echo(f"pcpu-verify: note: no {label.name} rows for {', '.join(unproved)}: {why}", err=True)
     options = SuiteOptions(solver=SolverOptions(rlimit=rlimit, seed=seed, timeout=timeout, solver=solver,
                                                 jobs=jobs or os.cpu_count() or 1), depth=depth,
                            search_walks=search_walks, search_states=search_states)
@@ -634,7 +631,7 @@ def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tu
                     if lines is not None:
                         lines.suite_done()
                 progress.remove_task(task)
-            for label in [] if ops else [label for label in labels if variant not in unproved.get(label, ())]:
+            for label in [] if ops or variant in unproved else labels:
                 task = progress.add_task(f"{variant} {label.name}", total=None)
                 picked = frozenset(invariants) if invariants else None
 

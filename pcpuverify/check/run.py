@@ -181,8 +181,8 @@ def validate(config: Config) -> list[Geometry | BlockLabel]:
 
 def runs_suite(variant: str, geometry: Geometry | BlockLabel) -> bool:
     """Whether ``variant`` has a suite on ``geometry``: a compositional label only for a subject with block
-    contracts for it (``Subject.proves_label``: none for 4.14, ``blockB`` only for the scan_hint releases)."""
-    return not isinstance(geometry, BlockLabel) or subject(variant).proves_label(geometry.nr_blocks is not None)
+    contracts for it (``Subject.proves_labels``: none for 4.14)."""
+    return not isinstance(geometry, BlockLabel) or subject(variant).proves_labels
 
 
 def regression_traces(config: Config) -> list[tuple[Path, Any]]:

@@ -54,11 +54,12 @@ class Subject:
         posting's ``pcpu_bitmap_md``), "5.2" (the scan_hint ``pcpu_block_md``), or None (no such rows)."""
         return self.encoding.block_contracts if self.encoding is not None else None
 
-    def proves_label(self, composed: bool) -> bool:
-        """Whether ``prove`` and ``check`` run a compositional label for this subject: ``blockB`` (the block
-        contracts) for both kinds of block, ``NxblockB`` (chunk obligations over 2017's block metadata, ``composed``)
-        only for the posting's."""
-        return self.block_contracts == "2017" or (self.block_contracts == "5.2" and not composed)
+    @property
+    def proves_labels(self) -> bool:
+        """Whether ``prove`` and ``check`` run the compositional labels for this subject: ``blockB`` (the block
+        contracts) and ``NxblockB`` (chunk obligations over the blocks' metadata) for both kinds of block; 4.14's
+        blocks have neither."""
+        return self.block_contracts in ("2017", "5.2")
 
     def require_encoding(self) -> type[SymPercpu]:
         """The encoding, or one line saying this subject has none (its model runs, its proofs cannot)."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import z3
 
@@ -26,7 +27,23 @@ from pcpuverify.symbolic.bv import I, Int, smax, smin
 from pcpuverify.symbolic.state import SymBlock
 
 
-def consistent(md: SymBlock, B: int) -> z3.BoolRef:
+class MdHints(Protocol):
+    """The fields of a block's metadata the chunk scans read: 2017's ``pcpu_bitmap_md`` and 5.2's
+    ``pcpu_block_md`` alike (``release_abstraction``)."""
+
+    @property
+    def contig_hint(self) -> Int: ...
+    @property
+    def contig_hint_start(self) -> Int: ...
+    @property
+    def left_free(self) -> Int: ...
+    @property
+    def right_free(self) -> Int: ...
+    @property
+    def first_free(self) -> Int: ...
+
+
+def consistent(md: MdHints, B: int) -> z3.BoolRef:
     c, s, left, right = md.contig_hint, md.contig_hint_start, md.left_free, md.right_free
     full = c == B
     return z3.And(
@@ -48,14 +65,18 @@ def consistent(md: SymBlock, B: int) -> z3.BoolRef:
 
 def realise(md: PcpuBitmapMd, B: int) -> int:
     """Bits (set = allocated) free exactly on the edges and the hint's run that ``md`` describes."""
+    return realise_runs(md.left_free, md.contig_hint_start, md.contig_hint, md.right_free, B)
+
+
+def realise_runs(left_free: int, contig_hint_start: int, contig_hint: int, right_free: int, B: int) -> int:
+    """Bits (set = allocated) of a block free on ``[0, left_free)``, the hint's run and ``[B - right_free, B)``."""
     free = 0
-    for lo, hi in ((0, md.left_free), (md.contig_hint_start, md.contig_hint_start + md.contig_hint),
-                   (B - md.right_free, B)):
+    for lo, hi in ((0, left_free), (contig_hint_start, contig_hint_start + contig_hint), (B - right_free, B)):
         free |= ((1 << max(hi - lo, 0)) - 1) << lo
     return ((1 << B) - 1) & ~free
 
 
-def longest_run(blocks: Sequence[SymBlock], B: int) -> Int:
+def longest_run(blocks: Sequence[MdHints], B: int) -> Int:
     longest, run = I(0), I(0)  # run: the free bits open at the right end so far
     for md in blocks:
         full = md.contig_hint == B
@@ -73,7 +94,7 @@ def longest_run_concrete(blocks: Sequence[PcpuBitmapMd], B: int) -> int:
     return longest
 
 
-def run_is_free(blocks: Sequence[SymBlock], B: int, start: Int, length: Int) -> z3.BoolRef:
+def run_is_free(blocks: Sequence[MdHints], B: int, start: Int, length: Int) -> z3.BoolRef:
     """Each block's share ``[a, b)`` of the run is an edge, inside the hint's run, or the block is free."""
     conds = [start >= 0, start + length <= len(blocks) * B]
     for k, md in enumerate(blocks):

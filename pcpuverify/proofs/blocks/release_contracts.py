@@ -35,6 +35,7 @@ from pcpuverify.kernel.block_step import BlockStepError
 from pcpuverify.kernel.source import KernelSource
 from pcpuverify.model.linux_5_4 import Linux54
 from pcpuverify.proofs.blocks.labels import block_label
+from pcpuverify.proofs.blocks.release_abstraction import consistent54, consistent54_concrete
 from pcpuverify.proofs.blocks.release_roles import (
     RELEASE_ROLES,
     SCAN,
@@ -71,10 +72,15 @@ BLOCK_INVARIANTS = (
 )
 
 
+# the block seen through its metadata alone (``release_abstraction``): what the ``NxblockB`` rows rest on
+METADATA = Role("pcpu_block_md", "", "read")
+ABSTRACTION = "md-abstraction-sound"
+
+
 def release_label_rows(wanted: frozenset[str] | None = None) -> list[tuple[str, str]]:
     """The (invariant, op) rows of a ``blockB`` label for a variant with 5.2's blocks, in the order proved."""
-    return [(name, role.name) for role in RELEASE_ROLES for name in BLOCK_INVARIANTS
-            if wanted is None or name in wanted]
+    rows = [(name, role.name) for role in RELEASE_ROLES for name in BLOCK_INVARIANTS]
+    return [r for r in [*rows, (ABSTRACTION, METADATA.name)] if wanted is None or r[0] in wanted]
 
 
 def as_block(chunk: SymChunk54) -> SymChunk54:
@@ -100,15 +106,20 @@ def build_release_query(variant: str, role: Role, block_bits: int) -> ReleaseQue
     return ReleaseQuery(block_bits, pre, release_transition(variant, role, pre, a), a)
 
 
+def block_pre(block: SymChunk54, block_bits: int) -> z3.BoolRef:
+    """Every field of the block's metadata in range, and every block invariant."""
+    md = md_of(block)
+    in_range = [z3.And(getattr(md, f) >= 0, getattr(md, f) <= block_bits) for f in RELEASE_BLOCK_FIELDS]
+    return z3.And(*in_range, *(holds(name, block) for name in BLOCK_INVARIANTS))
+
+
 def precondition(role: Role, q: ReleaseQuery) -> z3.BoolRef:
-    """Every field in range, every block invariant, the area's bits (an allocation takes free bits, and so does
-    the area a search skipped; a free releases allocated ones), and what the search guarantees of the area."""
-    B, md, bits = q.block_bits, md_of(q.pre), q.pre.alloc_map
+    """``block_pre``, the area's bits (an allocation takes free bits, and so does the area a search skipped; a
+    free releases allocated ones), and what the search guarantees of the area."""
+    B, bits = q.block_bits, q.pre.alloc_map
     mask = area_mask(q.area, B)
     on_area = bits & mask == mask if role.kind == "free" else bits & mask == 0
-    in_range = [z3.And(getattr(md, f) >= 0, getattr(md, f) <= B) for f in RELEASE_BLOCK_FIELDS]
-    return z3.And(*in_range, *(holds(name, q.pre) for name in BLOCK_INVARIANTS), q.area.allowed, on_area,
-                  search_guarantee(role, q))
+    return z3.And(block_pre(q.pre, B), q.area.allowed, on_area, search_guarantee(role, q))
 
 
 def search_guarantee(role: Role, q: ReleaseQuery) -> z3.BoolRef:
@@ -238,6 +249,35 @@ def prove_role(variant: str, role: Role, block_bits: int, names: Sequence[str], 
     return results
 
 
+def prove_abstraction(variant: str, block_bits: int, options: SolverOptions) -> Result:
+    """``md-abstraction-sound``: a block that meets every block invariant has metadata ``consistent54`` allows, so
+    the ``NxblockB`` rows, which assume only that of each block, cover every such block.  A sat is judged on the
+    model: VIOLATED when the block meets every invariant's own concrete check and its metadata is outside."""
+    block = fresh_release_block(block_bits, "pre")
+    pre = block_pre(block, block_bits)
+    vacuity = check([pre], options)
+    answer = check([pre, z3.Not(consistent54(md_of(block), block_bits))], options)
+    if vacuity.status != "sat":
+        verdict = Verdict.VACUOUS if vacuity.status == "unsat" else Verdict.UNKNOWN
+        why = "the precondition is unsatisfiable" if vacuity.status == "unsat" else f"vacuity check: {vacuity.reason}"
+        return _row(variant, METADATA, block_bits, ABSTRACTION, verdict, vacuity, vacuity, why)
+    if answer.status == "unsat":
+        return _row(variant, METADATA, block_bits, ABSTRACTION, Verdict.PROVED, answer, vacuity)
+    if answer.status != "sat" or answer.model is None:
+        return _row(variant, METADATA, block_bits, ABSTRACTION, Verdict.UNKNOWN, answer, vacuity, answer.reason)
+    found = release_block(answer.model, block)
+    unmet = block_violations(variant, found, BLOCK_INVARIANTS)
+    where = f"block: {found.describe()}"
+    if unmet:
+        verdict, detail = Verdict.SPURIOUS, f"the block breaks the precondition on the model ({'; '.join(unmet)}): {where}"
+    elif consistent54_concrete(found.md, block_bits):
+        verdict, detail = Verdict.SPURIOUS, f"the concrete metadata is inside the abstraction: {where}"
+    else:
+        verdict, detail = Verdict.VIOLATED, f"every block invariant holds, the metadata is outside the abstraction: {where}"
+    return _row(variant, METADATA, block_bits, ABSTRACTION, verdict, answer, vacuity, detail,
+                counterexample={"block": found.to_json()})
+
+
 def run_release_block_suite(variant: str, block_bits: int, options: SolverOptions,
                             wanted: frozenset[str] | None = None, progress: Callable[[Result], None] | None = None,
                             ops: frozenset[str] | None = None, source: KernelSource | None = None) -> list[Result]:
@@ -251,4 +291,8 @@ def run_release_block_suite(variant: str, block_bits: int, options: SolverOption
             results.append(result)
             if progress is not None:
                 progress(result)
+    if (wanted is None or ABSTRACTION in wanted) and (ops is None or METADATA.name in ops):
+        results.append(prove_abstraction(variant, block_bits, options))
+        if progress is not None:
+            progress(results[-1])
     return results
