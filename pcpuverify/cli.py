@@ -489,9 +489,9 @@ def _block_label(spec: str) -> BlockLabel:
 
 
 def _block_source(path: str, labels: list[BlockLabel]) -> KernelSource:
-    """``prove --source``: a scan_hint release's C, for a blockB label's rows (one line if not)."""
-    if not any(label.nr_blocks is None for label in labels):
-        raise click.UsageError("--source replays block rows: give a --geometry blockBITS label too")
+    """``prove --source``: a scan_hint release's C, for a compositional label's rows (one line if not)."""
+    if not labels:
+        raise click.UsageError("--source replays block rows: give a --geometry blockBITS or NxblockBITS label too")
     try:
         source = load_source(path)
         layout = source.layout
@@ -502,7 +502,7 @@ def _block_source(path: str, labels: list[BlockLabel]) -> KernelSource:
                                " a scan_hint release's C (5.2 on)")
     try:  # built now (cached), so that a source gcc refuses is one line here, not a traceback mid-proof
         for label in labels:
-            build(source, label.block_bits, BLOCK_CALL_PAGES)
+            build(source, label.block_bits, label.nr_blocks or BLOCK_CALL_PAGES)
     except SourceError as e:
         raise click.UsageError(f"--source: {e}") from None
     return source
@@ -560,9 +560,9 @@ def _geometry(spec: str) -> Geometry:
 @click.option("--rows", is_flag=True, help="Print every obligation as a table row (default: counts and findings).")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @click.option("--source", "source_path", metavar="PATH", default=None,
-              help="With a blockBITS label: replay each VIOLATED block row of a scan_hint release (linux-5.4,"
-                   " mainline, mainline-fixed) on the C build of this mm/percpu.c too (a tree, its mm/ folder or"
-                   " the file; 5.2 on); a row whose C block differs from the model's is NONCONFORMANT.")
+              help="With a blockBITS or NxblockBITS label: replay each VIOLATED row of a scan_hint release"
+                   " (linux-5.4, mainline, mainline-fixed) on the C build of this mm/percpu.c too (a tree, its mm/"
+                   " folder or the file; 5.2 on); a row whose C state differs from the model's is NONCONFORMANT.")
 @variant_module_option
 @user_errors
 def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tuple[str, ...], ops: tuple[str, ...],

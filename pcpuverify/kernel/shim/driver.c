@@ -24,6 +24,7 @@
  *   u BIT_OFF BITS   pcpu_block_update_hint_alloc(chunk, BIT_OFF, BITS)
  *   v BIT_OFF BITS   pcpu_block_update_hint_free(chunk, BIT_OFF, BITS)
  *   w BIT_OFF BITS   pcpu_block_update_scan(chunk, BIT_OFF, BITS)
+ *   r FULL           pcpu_chunk_refresh_hint(chunk, FULL): chunk_md from the blocks
  *
  * Reply: "RET|WARNINGS|STATE[|RESERVED]": RET the alloc's bit offset (-1:
  * failed; 0 for other commands), WARNINGS the WARN_ON()s the step fired
@@ -378,9 +379,11 @@ static void drv_flush(void)
 	fflush(stdout);
 }
 
+/* an 'm' line holds a bit per bit of the chunk: up to 64 pages of 1024 bits */
+static char line[65536 + 64];
+
 int main(void)
 {
-	char line[4096];
 	int a, b, c, r, n, pos;
 
 	__sanitizer_set_death_callback(drv_flush);
@@ -448,6 +451,11 @@ int main(void)
 				pcpu_block_update_hint_free(drv_chunk, a, b);
 			else
 				pcpu_block_update_scan(drv_chunk, a, b);
+			drv_reply(0);
+			break;
+		case 'r':
+			sscanf(line + 1, "%d", &a);
+			pcpu_chunk_refresh_hint(drv_chunk, a);
 			drv_reply(0);
 			break;
 #endif

@@ -20,7 +20,9 @@ block's contig hint is its longest run, its edges exact), a block's longest
 run is its contig hint, and ``abstraction.run_is_free`` places a run.  A
 counterexample is made concrete (``release_abstraction.realise54`` for each
 block), replayed on the model's own ``pcpu_chunk_refresh_hint``, and judged
-by the invariants' own concrete checks.
+by the invariants' own concrete checks; given a kernel source, the C build's
+own ``pcpu_chunk_refresh_hint`` runs on the same chunk and must leave the
+same ``chunk_md`` (NONCONFORMANT if not).
 
 Not covered here (the chunk suite at small geometries covers them): the scan
 from a promoted scan hint (``full_scan`` false, the allocation's), the free's
@@ -37,6 +39,8 @@ from dataclasses import dataclass, replace
 import z3
 
 from pcpuverify.invariants.check import invariant
+from pcpuverify.kernel.block_step import BlockStepError, c_chunk_refresh
+from pcpuverify.kernel.source import KernelSource
 from pcpuverify.model.geometry import PCPU_MIN_ALLOC_SIZE, Geometry
 from pcpuverify.model.linux_5_4 import Linux54, PcpuBlockMd, PcpuChunk54
 from pcpuverify.proofs.blocks.abstraction import longest_run, run_is_free
@@ -147,13 +151,15 @@ def _unmet(alloc: Linux54, chunk: PcpuChunk54) -> list[str]:
                     if field == "chunk_md.first_free"]
 
 
-def replay(variant: str, name: str, model: z3.ModelRef, q: RefreshQuery, B: int) -> tuple[Verdict, str, dict[str, object]]:
+def replay(variant: str, name: str, model: z3.ModelRef, q: RefreshQuery, B: int,
+           source: KernelSource | None = None) -> tuple[Verdict, str, dict[str, object]]:
     """VIOLATED when the model's full scan, from the concrete chunk (which meets what was assumed), breaks
-    ``name``."""
+    ``name``, and, given a kernel ``source``, its C build's scan leaves the same ``chunk_md`` (NONCONFORMANT if
+    not)."""
     alloc, chunk = concrete_chunk(variant, model, q.pre, B)
-    before = _describe(chunk)
+    before, md_before = _describe(chunk), replace(chunk.chunk_md)
     found: dict[str, object] = {"alloc_map": format(chunk.alloc_map.value, f"0{chunk.alloc_map.nbits}b")[::-1],
-                                "chunk_md": vars(replace(chunk.chunk_md))}
+                                "chunk_md": vars(md_before)}
     unmet = _unmet(alloc, chunk)
     alloc.pcpu_chunk_refresh_hint(chunk, True)
     broken = [m for _, m in invariant(name).check(alloc, chunk)]
@@ -161,8 +167,19 @@ def replay(variant: str, name: str, model: z3.ModelRef, q: RefreshQuery, B: int)
         return Verdict.SPURIOUS, f"the concrete chunk breaks the precondition ({'; '.join(unmet[:3])}): {before}", found
     if not broken:
         return Verdict.SPURIOUS, f"the model keeps {name} on the concrete chunk: {before}", found
-    return (Verdict.VIOLATED, f"{'; '.join(broken)}; a counterexample to the step, not a trace from a new chunk;"
-            f" before: {before}; after: {_describe(chunk)}", found)
+    detail = (f"{'; '.join(broken)}; a counterexample to the step, not a trace from a new chunk; before: {before};"
+              f" after: {_describe(chunk)}")
+    if source is None:
+        return Verdict.VIOLATED, detail, found
+    found["c_source"] = str(source.percpu_c)
+    try:
+        on_c = c_chunk_refresh(source, B, chunk.alloc_map.value, list(chunk.md_blocks), md_before, True)
+    except BlockStepError as e:  # the model ran the scan and the C did not (a sanitizer report, say)
+        return Verdict.NONCONFORMANT, f"the model and {source.percpu_c} disagree: {e}; {detail}", found
+    if on_c != chunk.chunk_md:
+        return (Verdict.NONCONFORMANT, f"the model and {source.percpu_c} disagree: the C's chunk_md after is"
+                f" {vars(on_c)}; {detail}", found)
+    return Verdict.VIOLATED, f"{detail}; the same on {source.percpu_c}", found
 
 
 # -- rows --------------------------------------------------------------------------------------------
@@ -170,9 +187,10 @@ def replay(variant: str, name: str, model: z3.ModelRef, q: RefreshQuery, B: int)
 
 def run_release_composed_suite(variant: str, B: int, N: int, options: SolverOptions,
                                wanted: frozenset[str] | None = None,
-                               progress: Callable[[Result], None] | None = None) -> list[Result]:
+                               progress: Callable[[Result], None] | None = None,
+                               source: KernelSource | None = None) -> list[Result]:
     """Every invariant's row of the full scan: one vacuity check, then one query each (in parallel with
-    ``options.jobs``); PROVED on unsat, a sat replayed on the model.  A row's seconds are its own query's; the
+    ``options.jobs``); PROVED on unsat, a sat replayed on the model (and on ``source``'s C build if given).  A row's seconds are its own query's; the
     vacuity check is in its ``vacuity``."""
     names = [n for n in CHUNK_MD_INVARIANTS if wanted is None or n in wanted]
     if not names:
@@ -191,7 +209,7 @@ def run_release_composed_suite(variant: str, B: int, N: int, options: SolverOpti
         elif answer.status == "unsat":
             verdict, detail = Verdict.PROVED, ""
         elif answer.status == "sat" and answer.model is not None:
-            verdict, detail, found = replay(variant, name, answer.model, q, B)
+            verdict, detail, found = replay(variant, name, answer.model, q, B, source)
         else:
             verdict, detail = Verdict.UNKNOWN, answer.reason
         if found is not None:

@@ -45,9 +45,11 @@ def label_rows(label: BlockLabel, variant: str, wanted: frozenset[str] | None = 
 
 def run_label(variant: str, label: BlockLabel, options: SolverOptions, wanted: frozenset[str] | None = None,
               progress: Callable[[Result], None] | None = None, source: KernelSource | None = None) -> list[Result]:
-    """The label's rows for ``variant``; ``source``: a kernel whose C replays the scan_hint blocks' VIOLATED rows."""
+    """The label's rows for ``variant``; ``source``: a kernel whose C replays the scan_hint releases' VIOLATED
+    rows."""
     if label.nr_blocks is not None and scan_hint_blocks(variant):
-        return run_release_composed_suite(variant, label.block_bits, label.nr_blocks, options, wanted, progress)
+        return run_release_composed_suite(variant, label.block_bits, label.nr_blocks, options, wanted, progress,
+                                          source)
     if label.nr_blocks is not None:
         return run_composed_suite(variant, label.block_bits, label.nr_blocks, options, wanted, None, progress)
     if scan_hint_blocks(variant):

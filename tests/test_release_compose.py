@@ -1,0 +1,175 @@
+"""5.2's ``chunk_md`` over N blocks' metadata (``proofs/blocks/release_compose.py``) and the abstraction it rests on.
+
+The metadata restatements agree with the invariants' own concrete checks on the model's chunks, the full scan's
+rows are proved for the three releases, a patch that keeps a stale hint is refuted with a replayed chunk, and an
+abstraction the block invariants do not imply is refuted with a block.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import z3
+from installed import pcpu_verify_exe
+
+from pcpuverify.exits import EXIT_TOOL_FAILURE
+from pcpuverify.invariants.check import invariant
+from pcpuverify.model.geometry import Geometry
+from pcpuverify.model.random_ops import random_op
+from pcpuverify.model.reference import new_reference
+from pcpuverify.proofs.blocks import release_abstraction, release_contracts
+from pcpuverify.proofs.blocks.release_abstraction import consistent54_concrete
+from pcpuverify.proofs.blocks.release_compose import (
+    CHUNK_MD_INVARIANTS,
+    REFRESH_FULL_OP,
+    md_invariant,
+    run_release_composed_suite,
+)
+from pcpuverify.proofs.blocks.release_contracts import ABSTRACTION, prove_abstraction
+from pcpuverify.proofs.conformance import symbolic_of
+from pcpuverify.proofs.results import Verdict
+from pcpuverify.proofs.solver import SolverOptions
+from pcpuverify.symbolic.release_state import SymBlockMd
+
+RELEASES = ("linux-5.4", "mainline", "mainline-fixed")
+BITWUZLA = SolverOptions(solver="bitwuzla", timeout=300)
+DEBIAN_6_12 = Path(__file__).with_name("kernels") / "debian-6.12"  # mainline's code (docs/releases.md)
+
+
+def test_the_metadata_invariants_agree_with_the_concrete_checks() -> None:
+    """On ``mainline-fixed``'s chunks (random walks on the model at 2x8, 3x8 and 2x16), every block is inside the
+    abstraction, and each restated invariant judges as its own concrete check does: on the chunk as reached, and
+    with ``chunk_md``'s contig hint moved at random (so that both verdicts occur)."""
+    verdicts: Counter[tuple[str, bool]] = Counter()
+    for B, N in ((8, 2), (8, 3), (16, 2)):
+        rng = random.Random(B * N)
+        for _ in range(15):
+            ref = new_reference("mainline-fixed", Geometry(B, N, tuple(range(N))))
+            for _ in range(25):
+                ref.apply(random_op(ref, rng))
+                chunk = ref.chunks["dynamic"]
+                assert all(consistent54_concrete(md, B) for md in chunk.md_blocks), chunk.md_blocks
+                md = chunk.chunk_md
+                reached = md.contig_hint, md.contig_hint_start
+                for moved in (False, True):
+                    if moved:
+                        md.contig_hint = rng.randint(0, N * B)
+                        md.contig_hint_start = rng.randint(0, N * B - md.contig_hint)
+                    sym = symbolic_of(ref)
+                    for name in CHUNK_MD_INVARIANTS:
+                        held = z3.is_true(z3.simplify(md_invariant(name, sym, B)))
+                        assert held == (not list(invariant(name).check(ref.alloc, chunk))), (name, B, N, md)
+                        verdicts[name, held] += 1
+                md.contig_hint, md.contig_hint_start = reached
+    assert {(name, held) for name in CHUNK_MD_INVARIANTS for held in (False, True)} <= set(verdicts), verdicts
+
+
+@pytest.mark.parametrize("variant", RELEASES)
+def test_the_full_scan_rows_are_proved(variant: str) -> None:
+    """Every release's full scan keeps the five invariants over 2 and 3 blocks of 8 bits and 4 of 64, and the
+    block invariants imply the abstraction at 8, 16 and 32 bits."""
+    for B, N in ((8, 2), (8, 3), (64, 4)):
+        rows = run_release_composed_suite(variant, B, N, BITWUZLA)
+        assert [(r.invariant, r.op) for r in rows] == [(n, REFRESH_FULL_OP) for n in CHUNK_MD_INVARIANTS]
+        assert {(r.geometry, r.verdict) for r in rows} == {(f"{N}xblock{B}", Verdict.PROVED)}
+    for B in (8, 16, 32):
+        row = prove_abstraction(variant, B, BITWUZLA)
+        assert (row.invariant, row.op, row.verdict) == (ABSTRACTION, "pcpu_block_md", Verdict.PROVED)
+
+
+# A patch on `mainline` whose full scan forgets to reset chunk_md's contig hint (the `chunk_md->contig_hint = 0`
+# of pcpu_chunk_refresh_hint's else branch dropped), in the model and in the encoding.
+STALE_HINT = '''
+from pcpuverify.check import register_variant
+from pcpuverify.model.mainline import Mainline
+from pcpuverify.symbolic.encode_linux_5_4 import SymMainline
+
+
+class StaleHint(Mainline):
+    variant = "mainline-stale-hint"
+
+    def pcpu_chunk_refresh_hint(self, chunk, full_scan):
+        if not full_scan:
+            return super().pcpu_chunk_refresh_hint(chunk, full_scan)
+        for off, bits in self.pcpu_md_free_regions(chunk, chunk.chunk_md.first_free):
+            self.pcpu_block_update(chunk.chunk_md, off, off + bits)
+
+
+class SymStaleHint(SymMainline):
+    variant = "mainline-stale-hint"
+
+    def pcpu_chunk_refresh_hint(self, chunk, full_scan):
+        if full_scan is not True:
+            return super().pcpu_chunk_refresh_hint(chunk, full_scan)
+        md = chunk.chunk_md
+        for emitted, start, end in self.pcpu_md_free_regions(chunk, md.first_free):
+            md = self.pcpu_block_update(md, start, end).merge(emitted, md)
+        return chunk.set(chunk_md=md)
+
+
+register_variant("mainline-stale-hint", StaleHint, SymStaleHint)
+'''
+
+
+def _prove_stale_hint(plugin: Path, geometry: str, *source: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([pcpu_verify_exe(), "prove", "--variant-module", str(plugin), "--variant",
+                           "mainline-stale-hint", "--geometry", geometry, "--solver", "bitwuzla", "--json", *source],
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_a_stale_hint_patch_is_refuted_with_a_replayed_chunk(tmp_path: Path) -> None:
+    """Through the CLI at 4 blocks of 1024 bits: the stale hint may exceed every free run, a chunk the model's own
+    scan leaves so (replayed: the detail is the model's check); the invariants a larger hint keeps stay PROVED.
+    With ``--source``, the same chunk goes through the C's own ``pcpu_chunk_refresh_hint``: VIOLATED on a C with
+    the same line dropped, NONCONFORMANT on Debian 6.12's own (which resets the hint)."""
+    plugin = tmp_path / "stale.py"
+    plugin.write_text(STALE_HINT)
+    done = _prove_stale_hint(plugin, "4xblock1024")
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = {r["invariant"]: r for r in json.loads(done.stdout)["results"]}
+    assert {n: r["result"] for n, r in rows.items()} == {
+        "chunk-md-contig-hint-longest": "PROVED",
+        "chunk-hint-never-above-available": "VIOLATED",
+        "chunk-hint-covers-every-block": "PROVED",
+        "chunk-hint-accurate-in-one-block": "VIOLATED",
+        "chunk-hint-off-by-at-most-a-page": "PROVED",
+    }
+    broken = rows["chunk-hint-never-above-available"]
+    assert "a counterexample to the step" in broken["detail"]
+    assert "chunk_md.contig_hint" in broken["detail"] or "region" in broken["detail"], broken["detail"]
+    assert len(broken["counterexample"]["alloc_map"]) == 4096
+
+    shutil.copytree(DEBIAN_6_12 / "mm", tmp_path / "stale" / "mm")
+    percpu_c = tmp_path / "stale" / "mm" / "percpu.c"
+    reset = "\t\tbit_off = chunk_md->first_free;\n\t\tchunk_md->contig_hint = 0;\n"
+    assert percpu_c.read_text().count(reset) == 1
+    percpu_c.write_text(percpu_c.read_text().replace(reset, "\t\tbit_off = chunk_md->first_free;\n"))
+    same = _prove_stale_hint(plugin, "2xblock8", "--source", str(tmp_path / "stale"))
+    assert same.returncode == 0, same.stderr[-2000:]
+    violated = [r for r in json.loads(same.stdout)["results"] if r["result"] == "VIOLATED"]
+    assert len(violated) == 2 and all(r["detail"].endswith("stale/mm/percpu.c") for r in violated), violated
+    other = _prove_stale_hint(plugin, "2xblock8", "--source", str(DEBIAN_6_12))
+    assert other.returncode == EXIT_TOOL_FAILURE, other.stderr[-2000:]
+    results = json.loads(other.stdout)["results"]
+    assert sorted(r["result"] for r in results) == ["NONCONFORMANT"] * 2 + ["PROVED"] * 3
+
+
+def test_an_abstraction_the_invariants_do_not_imply_is_refuted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``md-abstraction-sound`` can fail: asked of a stricter abstraction (no free left edge shorter than the
+    contig hint), the solver's block meets every invariant's own concrete check and is reported with it."""
+    def stricter(md: SymBlockMd, B: int) -> z3.BoolRef:
+        return z3.And(release_abstraction.consistent(md, B), md.nr_bits == B,
+                      z3.Or(md.left_free == 0, md.left_free == md.contig_hint))
+
+    monkeypatch.setattr(release_abstraction, "consistent54", stricter)
+    monkeypatch.setattr(release_contracts, "consistent54", stricter)
+    row = prove_abstraction("mainline-fixed", 8, BITWUZLA)
+    assert row.verdict is Verdict.VIOLATED, row.detail
+    md = row.extra["counterexample"]["block"]  # type: ignore[index]
+    assert "every block invariant holds" in row.detail and md, row.detail
