@@ -364,7 +364,9 @@ def test_v1s_known_finding_is_a_violated_chunk_obligation_replayed_on_the_model(
 def test_labels() -> None:
     assert parse_block_label("block1024").block_bits == 1024 and parse_block_label("block1024").nr_blocks is None
     assert parse_block_label("4xblock1024").nr_blocks == 4
-    for bad in ("block7", "block2048", "0xblock8", "blocks8", "65xblock8"):
+    assert parse_block_label("8xblock1024").nr_blocks == 8  # 8192 bits: the most 16-bit offsets compose
+    # 16xblock1024 once wrapped: 32xblock1024's chunk of 32,768 bits made every assumption unsatisfiable
+    for bad in ("block7", "block2048", "0xblock8", "blocks8", "65xblock8", "16xblock1024", "64xblock256"):
         with pytest.raises(GeometryError):
             parse_block_label(bad)
 

@@ -12,8 +12,11 @@ import re
 from dataclasses import dataclass
 
 from pcpuverify.model.geometry import MAX_BLOCK_BITS, MAX_PAGES, MIN_BLOCK_BITS, GeometryError
+from pcpuverify.symbolic.bv import INT_W
 
 _LABEL = re.compile(r"(?:(\d+)x)?block(\d+)")
+# a composed chunk's bit offsets, and the sum of two of them, fit INT_W-bit signed ints
+MAX_COMPOSED_BITS = 1 << (INT_W - 3)
 
 
 @dataclass(frozen=True)
@@ -50,4 +53,7 @@ def parse_block_label(spec: str) -> BlockLabel:
                             f" {MAX_BLOCK_BITS}")
     if nr_blocks is not None and not 1 <= nr_blocks <= MAX_PAGES:
         raise GeometryError(f"{spec}: a composed chunk has between 1 and {MAX_PAGES} blocks")
+    if nr_blocks is not None and nr_blocks * bits > MAX_COMPOSED_BITS:
+        raise GeometryError(f"{spec}: a composed chunk has at most {MAX_COMPOSED_BITS} bits ({INT_W}-bit C ints),"
+                            f" e.g. 8xblock1024 or 64xblock128")
     return BlockLabel(bits, nr_blocks)
