@@ -61,10 +61,10 @@ def c_block_step(source: KernelSource, block_bits: int, alloc_map: int, blocks: 
     return [PcpuBlockMd(**md) for md in mds]
 
 
-def c_chunk_refresh(source: KernelSource, block_bits: int, alloc_map: int, blocks: list[PcpuBlockMd],
-                    chunk_md: PcpuBlockMd, full_scan: bool) -> PcpuBlockMd:
-    """``chunk_md`` after the kernel's ``pcpu_chunk_refresh_hint(chunk, full_scan)`` on such a chunk."""
-    after = _call_on_state(source, block_bits, alloc_map, blocks, chunk_md, f"r {int(full_scan)}")
-    md = after["chunk_md"]
+def c_chunk_md_after(source: KernelSource, block_bits: int, alloc_map: int, blocks: list[PcpuBlockMd],
+                     chunk_md: PcpuBlockMd, call: str) -> PcpuBlockMd:
+    """``chunk_md`` after the driver's ``call`` on such a chunk: ``r FULL`` (``pcpu_chunk_refresh_hint``) or
+    ``v BIT_OFF BITS`` (``pcpu_block_update_hint_free``, the caller having cleared the area in ``alloc_map``)."""
+    md = _call_on_state(source, block_bits, alloc_map, blocks, chunk_md, call)["chunk_md"]
     assert isinstance(md, dict)
     return PcpuBlockMd(**md)

@@ -124,7 +124,7 @@ class FreeArea:
         return FreeArea(index, *(z3.BitVec(f"free.{n}", 16) for n in ("lo", "hi", "start", "end")))
 
 
-def freed_block(md: SymBlock, f: FreeArea, B: int) -> tuple[SymBlock, z3.BoolRef]:
+def freed_block(md: MdHints, f: FreeArea, B: int) -> tuple[SymBlock, z3.BoolRef]:
     """The block after a same-block free of ``[lo, hi)`` whose freed run is ``[start, end)``, and what holds of
     that run against the old metadata (each maximal run is an edge, the hint's run, or apart from both).
 

@@ -34,8 +34,10 @@ from pcpuverify.invariants.check import invariant
 from pcpuverify.kernel.block_step import BlockStepError
 from pcpuverify.kernel.source import KernelSource
 from pcpuverify.model.linux_5_4 import Linux54
+from pcpuverify.proofs.blocks.abstraction import FreeArea, freed_block
+from pcpuverify.proofs.blocks.freed_run import freed_run
 from pcpuverify.proofs.blocks.labels import block_label
-from pcpuverify.proofs.blocks.release_abstraction import consistent54, consistent54_concrete
+from pcpuverify.proofs.blocks.release_abstraction import consistent54, consistent54_concrete, freed_run_maximal
 from pcpuverify.proofs.blocks.release_roles import (
     RELEASE_ROLES,
     SCAN,
@@ -44,16 +46,17 @@ from pcpuverify.proofs.blocks.release_roles import (
     md_of,
     release_area,
     release_block,
+    release_encoder,
     release_transition,
     run_release_on_c,
     run_release_on_model,
 )
-from pcpuverify.proofs.blocks.roles import Area, Role, area_mask
+from pcpuverify.proofs.blocks.roles import FREE_ROLES, Area, Role, area_mask, post_bits
 from pcpuverify.proofs.blocks.state import signed
 from pcpuverify.proofs.results import Result, Verdict
 from pcpuverify.proofs.solver import Answer, SolverOptions, check, check_all
-from pcpuverify.symbolic.bv import bit, low_mask
-from pcpuverify.symbolic.release_state import RELEASE_BLOCK_FIELDS, SymChunk54
+from pcpuverify.symbolic.bv import I, bit, low_mask
+from pcpuverify.symbolic.release_state import RELEASE_BLOCK_FIELDS, SymBlockMd, SymChunk54
 from pcpuverify.symbolic.subjects import subject
 
 # every invariant of one 5.2 block (invariants/release_hints.py), in the order the rows are proved
@@ -72,7 +75,10 @@ BLOCK_INVARIANTS = (
 )
 
 
-# the block seen through its metadata alone (``release_abstraction``): what the ``NxblockB`` rows rest on
+# what the ``NxblockB`` rows rest on: the freed run's place among the runs the metadata shows, and the block
+# seen through its metadata alone (``release_abstraction``)
+FREE_SAME = next(role for role in FREE_ROLES if role.part == "same")
+FREE_RUNS = "free-same-block-runs"
 METADATA = Role("pcpu_block_md", "", "read")
 ABSTRACTION = "md-abstraction-sound"
 
@@ -80,7 +86,8 @@ ABSTRACTION = "md-abstraction-sound"
 def release_label_rows(wanted: frozenset[str] | None = None) -> list[tuple[str, str]]:
     """The (invariant, op) rows of a ``blockB`` label for a variant with 5.2's blocks, in the order proved."""
     rows = [(name, role.name) for role in RELEASE_ROLES for name in BLOCK_INVARIANTS]
-    return [r for r in [*rows, (ABSTRACTION, METADATA.name)] if wanted is None or r[0] in wanted]
+    rows += [(FREE_RUNS, FREE_SAME.name), (ABSTRACTION, METADATA.name)]
+    return [r for r in rows if wanted is None or r[0] in wanted]
 
 
 def as_block(chunk: SymChunk54) -> SymChunk54:
@@ -278,6 +285,77 @@ def prove_abstraction(variant: str, block_bits: int, options: SolverOptions) -> 
                 counterexample={"block": found.to_json()})
 
 
+def freed_run_facts(variant: str, q: ReleaseQuery) -> z3.BoolRef:
+    """``free-same-block-runs``: a free inside the block finds (``pcpu_freed_extent``, the encoder's own) the
+    maximal free run around the area, and that run sits among the old metadata's runs as
+    ``abstraction.freed_block`` and ``release_abstraction.freed_run_maximal`` say (what the ``NxblockB`` free
+    rows assume of the freed block)."""
+    B = q.block_bits
+    now = q.pre.set(alloc_map=post_bits(FREE_SAME, q.pre, q.area))  # type: ignore[arg-type]
+    start, end = release_encoder(variant, B).pcpu_freed_extent(now, I(0), I(0), q.area.lo, q.area.hi)
+    run_start, run_end = freed_run(now.alloc_map, q.area.lo, q.area.hi, B)
+    run = FreeArea(0, q.area.lo, q.area.hi, run_start, run_end)
+    _, holds = freed_block(md_of(q.pre), run, B)
+    return z3.And(start == run_start, end == run_end, holds, freed_run_maximal(md_of(q.pre), run, B))
+
+
+def freed_run_unmet(variant: str, before: ReleaseBlock, lo: int, hi: int) -> list[str]:
+    """``freed_run_facts``, concretely: the run read off the bits, the relation on constants, and the model's own
+    free (``run_release_on_model``) against ``pcpu_block_update`` of that run."""
+    B = before.block_bits
+    bits = before.bits & ~(((1 << (hi - lo)) - 1) << lo)
+    start, end = lo, hi
+    while start > 0 and not (bits >> (start - 1)) & 1:
+        start -= 1
+    while end < B and not (bits >> end) & 1:
+        end += 1
+    md = SymBlockMd(*(I(getattr(before.md, f)) for f in RELEASE_BLOCK_FIELDS))
+    run = FreeArea(0, I(lo), I(hi), I(start), I(end))
+    _, holds = freed_block(md, run, B)
+    wrong = [] if z3.is_true(z3.simplify(z3.And(holds, freed_run_maximal(md, run, B)))) else [
+        f"the freed run [{start}, {end}) does not sit among the old metadata's runs as expected"]
+    alloc = subject(variant).model(B, 1)
+    assert isinstance(alloc, Linux54), f"{variant} does not keep 5.2's blocks"
+    expected = replace(before.md)
+    alloc.pcpu_block_update(expected, start, end)
+    freed = run_release_on_model(variant, FREE_SAME, before, lo, hi)
+    if freed.md != expected:
+        wrong.append(f"the model's free leaves {freed.describe()}, not pcpu_block_update of the freed run"
+                     f" [{start}, {end})")
+    return wrong
+
+
+def prove_free_runs(variant: str, block_bits: int, options: SolverOptions) -> Result:
+    """``free-same-block-runs`` for ``pcpu_block_update_hint_free:same``: from ``precondition``, the facts
+    ``freed_run_facts`` states.  A sat is VIOLATED when the block meets the precondition on the model and the
+    facts fail concretely (``freed_run_unmet``), SPURIOUS otherwise."""
+    q = build_release_query(variant, FREE_SAME, block_bits)
+    pre = precondition(FREE_SAME, q)
+    vacuity = check([pre], options)
+    if vacuity.status != "sat":
+        verdict = Verdict.VACUOUS if vacuity.status == "unsat" else Verdict.UNKNOWN
+        why = "the precondition is unsatisfiable" if vacuity.status == "unsat" else f"vacuity check: {vacuity.reason}"
+        return _row(variant, FREE_SAME, block_bits, FREE_RUNS, verdict, vacuity, vacuity, why)
+    answer = check([pre, z3.Not(freed_run_facts(variant, q))], options)
+    if answer.status == "unsat":
+        return _row(variant, FREE_SAME, block_bits, FREE_RUNS, Verdict.PROVED, answer, vacuity)
+    if answer.status != "sat" or answer.model is None:
+        return _row(variant, FREE_SAME, block_bits, FREE_RUNS, Verdict.UNKNOWN, answer, vacuity, answer.reason)
+    before = release_block(answer.model, q.pre)
+    lo, hi = signed(answer.model, q.area.lo), signed(answer.model, q.area.hi)
+    unmet = block_violations(variant, before, BLOCK_INVARIANTS) + area_unmet(FREE_SAME, before, lo, hi)
+    wrong = [] if unmet else freed_run_unmet(variant, before, lo, hi)
+    where = f"before: {before.describe()}; area [{lo}, {hi})"
+    if unmet or not wrong:
+        why = f"the block breaks the precondition on the model ({'; '.join(unmet)})" if unmet else \
+            "the facts hold on the concrete block"
+        verdict, detail = Verdict.SPURIOUS, f"{why}: {where}"
+    else:
+        verdict, detail = Verdict.VIOLATED, f"{'; '.join(wrong)}; {where}"
+    return _row(variant, FREE_SAME, block_bits, FREE_RUNS, verdict, answer, vacuity, detail,
+                counterexample={"block": before.to_json(), "area": [lo, hi]})
+
+
 def run_release_block_suite(variant: str, block_bits: int, options: SolverOptions,
                             wanted: frozenset[str] | None = None, progress: Callable[[Result], None] | None = None,
                             ops: frozenset[str] | None = None, source: KernelSource | None = None) -> list[Result]:
@@ -291,8 +369,9 @@ def run_release_block_suite(variant: str, block_bits: int, options: SolverOption
             results.append(result)
             if progress is not None:
                 progress(result)
-    if (wanted is None or ABSTRACTION in wanted) and (ops is None or METADATA.name in ops):
-        results.append(prove_abstraction(variant, block_bits, options))
-        if progress is not None:
-            progress(results[-1])
+    for name, role, prove in ((FREE_RUNS, FREE_SAME, prove_free_runs), (ABSTRACTION, METADATA, prove_abstraction)):
+        if (wanted is None or name in wanted) and (ops is None or role.name in ops or role.function in ops):
+            results.append(prove(variant, block_bits, options))
+            if progress is not None:
+                progress(results[-1])
     return results

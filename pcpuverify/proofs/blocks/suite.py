@@ -14,7 +14,11 @@ from pcpuverify.proofs.blocks.compose import CHUNK_HINT_INVARIANTS, COMPOSED_OPS
 from pcpuverify.proofs.blocks.contracts import CONTRACTS
 from pcpuverify.proofs.blocks.labels import BlockLabel
 from pcpuverify.proofs.blocks.prove import run_block_suite
-from pcpuverify.proofs.blocks.release_compose import CHUNK_MD_INVARIANTS, REFRESH_FULL_OP, run_release_composed_suite
+from pcpuverify.proofs.blocks.release_compose import (
+    CHUNK_MD_INVARIANTS,
+    RELEASE_COMPOSED_OPS,
+    run_release_composed_suite,
+)
 from pcpuverify.proofs.blocks.release_contracts import BLOCK_INVARIANTS, release_label_rows, run_release_block_suite
 from pcpuverify.proofs.results import Result
 from pcpuverify.proofs.solver import SolverOptions
@@ -33,7 +37,7 @@ def scan_hint_blocks(variant: str) -> bool:
 def label_rows(label: BlockLabel, variant: str, wanted: frozenset[str] | None = None) -> list[tuple[str, str]]:
     """The (invariant, op) rows a label owes for ``variant``, in the order they are proved."""
     if label.nr_blocks is not None and scan_hint_blocks(variant):
-        rows = [(name, REFRESH_FULL_OP) for name in CHUNK_MD_INVARIANTS]
+        rows = [(name, op) for op in RELEASE_COMPOSED_OPS for name in CHUNK_MD_INVARIANTS]
     elif label.nr_blocks is not None:
         rows = [(name, op) for op in COMPOSED_OPS for name in CHUNK_HINT_INVARIANTS]
     elif scan_hint_blocks(variant):
