@@ -24,14 +24,16 @@ from pcpuverify.model.geometry import Geometry
 from pcpuverify.model.random_ops import random_op
 from pcpuverify.model.reference import new_reference
 from pcpuverify.proofs.blocks import release_abstraction, release_contracts
+from pcpuverify.proofs.blocks.abstraction import FreeArea
 from pcpuverify.proofs.blocks.release_abstraction import consistent54_concrete
 from pcpuverify.proofs.blocks.release_compose import (
     CHUNK_MD_INVARIANTS,
+    FREE_OP,
     REFRESH_FULL_OP,
     md_invariant,
     run_release_composed_suite,
 )
-from pcpuverify.proofs.blocks.release_contracts import ABSTRACTION, prove_abstraction
+from pcpuverify.proofs.blocks.release_contracts import ABSTRACTION, FREE_RUNS, prove_abstraction, prove_free_runs
 from pcpuverify.proofs.conformance import symbolic_of
 from pcpuverify.proofs.results import Verdict
 from pcpuverify.proofs.solver import SolverOptions
@@ -70,17 +72,45 @@ def test_the_metadata_invariants_agree_with_the_concrete_checks() -> None:
     assert {(name, held) for name in CHUNK_MD_INVARIANTS for held in (False, True)} <= set(verdicts), verdicts
 
 
+# mainline's (and 5.4's) composed free rows that break, each a mechanism of docs/gallery.md's chunk-hint findings
+# (the free's chunk_md update sees the freed run only, and passes `end` block-relative); every other row PROVED
+UNFIXED_VIOLATED = {(name, FREE_OP) for name in ("chunk-md-contig-hint-longest", "chunk-hint-covers-every-block",
+                                                 "chunk-hint-accurate-in-one-block",
+                                                 "chunk-hint-off-by-at-most-a-page")}
+
+
 @pytest.mark.parametrize("variant", RELEASES)
-def test_the_full_scan_rows_are_proved(variant: str) -> None:
-    """Every release's full scan keeps the five invariants over 2 and 3 blocks of 8 bits and 4 of 64, and the
-    block invariants imply the abstraction at 8, 16 and 32 bits."""
+def test_the_composed_rows(variant: str) -> None:
+    """Over 2 and 3 blocks of 8 bits and 4 of 64: ``mainline-fixed`` keeps the five invariants through the full
+    scan and a free inside one block; the unfixed releases break four of them on the free, each a chunk the model
+    replays.  The blockB facts the rows rest on are PROVED at 8, 16 and 32 bits."""
     for B, N in ((8, 2), (8, 3), (64, 4)):
         rows = run_release_composed_suite(variant, B, N, BITWUZLA)
-        assert [(r.invariant, r.op) for r in rows] == [(n, REFRESH_FULL_OP) for n in CHUNK_MD_INVARIANTS]
-        assert {(r.geometry, r.verdict) for r in rows} == {(f"{N}xblock{B}", Verdict.PROVED)}
+        assert [(r.invariant, r.op) for r in rows] == [(n, op) for op in (REFRESH_FULL_OP, FREE_OP)
+                                                       for n in CHUNK_MD_INVARIANTS]
+        assert {r.geometry for r in rows} == {f"{N}xblock{B}"}
+        violated = {(r.invariant, r.op) for r in rows if r.verdict is Verdict.VIOLATED}
+        assert violated == (set() if variant == "mainline-fixed" else UNFIXED_VIOLATED), [r.detail for r in rows]
+        assert {r.verdict for r in rows if (r.invariant, r.op) not in violated} == {Verdict.PROVED}
+        assert all("a counterexample to the step" in r.detail for r in rows if r.verdict is Verdict.VIOLATED)
     for B in (8, 16, 32):
-        row = prove_abstraction(variant, B, BITWUZLA)
-        assert (row.invariant, row.op, row.verdict) == (ABSTRACTION, "pcpu_block_md", Verdict.PROVED)
+        for prove, name, op in ((prove_abstraction, ABSTRACTION, "pcpu_block_md"),
+                                (prove_free_runs, FREE_RUNS, "pcpu_block_update_hint_free:same")):
+            row = prove(variant, B, BITWUZLA)
+            assert (row.invariant, row.op, row.verdict) == (name, op, Verdict.PROVED), row.detail
+
+
+def test_the_unfixed_free_rows_replay_on_the_c() -> None:
+    """``prove --source``: each of ``mainline``'s VIOLATED free rows at 4 blocks of 8 bits, its chunk run through
+    Debian 6.12's own ``pcpu_block_update_hint_free``, leaves the model's ``chunk_md``."""
+    done = subprocess.run([pcpu_verify_exe(), "prove", "--variant", "mainline", "--geometry", "4xblock8", "--solver",
+                           "bitwuzla", "--json", "--source", str(DEBIAN_6_12)], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = json.loads(done.stdout)["results"]
+    violated = [r for r in rows if r["result"] == "VIOLATED"]
+    assert {(r["invariant"], r["op"]) for r in violated} == UNFIXED_VIOLATED
+    assert all(r["detail"].endswith("debian-6.12/mm/percpu.c") and "the same on" in r["detail"] for r in violated)
 
 
 # A patch on `mainline` whose full scan forgets to reset chunk_md's contig hint (the `chunk_md->contig_hint = 0`
@@ -132,7 +162,7 @@ def test_a_stale_hint_patch_is_refuted_with_a_replayed_chunk(tmp_path: Path) -> 
     plugin.write_text(STALE_HINT)
     done = _prove_stale_hint(plugin, "4xblock1024")
     assert done.returncode == 0, done.stderr[-2000:]
-    rows = {r["invariant"]: r for r in json.loads(done.stdout)["results"]}
+    rows = {r["invariant"]: r for r in json.loads(done.stdout)["results"] if r["op"] == REFRESH_FULL_OP}
     assert {n: r["result"] for n, r in rows.items()} == {
         "chunk-md-contig-hint-longest": "PROVED",
         "chunk-hint-never-above-available": "VIOLATED",
@@ -152,12 +182,13 @@ def test_a_stale_hint_patch_is_refuted_with_a_replayed_chunk(tmp_path: Path) -> 
     percpu_c.write_text(percpu_c.read_text().replace(reset, "\t\tbit_off = chunk_md->first_free;\n"))
     same = _prove_stale_hint(plugin, "2xblock8", "--source", str(tmp_path / "stale"))
     assert same.returncode == 0, same.stderr[-2000:]
-    violated = [r for r in json.loads(same.stdout)["results"] if r["result"] == "VIOLATED"]
+    scan = [r for r in json.loads(same.stdout)["results"] if r["op"] == REFRESH_FULL_OP]
+    violated = [r for r in scan if r["result"] == "VIOLATED"]
     assert len(violated) == 2 and all(r["detail"].endswith("stale/mm/percpu.c") for r in violated), violated
     other = _prove_stale_hint(plugin, "2xblock8", "--source", str(DEBIAN_6_12))
     assert other.returncode == EXIT_TOOL_FAILURE, other.stderr[-2000:]
-    results = json.loads(other.stdout)["results"]
-    assert sorted(r["result"] for r in results) == ["NONCONFORMANT"] * 2 + ["PROVED"] * 3
+    scan = [r for r in json.loads(other.stdout)["results"] if r["op"] == REFRESH_FULL_OP]
+    assert sorted(r["result"] for r in scan) == ["NONCONFORMANT"] * 2 + ["PROVED"] * 3
 
 
 def test_an_abstraction_the_invariants_do_not_imply_is_refuted(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -173,3 +204,16 @@ def test_an_abstraction_the_invariants_do_not_imply_is_refuted(monkeypatch: pyte
     assert row.verdict is Verdict.VIOLATED, row.detail
     md = row.extra["counterexample"]["block"]  # type: ignore[index]
     assert "every block invariant holds" in row.detail and md, row.detail
+
+
+def test_a_freed_run_fact_the_code_does_not_give_is_refuted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``free-same-block-runs`` can fail: asked that every freed run start at the freed area (no free bit before
+    it), the solver's block and area meet the precondition on the model, and the run read off its bits is
+    reported."""
+    def area_only(md: SymBlockMd, f: FreeArea, B: int) -> z3.BoolRef:
+        return f.start == f.lo
+
+    monkeypatch.setattr(release_contracts, "freed_run_maximal", area_only)
+    row = prove_free_runs("mainline-fixed", 8, BITWUZLA)
+    assert row.verdict is Verdict.VIOLATED, row.detail
+    assert "does not sit among the old metadata's runs" in row.detail and row.extra["counterexample"], row.detail

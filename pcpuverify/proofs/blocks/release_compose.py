@@ -84,12 +84,15 @@ def md_invariant(name: str, chunk: SymChunk54, B: int, also_free: z3.BoolRef | N
 
 
 def refresh_pre(chunk: SymChunk54, B: int) -> z3.BoolRef:
-    """Every block consistent; ``chunk_md`` in range, ``nr_bits`` the chunk's, and ``first_free`` at or before each
-    bit the metadata shows free (a block's left edge, its contig hint's start)."""
+    """Every block consistent; ``chunk_md`` in range, ``nr_bits`` the chunk's, its hints inside its bits and the
+    scan hint not above the contig hint (``chunk_md``'s half of ``block-nr-bits``, ``hints-inside-their-bits`` and
+    ``scan-hint-below-contig-hint``: its fields alone), and ``first_free`` at or before each bit the metadata
+    shows free (a block's left edge, its contig hint's start)."""
     md, n = chunk.chunk_md, len(chunk.md_blocks) * B
     conds = [consistent54(b, B) for b in chunk.md_blocks]
     conds += [z3.And(getattr(md, f) >= 0, getattr(md, f) <= n) for f in RELEASE_BLOCK_FIELDS]
-    conds.append(md.nr_bits == n)
+    conds += [md.nr_bits == n, md.contig_hint_start + md.contig_hint <= n, md.scan_hint <= md.contig_hint,
+              z3.Implies(md.scan_hint > 0, md.scan_hint_start + md.scan_hint <= n)]
     for k, b in enumerate(chunk.md_blocks):
         conds += [z3.Implies(b.left_free > 0, md.first_free <= k * B),
                   z3.Implies(b.contig_hint > 0, md.first_free <= k * B + b.contig_hint_start)]
@@ -196,12 +199,13 @@ def _describe(chunk: PcpuChunk54) -> str:
 
 
 def _unmet(alloc: Linux54, chunk: PcpuChunk54, assumed: tuple[str, ...]) -> list[str]:
-    """What the query assumed, concretely: the eleven block invariants of each block, ``chunk_md``'s
-    ``first_free``, and the chunk invariants ``assumed``."""
+    """What the query assumed, concretely: the eleven block invariants of each block, ``refresh_pre``'s
+    invariants of ``chunk_md``, and the chunk invariants ``assumed``."""
     found = [f"{name}: {m}" for name in BLOCK_INVARIANTS for field, m in invariant(name).check(alloc, chunk)
              if field.startswith("md_blocks[")]
-    found += [m for field, m in invariant("first-free-not-above-first-free-bit").check(alloc, chunk)
-              if field == "chunk_md.first_free"]
+    found += [m for name in ("first-free-not-above-first-free-bit", "block-nr-bits", "hints-inside-their-bits",
+                             "scan-hint-below-contig-hint")
+              for field, m in invariant(name).check(alloc, chunk) if field.startswith("chunk_md")]
     return found + [f"{name}: {m}" for name in assumed for _, m in invariant(name).check(alloc, chunk)]
 
 
