@@ -154,13 +154,13 @@ def _prove_stale_hint(plugin: Path, geometry: str, *source: str) -> subprocess.C
 
 
 def test_a_stale_hint_patch_is_refuted_with_a_replayed_chunk(tmp_path: Path) -> None:
-    """Through the CLI at 4 blocks of 1024 bits: the stale hint may exceed every free run, a chunk the model's own
+    """Through the CLI at 4 blocks of 64 bits: the stale hint may exceed every free run, a chunk the model's own
     scan leaves so (replayed: the detail is the model's check); the invariants a larger hint keeps stay PROVED.
     With ``--source``, the same chunk goes through the C's own ``pcpu_chunk_refresh_hint``: VIOLATED on a C with
     the same line dropped, NONCONFORMANT on Debian 6.12's own (which resets the hint)."""
     plugin = tmp_path / "stale.py"
     plugin.write_text(STALE_HINT)
-    done = _prove_stale_hint(plugin, "4xblock1024")
+    done = _prove_stale_hint(plugin, "4xblock64")
     assert done.returncode == 0, done.stderr[-2000:]
     rows = {r["invariant"]: r for r in json.loads(done.stdout)["results"] if r["op"] == REFRESH_FULL_OP}
     assert {n: r["result"] for n, r in rows.items()} == {
@@ -173,7 +173,7 @@ def test_a_stale_hint_patch_is_refuted_with_a_replayed_chunk(tmp_path: Path) -> 
     broken = rows["chunk-hint-never-above-available"]
     assert "a counterexample to the step" in broken["detail"]
     assert "chunk_md.contig_hint" in broken["detail"] or "region" in broken["detail"], broken["detail"]
-    assert len(broken["counterexample"]["alloc_map"]) == 4096
+    assert len(broken["counterexample"]["alloc_map"]) == 256
 
     shutil.copytree(DEBIAN_6_12 / "mm", tmp_path / "stale" / "mm")
     percpu_c = tmp_path / "stale" / "mm" / "percpu.c"
