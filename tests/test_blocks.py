@@ -514,8 +514,8 @@ def test_longest_run_equals_its_barrel_shifter_form(n: int) -> None:
 @pytest.mark.slow
 def test_check_takes_the_labels_baselines_and_caches_their_rows(tmp_path: Path) -> None:
     """``geometries = ["block8", "1xblock8"]`` in the config: the rows are baselined, then served from the cache;
-    ``mainline-fixed`` has the scan_hint blocks' ``block8`` rows and no ``1xblock8`` item; a C source has no
-    item at a label (its search once crashed on one)."""
+    ``mainline-fixed`` has the scan_hint blocks' ``block8`` rows and no ``1xblock8`` item (the filters name none
+    of its ``chunk_md`` rows); a C source has no item at a label (its search once crashed on one)."""
     from test_check import check, write_config
 
     write_config(tmp_path, variants=["fixed", "mainline-fixed"], geometries=["block8", "1xblock8"],

@@ -236,8 +236,8 @@ def test_a_release_variant_has_no_layout_rows_and_does_not_crash_the_check(tmp_p
 @pytest.mark.slow
 def test_block_labels_are_checked_for_the_2017_variants_and_skipped_where_nothing_is_owed(tmp_path: Path) -> None:
     """geometries = ["block8", "2xblock8"] beside mainline: the compositional rows run for fixed, held to the
-    baseline, cached; mainline has no 2xblock8 item (no chunk obligations over 5.2's blocks; it used to crash) and
-    no block8 item, as the filters name none of its block rows."""
+    baseline, cached; mainline has no block8 and no 2xblock8 item (its 2xblock8 once crashed the check), as the
+    filters name none of its rows there (5.2's block invariants and chunk_md rows)."""
     write_config(tmp_path, variants=["fixed", "mainline"], geometries=["block8", "2xblock8"], solver="bitwuzla")
     result, summary = check(tmp_path, "--update-baseline", "--invariant", "fit-left-is-free",
                             "--invariant", "chunk-contig-hint-region-free")
