@@ -164,8 +164,9 @@ def test_without_the_searchs_guarantee_the_row_breaks(monkeypatch: pytest.Monkey
 @pytest.mark.slow
 def test_every_release_block_row_at_8_bits() -> None:
     fixed = run_release_block_suite("mainline-fixed", 8, BITWUZLA)
-    assert len(fixed) == len(RELEASE_ROLES) * len(BLOCK_INVARIANTS) + 1  # and md-abstraction-sound
-    assert (fixed[-1].invariant, fixed[-1].op) == ("md-abstraction-sound", "pcpu_block_md")
+    assert len(fixed) == len(RELEASE_ROLES) * len(BLOCK_INVARIANTS) + 2  # and what the NxblockB rows rest on
+    assert [(r.invariant, r.op) for r in fixed[-2:]] == [("free-same-block-runs", "pcpu_block_update_hint_free:same"),
+                                                         ("md-abstraction-sound", "pcpu_block_md")]
     assert {r.verdict for r in fixed} == {Verdict.PROVED}, [r.detail for r in fixed if not r.verdict.passed]
     for variant in ("mainline", "linux-5.4"):
         rows = run_release_block_suite(variant, 8, BITWUZLA)

@@ -219,6 +219,20 @@ def prove_composed(variant: str, name: str, op: str, B: int, N: int, options: So
     return row(Verdict.PROVED)
 
 
+def houdini(names: tuple[str, ...], prove: Callable[[str, tuple[str, ...]], Result]) -> dict[str, Result]:
+    """Each name's row, ``prove(name, assumed)`` with every name still held assumed: a name whose row is not
+    PROVED is dropped from the assumptions, round after round, so a PROVED never rests on one the variant
+    breaks."""
+    assumed, settled = names, {}
+    while True:
+        rows = {name: prove(name, assumed) for name in assumed}
+        dropped = tuple(n for n, r in rows.items() if r.verdict is not Verdict.PROVED)
+        settled.update({n: rows[n] for n in dropped} if dropped else rows)
+        if not dropped:
+            return settled
+        assumed = tuple(n for n in assumed if n not in dropped)
+
+
 def run_composed_suite(variant: str, B: int, N: int, options: SolverOptions,
                        wanted: frozenset[str] | None = None, ops: frozenset[str] | None = None,
                        progress: Callable[[Result], None] | None = None) -> list[Result]:
@@ -233,16 +247,8 @@ def run_composed_suite(variant: str, B: int, N: int, options: SolverOptions,
                     progress(results[-1])
     if ops is not None and FREE_OP not in ops:
         return results
-    assumed = CHUNK_HINT_INVARIANTS
-    settled: dict[str, Result] = {}
-    while True:
-        rows = {name: prove_composed(variant, name, FREE_OP, B, N, options, assumed) for name in assumed}
-        dropped = tuple(n for n, r in rows.items() if r.verdict is not Verdict.PROVED)
-        settled.update({n: rows[n] for n in dropped})
-        if not dropped:
-            settled.update(rows)
-            break
-        assumed = tuple(n for n in assumed if n not in dropped)
+    settled = houdini(CHUNK_HINT_INVARIANTS,
+                      lambda name, assumed: prove_composed(variant, name, FREE_OP, B, N, options, assumed))
     for name in CHUNK_HINT_INVARIANTS:
         if wanted is None or name in wanted:
             results.append(settled[name])

@@ -44,6 +44,7 @@ from pcpuverify.kernel.source import KernelSource
 from pcpuverify.model.geometry import PCPU_MIN_ALLOC_SIZE, Geometry
 from pcpuverify.model.linux_5_4 import Linux54, PcpuBlockMd, PcpuChunk54
 from pcpuverify.proofs.blocks.abstraction import FreeArea, freed_block, longest_run, run_is_free
+from pcpuverify.proofs.blocks.compose import houdini
 from pcpuverify.proofs.blocks.labels import block_label
 from pcpuverify.proofs.blocks.release_abstraction import consistent54, freed_run_maximal, realise54
 from pcpuverify.proofs.blocks.release_contracts import BLOCK_INVARIANTS
@@ -76,7 +77,8 @@ def md_invariant(name: str, chunk: SymChunk54, B: int, also_free: z3.BoolRef | N
     placed = run_is_free(blocks, B, hs, h)
     return {
         "chunk-md-contig-hint-longest": longest <= h,
-        "chunk-hint-never-above-available": z3.And(h <= longest, placed if also_free is None else z3.Or(placed, also_free)),
+        "chunk-hint-never-above-available": z3.And(h <= longest,
+                                                   placed if also_free is None else z3.Or(placed, also_free)),
         "chunk-hint-covers-every-block": z3.And(*[md.contig_hint <= h for md in blocks]),
         "chunk-hint-accurate-in-one-block": z3.Implies(z3.And(longest > 0, in_one_block), h == longest),
         "chunk-hint-off-by-at-most-a-page": longest - h <= B,
@@ -294,22 +296,14 @@ def run_release_composed_suite(variant: str, B: int, N: int, options: SolverOpti
                                wanted: frozenset[str] | None = None,
                                progress: Callable[[Result], None] | None = None,
                                source: KernelSource | None = None) -> list[Result]:
-    """The full scan's rows, then the free's with Houdini: an invariant that is not PROVED is dropped from what
-    the free assumes, round after round, so a PROVED never rests on one the variant breaks (as 2017's
-    ``compose.run_composed_suite``)."""
+    """The full scan's rows, then the free's with ``compose.houdini`` over the five invariants."""
     results = [prove_composed54(variant, name, REFRESH_FULL_OP, B, N, options, source=source)
                for name in CHUNK_MD_INVARIANTS if wanted is None or name in wanted]
     for r in results:
         if progress is not None:
             progress(r)
-    assumed, settled = CHUNK_MD_INVARIANTS, {}
-    while True:
-        rows = {name: prove_composed54(variant, name, FREE_OP, B, N, options, assumed, source) for name in assumed}
-        dropped = tuple(n for n, r in rows.items() if r.verdict is not Verdict.PROVED)
-        settled.update({n: rows[n] for n in dropped} if dropped else rows)
-        if not dropped:
-            break
-        assumed = tuple(n for n in assumed if n not in dropped)
+    settled = houdini(CHUNK_MD_INVARIANTS,
+                      lambda name, assumed: prove_composed54(variant, name, FREE_OP, B, N, options, assumed, source))
     for name in CHUNK_MD_INVARIANTS:
         if wanted is None or name in wanted:
             results.append(settled[name])

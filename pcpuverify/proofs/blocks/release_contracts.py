@@ -199,6 +199,14 @@ def _row(variant: str, role: Role, block_bits: int, name: str, verdict: Verdict,
                   extra={k: v for k, v in info.items() if v is not None})
 
 
+def _unsatisfied(variant: str, role: Role, block_bits: int, name: str, vacuity: Answer) -> Result:
+    """The row of a precondition the solver did not find satisfiable: VACUOUS on unsat, else UNKNOWN."""
+    if vacuity.status == "unsat":
+        return _row(variant, role, block_bits, name, Verdict.VACUOUS, vacuity, vacuity,
+                    "the precondition is unsatisfiable")
+    return _row(variant, role, block_bits, name, Verdict.UNKNOWN, vacuity, vacuity, f"vacuity check: {vacuity.reason}")
+
+
 def _replayed(variant: str, role: Role, q: ReleaseQuery, name: str, answer: Answer, vacuity: Answer,
               source: KernelSource | None) -> Result:
     """The solver's block, replayed: VIOLATED when the model breaks ``name`` from a block that meets the pre, and,
@@ -241,9 +249,7 @@ def prove_role(variant: str, role: Role, block_bits: int, names: Sequence[str], 
     pre = precondition(role, q)
     vacuity = check([pre], options)
     if vacuity.status != "sat":
-        verdict = Verdict.VACUOUS if vacuity.status == "unsat" else Verdict.UNKNOWN
-        why = "the precondition is unsatisfiable" if vacuity.status == "unsat" else f"vacuity check: {vacuity.reason}"
-        return [_row(variant, role, block_bits, name, verdict, vacuity, vacuity, why) for name in names]
+        return [_unsatisfied(variant, role, block_bits, name, vacuity) for name in names]
     answers = check_all([[pre, z3.Not(holds(name, q.post))] for name in names], options)
     results = []
     for name, answer in zip(names, answers, strict=True):
@@ -263,11 +269,9 @@ def prove_abstraction(variant: str, block_bits: int, options: SolverOptions) -> 
     block = fresh_release_block(block_bits, "pre")
     pre = block_pre(block, block_bits)
     vacuity = check([pre], options)
-    answer = check([pre, z3.Not(consistent54(md_of(block), block_bits))], options)
     if vacuity.status != "sat":
-        verdict = Verdict.VACUOUS if vacuity.status == "unsat" else Verdict.UNKNOWN
-        why = "the precondition is unsatisfiable" if vacuity.status == "unsat" else f"vacuity check: {vacuity.reason}"
-        return _row(variant, METADATA, block_bits, ABSTRACTION, verdict, vacuity, vacuity, why)
+        return _unsatisfied(variant, METADATA, block_bits, ABSTRACTION, vacuity)
+    answer = check([pre, z3.Not(consistent54(md_of(block), block_bits))], options)
     if answer.status == "unsat":
         return _row(variant, METADATA, block_bits, ABSTRACTION, Verdict.PROVED, answer, vacuity)
     if answer.status != "sat" or answer.model is None:
@@ -276,11 +280,13 @@ def prove_abstraction(variant: str, block_bits: int, options: SolverOptions) -> 
     unmet = block_violations(variant, found, BLOCK_INVARIANTS)
     where = f"block: {found.describe()}"
     if unmet:
-        verdict, detail = Verdict.SPURIOUS, f"the block breaks the precondition on the model ({'; '.join(unmet)}): {where}"
+        verdict = Verdict.SPURIOUS
+        detail = f"the block breaks the precondition on the model ({'; '.join(unmet)}): {where}"
     elif consistent54_concrete(found.md, block_bits):
         verdict, detail = Verdict.SPURIOUS, f"the concrete metadata is inside the abstraction: {where}"
     else:
-        verdict, detail = Verdict.VIOLATED, f"every block invariant holds, the metadata is outside the abstraction: {where}"
+        verdict = Verdict.VIOLATED
+        detail = f"every block invariant holds, the metadata is outside the abstraction: {where}"
     return _row(variant, METADATA, block_bits, ABSTRACTION, verdict, answer, vacuity, detail,
                 counterexample={"block": found.to_json()})
 
@@ -333,9 +339,7 @@ def prove_free_runs(variant: str, block_bits: int, options: SolverOptions) -> Re
     pre = precondition(FREE_SAME, q)
     vacuity = check([pre], options)
     if vacuity.status != "sat":
-        verdict = Verdict.VACUOUS if vacuity.status == "unsat" else Verdict.UNKNOWN
-        why = "the precondition is unsatisfiable" if vacuity.status == "unsat" else f"vacuity check: {vacuity.reason}"
-        return _row(variant, FREE_SAME, block_bits, FREE_RUNS, verdict, vacuity, vacuity, why)
+        return _unsatisfied(variant, FREE_SAME, block_bits, FREE_RUNS, vacuity)
     answer = check([pre, z3.Not(freed_run_facts(variant, q))], options)
     if answer.status == "unsat":
         return _row(variant, FREE_SAME, block_bits, FREE_RUNS, Verdict.PROVED, answer, vacuity)
