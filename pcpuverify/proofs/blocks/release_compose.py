@@ -1,17 +1,23 @@
 """5.2's ``chunk_md`` over N blocks seen only through their ``pcpu_block_md`` (the ``NxblockB`` rows of
 ``linux-5.4``, ``mainline`` and ``mainline-fixed``).
 
-What is proved: ``pcpu_chunk_refresh_hint(chunk, true)``, the full scan
-(5.4's and 7.1.3's free path, when a free spans blocks or frees a whole one;
-``mainline-fixed``'s allocation too, its fix 9), leaves ``chunk_md``'s contig
-hint as five chunk-hint invariants say.  It is proved for every chunk of N
-blocks of B bits whose blocks' metadata ``release_abstraction.consistent54``
-allows (which the eleven block invariants imply: blockB's row
-``md-abstraction-sound``), and whose ``chunk_md.first_free`` is not past a
-bit the metadata shows free (``first-free-not-above-first-free-bit`` of
-``chunk_md``); ``chunk_md``'s other fields are anything in range.  The scan is
-the encoder's own ``pcpu_chunk_refresh_hint``, which reads the blocks through
-``pcpu_next_md_free_region`` only; so one proof covers 4 blocks of 1024 bits
+Five chunk-hint invariants of ``chunk_md``, each kept by two steps:
+
+- ``pcpu_chunk_refresh_hint:full``: ``pcpu_chunk_refresh_hint(chunk, true)``,
+  the full scan (5.4's and 7.1.3's free path when a free spans blocks or
+  frees a whole one; ``mainline-fixed``'s allocation too, its fix 9);
+- ``pcpu_free_area:same-block``: a free inside one block, from a chunk whose
+  ``chunk_md`` meets the invariants (``compose.houdini`` drops what is not
+  kept): ``first_free`` lowered, the block changed by the encoder's own
+  ``pcpu_block_update`` of the freed run, then the free's chunk part (the
+  variant's ``pcpu_free_refreshes_chunk``, the full scan or its
+  ``pcpu_free_update_chunk_md``).
+
+The scan reads each block through ``pcpu_next_md_free_region`` only, so a
+block is any metadata ``release_abstraction.consistent54`` allows (which the
+eleven block invariants imply: blockB's row ``md-abstraction-sound``), and
+the freed run is placed among the old runs as blockB's
+``free-same-block-runs`` proves.  One proof covers 4 blocks of 1024 bits
 without an alloc_map of 4096 bits.
 
 The invariants are the project's own, restated over metadata: the chunk's
@@ -19,16 +25,18 @@ longest free run is ``abstraction.longest_run`` of its blocks (exact: each
 block's contig hint is its longest run, its edges exact), a block's longest
 run is its contig hint, and ``abstraction.run_is_free`` places a run.  A
 counterexample is made concrete (``release_abstraction.realise54`` for each
-block), replayed on the model's own ``pcpu_chunk_refresh_hint``, and judged
-by the invariants' own concrete checks; given a kernel source, the C build's
-own ``pcpu_chunk_refresh_hint`` runs on the same chunk and must leave the
-same ``chunk_md`` (NONCONFORMANT if not).
+block), replayed on the model's own function, and judged by the invariants'
+own concrete checks; given a kernel source, the C build's own function runs
+on the same chunk and must leave the same ``chunk_md`` (NONCONFORMANT if
+not).
 
 Not covered here (the chunk suite at small geometries covers them): the scan
-from a promoted scan hint (``full_scan`` false, the allocation's), the free's
-``pcpu_block_update`` of ``chunk_md`` inside one block, ``chunk_md``'s scan
-hint (the full scan keeps a stale one it meets no area before: the CTI of
-``docs/releases.md``'s 2x16 section), ``nr_empty_pop_pages``, and reachability.
+from a promoted scan hint (``full_scan`` false, the allocation's), frees that
+span blocks, ``chunk_md``'s scan hint (the full scan keeps a stale one it
+meets no area before: the CTI of ``docs/releases.md``'s 2x16 section),
+``nr_empty_pop_pages``, reachability, and a ``chunk_md`` whose contig hint
+lies on a run no block's metadata shows (the free assumes the invariants of
+the pre-state as restated, so with its hint on a shown run).
 """
 
 from __future__ import annotations
@@ -297,6 +305,8 @@ def run_release_composed_suite(variant: str, B: int, N: int, options: SolverOpti
                                progress: Callable[[Result], None] | None = None,
                                source: KernelSource | None = None) -> list[Result]:
     """The full scan's rows, then the free's with ``compose.houdini`` over the five invariants."""
+    if wanted is not None and not wanted & set(CHUNK_MD_INVARIANTS):
+        return []
     results = [prove_composed54(variant, name, REFRESH_FULL_OP, B, N, options, source=source)
                for name in CHUNK_MD_INVARIANTS if wanted is None or name in wanted]
     for r in results:
