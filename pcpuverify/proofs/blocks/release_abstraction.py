@@ -10,8 +10,10 @@ past the hint) plus 5.2's ``nr_bits``.  The blockB row ``md-abstraction-sound``
 (``release_contracts``) proves that the eleven invariants imply it, at each
 width.  The scan hint is left out: the chunk scan never reads a block's.
 
-``realise`` is exact for the fields read: bits free on the edges and the
+``realise54`` is exact for the fields read: bits free on the edges and the
 hint's run only, a block with no scan hint, meet every block invariant.
+``freed_run_maximal`` is what a free's run adds to 2017's ``freed_block``
+relation.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import z3
 
 from pcpuverify.model.linux_5_4 import PcpuBlockMd
 from pcpuverify.proofs.blocks.abstraction import FreeArea, consistent, realise_runs
-from pcpuverify.symbolic.release_state import SymBlockMd
+from pcpuverify.symbolic.bv import I
+from pcpuverify.symbolic.release_state import RELEASE_BLOCK_FIELDS, SymBlockMd
 
 
 def consistent54(md: SymBlockMd, B: int) -> z3.BoolRef:
@@ -46,5 +49,5 @@ def realise54(md: PcpuBlockMd, B: int) -> int:
 
 def consistent54_concrete(md: PcpuBlockMd, B: int) -> bool:
     """``consistent54`` of concrete metadata (its own Z3 predicate, on constants)."""
-    sym = SymBlockMd(*(z3.BitVecVal(getattr(md, f), 16) for f in SymBlockMd.__dataclass_fields__))
+    sym = SymBlockMd(*(I(getattr(md, f)) for f in RELEASE_BLOCK_FIELDS))
     return z3.is_true(z3.simplify(consistent54(sym, B)))

@@ -2,7 +2,7 @@
 
 Which contracts depends on the variant's blocks (``Subject.block_contracts``): the posting's
 ``pcpu_bitmap_md`` (``contracts``, and ``compose`` over N blocks), or 5.2's scan_hint ``pcpu_block_md``
-(``release_contracts``, and ``release_compose``'s full scan of ``chunk_md`` over N blocks).
+(``release_contracts``, and ``release_compose``: ``chunk_md`` over N blocks).
 """
 
 from __future__ import annotations
