@@ -405,6 +405,18 @@ def test_composed_free_rows_agree_with_the_concrete_suite(variant: str, nr_block
         assert _same_class(r.verdict.value, concrete[r.invariant]), (r.invariant, r.verdict, concrete[r.invariant])
 
 
+@pytest.mark.parametrize("solver", ["z3", "bitwuzla", "cvc5", "portfolio"])
+def test_every_solver_gives_the_composed_free_rows_one_verdict(solver: str) -> None:
+    """v1 at 2xblock8, the row that took the label out of the gate: the portfolio's solver once freed a bit
+    beside a block's contig hint and kept the two runs apart (SPURIOUS).  With the freed run whole
+    (``freed_run_maximal``) every solver gives the free rows the same verdicts, the finding VIOLATED."""
+    rows = run_composed_suite("v1", 8, 2, SolverOptions(solver=solver, timeout=300), ops=frozenset({FREE_OP}))
+    assert {r.invariant: r.verdict for r in rows} == {
+        **{name: Verdict.PROVED for name in CHUNK_HINT_INVARIANTS},
+        "chunk-contig-hint-exact-below-a-block": Verdict.VIOLATED,
+    }
+
+
 @pytest.mark.slow
 def test_block_contracts_are_proved_at_64_bits() -> None:
     results = run_block_suite("fixed", 64, BITWUZLA)

@@ -23,7 +23,7 @@ from pcpuverify.invariants.check import invariant
 from pcpuverify.model.geometry import Geometry
 from pcpuverify.model.random_ops import random_op
 from pcpuverify.model.reference import new_reference
-from pcpuverify.proofs.blocks import release_abstraction, release_contracts
+from pcpuverify.proofs.blocks import abstraction, release_abstraction, release_contracts
 from pcpuverify.proofs.blocks.abstraction import FreeArea
 from pcpuverify.proofs.blocks.release_abstraction import consistent54_concrete
 from pcpuverify.proofs.blocks.release_compose import (
@@ -212,7 +212,7 @@ def test_a_freed_run_fact_the_code_does_not_give_is_refuted(monkeypatch: pytest.
     def area_only(md: SymBlockMd, f: FreeArea, B: int) -> z3.BoolRef:
         return f.start == f.lo
 
-    monkeypatch.setattr(release_contracts, "freed_run_maximal", area_only)
+    monkeypatch.setattr(abstraction, "freed_run_maximal", area_only)
     row = prove_free_runs("mainline-fixed", 8, BITWUZLA)
     assert row.verdict is Verdict.VIOLATED, row.detail
     assert "does not sit among the old metadata's runs" in row.detail and row.extra["counterexample"], row.detail

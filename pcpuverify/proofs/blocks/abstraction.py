@@ -126,7 +126,8 @@ class FreeArea:
 
 def freed_block(md: MdHints, f: FreeArea, B: int) -> tuple[SymBlock, z3.BoolRef]:
     """The block after a same-block free of ``[lo, hi)`` whose freed run is ``[start, end)``, and what holds of
-    that run against the old metadata (each maximal run is an edge, the hint's run, or apart from both).
+    that run against the old metadata (each maximal run is an edge, the hint's run, or apart from both; and
+    the run is whole: ``freed_run_maximal``).
 
     The block contract ``free-same-block-runs`` proves both, with the run read off the bits."""
     c, cs = md.contig_hint, md.contig_hint_start
@@ -147,5 +148,19 @@ def freed_block(md: MdHints, f: FreeArea, B: int) -> tuple[SymBlock, z3.BoolRef]
         z3.Implies(f.end < B, z3.And(f.end - f.hi <= c, z3.Or(f.end == f.hi, f.end < B - md.right_free),
                                      apart_or_hint(f.hi, f.end))),
         f.lo >= md.left_free, f.hi <= B - md.right_free, z3.Or(c == 0, f.hi <= cs, f.lo >= cs + c),
+        freed_run_maximal(md, f, B),
     )
     return after, holds
+
+
+def freed_run_maximal(md: MdHints, f: FreeArea, B: int) -> z3.BoolRef:
+    """The freed run ``[start, end)`` is a whole run: the bit before it and the bit after it are not on a run
+    the old metadata shows free (the left edge, the contig hint's run, the right edge).  Without it a side of
+    the run may be empty next to such a run: the solver freed a bit beside the contig hint and kept the two
+    runs apart, and the ``NxblockB`` free rows came out SPURIOUS (2017's ``v1`` at 2xblock8, every
+    ``mainline-fixed`` row before 5.2's rows had it)."""
+    c, cs = md.contig_hint, md.contig_hint_start
+    return z3.And(
+        z3.Implies(f.start > 0, z3.And(f.start > md.left_free, z3.Or(c == 0, f.start <= cs, f.start > cs + c))),
+        z3.Implies(f.end < B, z3.And(f.end < B - md.right_free, z3.Or(c == 0, f.end < cs, f.end >= cs + c))),
+    )

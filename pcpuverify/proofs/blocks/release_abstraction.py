@@ -12,8 +12,6 @@ width.  The scan hint is left out: the chunk scan never reads a block's.
 
 ``realise54`` is exact for the fields read: bits free on the edges and the
 hint's run only, a block with no scan hint, meet every block invariant.
-``freed_run_maximal`` is what a free's run adds to 2017's ``freed_block``
-relation.
 """
 
 from __future__ import annotations
@@ -21,25 +19,13 @@ from __future__ import annotations
 import z3
 
 from pcpuverify.model.linux_5_4 import PcpuBlockMd
-from pcpuverify.proofs.blocks.abstraction import FreeArea, consistent, realise_runs
+from pcpuverify.proofs.blocks.abstraction import consistent, realise_runs
 from pcpuverify.symbolic.bv import I
 from pcpuverify.symbolic.release_state import RELEASE_BLOCK_FIELDS, SymBlockMd
 
 
 def consistent54(md: SymBlockMd, B: int) -> z3.BoolRef:
     return z3.And(consistent(md, B), md.nr_bits == B)
-
-
-def freed_run_maximal(md: SymBlockMd, f: FreeArea, B: int) -> z3.BoolRef:
-    """The freed run ``[start, end)`` is a whole run: the bit before it and the bit after it are not on a run
-    the old metadata shows free (the left edge, the contig hint's run, the right edge).  2017's
-    ``abstraction.freed_block`` places the run's two sides but lets a side be empty next to such a run; the
-    free rows over 5.2's blocks need this too (``free-same-block-runs`` proves both)."""
-    c, cs = md.contig_hint, md.contig_hint_start
-    return z3.And(
-        z3.Implies(f.start > 0, z3.And(f.start > md.left_free, z3.Or(c == 0, f.start <= cs, f.start > cs + c))),
-        z3.Implies(f.end < B, z3.And(f.end < B - md.right_free, z3.Or(c == 0, f.end < cs, f.end >= cs + c))),
-    )
 
 
 def realise54(md: PcpuBlockMd, B: int) -> int:

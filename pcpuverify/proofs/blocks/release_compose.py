@@ -54,7 +54,7 @@ from pcpuverify.model.linux_5_4 import Linux54, PcpuBlockMd, PcpuChunk54
 from pcpuverify.proofs.blocks.abstraction import FreeArea, freed_block, longest_run, run_is_free
 from pcpuverify.proofs.blocks.compose import houdini
 from pcpuverify.proofs.blocks.labels import block_label
-from pcpuverify.proofs.blocks.release_abstraction import consistent54, freed_run_maximal, realise54
+from pcpuverify.proofs.blocks.release_abstraction import consistent54, realise54
 from pcpuverify.proofs.blocks.release_contracts import BLOCK_INVARIANTS
 from pcpuverify.proofs.blocks.state import signed
 from pcpuverify.proofs.results import Result, Verdict
@@ -139,7 +139,6 @@ def compose54(variant: str, op: str, B: int, N: int, index: int = 0,
         return Composed54(pre, enc.pcpu_chunk_refresh_hint(pre, True), refresh_pre(pre, B), None)
     f = FreeArea.fresh(index)
     _, holds = freed_block(pre.md_blocks[index], f, B)
-    holds = z3.And(holds, freed_run_maximal(pre.md_blocks[index], f, B))
     md, here = pre.chunk_md, I(index)
     blocks = tuple(enc.pcpu_block_update(b, f.start, f.end) if k == index else b for k, b in enumerate(pre.md_blocks))
     freed = pre.set(md_blocks=blocks, chunk_md=md.set(first_free=smin(md.first_free, I(index * B) + f.lo)))

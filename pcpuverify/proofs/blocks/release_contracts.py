@@ -37,7 +37,7 @@ from pcpuverify.model.linux_5_4 import Linux54
 from pcpuverify.proofs.blocks.abstraction import FreeArea, freed_block
 from pcpuverify.proofs.blocks.freed_run import freed_run
 from pcpuverify.proofs.blocks.labels import block_label
-from pcpuverify.proofs.blocks.release_abstraction import consistent54, consistent54_concrete, freed_run_maximal
+from pcpuverify.proofs.blocks.release_abstraction import consistent54, consistent54_concrete
 from pcpuverify.proofs.blocks.release_roles import (
     RELEASE_ROLES,
     SCAN,
@@ -294,15 +294,14 @@ def prove_abstraction(variant: str, block_bits: int, options: SolverOptions) -> 
 def freed_run_facts(variant: str, q: ReleaseQuery) -> z3.BoolRef:
     """``free-same-block-runs``: a free inside the block finds (``pcpu_freed_extent``, the encoder's own) the
     maximal free run around the area, and that run sits among the old metadata's runs as
-    ``abstraction.freed_block`` and ``release_abstraction.freed_run_maximal`` say (what the ``NxblockB`` free
-    rows assume of the freed block)."""
+    ``abstraction.freed_block`` says (what the ``NxblockB`` free rows assume of the freed block)."""
     B = q.block_bits
     now = q.pre.set(alloc_map=post_bits(FREE_SAME, q.pre, q.area))  # type: ignore[arg-type]
     start, end = release_encoder(variant, B).pcpu_freed_extent(now, I(0), I(0), q.area.lo, q.area.hi)
     run_start, run_end = freed_run(now.alloc_map, q.area.lo, q.area.hi, B)
     run = FreeArea(0, q.area.lo, q.area.hi, run_start, run_end)
     _, holds = freed_block(md_of(q.pre), run, B)
-    return z3.And(start == run_start, end == run_end, holds, freed_run_maximal(md_of(q.pre), run, B))
+    return z3.And(start == run_start, end == run_end, holds)
 
 
 def freed_run_unmet(variant: str, before: ReleaseBlock, lo: int, hi: int) -> list[str]:
@@ -318,7 +317,7 @@ def freed_run_unmet(variant: str, before: ReleaseBlock, lo: int, hi: int) -> lis
     md = SymBlockMd(*(I(getattr(before.md, f)) for f in RELEASE_BLOCK_FIELDS))
     run = FreeArea(0, I(lo), I(hi), I(start), I(end))
     _, holds = freed_block(md, run, B)
-    wrong = [] if z3.is_true(z3.simplify(z3.And(holds, freed_run_maximal(md, run, B)))) else [
+    wrong = [] if z3.is_true(z3.simplify(holds)) else [
         f"the freed run [{start}, {end}) does not sit among the old metadata's runs as expected"]
     alloc = subject(variant).model(B, 1)
     assert isinstance(alloc, Linux54), f"{variant} does not keep 5.2's blocks"
