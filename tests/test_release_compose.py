@@ -12,6 +12,7 @@ import random
 import shutil
 import subprocess
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ from pcpuverify.invariants.check import invariant
 from pcpuverify.model.geometry import Geometry
 from pcpuverify.model.random_ops import random_op
 from pcpuverify.model.reference import new_reference
-from pcpuverify.proofs.blocks import abstraction, release_abstraction, release_contracts
+from pcpuverify.proofs.blocks import abstraction, release_abstraction, release_contracts, release_free_runs
 from pcpuverify.proofs.blocks.abstraction import FreeArea
 from pcpuverify.proofs.blocks.release_abstraction import consistent54_concrete
 from pcpuverify.proofs.blocks.release_compose import (
@@ -34,10 +35,13 @@ from pcpuverify.proofs.blocks.release_compose import (
     run_release_composed_suite,
 )
 from pcpuverify.proofs.blocks.release_contracts import ABSTRACTION, FREE_RUNS, prove_abstraction, prove_free_runs
+from pcpuverify.proofs.blocks.release_free_runs import IMPLIED
+from pcpuverify.proofs.blocks.release_roles import md_of
 from pcpuverify.proofs.conformance import symbolic_of
 from pcpuverify.proofs.results import Verdict
 from pcpuverify.proofs.solver import SolverOptions
-from pcpuverify.symbolic.release_state import SymBlockMd
+from pcpuverify.symbolic.bv import Int
+from pcpuverify.symbolic.release_state import SymBlockMd, SymChunk54
 
 RELEASES = ("linux-5.4", "mainline", "mainline-fixed")
 BITWUZLA = SolverOptions(solver="bitwuzla", timeout=300)
@@ -98,6 +102,11 @@ def test_the_composed_rows(variant: str) -> None:
                                 (prove_free_runs, FREE_RUNS, "pcpu_block_update_hint_free:same")):
             row = prove(variant, B, BITWUZLA)
             assert (row.invariant, row.op, row.verdict) == (name, op, Verdict.PROVED), row.detail
+            if prove is prove_free_runs:  # the weaker way settled it: what the invariants imply, steps, facts
+                assert row.extra["queries"] == "instantiated", row.extra
+                asked = list(row.extra["solvers"])  # type: ignore[call-overload]
+                assert len([q for q in asked if q.startswith("implied: ")]) == len(IMPLIED)
+                assert "step: it is the freed run" in asked and "the freed run's place, 0" in asked
 
 
 def test_the_unfixed_free_rows_replay_on_the_c() -> None:
@@ -215,7 +224,22 @@ def test_a_freed_run_fact_the_code_does_not_give_is_refuted(monkeypatch: pytest.
     monkeypatch.setattr(abstraction, "freed_run_maximal", area_only)
     row = prove_free_runs("mainline-fixed", 8, BITWUZLA)
     assert row.verdict is Verdict.VIOLATED, row.detail
+    assert row.extra["queries"] == "instantiated, then full"  # a weaker query's sat is never the verdict
     assert "does not sit among the old metadata's runs" in row.detail and row.extra["counterexample"], row.detail
+
+
+def test_a_weaker_precondition_the_invariants_do_not_imply_is_not_a_proof(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The weaker way assumes only what the invariants imply, and asks it: told that every block's ``left_free``
+    is 0 (false of a block that starts free), its implied query is sat, and the full query decides the row."""
+    weak_parts = release_free_runs._weak_parts
+
+    def claims_too_much(block: SymChunk54, B: int, at: Sequence[Int]) -> dict[str, list[z3.BoolRef]]:
+        parts = weak_parts(block, B, at)
+        return {**parts, "left_free": [*parts["left_free"], md_of(block).left_free == 0]}
+
+    monkeypatch.setattr(release_free_runs, "_weak_parts", claims_too_much)
+    row = prove_free_runs("mainline-fixed", 8, BITWUZLA)
+    assert (row.verdict, row.extra["queries"]) == (Verdict.PROVED, "instantiated, then full"), row.extra
 
 
 @pytest.mark.slow

@@ -62,7 +62,7 @@ def prove_contract(variant: str, contract: Contract, block_bits: int, options: S
             how["run_lemma"] = lemma.to_json()
         answers = check_all([query for _, query in weak], options)
         if all(a.status == "unsat" for a in answers):
-            named = _combined(answers, [name for name, _ in weak])
+            named = combined_answer(answers, [name for name, _ in weak])
             return _result(variant, contract, block_bits, Verdict.PROVED, started, "", [vacuity, named], **how)
         found = next((a for a in answers if a.status == "sat" and a.model is not None), None)
         if found is not None:
@@ -76,7 +76,7 @@ def prove_contract(variant: str, contract: Contract, block_bits: int, options: S
     if found is not None:
         return _replayed(variant, contract, q, found, vacuity, started, **queries)
     undecided = [a for a in answers if a.status != "unsat"]
-    answer = _combined(answers)
+    answer = combined_answer(answers)
     if undecided:
         return _result(variant, contract, block_bits, Verdict.UNKNOWN, started,
                        "; ".join(a.reason for a in undecided), [vacuity, answer], **queries)
@@ -97,7 +97,7 @@ def _weak_query(variant: str, contract: Contract, q: Query,
     return (cut if lemma.proved else q), lemma
 
 
-def _combined(answers: list[Answer], names: list[str] | None = None) -> Answer:
+def combined_answer(answers: list[Answer], names: list[str] | None = None) -> Answer:
     """One answer for the row: who answered each part (the slowest part's solver first), and the parts' times."""
     slowest = max(answers, key=lambda a: a.seconds)
     solvers = sorted({a.solver for a in answers})
