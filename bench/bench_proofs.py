@@ -33,7 +33,8 @@ width gets the ratio of the first to the second.  The lemma's own time is
 printed once, and counted in the first row that cuts the circuit.
 ``--op`` keeps only the named functions or roles (``prove``'s ``--op``).
 With a variant of 5.2's blocks (``--variant mainline-fixed``) the rows are
-``proofs/blocks/release_contracts.py``'s, asked one way (``full``).
+``proofs/blocks/release_contracts.py``'s (``instantiated``: the weaker
+queries of ``release_instances.py`` first).
 """
 
 from __future__ import annotations
@@ -269,26 +270,32 @@ def _block_child(variant: str, bits: int, solver: SolverOptions, instantiate: bo
     from pcpuverify.proofs.blocks.suite import scan_hint_blocks
 
     if scan_hint_blocks(variant):
-        run_release_block_suite(variant, bits, solver, progress=out.put, ops=ops)
+        run_release_block_suite(variant, bits, solver, progress=out.put, ops=ops, instantiate=instantiate)
     else:
         run_block_suite(variant, bits, solver, ops=ops, progress=out.put, instantiate=instantiate)
     out.put(DONE)
 
 
+def _next_contract(out: mp.Queue, child: mp.Process) -> object:
+    """The child's next row, or DONE once it has died without saying so (a crash: no row waits forever)."""
+    while True:
+        try:
+            return out.get(timeout=1.0)
+        except queue.Empty:
+            if not child.is_alive() and out.empty():
+                return DONE
+
+
 def block_contract_table(variant: str, widths: list[int], solver: SolverOptions, console: Console,
                          modes: list[str] | None, ops: frozenset[str] | None) -> Table:
     """Issue 12, part 4: every block contract (``prove --geometry blockB``) at each width and in each way of
-    asking it (``modes``; None: ``instantiated``, or ``full`` where that is the only way), one child process each,
+    asking it (``modes``; None: ``instantiated``), one child process each,
     each query bounded by the solver's timeout.  A cell is the verdict, its seconds and who answered; with two
     ways, the ratio of the first's seconds to the second's."""
     from pcpuverify.proofs.blocks.labels import BlockLabel
-    from pcpuverify.proofs.blocks.suite import label_rows, scan_hint_blocks
+    from pcpuverify.proofs.blocks.suite import label_rows
 
-    if scan_hint_blocks(variant):
-        if modes not in (None, ["full"]):
-            console.print(f"{variant}: 5.2's block rows are asked one way, full (--queries {','.join(modes)} ignored)")
-        modes = ["full"]
-    elif modes is None:
+    if modes is None:
         modes = ["instantiated"]
     cells: dict[tuple[str, str, int, str], Result] = {}
     for bits in widths:
@@ -298,7 +305,7 @@ def block_contract_table(variant: str, widths: list[int], solver: SolverOptions,
             start = time.perf_counter()
             child.start()
             count, lemma_shown = 0, False
-            while (r := out.get()) != DONE:
+            while (r := _next_contract(out, child)) != DONE:
                 cells[(r.invariant, r.op, bits, mode)] = r
                 count += 1
                 lemma = r.extra.get("run_lemma")
@@ -310,7 +317,8 @@ def block_contract_table(variant: str, widths: list[int], solver: SolverOptions,
                               f" ({r.extra.get('solver', '-')}; {r.extra.get('queries', 'full')}),"
                               f" load {os.getloadavg()[0]:.2f}")
             child.join()
-            console.print(f"block{bits} {mode}: {time.perf_counter() - start:.1f}s for {count} contracts")
+            ended = "" if child.exitcode == 0 else f" (the child died, exit code {child.exitcode})"
+            console.print(f"block{bits} {mode}: {time.perf_counter() - start:.1f}s for {count} contracts{ended}")
     table = Table(title=f"{variant}: block contracts, solver {solver.solver}, {solver.timeout:.0f}s per query")
     table.add_column("contract")
     table.add_column("function")

@@ -50,21 +50,24 @@ def test_block_contract_table_compares_the_instantiated_and_the_full_queries() -
 
 def test_block_contract_table_of_a_scan_hint_release_has_its_own_rows() -> None:
     """``--variant mainline-fixed``: 5.2's block rows (one per invariant, and for the free inside one block the
-    freed run's facts the composed rows rest on), asked one way whatever ``--queries``."""
+    freed run's facts the composed rows rest on), in both ways of asking, each child asking its own way."""
     from pcpuverify.proofs.blocks.release_contracts import release_label_rows
 
     op = "pcpu_block_update_hint_free:same"
     owed = [name for name, row_op in release_label_rows() if row_op == op]
     out = run_bench("bench_proofs.py", "--variant", "mainline-fixed", "--blocks", "8", "--settings", "bitwuzla:1",
                     "--budget", "60", "--queries", "instantiated,full", "--op", op)
-    assert "block8 full: " in out and f"for {len(owed)} contracts" in out
-    assert "mainline-fixed: 5.2's block rows are asked one way, full (--queries instantiated,full ignored)" in out
-    assert "block8 instantiated" not in out
+    for mode in ("instantiated", "full"):
+        assert f"block8 {mode}: " in out and f"for {len(owed)} contracts" in out
+        line = next(x for x in out.splitlines() if x.startswith(f"block8 {mode} block-contig-hint-exact /"))
+        assert f"(bitwuzla; {mode})" in line, line
     rows = [line for line in out.splitlines() if "│" in line and op in line]
-    assert len(rows) == len(owed) == 12 and all("PROVED" in row for row in rows), out
+    assert len(rows) == len(owed) == 12, out
+    for row in rows:
+        assert row.count("PROVED") == 2 and re.search(r"│ +x\d+\.\d\d │$", row.rstrip()), row
     plain = run_bench("bench_proofs.py", "--variant", "mainline-fixed", "--blocks", "8", "--settings", "bitwuzla:1",
                       "--budget", "60", "--op", "pcpu_block_update_scan")
-    assert "block8 full: " in plain and "ignored" not in plain  # no --queries given, none ignored
+    assert "block8 instantiated: " in plain and "block8 full" not in plain  # the way prove asks, alone
 
 
 def test_block_contract_table_refuses_an_unknown_way_of_asking() -> None:

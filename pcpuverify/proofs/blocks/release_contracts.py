@@ -36,10 +36,11 @@ from pcpuverify.kernel.source import KernelSource
 from pcpuverify.model.linux_5_4 import Linux54
 from pcpuverify.proofs.blocks.abstraction import FreeArea, freed_block
 from pcpuverify.proofs.blocks.freed_run import freed_run
+from pcpuverify.proofs.blocks.contracts import conjuncts
 from pcpuverify.proofs.blocks.labels import block_label
 from pcpuverify.proofs.blocks.prove import combined_answer
 from pcpuverify.proofs.blocks.release_abstraction import consistent54, consistent54_concrete
-from pcpuverify.proofs.blocks.release_free_runs import weak_queries
+from pcpuverify.proofs.blocks.release_instances import weak_queries
 from pcpuverify.proofs.blocks.release_roles import (
     RELEASE_ROLES,
     SCAN,
@@ -243,24 +244,56 @@ def _replayed(variant: str, role: Role, q: ReleaseQuery, name: str, answer: Answ
                 f"{detail}; the same on {source.percpu_c}", counterexample=found, c_source=str(source.percpu_c))
 
 
+def _proved_weakly(variant: str, role: Role, q: ReleaseQuery, names: Sequence[str],
+                   options: SolverOptions) -> dict[str, Answer]:
+    """The rows of ``names`` the weaker queries prove (``release_instances``), each with its own queries'
+    answers; the role's shared ones (implied, steps), on which every such row rests, are named and timed in
+    the first (so that the rows' seconds add up to the role's)."""
+    weak = weak_queries(variant, role, q, names, holds, BLOCK_INVARIANTS, search_guarantee(role, q))
+    asked = [*weak.shared, *(query for name in names for query in weak.rows[name])]
+    answers = iter(check_all([assertions for _, assertions in asked], options))
+    shared = [next(answers) for _ in weak.shared]
+    own = {name: [next(answers) for _ in weak.rows[name]] for name in names}
+    if any(a.status != "unsat" for a in shared):
+        return {}
+    proved: dict[str, Answer] = {}
+    for name in names:
+        if all(a.status == "unsat" for a in own[name]):
+            first = [] if proved else list(zip(weak.shared, shared, strict=True))
+            mine = [*first, *zip(weak.rows[name], own[name], strict=True)]
+            proved[name] = combined_answer([a for _, a in mine], [label for (label, _), _ in mine])
+    return proved
+
+
 def prove_role(variant: str, role: Role, block_bits: int, names: Sequence[str], options: SolverOptions,
-               source: KernelSource | None = None) -> list[Result]:
-    """Each named invariant kept by ``role``: one vacuity check, then one query per invariant (in parallel
-    with ``options.jobs``); a sat replayed on the model, and on ``source``'s C build if given."""
+               source: KernelSource | None = None, instantiate: bool = True) -> list[Result]:
+    """Each named invariant kept by ``role``: one vacuity check, then the weaker queries of every row
+    (``release_instances``, in parallel with ``options.jobs``); a row they do not prove is asked whole.  A sat
+    is replayed on the model, and on ``source``'s C build if given.  ``instantiate=False`` asks only the whole
+    queries (``bench/bench_proofs.py --blocks`` compares the two)."""
     q = build_release_query(variant, role, block_bits)
     pre = precondition(role, q)
     vacuity = check([pre], options)
     if vacuity.status != "sat":
         return [_unsatisfied(variant, role, block_bits, name, vacuity) for name in names]
-    answers = check_all([[pre, z3.Not(holds(name, q.post))] for name in names], options)
+    proved = _proved_weakly(variant, role, q, names, options) if instantiate else {}
+    tried = {"queries": "instantiated, then full"} if instantiate else {}
+    whole = [name for name in names if name not in proved]
+    full = dict(zip(whole, check_all([[pre, z3.Not(holds(name, q.post))] for name in whole], options), strict=True))
     results = []
-    for name, answer in zip(names, answers, strict=True):
+    for name in names:
+        if name in proved:
+            results.append(_row(variant, role, block_bits, name, Verdict.PROVED, proved[name], vacuity,
+                                queries="instantiated"))
+            continue
+        answer = full[name]
         if answer.status == "unsat":
-            results.append(_row(variant, role, block_bits, name, Verdict.PROVED, answer, vacuity))
+            results.append(_row(variant, role, block_bits, name, Verdict.PROVED, answer, vacuity, **tried))
         elif answer.status == "sat" and answer.model is not None:
             results.append(_replayed(variant, role, q, name, answer, vacuity, source))
         else:
-            results.append(_row(variant, role, block_bits, name, Verdict.UNKNOWN, answer, vacuity, answer.reason))
+            results.append(_row(variant, role, block_bits, name, Verdict.UNKNOWN, answer, vacuity, answer.reason,
+                                **tried))
     return results
 
 
@@ -301,9 +334,16 @@ def freed_run_facts(variant: str, q: ReleaseQuery) -> z3.BoolRef:
     now = q.pre.set(alloc_map=post_bits(FREE_SAME, q.pre, q.area))  # type: ignore[arg-type]
     start, end = release_encoder(variant, B).pcpu_freed_extent(now, I(0), I(0), q.area.lo, q.area.hi)
     run_start, run_end = freed_run(now.alloc_map, q.area.lo, q.area.hi, B)
-    run = FreeArea(0, q.area.lo, q.area.hi, run_start, run_end)
-    _, holds = freed_block(md_of(q.pre), run, B)
-    return z3.And(start == run_start, end == run_end, holds)
+    return z3.And(start == run_start, end == run_end, freed_run_place(q))
+
+
+def freed_run_place(q: ReleaseQuery) -> z3.BoolRef:
+    """The run read off the bits after the free, placed among the old metadata's runs (``freed_block``)."""
+    B = q.block_bits
+    bits = post_bits(FREE_SAME, q.pre, q.area)  # type: ignore[arg-type]
+    run_start, run_end = freed_run(bits, q.area.lo, q.area.hi, B)
+    _, place = freed_block(md_of(q.pre), FreeArea(0, q.area.lo, q.area.hi, run_start, run_end), B)
+    return place
 
 
 def freed_run_unmet(variant: str, before: ReleaseBlock, lo: int, hi: int) -> list[str]:
@@ -332,7 +372,7 @@ def freed_run_unmet(variant: str, before: ReleaseBlock, lo: int, hi: int) -> lis
     return wrong
 
 
-def prove_free_runs(variant: str, block_bits: int, options: SolverOptions) -> Result:
+def prove_free_runs(variant: str, block_bits: int, options: SolverOptions, instantiate: bool = True) -> Result:
     """``free-same-block-runs`` for ``pcpu_block_update_hint_free:same``: from ``precondition``, the facts
     ``freed_run_facts`` states.
 
@@ -345,18 +385,20 @@ def prove_free_runs(variant: str, block_bits: int, options: SolverOptions) -> Re
     vacuity = check([pre], options)
     if vacuity.status != "sat":
         return _unsatisfied(variant, FREE_SAME, block_bits, FREE_RUNS, vacuity)
-    weak = weak_queries(variant, q, holds)
-    answers = check_all([query for _, query in weak], options)
-    if all(a.status == "unsat" for a in answers):
+    weak = weak_queries(variant, FREE_SAME, q, [], holds, BLOCK_INVARIANTS, search_guarantee(FREE_SAME, q))
+    asked = [*weak.shared, *((f"the freed run's place, {i}", [*weak.given, z3.Not(fact)])
+                             for i, fact in enumerate(conjuncts(freed_run_place(q))))] if instantiate else []
+    answers = check_all([assertions for _, assertions in asked], options)
+    if asked and all(a.status == "unsat" for a in answers):
         return _row(variant, FREE_SAME, block_bits, FREE_RUNS, Verdict.PROVED,
-                    combined_answer(answers, [name for name, _ in weak]), vacuity, queries="instantiated")
+                    combined_answer(answers, [name for name, _ in asked]), vacuity, queries="instantiated")
+    tried = {"queries": "instantiated, then full"} if instantiate else {}
     answer = check([pre, z3.Not(freed_run_facts(variant, q))], options)
     if answer.status == "unsat":
-        return _row(variant, FREE_SAME, block_bits, FREE_RUNS, Verdict.PROVED, answer, vacuity,
-                    queries="instantiated, then full")
+        return _row(variant, FREE_SAME, block_bits, FREE_RUNS, Verdict.PROVED, answer, vacuity, **tried)
     if answer.status != "sat" or answer.model is None:
         return _row(variant, FREE_SAME, block_bits, FREE_RUNS, Verdict.UNKNOWN, answer, vacuity, answer.reason,
-                    queries="instantiated, then full")
+                    **tried)
     before = release_block(answer.model, q.pre)
     lo, hi = signed(answer.model, q.area.lo), signed(answer.model, q.area.hi)
     unmet = block_violations(variant, before, BLOCK_INVARIANTS) + area_unmet(FREE_SAME, before, lo, hi)
@@ -369,25 +411,30 @@ def prove_free_runs(variant: str, block_bits: int, options: SolverOptions) -> Re
     else:
         verdict, detail = Verdict.VIOLATED, f"{'; '.join(wrong)}; {where}"
     return _row(variant, FREE_SAME, block_bits, FREE_RUNS, verdict, answer, vacuity, detail,
-                counterexample={"block": before.to_json(), "area": [lo, hi]}, queries="instantiated, then full")
+                counterexample={"block": before.to_json(), "area": [lo, hi]}, **tried)
 
 
 def run_release_block_suite(variant: str, block_bits: int, options: SolverOptions,
                             wanted: frozenset[str] | None = None, progress: Callable[[Result], None] | None = None,
-                            ops: frozenset[str] | None = None, source: KernelSource | None = None) -> list[Result]:
+                            ops: frozenset[str] | None = None, source: KernelSource | None = None,
+                            instantiate: bool = True) -> list[Result]:
     """Every row of ``blockB`` for a variant with 5.2's blocks (``wanted``: only these invariants; ``ops``: only
-    these roles or functions; ``source``: a kernel whose C replays each VIOLATED row too)."""
+    these roles or functions; ``source``: a kernel whose C replays each VIOLATED row too; ``instantiate=False``:
+    only the whole queries)."""
     names = [name for name in BLOCK_INVARIANTS if wanted is None or name in wanted]
     roles = [role for role in RELEASE_ROLES if ops is None or role.name in ops or role.function in ops]
     results: list[Result] = []
     for role in roles if names else ():
-        for result in prove_role(variant, role, block_bits, names, options, source):
+        for result in prove_role(variant, role, block_bits, names, options, source, instantiate):
             results.append(result)
             if progress is not None:
                 progress(result)
-    for name, role, prove in ((FREE_RUNS, FREE_SAME, prove_free_runs), (ABSTRACTION, METADATA, prove_abstraction)):
-        if (wanted is None or name in wanted) and (ops is None or role.name in ops or role.function in ops):
-            results.append(prove(variant, block_bits, options))
-            if progress is not None:
-                progress(results[-1])
+    if (wanted is None or FREE_RUNS in wanted) and (ops is None or FREE_SAME.name in ops or FREE_SAME.function in ops):
+        results.append(prove_free_runs(variant, block_bits, options, instantiate))
+        if progress is not None:
+            progress(results[-1])
+    if (wanted is None or ABSTRACTION in wanted) and (ops is None or METADATA.name in ops or METADATA.function in ops):
+        results.append(prove_abstraction(variant, block_bits, options))
+        if progress is not None:
+            progress(results[-1])
     return results
