@@ -11,7 +11,6 @@ from pcpuverify.invariants.scan import bits_of, first_zero, free_runs, leading_f
 from pcpuverify.model.chunk import PcpuChunk
 from pcpuverify.model.percpu import PcpuAllocator
 from pcpuverify.symbolic.bv import I, Int, bit, has_run, highest_set, lowest_set, range_mask
-from pcpuverify.symbolic.release_state import SymBlockMd
 from pcpuverify.symbolic.state import SymBlock, SymChunk
 
 
@@ -159,13 +158,12 @@ def _chunk_contig_hint_region_free(chunk: SymChunk) -> z3.BoolRef:
     )
 
 
-def block_scan_parts(seg: z3.BitVecRef, block: SymBlock | SymBlockMd, B: int) -> dict[str, z3.BoolRef]:
+def block_scan_parts(seg: z3.BitVecRef, block: SymBlock, B: int) -> dict[str, z3.BoolRef]:
     """``block-hints-match-scan`` of one block (bits ``seg``, set = allocated) but for its one universal claim.
 
     What is left out is "no free run of ``contig_hint + 1`` bits", the second half of ``_longest_is``; the
     first half, "a run of ``contig_hint`` bits", follows from ``maximal``.  The block contracts at 1024 bits
-    state the claim left out at chosen positions only (``proofs/blocks/instances.py``); 5.2's
-    ``free-same-block-runs`` asks its parts of a ``pcpu_block_md`` (``release_free_runs``).
+    state the claim left out at chosen positions only (``proofs/blocks/instances.py``).
     """
     free = ~seg
     h, s = block.contig_hint, block.contig_hint_start

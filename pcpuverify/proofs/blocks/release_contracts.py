@@ -376,7 +376,7 @@ def prove_free_runs(variant: str, block_bits: int, options: SolverOptions, insta
     """``free-same-block-runs`` for ``pcpu_block_update_hint_free:same``: from ``precondition``, the facts
     ``freed_run_facts`` states.
 
-    First the weaker way (``release_free_runs``: what the invariants imply, then steps), every query named in
+    First the weaker way (``release_instances``: what the invariants imply, then steps), every query named in
     the row's ``solvers``: all unsat proves it.  Otherwise the full query decides: a sat is VIOLATED when the
     block meets the precondition on the model and the facts fail concretely (``freed_run_unmet``), SPURIOUS
     otherwise."""
