@@ -128,8 +128,15 @@ def test_mainline_fixed_keeps_every_invariant_through_a_free_inside_the_block_an
     names = list(BLOCK_INVARIANTS)
     fixed = prove_role("mainline-fixed", FREE_ROLES[0], 8, names, BITWUZLA)
     assert {r.verdict for r in fixed} == {Verdict.PROVED}, [r.detail for r in fixed if not r.verdict.passed]
+    # proved the weaker way (release_instances): the first row names the role's shared queries, each its own
+    assert {r.extra["queries"] for r in fixed} == {"instantiated"}
+    shared = [q for q in fixed[0].extra["solvers"] if q.startswith(("implied: ", "step: "))]  # type: ignore[union-attr]
+    assert len(shared) == 3 + 6 and "step: it is the freed run" in shared
+    assert "a longer run" in fixed[names.index("block-contig-hint-exact")].extra["solvers"]  # type: ignore[operator]
     unfixed = prove_role("mainline", FREE_ROLES[0], 8, names, BITWUZLA)
     violated = {r.invariant for r in unfixed if r.verdict is Verdict.VIOLATED}
+    # a weaker query's sat is never a finding: each VIOLATED row is the whole query's, replayed
+    assert all(r.extra.get("queries") != "instantiated" for r in unfixed if r.verdict is Verdict.VIOLATED)
     assert violated == {name for name, op in MAINLINE_VIOLATED if op == FREE_ROLES[0].name}
     assert {r.verdict for r in unfixed if r.invariant not in violated} == {Verdict.PROVED}
     _replays_on_the_c([r for r in unfixed if r.verdict is Verdict.VIOLATED])
