@@ -35,8 +35,8 @@ from pcpuverify.kernel.block_step import BlockStepError
 from pcpuverify.kernel.source import KernelSource
 from pcpuverify.model.linux_5_4 import Linux54
 from pcpuverify.proofs.blocks.abstraction import FreeArea, freed_block
-from pcpuverify.proofs.blocks.freed_run import freed_run
 from pcpuverify.proofs.blocks.contracts import conjuncts
+from pcpuverify.proofs.blocks.freed_run import freed_run
 from pcpuverify.proofs.blocks.labels import block_label
 from pcpuverify.proofs.blocks.prove import combined_answer
 from pcpuverify.proofs.blocks.release_abstraction import consistent54, consistent54_concrete
@@ -385,13 +385,14 @@ def prove_free_runs(variant: str, block_bits: int, options: SolverOptions, insta
     vacuity = check([pre], options)
     if vacuity.status != "sat":
         return _unsatisfied(variant, FREE_SAME, block_bits, FREE_RUNS, vacuity)
-    weak = weak_queries(variant, FREE_SAME, q, [], holds, BLOCK_INVARIANTS, search_guarantee(FREE_SAME, q))
-    asked = [*weak.shared, *((f"the freed run's place, {i}", [*weak.given, z3.Not(fact)])
-                             for i, fact in enumerate(conjuncts(freed_run_place(q))))] if instantiate else []
-    answers = check_all([assertions for _, assertions in asked], options)
-    if asked and all(a.status == "unsat" for a in answers):
-        return _row(variant, FREE_SAME, block_bits, FREE_RUNS, Verdict.PROVED,
-                    combined_answer(answers, [name for name, _ in asked]), vacuity, queries="instantiated")
+    if instantiate:
+        weak = weak_queries(variant, FREE_SAME, q, [], holds, BLOCK_INVARIANTS, search_guarantee(FREE_SAME, q))
+        asked = [*weak.shared, *((f"the freed run's place, {i}", [*weak.given, z3.Not(fact)])
+                                 for i, fact in enumerate(conjuncts(freed_run_place(q))))]
+        answers = check_all([assertions for _, assertions in asked], options)
+        if all(a.status == "unsat" for a in answers):
+            return _row(variant, FREE_SAME, block_bits, FREE_RUNS, Verdict.PROVED,
+                        combined_answer(answers, [name for name, _ in asked]), vacuity, queries="instantiated")
     tried = {"queries": "instantiated, then full"} if instantiate else {}
     answer = check([pre, z3.Not(freed_run_facts(variant, q))], options)
     if answer.status == "unsat":

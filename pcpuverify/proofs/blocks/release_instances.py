@@ -60,7 +60,7 @@ def _hint_run_free(md: SymBlockMd, bits: z3.BitVecRef, B: int) -> z3.BoolRef:
     return z3.And(s >= 0, s + c <= B, bits & range_mask(s, s + c, B) == 0)
 
 
-def _before_hints(md: SymBlockMd, bits: z3.BitVecRef, B: int) -> z3.BoolRef:
+def _before_hints(md: SymBlockMd, bits: z3.BitVecRef, B: int) -> z3.BitVecRef:
     """The bits with everything from the later of the two hints' starts on taken: the runs "before" them."""
     return bits | ~low_mask(smax(md.scan_hint_start, md.contig_hint_start), B)
 
