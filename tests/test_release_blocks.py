@@ -130,9 +130,11 @@ def test_mainline_fixed_keeps_every_invariant_through_a_free_inside_the_block_an
     assert {r.verdict for r in fixed} == {Verdict.PROVED}, [r.detail for r in fixed if not r.verdict.passed]
     # proved the weaker way (release_instances): the first row names the role's shared queries, each its own
     assert {r.extra["queries"] for r in fixed} == {"instantiated"}
-    shared = [q for q in fixed[0].extra["solvers"] if q.startswith(("implied: ", "step: "))]  # type: ignore[union-attr]
+    first, exact = fixed[0].extra["solvers"], fixed[names.index("block-contig-hint-exact")].extra["solvers"]
+    assert isinstance(first, dict) and isinstance(exact, dict)
+    shared = [q for q in first if q.startswith(("implied: ", "step: "))]
     assert len(shared) == 3 + 6 and "step: it is the freed run" in shared
-    assert "a longer run" in fixed[names.index("block-contig-hint-exact")].extra["solvers"]  # type: ignore[operator]
+    assert "a longer run" in exact
     unfixed = prove_role("mainline", FREE_ROLES[0], 8, names, BITWUZLA)
     violated = {r.invariant for r in unfixed if r.verdict is Verdict.VIOLATED}
     # a weaker query's sat is never a finding: each VIOLATED row is the whole query's, replayed
