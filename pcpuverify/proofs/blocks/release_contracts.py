@@ -40,7 +40,7 @@ from pcpuverify.proofs.blocks.freed_run import freed_run
 from pcpuverify.proofs.blocks.labels import block_label
 from pcpuverify.proofs.blocks.prove import combined_answer
 from pcpuverify.proofs.blocks.release_abstraction import consistent54, consistent54_concrete
-from pcpuverify.proofs.blocks.release_instances import weak_queries
+from pcpuverify.proofs.blocks.release_instances import fields_in_range, weak_queries
 from pcpuverify.proofs.blocks.release_roles import (
     RELEASE_ROLES,
     SCAN,
@@ -118,9 +118,7 @@ def build_release_query(variant: str, role: Role, block_bits: int) -> ReleaseQue
 
 def block_pre(block: SymChunk54, block_bits: int) -> z3.BoolRef:
     """Every field of the block's metadata in range, and every block invariant."""
-    md = md_of(block)
-    in_range = [z3.And(getattr(md, f) >= 0, getattr(md, f) <= block_bits) for f in RELEASE_BLOCK_FIELDS]
-    return z3.And(*in_range, *(holds(name, block) for name in BLOCK_INVARIANTS))
+    return z3.And(*fields_in_range(block, block_bits), *(holds(name, block) for name in BLOCK_INVARIANTS))
 
 
 def precondition(role: Role, q: ReleaseQuery) -> z3.BoolRef:

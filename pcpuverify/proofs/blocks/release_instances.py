@@ -73,7 +73,8 @@ def _no_larger_before(md: SymBlockMd, bits: z3.BitVecRef, B: int, t: Int) -> z3.
     return z3.Or(md.scan_hint == 0, no_run_at(_before_hints(md, bits, B), t, md.scan_hint + 1, B))
 
 
-def _in_range(block: SymChunk54, B: int) -> list[z3.BoolRef]:
+def fields_in_range(block: SymChunk54, B: int) -> list[z3.BoolRef]:
+    """Every field of the block's ``pcpu_block_md`` in ``[0, B]``."""
     md = md_of(block)
     return [z3.And(getattr(md, f) >= 0, getattr(md, f) <= B) for f in RELEASE_BLOCK_FIELDS]
 
@@ -98,7 +99,7 @@ def weak_queries(variant: str, role: Role, q: ReleaseQuery, names: Sequence[str]
     at = [*terms(md, after, q.area.lo, q.area.hi, bits_after, B), md.contig_hint_start - 1, md.contig_hint_start,
           md.scan_hint_start, after.scan_hint_start, witness]
     mask = area_mask(q.area, B)
-    weak = [*_in_range(q.pre, B), *(holds(n, q.pre) for n in invariants if n not in UNIVERSAL),
+    weak = [*fields_in_range(q.pre, B), *(holds(n, q.pre) for n in invariants if n not in UNIVERSAL),
             _hint_run_free(md, bits, B), *(_no_longer_run(md, bits, B, t) for t in at),
             *(_no_larger_before(md, bits, B, t) for t in at),
             q.area.allowed, bits & mask == mask if role.kind == "free" else bits & mask == 0, search_guarantee]
