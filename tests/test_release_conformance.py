@@ -169,3 +169,28 @@ def test_hints_inside_their_bits_sees_a_hint_past_its_bits(changes: dict[str, in
     assert bool(concrete) == bool(changes)
     on_state = evaluator_for(ref).state_invariants(model_fields(ref), oob=False)
     assert on_state["hints-inside-their-bits"] is not bool(changes)
+
+
+@pytest.mark.parametrize(("allocated", "changes", "broken"), [
+    (0b00000000, {}, False),  # a new chunk: the whole block is its contig hint and its right_free
+    (0b00000001, {}, True),  # bit 0 taken, the hints of a free block kept: the contig hint covers it
+    (0b00000001, {"contig_hint": 7, "contig_hint_start": 1, "left_free": 0, "right_free": 7}, False),
+    (0b10000000, {"contig_hint": 7, "contig_hint_start": 0, "right_free": 1}, True),  # right_free over bit 7
+    (0b00001000, {"contig_hint": 4, "contig_hint_start": 4, "left_free": 3, "right_free": 4}, False),
+    (0b00001000, {"contig_hint": 3, "contig_hint_start": 4, "left_free": 3, "right_free": 4}, False),  # short
+    (0b00001000, {"contig_hint": 4, "contig_hint_start": 3, "left_free": 3, "right_free": 4}, True),
+    (0b00001000, {"contig_hint": 4, "contig_hint_start": 4, "left_free": 3, "right_free": -1}, True),
+])
+def test_block_hints_on_free_bits_sees_a_hint_on_an_allocated_bit(allocated: int, changes: dict[str, int],
+                                                                  broken: bool) -> None:
+    """The concrete check and the Z3 predicate of ``block-hints-on-free-bits`` agree: a contig hint or a
+    ``right_free`` over an allocated bit breaks it, a short or misplaced one on free bits does not."""
+    ref = Reference("mainline", Geometry(8, 1, (0,)), ChunkInit())
+    chunk = ref.chunks["dynamic"]
+    chunk.alloc_map.value = allocated
+    for field, value in changes.items():
+        setattr(chunk.md_blocks[0], field, value)
+    concrete = REGISTRY["block-hints-on-free-bits"].violations(ref.alloc, chunk)
+    assert bool(concrete) == broken
+    on_state = evaluator_for(ref).state_invariants(model_fields(ref), oob=False)
+    assert on_state["block-hints-on-free-bits"] is not broken

@@ -33,7 +33,7 @@ PORTFOLIO = SolverOptions(solver="portfolio")
 def test_mainline_fixed_is_proved_on_one_block() -> None:
     """Every row of mainline-fixed at 1x8 (initiation, consecution with Houdini, the step invariants) is PROVED."""
     results = run_suite("mainline-fixed", ONE_BLOCK, SuiteOptions(solver=PORTFOLIO, depth=2))
-    assert len(results) == 141
+    assert len(results) == 146
     assert {r.verdict for r in results} == {Verdict.PROVED}, [
         (r.invariant, r.op, r.verdict.value) for r in results if r.verdict is not Verdict.PROVED]
 

@@ -58,6 +58,7 @@ APPLIES_TO: dict[str, frozenset[type]] = {
     "first-free-not-above-first-free-bit": V4_14 | SCAN_HINT,
     "block-nr-bits": SCAN_HINT,
     "hints-inside-their-bits": SCAN_HINT,
+    "block-hints-on-free-bits": SCAN_HINT,
     "chunk-hint-never-above-available": V4_14 | SCAN_HINT,
     "chunk-hint-off-by-at-most-a-page": V4_14 | SCAN_HINT,
     "chunk-hint-accurate-in-one-block": V4_14 | SCAN_HINT,
