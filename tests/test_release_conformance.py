@@ -180,11 +180,15 @@ def test_hints_inside_their_bits_sees_a_hint_past_its_bits(changes: dict[str, in
     (0b00001000, {"contig_hint": 3, "contig_hint_start": 4, "left_free": 3, "right_free": 4}, False),  # short
     (0b00001000, {"contig_hint": 4, "contig_hint_start": 3, "left_free": 3, "right_free": 4}, True),
     (0b00001000, {"contig_hint": 4, "contig_hint_start": 4, "left_free": 3, "right_free": -1}, True),
+    (0b00001000, {"contig_hint": 4, "contig_hint_start": 4, "left_free": 3, "right_free": 4,
+                  "scan_hint": 2, "scan_hint_start": 0}, False),
+    (0b00001000, {"contig_hint": 4, "contig_hint_start": 4, "left_free": 3, "right_free": 4,
+                  "scan_hint": 2, "scan_hint_start": 2}, True),  # the scan hint over bit 3
 ])
 def test_block_hints_on_free_bits_sees_a_hint_on_an_allocated_bit(allocated: int, changes: dict[str, int],
                                                                   broken: bool) -> None:
-    """The concrete check and the Z3 predicate of ``block-hints-on-free-bits`` agree: a contig hint or a
-    ``right_free`` over an allocated bit breaks it, a short or misplaced one on free bits does not."""
+    """The concrete check and the Z3 predicate of ``block-hints-on-free-bits`` agree: a contig hint, a scan
+    hint or a ``right_free`` over an allocated bit breaks it, a short or misplaced one on free bits does not."""
     ref = Reference("mainline", Geometry(8, 1, (0,)), ChunkInit())
     chunk = ref.chunks["dynamic"]
     chunk.alloc_map.value = allocated

@@ -337,18 +337,25 @@ def hints_inside_their_bits(alloc: PcpuAllocator, chunk: PcpuChunk54) -> Iterato
     int right_free; /* size of free space along the right side of the block */""",
 )
 def block_hints_on_free_bits(alloc: PcpuAllocator, chunk: PcpuChunk54) -> Iterator[tuple[str, str]]:
-    """Each block's contig hint, and the ``right_free`` bits at its end, are free: the areas
-    ``pcpu_next_fit_region`` offers an allocation from (a fit inside one block, or one across its edge).
+    """Each block's contig hint, its scan hint, and the ``right_free`` bits at its end are free: the areas
+    ``pcpu_next_fit_region`` offers an allocation from (a fit inside one block, or one across its edge), and
+    the area a refresh promotes.
 
     Weaker than ``block-contig-hint-exact`` and ``block-left-right-free-exact`` (free, not longest, not
     exact), so it survives where ``mainline`` breaks those (gallery 13 to 16): it is the lemma that settles
-    five of ``mainline``'s rows at 1x8 (``docs/releases.md``).  ``left_free`` is not claimed: Houdini drops
-    "``left_free`` bits are free" for ``mainline`` (a refresh from a promoted scan hint does not recompute it).
+    five of ``mainline``'s rows at 1x8 (``docs/releases.md``).  The scan hint's part is
+    ``scan-hint-region-free``'s for the blocks alone, so that Houdini keeps it where it drops ``chunk_md``'s.
+    ``left_free`` is not claimed: Houdini drops "``left_free`` bits are free" for ``mainline`` (a refresh from
+    a promoted scan hint does not recompute it).
     """
     for where, block, bits in _blocks(alloc, chunk):
         if not _region_free(bits, block.contig_hint_start, block.contig_hint):
             yield (f"{where}.contig_hint_start",
                    f"{where}: contig hint [{block.contig_hint_start}, {block.contig_hint_start + block.contig_hint})"
+                   " is not free")
+        if block.scan_hint and not _region_free(bits, block.scan_hint_start, block.scan_hint):
+            yield (f"{where}.scan_hint_start",
+                   f"{where}: scan hint [{block.scan_hint_start}, {block.scan_hint_start + block.scan_hint})"
                    " is not free")
         if not (0 <= block.right_free and _region_free(bits, len(bits) - block.right_free, block.right_free)):
             yield f"{where}.right_free", f"{where}.right_free {block.right_free}: its bits are not all free"
@@ -675,8 +682,9 @@ def _hints_inside_their_bits(chunk: SymChunk54) -> z3.BoolRef:
 @block_hints_on_free_bits.symbolic
 def _block_hints_on_free_bits(chunk: SymChunk54) -> z3.BoolRef:
     B = chunk.geometry.block_bits
-    return z3.And([z3.And(_sym_region_free(seg, B, b.contig_hint_start, b.contig_hint), b.right_free >= 0,
-                          _sym_region_free(seg, B, I(B) - b.right_free, b.right_free))
+    return z3.And([z3.And(_sym_region_free(seg, B, b.contig_hint_start, b.contig_hint),
+                          z3.Or(b.scan_hint == 0, _sym_region_free(seg, B, b.scan_hint_start, b.scan_hint)),
+                          b.right_free >= 0, _sym_region_free(seg, B, I(B) - b.right_free, b.right_free))
                    for b, seg, _ in _sym_blocks(chunk)])
 
 
