@@ -333,7 +333,8 @@ def hints_inside_their_bits(alloc: PcpuAllocator, chunk: PcpuChunk54) -> Iterato
 @state_invariant(
     "block-hints-on-free-bits",
     patch="v5.4 mm/percpu-internal.h (struct pcpu_block_md) and mm/percpu.c (pcpu_next_fit_region)",
-    seed="""int contig_hint; /* contig hint for block */
+    seed="""int scan_hint; /* scan hint for block */
+    int contig_hint; /* contig hint for block */
     int right_free; /* size of free space along the right side of the block */""",
 )
 def block_hints_on_free_bits(alloc: PcpuAllocator, chunk: PcpuChunk54) -> Iterator[tuple[str, str]]:
