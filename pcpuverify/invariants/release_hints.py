@@ -121,7 +121,11 @@ def scan_hint_before_contig_hint(alloc: PcpuAllocator, chunk: PcpuChunk54) -> It
 )
 def scan_hint_region_free(alloc: PcpuAllocator, chunk: PcpuChunk54) -> Iterator[tuple[str, str]]:
     """A scan hint covers a free area of its block (or chunk): "the largest known contiguous area"."""
-    for where, md, bits in _pcpu_block_mds(alloc, chunk):
+    yield from _scan_hints_not_free(_pcpu_block_mds(alloc, chunk))
+
+
+def _scan_hints_not_free(mds: Iterator[tuple[str, Any, list[int]]]) -> Iterator[tuple[str, str]]:
+    for where, md, bits in mds:
         if md.scan_hint and not _region_free(bits, md.scan_hint_start, md.scan_hint):
             yield (
                 f"{where}.scan_hint_start",
@@ -354,12 +358,9 @@ def block_hints_on_free_bits(alloc: PcpuAllocator, chunk: PcpuChunk54) -> Iterat
             yield (f"{where}.contig_hint_start",
                    f"{where}: contig hint [{block.contig_hint_start}, {block.contig_hint_start + block.contig_hint})"
                    " is not free")
-        if block.scan_hint and not _region_free(bits, block.scan_hint_start, block.scan_hint):
-            yield (f"{where}.scan_hint_start",
-                   f"{where}: scan hint [{block.scan_hint_start}, {block.scan_hint_start + block.scan_hint})"
-                   " is not free")
         if not (0 <= block.right_free and _region_free(bits, len(bits) - block.right_free, block.right_free)):
             yield f"{where}.right_free", f"{where}.right_free {block.right_free}: its bits are not all free"
+    yield from _scan_hints_not_free(_blocks(alloc, chunk))
 
 
 # -- the chunk's hint (4.14 contig_bits, 5.2 chunk_md) -----------------------------------
@@ -639,8 +640,11 @@ def _scan_hint_largest_before(chunk: SymChunk54) -> z3.BoolRef:
 
 @scan_hint_region_free.symbolic
 def _scan_hint_region_free(chunk: SymChunk54) -> z3.BoolRef:
-    return z3.And([z3.Or(md.scan_hint == 0, _sym_region_free(bits, n, md.scan_hint_start, md.scan_hint))
-                   for md, bits, n in _sym_pcpu_block_mds(chunk)])
+    return z3.And([_sym_scan_hint_free(md, bits, n) for md, bits, n in _sym_pcpu_block_mds(chunk)])
+
+
+def _sym_scan_hint_free(md: SymBlockMd, bits: z3.BitVecRef, n: int) -> z3.BoolRef:
+    return z3.Or(md.scan_hint == 0, _sym_region_free(bits, n, md.scan_hint_start, md.scan_hint))
 
 
 @block_contig_hint_exact.symbolic
@@ -684,7 +688,7 @@ def _hints_inside_their_bits(chunk: SymChunk54) -> z3.BoolRef:
 def _block_hints_on_free_bits(chunk: SymChunk54) -> z3.BoolRef:
     B = chunk.geometry.block_bits
     return z3.And([z3.And(_sym_region_free(seg, B, b.contig_hint_start, b.contig_hint),
-                          z3.Or(b.scan_hint == 0, _sym_region_free(seg, B, b.scan_hint_start, b.scan_hint)),
+                          _sym_scan_hint_free(b, seg, B),
                           b.right_free >= 0, _sym_region_free(seg, B, I(B) - b.right_free, b.right_free))
                    for b, seg, _ in _sym_blocks(chunk)])
 
