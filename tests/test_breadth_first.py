@@ -58,6 +58,18 @@ def test_a_found_trace_is_a_shortest_one() -> None:
     assert trace.geometry.populated == () and all(isinstance(op, Alloc) for op in trace.ops[:3])
 
 
+def test_a_state_first_reached_through_a_broken_invariant_is_searched_again_for_a_path_that_keeps_it() -> None:
+    """v1 at 2x4: a populated page 0, an allocation, a pop-only one, then a populate over both pages breaks
+    nr-empty-pop-pages-matches-bitmap.  The search that kept one path per state (until 5 December 2026) reached a
+    fixpoint of 54,123 states without it: the state before the populate was first reached through one that broke
+    the invariant, and never searched again for the path that keeps it."""
+    obligation = ("nr-empty-pop-pages-matches-bitmap", "populate")
+    searched = search("v1", Geometry.parse("2x4"), [obligation], 10**6)
+    trace = searched.found[obligation]
+    assert searched.depth == len(trace.ops) == 3 and trace.geometry.populated == (0,)
+    assert first_violation(trace, obligation[0]) == 2 and op_name(trace.ops[-1]) == "populate"
+
+
 @pytest.mark.slow
 def test_prove_finds_gallery_15_from_scratch_and_the_c_agrees(tmp_path: Path) -> None:
     """mainline's block-contig-hint-exact/alloc at 1x8 needs 8 operations: with no witness and no random walk,
@@ -84,7 +96,8 @@ def test_prove_says_where_every_reachable_state_keeps_an_open_row() -> None:
     assert proc.returncode == 0, (proc.stdout, proc.stderr)
     (row,) = [r for r in json.loads(proc.stdout)["results"] if r["op"] == "free"]
     assert row["result"] == "NOT-INDUCTIVE", row
-    assert row["detail"] == ("none within depth 2, nor in a breadth-first search on model/ (every reachable state,"
-                             " 1,548, within 19 operations: it holds there, not proved)"), row
+    assert row["detail"] == ("none within depth 2, nor in a breadth-first search on model/ (every state reached"
+                             " while an open row's invariant holds, 1,548, within 19 operations: it holds there,"
+                             " not proved)"), row
     search = row["breadth_first"]
     assert (search["states"], search["depth"], search["complete"]) == (1548, 19, True) and search["seconds"] > 0

@@ -13,13 +13,15 @@ once.  It records, per obligation (an invariant and the kind of operation
 that breaks it), the first step from a state whose path from the new chunk
 kept the invariant to a state that breaks it: what bounded model checking
 asks (``suite.Breach.kept``) and what a carried witness must show.  The
-state invariants are judged once per new state, not once per step.  Breadth
-first, that trace is a shortest one among the paths the search keeps (one
-per state, the first found: a state first reached by a path that broke an
-invariant is not searched again for a path that kept it).  A search can
-only make a row VIOLATED, with a trace that replays; finding nothing proves
-nothing.  Step invariants are not searched here (``row_search.py`` walks
-them).
+state invariants are judged once per new state, not once per step.  The
+search is breadth first over pairs of a state and an invariant that some
+path to it keeps, so that trace is a shortest one, and a search that reaches
+a fixpoint has tried every path that keeps an invariant (until 5 December
+2026 it kept one path per state, the first found, and so missed a path that
+kept an invariant to a state first reached through one that broke it).  A
+search can only make a row VIOLATED, with a trace that replays; finding
+nothing proves nothing.  Step invariants are not searched here
+(``row_search.py`` walks them).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ class Searched:
 
     found: dict[Obligation, Trace] = field(default_factory=dict)
     states_by_depth: list[int] = field(default_factory=list)  # distinct new states per depth; [0] the new chunks
-    complete: bool = False  # every reachable state seen (a fixpoint): nothing reachable breaks what is not found
+    complete: bool = False  # a fixpoint: no path that keeps a wanted invariant breaks it by what is not found
 
     @property
     def states(self) -> int:
@@ -58,31 +60,40 @@ class Searched:
 
 @dataclass(slots=True)
 class _Node:
-    parent: bytes | Geometry  # the parent state's digest; for a new chunk its geometry (which pages are populated)
-    op: Op | None  # None for a new chunk
-    broken: frozenset[str]  # the state invariants this state breaks
-    ever: frozenset[str]  # ... or any state on its path from the new chunk breaks
+    broken: frozenset[str]  # the wanted invariants this state breaks
+    kept: frozenset[str] = frozenset()  # the wanted invariants some path from a new chunk keeps on every state
+    # how each of ``kept`` came first: (those invariants, the parent's digest or a new chunk's geometry, the op)
+    links: list[tuple[frozenset[str], bytes | Geometry, Op | None]] = field(default_factory=list)
 
 
 def search(variant: str, geometry: Geometry, wanted: Collection[Obligation], max_states: int) -> Searched:
     """Breadth first from every new chunk of ``geometry`` until each of ``wanted`` is broken, the states run out
-    (a fixpoint), or ``max_states`` distinct states have been seen; only whole depths count as searched."""
+    (a fixpoint), or ``max_states`` distinct states have been seen; only whole depths count as searched.
+
+    The search runs on pairs of a state and an invariant that every state of some path to it keeps: an
+    obligation is broken by a step from such a state, and a state is searched again, for those invariants only,
+    when a later path keeps one that no earlier path kept (a state first reached only through states that broke
+    an invariant can be reached later on a path that keeps it).  A state that no path reaches while keeping one
+    of the wanted invariants is not searched past: nothing after it can break an obligation.
+    """
     result = Searched()
+    invariants = frozenset(inv for inv, _ in wanted)
     nodes: dict[bytes, _Node] = {}
-    # the sets of broken invariants, one object each: a few dozen distinct sets among millions of states
+    # the sets of invariants, one object each: a few dozen distinct sets among millions of states
     sets: dict[frozenset[str], frozenset[str]] = {}
-    frontier: list[tuple[bytes, Reference]] = []
+    frontier: dict[bytes, tuple[Reference, frozenset[str]]] = {}  # a state, and the invariants it newly keeps
     for root in new_chunks(variant, geometry):
-        broken = _shared(sets, _broken(root))
-        nodes[_digest(root)] = _Node(root.geometry, None, broken, broken)
-        frontier.append((_digest(root), root))
+        broken = _shared(sets, _broken(root) & invariants)
+        kept = _shared(sets, invariants - broken)
+        nodes[_digest(root)] = _Node(broken, kept, [(kept, root.geometry, None)])
+        frontier[_digest(root)] = (root, kept)
     result.states_by_depth.append(len(frontier))
     open_ = set(wanted)
     while frontier and open_:
-        next_frontier: list[tuple[bytes, Reference]] = []
+        next_frontier: dict[bytes, tuple[Reference, frozenset[str]]] = {}
         hits: dict[Obligation, tuple[Geometry, list[Op]]] = {}
-        for key, ref in frontier:
-            node = nodes[key]
+        new_states = 0
+        for key, (ref, newly_kept) in frontier.items():
             for op in all_ops(ref):
                 child = ref.copy()
                 try:
@@ -92,15 +103,20 @@ def search(variant: str, geometry: Geometry, wanted: Collection[Obligation], max
                 if child.corrupted_at is not None:  # a stray write: bitmap-access-in-bounds's, from here undefined
                     continue
                 child_key = _digest(child)
-                known = nodes.get(child_key)
-                broken = known.broken if known is not None else _shared(sets, _broken(child))
-                for inv in broken - node.ever:
+                node = nodes.get(child_key)
+                if node is None:
+                    node = nodes[child_key] = _Node(_shared(sets, _broken(child) & invariants))
+                    new_states += 1
+                for inv in newly_kept & node.broken:
                     if (inv, op_name(op)) in open_ and (inv, op_name(op)) not in hits:
-                        start, ops = _path(nodes, key)
+                        start, ops = _path(nodes, key, inv)
                         hits[(inv, op_name(op))] = (start, [*ops, op])
-                if known is None:
-                    nodes[child_key] = _Node(key, op, broken, _shared(sets, node.ever | broken))
-                    next_frontier.append((child_key, child))
+                gained = newly_kept - node.broken - node.kept
+                if gained:
+                    node.kept = _shared(sets, node.kept | gained)
+                    node.links.append((_shared(sets, gained), key, op))
+                    _, before = next_frontier.get(child_key, (child, frozenset()))
+                    next_frontier[child_key] = (child, _shared(sets, before | gained))
             if len(nodes) > max_states:
                 _settle(result, variant, hits, open_)
                 return result  # this depth cut short: not counted
@@ -108,7 +124,7 @@ def search(variant: str, geometry: Geometry, wanted: Collection[Obligation], max
         if not next_frontier:  # a fixpoint: nothing new one operation on
             result.complete = True
             break
-        result.states_by_depth.append(len(next_frontier))
+        result.states_by_depth.append(new_states)
         frontier = next_frontier
     return result
 
@@ -129,16 +145,17 @@ def _digest(ref: Reference) -> bytes:
     return hashlib.blake2b(repr(ref.key()).encode(), digest_size=16).digest()
 
 
-def _path(nodes: dict[bytes, _Node], key: bytes) -> tuple[Geometry, list[Op]]:
-    """The new chunk a state's recorded path starts from, and its operations."""
+def _path(nodes: dict[bytes, _Node], key: bytes, inv: str) -> tuple[Geometry, list[Op]]:
+    """The new chunk and the operations of the first path found to a state that keeps ``inv`` on every state."""
     ops: list[Op] = []
-    node = nodes[key]
-    while node.op is not None:
-        ops.append(node.op)
-        assert isinstance(node.parent, bytes)
-        node = nodes[node.parent]
-    assert isinstance(node.parent, Geometry)
-    return node.parent, ops[::-1]
+    while True:
+        parent, op = next((parent, op) for those, parent, op in nodes[key].links if inv in those)
+        if op is None:
+            assert isinstance(parent, Geometry)
+            return parent, ops[::-1]
+        assert isinstance(parent, bytes)
+        ops.append(op)
+        key = parent
 
 
 def _settle(result: Searched, variant: str, hits: dict[Obligation, tuple[Geometry, list[Op]]],

@@ -464,8 +464,8 @@ def _suite(variant: str, geometry: Geometry, options: SuiteOptions, invariants: 
 
 def _breadth_first(variant: str, geometry: Geometry, rows: list[Result], max_states: int) -> dict[Obligation, Result]:
     """``rows`` after a breadth-first search on ``model/`` of at most ``max_states`` states: VIOLATED where it
-    breaks them; else still NOT-INDUCTIVE, saying how far it searched.  A search that saw every reachable state
-    says so: the invariant holds at this geometry, but no solver has proved it (explicit states are not a proof
+    breaks them; else still NOT-INDUCTIVE, saying how far it searched.  A search that saw every state a path
+    keeping one of the rows' invariants reaches says so: the invariant holds at this geometry, but no solver has proved it (explicit states are not a proof
     here; a lemma that makes it inductive is still missing).  The search's time is given once per row in
     ``breadth_first`` (``--json``), not added to each row's time: one search served them all."""
     started = time.perf_counter()
@@ -473,7 +473,8 @@ def _breadth_first(variant: str, geometry: Geometry, rows: list[Result], max_sta
     summary = {"states": searched.states, "depth": searched.depth, "complete": searched.complete,
                "seconds": round(time.perf_counter() - started, 3)}
     reach = (f"{searched.states:,} states, every trace of up to {searched.depth} operations" if not searched.complete
-             else f"every reachable state, {searched.states:,}, within {searched.depth} operations")
+             else f"every state reached while an open row's invariant holds, {searched.states:,},"
+             f" within {searched.depth} operations")
     settled: dict[Obligation, Result] = {}
     for r in rows:
         extra = {**r.extra, "breadth_first": summary}
