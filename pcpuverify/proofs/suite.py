@@ -466,8 +466,9 @@ def _breadth_first(variant: str, geometry: Geometry, rows: list[Result], max_sta
     """``rows`` after a breadth-first search on ``model/`` of at most ``max_states`` states: VIOLATED where it
     breaks them; else still NOT-INDUCTIVE, saying how far it searched.  A search that saw every state a path
     keeping one of the rows' invariants reaches says so: the invariant holds at this geometry, but no solver has
-    proved it (explicit states are not a proof here; a lemma that makes it inductive is still missing).  The search's time is given once per row in
-    ``breadth_first`` (``--json``), not added to each row's time: one search served them all."""
+    proved it (explicit states are not a proof here; a lemma that makes it inductive is still missing).  The
+    search's time is given once per row in ``breadth_first`` (``--json``), not added to each row's time: one
+    search served them all."""
     started = time.perf_counter()
     searched = breadth_first.search(variant, geometry, [(r.invariant, r.op) for r in rows], max_states)
     summary = {"states": searched.states, "depth": searched.depth, "complete": searched.complete,
