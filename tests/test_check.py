@@ -582,22 +582,37 @@ def junit_skipped(root: ET.Element) -> int:
 
 @pytest.mark.slow
 def test_ctrl_c_leaves_no_report_and_no_cache_entry(tmp_path: Path) -> None:
-    write_config(tmp_path)
+    """Ctrl-C while the suite runs in the pool: no report, no entry and no lock for the suite it stopped.
+
+    The interrupt is sent on the progress line that ends the regression traces, the step before the suite
+    is solved, not after a fixed sleep: on a fast machine a 1x4 suite had finished (and rightly cached)
+    within the 4 s the test used to wait.  At 2x4 the suite takes about 12 s here.
+    """
+    config = write_config(tmp_path, geometries=["2x4"])
     (tmp_path / "baseline.json").write_text(json.dumps({"format": "pcpu-verify-baseline/1", "suites": {}}))
     exe = pcpu_verify_exe()
     proc = subprocess.Popen(
-        [exe, "check", "--config", tmp_path / "check.toml", "--junit", "r/out.xml", "--markdown", "r/out.md"],
+        [exe, "check", "--config", config, "--junit", "r/out.xml", "--markdown", "r/out.md"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as a terminal delivers Ctrl-C
     )
-    time.sleep(4)  # the suite is running in the pool by now
+    assert proc.stderr is not None
+    before = []
+    for line in proc.stderr:
+        before.append(line)
+        if "regression traces: done" in line:
+            break
+    assert not any("v1-patch09 2x4: done" in line for line in before), before
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "interrupted" in err
+    assert "v1-patch09 2x4: done" not in err
     assert not (tmp_path / "r").exists()
+    key = suite_key(load_config(config), "v1-patch09", Geometry.parse("2x4"))
     cache = tmp_path / "cache"
-    assert not cache.exists() or not list(cache.glob("*"))
+    assert not (cache / f"{key}.json").exists() and not (cache / f"{key}.lock").exists()
+    assert not cache.exists() or not [p for p in cache.iterdir() if p.name.startswith(key)]
 
 
 def test_a_changed_regression_trace_re_checks_the_suites(tmp_path: Path) -> None:

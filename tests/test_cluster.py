@@ -323,7 +323,7 @@ def _sigint_default() -> None:
 @pytest.fixture
 def running_dask_check(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
     """A ``check --executor dask`` in its own session, its LocalCluster's two workers inside the suite."""
-    write_config(tmp_path)
+    write_config(tmp_path, geometries=["2x4"])  # a suite of 26 s or more: still running 2 s after the cluster is up
     proc = subprocess.Popen([exe(), "check", "--config", tmp_path / "check.toml", "--executor", "dask",
                              "--junit", "r/out.xml"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True, preexec_fn=_sigint_default)

@@ -335,9 +335,12 @@ def running_check(tmp_path: Path) -> Any:
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:
+        # the suite goes to the pool right after the regression traces: waiting for that line, not for a fixed
+        # time, keeps a fast machine from finishing (and rightly caching) the suite before the signal
+        assert proc.stderr is not None
+        assert any("regression traces: done" in line for line in proc.stderr), proc.communicate(timeout=60)
         started = wait_until(lambda: sum("multiprocessing" in c for c in session_members(proc.pid)) >= 2, 60)
         assert started, session_members(proc.pid)
-        time.sleep(1)  # the worker is inside the suite by now
         yield proc, tmp_path
     finally:
         try:
