@@ -544,6 +544,10 @@ def _geometry(spec: str) -> Geometry:
               help="Then a breadth-first search on the model, up to this many distinct states, for the state"
                    " invariants' rows still NOT-INDUCTIVE (every operation from every new chunk: a shortest trace;"
                    " about 100,000 states reach 8 operations at 1x8, in two to three minutes); 0: none.")
+@click.option("--block-states", type=click.IntRange(min=0), default=SuiteOptions.block_states, show_default=True,
+              help="Then ask each row still NOT-INDUCTIVE again under a closed set of block states, grown from the"
+                   " states the model reached until no operation leaves it (at most this many; mainline at 1x8:"
+                   " 2,903 states, about 11 minutes); 0: none.")
 @click.option("--jobs", type=click.IntRange(min=0), default=SolverOptions.jobs, show_default=True,
               help="Worker processes for the independent queries and obligations of a suite (0: one per core);"
                    " the verdicts are those of one worker.")
@@ -567,7 +571,7 @@ def _geometry(spec: str) -> Geometry:
 @user_errors
 def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tuple[str, ...], ops: tuple[str, ...],
           timeout: float, rlimit: int, seed: int, solver: str, depth: int, search_walks: int, search_states: int,
-          jobs: int,
+          block_states: int, jobs: int,
           traces_dir: str | None, witness_paths: tuple[str, ...], no_witnesses: bool, layout: bool, rows: bool,
           as_json: bool, source_path: str | None) -> None:
     """Prove or refute every invariant for every operation on small geometries.
@@ -575,7 +579,7 @@ def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tu
     Each obligation is PROVED (unsat, assumptions satisfiable), VIOLATED
     (with a trace that replays on the reference), NOT-INDUCTIVE (counterexample
     to induction, nothing reachable within --depth nor found by --search-walks
-    or --search-states),
+    or --search-states, and not proved under --block-states),
     UNKNOWN (never a pass).
     Printed: the verdict counts per invariant and operation, each finding
     with the command that replays it, and what to do next (--rows: every row).
@@ -607,7 +611,7 @@ def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tu
         click.echo(f"pcpu-verify: note: no {label.name} rows for {', '.join(unproved)}: {why}", err=True)
     options = SuiteOptions(solver=SolverOptions(rlimit=rlimit, seed=seed, timeout=timeout, solver=solver,
                                                 jobs=jobs or os.cpu_count() or 1), depth=depth,
-                           search_walks=search_walks, search_states=search_states)
+                           search_walks=search_walks, search_states=search_states, block_states=block_states)
     err = Console(stderr=True)
     lines = None if err.is_terminal else ProgressLines(err)  # a CI log: no spinner, so say what finished
     wanted = {n for n in invariants if n not in LAYOUT_PROPERTIES} if invariants else None

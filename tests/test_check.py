@@ -456,7 +456,7 @@ def test_invalid_config_value(tmp_path: Path) -> None:
     assert_one_error_line(check(tmp_path)[0], "'jobs'", "'many'")
 
 
-@pytest.mark.parametrize("key", ["search-walks", "search-states"])
+@pytest.mark.parametrize("key", ["search-walks", "search-states", "block-states"])
 @pytest.mark.parametrize("walks", [-1, "many", True])
 def test_ill_typed_search_budget(tmp_path: Path, key: str, walks: object) -> None:
     write_config(tmp_path, **{key: walks})

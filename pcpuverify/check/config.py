@@ -56,6 +56,8 @@ OPTIONAL_KEYS: dict[str, tuple[str, Any]] = {
                      " an integer from 0 (none)", SuiteOptions.search_walks),
     "search-states": ("then distinct states of a breadth-first search on the model for the state invariants' rows"
                       " still NOT-INDUCTIVE, an integer from 0 (none)", SuiteOptions.search_states),
+    "block-states": ("then the rows still NOT-INDUCTIVE asked again under a closed set of at most this many block"
+                     " states, an integer from 0 (none)", SuiteOptions.block_states),
 }
 
 
@@ -87,12 +89,14 @@ class Config:
     solver: str = OPTIONAL_KEYS["solver"][1]  # proofs/solver.py SOLVER_CHOICES
     search_walks: int = OPTIONAL_KEYS["search-walks"][1]  # proofs/suite.py SuiteOptions.search_walks
     search_states: int = OPTIONAL_KEYS["search-states"][1]  # proofs/suite.py SuiteOptions.search_states
+    block_states: int = OPTIONAL_KEYS["block-states"][1]  # proofs/suite.py SuiteOptions.block_states
 
     @property
     def suite_options(self) -> SuiteOptions:
         return SuiteOptions(solver=SolverOptions(rlimit=self.rlimit, seed=self.seed, timeout=self.timeout,
                                                  solver=self.solver), depth=self.depth,
-                            search_walks=self.search_walks, search_states=self.search_states)
+                            search_walks=self.search_walks, search_states=self.search_states,
+                            block_states=self.block_states)
 
     @property
     def suite_filters(self) -> tuple[frozenset[str] | None, frozenset[str] | None] | None:
@@ -260,6 +264,7 @@ def _validated(path: Path, v: dict[str, Any]) -> Config:
         solver=v["solver"],
         search_walks=integer("search-walks", 0),
         search_states=integer("search-states", 0),
+        block_states=integer("block-states", 0),
     )
 
 

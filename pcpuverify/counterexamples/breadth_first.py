@@ -27,7 +27,7 @@ nothing proves nothing.  Step invariants are not searched here
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from pcpuverify.counterexamples.explore import all_ops, new_chunks
@@ -66,9 +66,11 @@ class _Node:
     links: list[tuple[frozenset[str], bytes | Geometry, Op | None]] = field(default_factory=list)
 
 
-def search(variant: str, geometry: Geometry, wanted: Collection[Obligation], max_states: int) -> Searched:
+def search(variant: str, geometry: Geometry, wanted: Collection[Obligation], max_states: int,
+           on_state: Callable[[Reference], None] | None = None) -> Searched:
     """Breadth first from every new chunk of ``geometry`` until each of ``wanted`` is broken, the states run out
     (a fixpoint), or ``max_states`` distinct states have been seen; only whole depths count as searched.
+    ``on_state`` is shown every distinct state once, when first reached (``block_states.py`` starts from them).
 
     The search runs on pairs of a state and an invariant that every state of some path to it keeps: an
     obligation is broken by a step from such a state, and a state is searched again, for those invariants only,
@@ -87,6 +89,8 @@ def search(variant: str, geometry: Geometry, wanted: Collection[Obligation], max
         kept = _shared(sets, invariants - broken)
         nodes[_digest(root)] = _Node(broken, kept, [(kept, root.geometry, None)])
         frontier[_digest(root)] = (root, kept)
+        if on_state is not None:
+            on_state(root)
     result.states_by_depth.append(len(frontier))
     open_ = set(wanted)
     while frontier and open_:
@@ -107,6 +111,8 @@ def search(variant: str, geometry: Geometry, wanted: Collection[Obligation], max
                 if node is None:
                     node = nodes[child_key] = _Node(_shared(sets, _broken(child) & invariants))
                     new_states += 1
+                    if on_state is not None:
+                        on_state(child)
                 for inv in newly_kept & node.broken:
                     if (inv, op_name(op)) in open_ and (inv, op_name(op)) not in hits:
                         start, ops = _path(nodes, key, inv)

@@ -13,7 +13,9 @@ trace (a witness) carried to this variant and geometry that replays; with
 neither, random walks on ``model/`` look for one beyond that depth
 (``row_search.py``, ``search_walks`` of them, seeded); then one breadth-first
 search on ``model/`` serves every state invariant's row still open
-(``breadth_first.py``, up to ``search_states`` states); with none found either,
+(``breadth_first.py``, up to ``search_states`` states); then a row still open
+is asked again with a closed set of block states added to its strengthening
+(``block_states.py``, up to ``block_states`` of them); with none of that settling it,
 it stays NOT-INDUCTIVE with its counterexample to induction, and with where
 Houdini dropped it (``houdini_drop``: the round, the operation, the invariants
 dropped before it, and the counterexample to induction of that query, which
@@ -36,6 +38,7 @@ import z3
 
 from pcpuverify.counterexamples import breadth_first
 from pcpuverify.counterexamples.breadth_first import Obligation
+from pcpuverify.counterexamples.explore import new_chunks
 from pcpuverify.counterexamples.row_search import search
 from pcpuverify.counterexamples.witness import Witness, carry
 from pcpuverify.invariants.base import Invariant
@@ -43,8 +46,10 @@ from pcpuverify.invariants.check import first_violation, invariants_for
 from pcpuverify.model.geometry import Geometry
 from pcpuverify.model.ops import ChunkInit, Op, op_to_json
 from pcpuverify.model.trace import Trace
+from pcpuverify.model.reference import Reference
+from pcpuverify.proofs.block_states import BlockState, block_fields, block_states_of, close, within
 from pcpuverify.proofs.children import Later, run_all
-from pcpuverify.proofs.conformance import quick_conformance
+from pcpuverify.proofs.conformance import model_fields, quick_conformance
 from pcpuverify.proofs.initiation import first_chunk_initiation
 from pcpuverify.proofs.obligations import (
     OPS,
@@ -80,6 +85,9 @@ class SuiteOptions:
     # states (breadth_first.py); 0: none.  mainline at 1x8: 99,699 states in 154 s, every trace of 8 operations,
     # which finds gallery 15's five 8-operation rows from scratch
     search_states: int = 100_000
+    # then the rows still open asked again under a closed set of at most this many block states (block_states.py);
+    # 0: none.  mainline at 1x8: 2,903 states, about 11 minutes, 4 of its 7 open rows PROVED
+    block_states: int = 0
     conformance_steps: int = 60
     # consecution queries first with the strengthening sliced to their cone of influence (slicing.py); like
     # jobs, left out of to_json: it changes how long a suite takes, never a verdict
@@ -87,7 +95,8 @@ class SuiteOptions:
 
     def to_json(self) -> dict[str, object]:
         return {**self.solver.to_json(), "depth": self.depth, "search_walks": self.search_walks,
-                "search_states": self.search_states, "conformance_steps": self.conformance_steps}
+                "search_states": self.search_states, "block_states": self.block_states,
+                "conformance_steps": self.conformance_steps}
 
 
 Progress = Callable[[Result], None]
@@ -441,9 +450,12 @@ def _suite(variant: str, geometry: Geometry, options: SuiteOptions, invariants: 
 
     searchable = {inv.name for inv in state_invs}
 
-    def open_row(r: Result) -> bool:
-        """Left to the breadth-first search: reported once it has run."""
+    def searched_row(r: Result) -> bool:
         return r.verdict is Verdict.NOT_INDUCTIVE and r.invariant in searchable and options.search_states > 0
+
+    def open_row(r: Result) -> bool:
+        """Left to the breadth-first search or the block states: reported once they have run."""
+        return searched_row(r) or r.verdict is Verdict.NOT_INDUCTIVE and options.block_states > 0
 
     def done(i: int, rows: list[Result]) -> None:
         settled[tail[i][0]] = rows
@@ -451,18 +463,71 @@ def _suite(variant: str, geometry: Geometry, options: SuiteOptions, invariants: 
             if not open_row(r):
                 report(r)
 
+    def under_block_states(rows: list[Result], seeds: set[BlockState]) -> dict[Obligation, Result]:
+        """``rows`` asked again with a closed set of block states beside Houdini's strengthening: PROVED where
+        unsat, with the set's initiation and every operation's assumptions shown satisfiable first."""
+        names = block_fields(pre)
+        for ref in new_chunks(variant, geometry):
+            seeds |= block_states_of(model_fields(ref), geometry, names)
+        steps = {kind: ([*assumptions(kind, held), z3.Not(trans[kind].step.post.oob_write)], trans[kind].step.post)
+                     for kind in OPS}
+        closure = close(pre, steps, seeds, options.block_states, options.solver.timeout)
+        summary = {"states": len(closure.states), "added": list(closure.added),
+                   "seconds": round(closure.seconds, 3), "failed": closure.failed}
+        inside = within(pre, closure.states)
+        why = closure.failed
+        if not why:  # the set holds every new chunk; each operation's unrolling suffices and its assumptions hold
+            asked = [[z3.Not(within(init, closure.states))]]
+            for kind in OPS:
+                asked += [[*assumptions(kind, held), inside],
+                          [*assumptions(kind, held)[:-1], inside, z3.Not(trans[kind].step.unrolled)]]
+            initiated, *rest = check_all(asked, options.solver)
+            if initiated.status != "unsat":
+                why = f"a new chunk outside the set ({initiated.status})"
+            for kind, vac, unroll in zip(OPS, rest[::2], rest[1::2]):
+                if not why and (vac.status != "sat" or unroll.status != "unsat"):
+                    why = f"{kind}: assumptions {vac.status}, unrolling bound {unroll.status}"
+        if why:
+            return {(r.invariant, r.op): replace(r, extra={**r.extra, "block_states": summary},
+                                                 detail=_also(r.detail, f"no closed set of block states: {why}"))
+                    for r in rows}
+        by_name = {inv.name: inv for inv in [*state_invs, *step_invs]}
+        answers = check_all([[*assumptions(r.op, [*held, by_name[r.invariant]] if r.invariant in searchable
+                                           else held), inside, Breach(by_name[r.invariant]).at(pre, trans[r.op])]
+                             for r in rows], options.solver)
+        out = {}
+        for r, ans in zip(rows, answers):
+            extra = {**r.extra, "block_states": summary, "under_block_states": ans.to_json()}
+            out[(r.invariant, r.op)] = (
+                replace(r, verdict=Verdict.PROVED, seconds=r.seconds + ans.seconds, extra=extra, cti=None,
+                        detail=f"under {closure.describe()}") if ans.status == "unsat"
+                else replace(r, extra=extra, detail=_also(r.detail, f"not under {closure.describe()} ({ans.status})")))
+        return out
+
     run_all([partial(consecution_rows, inv, strengthening, each) for _, inv, strengthening in tail], jobs, done)
     left = [r for rows in settled for r in rows if open_row(r)]
-    if left:
-        searched = _breadth_first(variant, geometry, left, options.search_states)
-        settled = [[searched.get((r.invariant, r.op), r) for r in rows] for rows in settled]
-        for r in left:
-            report(searched[(r.invariant, r.op)])
+    seeds: set[BlockState] = set()
+
+    def seed(ref: Reference) -> None:
+        seeds.update(block_states_of(model_fields(ref), geometry, block_fields(pre)))
+
+    final: dict[Obligation, Result] = {(r.invariant, r.op): r for r in left}
+    bfs_rows = [r for r in left if searched_row(r)]
+    if bfs_rows:
+        final |= _breadth_first(variant, geometry, bfs_rows, options.search_states,
+                                seed if options.block_states > 0 else None)
+    still = [r for r in final.values() if r.verdict is Verdict.NOT_INDUCTIVE]
+    if still and options.block_states > 0:
+        final |= under_block_states(still, seeds)
+    settled = [[final.get((r.invariant, r.op), r) for r in rows] for rows in settled]
+    for r in left:
+        report(final[(r.invariant, r.op)])
     results += [r for rows in settled for r in rows]
     return results
 
 
-def _breadth_first(variant: str, geometry: Geometry, rows: list[Result], max_states: int) -> dict[Obligation, Result]:
+def _breadth_first(variant: str, geometry: Geometry, rows: list[Result], max_states: int,
+                   on_state: Callable[[Reference], None] | None = None) -> dict[Obligation, Result]:
     """``rows`` after a breadth-first search on ``model/`` of at most ``max_states`` states: VIOLATED where it
     breaks them; else still NOT-INDUCTIVE, saying how far it searched.  A search that saw every state a path
     keeping one of the rows' invariants reaches says so: the invariant holds at this geometry, but no solver has
@@ -470,7 +535,7 @@ def _breadth_first(variant: str, geometry: Geometry, rows: list[Result], max_sta
     search's time is given once per row in ``breadth_first`` (``--json``), not added to each row's time: one
     search served them all."""
     started = time.perf_counter()
-    searched = breadth_first.search(variant, geometry, [(r.invariant, r.op) for r in rows], max_states)
+    searched = breadth_first.search(variant, geometry, [(r.invariant, r.op) for r in rows], max_states, on_state)
     summary = {"states": searched.states, "depth": searched.depth, "complete": searched.complete,
                "seconds": round(time.perf_counter() - started, 3)}
     reach = (f"{searched.states:,} states, every trace of up to {searched.depth} operations" if not searched.complete
@@ -490,6 +555,10 @@ def _breadth_first(variant: str, geometry: Geometry, rows: list[Result], max_sta
             r, verdict=Verdict.VIOLATED, trace=trace.to_json(), depth=len(trace.ops), extra=extra,
             detail=f"none within depth {r.depth}; a breadth-first search on model/ broke it: {reach}")
     return settled
+
+
+def _also(detail: str, more: str) -> str:
+    return f"{detail}; {more}" if detail else more
 
 
 def _drop(round_no: int, kind: str, without: list[str], ans: Answer, pre: SymChunk,

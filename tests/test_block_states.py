@@ -1,0 +1,83 @@
+"""The closed set of block states (proofs/block_states.py): grown by the solver, held to what the model reaches.
+
+At 1x4 the breadth-first search sees every state ``mainline`` reaches (1,548, 83 distinct block states), so
+the closure, grown from a new chunk by the solver alone, can be compared with the real thing: it must hold
+every block state the model reaches (or a row proved under it could be false), and at 1x4 it holds no more.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+import z3
+from installed import pcpu_verify_exe
+
+from pcpuverify.counterexamples import breadth_first
+from pcpuverify.counterexamples.explore import new_chunks
+from pcpuverify.model.geometry import Geometry
+from pcpuverify.proofs.block_states import BlockState, Closure, block_fields, block_states_of, close
+from pcpuverify.proofs.conformance import model_fields
+from pcpuverify.proofs.obligations import OPS, transition
+from pcpuverify.symbolic.state import SymChunk
+from pcpuverify.symbolic.subjects import subject
+
+ONE_SMALL_BLOCK = Geometry.parse("1x4")
+
+
+def closure_from_a_new_chunk(variant: str, geometry: Geometry, max_states: int) -> tuple[Closure, SymChunk]:
+    """The closure relative to well-formedness alone: any strengthening true of every reachable state would do."""
+    enc = subject(variant).require_encoding()(geometry)
+    pre = enc.fresh_chunk("pre")
+    steps = {}
+    for kind in OPS:
+        t = transition(enc, kind, pre, "op")
+        steps[kind] = ([enc.well_formed(pre), t.precondition, t.step.unrolled, z3.Not(t.step.post.oob_write)],
+                       t.step.post)
+    return close(pre, steps, block_states_reached(variant, geometry, [], pre), max_states, 60.0), pre
+
+
+def block_states_reached(variant: str, geometry: Geometry, wanted: list[tuple[str, str]],
+                         pre: SymChunk) -> set[BlockState]:
+    """The block states of the new chunks, and (for ``wanted``) of every state a breadth-first search reaches."""
+    names = block_fields(pre)
+    reached = {s for ref in new_chunks(variant, geometry) for s in block_states_of(model_fields(ref), geometry, names)}
+    if wanted:
+        breadth_first.search(variant, geometry, wanted, 10**6,
+                             lambda ref: reached.update(block_states_of(model_fields(ref), geometry, names)))
+    return reached
+
+
+def test_the_closure_from_a_new_chunk_is_every_block_state_mainline_reaches() -> None:
+    closure, pre = closure_from_a_new_chunk("mainline", ONE_SMALL_BLOCK, 10_000)
+    # free-bits-count is never broken, so the search goes on to a fixpoint over every state
+    reached = block_states_reached("mainline", ONE_SMALL_BLOCK, [("free-bits-count", "alloc")], pre)
+    assert not closure.failed and closure.added[-1] == 0
+    assert len(reached) == 83 and closure.states == reached
+    assert len(closure.added) > 2  # grown by the solver, round by round, from the new chunk's one block state
+
+
+def test_a_closure_past_its_budget_is_no_lemma() -> None:
+    closure, _ = closure_from_a_new_chunk("mainline", ONE_SMALL_BLOCK, 20)
+    assert closure.failed.startswith("more than 20 block states")
+
+
+def prove_nr_empty_free(block_states: int) -> dict[str, object]:
+    proc = subprocess.run(
+        [pcpu_verify_exe(), "prove", "--variant", "mainline", "--geometry", "1x4", "--invariant",
+         "nr-empty-pop-pages-by-block", "--op", "free", "--no-layout", "--no-witnesses", "--search-states", "0",
+         "--block-states", str(block_states), "--json"], capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr
+    (row,) = [r for r in json.loads(proc.stdout)["results"] if r["op"] == "free"]
+    return row
+
+
+@pytest.mark.slow
+def test_prove_settles_a_row_under_the_closed_set_and_not_without_it() -> None:
+    """``mainline``'s ``nr-empty-pop-pages-by-block``/free: NOT-INDUCTIVE in the gate at 1x8, and at 1x4 too
+    without the set (its counterexample to induction has a block no trace leaves)."""
+    row = prove_nr_empty_free(1000)
+    assert row["result"] == "PROVED", row
+    assert str(row["detail"]).startswith("under a closed set of 83 block states (")
+    assert prove_nr_empty_free(0)["result"] == "NOT-INDUCTIVE"
