@@ -463,12 +463,16 @@ def _suite(variant: str, geometry: Geometry, options: SuiteOptions, invariants: 
             if not open_row(r):
                 report(r)
 
-    def under_block_states(rows: list[Result], seeds: set[BlockState]) -> dict[Obligation, Result]:
+    seeds: set[BlockState] = set()  # the block states the model reached: where the closed set starts
+
+    def seed(ref: Reference) -> None:
+        seeds.update(block_states_of(model_fields(ref), geometry, block_fields(pre)))
+
+    def under_block_states(rows: list[Result]) -> dict[Obligation, Result]:
         """``rows`` asked again with a closed set of block states beside Houdini's strengthening: PROVED where
         unsat, with the set's initiation and every operation's assumptions shown satisfiable first."""
-        names = block_fields(pre)
         for ref in new_chunks(variant, geometry):
-            seeds |= block_states_of(model_fields(ref), geometry, names)
+            seed(ref)
         steps = {kind: ([*assumptions(kind, held), z3.Not(trans[kind].step.post.oob_write)], trans[kind].step.post)
                      for kind in OPS}
         closure = close(pre, steps, seeds, options.block_states, options.solver.timeout)
@@ -506,11 +510,6 @@ def _suite(variant: str, geometry: Geometry, options: SuiteOptions, invariants: 
 
     run_all([partial(consecution_rows, inv, strengthening, each) for _, inv, strengthening in tail], jobs, done)
     left = [r for rows in settled for r in rows if open_row(r)]
-    seeds: set[BlockState] = set()
-
-    def seed(ref: Reference) -> None:
-        seeds.update(block_states_of(model_fields(ref), geometry, block_fields(pre)))
-
     final: dict[Obligation, Result] = {(r.invariant, r.op): r for r in left}
     bfs_rows = [r for r in left if searched_row(r)]
     if bfs_rows:
@@ -518,7 +517,7 @@ def _suite(variant: str, geometry: Geometry, options: SuiteOptions, invariants: 
                                 seed if options.block_states > 0 else None)
     still = [r for r in final.values() if r.verdict is Verdict.NOT_INDUCTIVE]
     if still and options.block_states > 0:
-        final |= under_block_states(still, seeds)
+        final |= under_block_states(still)
     settled = [[final.get((r.invariant, r.op), r) for r in rows] for rows in settled]
     for r in left:
         report(final[(r.invariant, r.op)])
