@@ -80,4 +80,6 @@ def test_prove_settles_a_row_under_the_closed_set_and_not_without_it() -> None:
     row = prove_nr_empty_free(1000)
     assert row["result"] == "PROVED", row
     assert str(row["detail"]).startswith("under a closed set of 83 block states (")
+    # Houdini drops it without the set, and keeps it with the set: what proves the row
+    assert "nr-empty-pop-pages-by-block" in row["block_states"]["regained"], row["block_states"]
     assert prove_nr_empty_free(0)["result"] == "NOT-INDUCTIVE"

@@ -13,7 +13,7 @@ finite set S.  S starts from the states reached on ``model/`` (the new
 chunks', and the breadth-first search's when it ran) and grows by rounds:
 each round, per kind of operation, enumerates every block state outside S
 that one operation reaches from a well-formed chunk whose blocks are all in
-S and which satisfies the strengthening Houdini kept (Bitwuzla, incremental:
+S and which satisfies a strengthening (Bitwuzla, incremental:
 each answer is blocked and the query asked again).  It stops at the first
 round that adds none: S is then closed under every operation, relative to
 that strengthening.  With initiation asked too, S and the strengthening
@@ -21,8 +21,12 @@ together are an inductive invariant, checked by the solver like any other;
 S being a superset of what is reachable is all soundness needs, and its
 extra states can only leave rows open.
 
-A row left NOT-INDUCTIVE is asked once more with S added to its
-strengthening; unsat, with the assumptions satisfiable, is PROVED.
+S is grown together with its strengthening (``suite.py``): from every
+invariant whose initiation holds and that no trace breaks, S is closed
+relative to those kept, then Houdini drops those not inductive under S, and
+again until Houdini drops none.  A row left NOT-INDUCTIVE is asked once more
+under S and that strengthening; unsat, with the assumptions satisfiable, is
+PROVED.
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ from pcpuverify.model.geometry import Geometry
 from pcpuverify.model.ops import ChunkInit, Op, op_to_json
 from pcpuverify.model.trace import Trace
 from pcpuverify.model.reference import Reference
-from pcpuverify.proofs.block_states import BlockState, block_fields, block_states_of, close, within
+from pcpuverify.proofs.block_states import BlockState, Closure, block_fields, block_states_of, close, within
 from pcpuverify.proofs.children import Later, run_all
 from pcpuverify.proofs.conformance import model_fields, quick_conformance
 from pcpuverify.proofs.initiation import first_chunk_initiation
@@ -468,23 +468,58 @@ def _suite(variant: str, geometry: Geometry, options: SuiteOptions, invariants: 
     def seed(ref: Reference) -> None:
         seeds.update(block_states_of(model_fields(ref), geometry, block_fields(pre)))
 
-    def under_block_states(rows: list[Result]) -> dict[Obligation, Result]:
-        """``rows`` asked again with a closed set of block states beside Houdini's strengthening: PROVED where
-        unsat, with the set's initiation and every operation's assumptions shown satisfiable first."""
+    def houdini_under(inside: z3.BoolRef, kept: list[Invariant]) -> list[Invariant]:
+        """Houdini from ``kept`` with every block in the closed set assumed: what it keeps of ``kept``.  ``held``
+        is inductive with fewer assumptions, so it stays; only the others are asked."""
+        while True:
+            candidates = [inv for inv in kept if inv not in held]
+            failing: set[str] = set()
+            for kind in OPS:
+                post = trans[kind].step.post
+                answers = consecution_answers([(kind, kept, [z3.Not(post.oob_write), inside], z3.Not(inv.z3(post)))
+                                               for inv in candidates], options.solver)
+                failing |= {inv.name for inv, ans in zip(candidates, answers) if ans.status != "unsat"}
+            if not failing:
+                return kept
+            kept = [inv for inv in kept if inv.name not in failing]
+
+    def closed_together(broken: set[str]) -> tuple[Closure, list[Invariant]]:
+        """A closed set of block states and a strengthening, inductive together: from every invariant whose
+        initiation holds and that no trace breaks (``broken``), the set is grown relative to the invariants
+        kept, then Houdini drops those not inductive under it; until Houdini drops none.  The set only grows
+        and the invariants only shrink, so it ends; each closure starts from the last set."""
+        kept = [*held, *[inv for inv in state_invs if inv.name in dropped and inv.name not in broken]]
+        states, added, seconds = set(seeds), [], 0.0
+        while True:
+            steps = {kind: ([*assumptions(kind, kept), z3.Not(trans[kind].step.post.oob_write)],
+                            trans[kind].step.post) for kind in OPS}
+            closure = close(pre, steps, states, options.block_states, options.solver.timeout)
+            added += closure.added
+            seconds += closure.seconds
+            closure = replace(closure, added=tuple(added), seconds=seconds)
+            if closure.failed:
+                return closure, kept
+            again = houdini_under(within(pre, closure.states), kept)
+            if again == kept:
+                return closure, kept
+            kept, states = again, set(closure.states)
+
+    def under_block_states(rows: list[Result], broken: set[str]) -> dict[Obligation, Result]:
+        """``rows`` asked again with a closed set of block states and the strengthening kept with it: PROVED
+        where unsat, with the set's initiation and every operation's assumptions shown satisfiable first."""
         for ref in new_chunks(variant, geometry):
             seed(ref)
-        steps = {kind: ([*assumptions(kind, held), z3.Not(trans[kind].step.post.oob_write)], trans[kind].step.post)
-                     for kind in OPS}
-        closure = close(pre, steps, seeds, options.block_states, options.solver.timeout)
+        closure, kept = closed_together(broken)
         summary = {"states": len(closure.states), "added": list(closure.added),
-                   "seconds": round(closure.seconds, 3), "failed": closure.failed}
+                   "seconds": round(closure.seconds, 3), "failed": closure.failed,
+                   "regained": [inv.name for inv in kept if inv not in held]}
         inside = within(pre, closure.states)
         why = closure.failed
         if not why:  # the set holds every new chunk; each operation's unrolling suffices and its assumptions hold
             asked = [[z3.Not(within(init, closure.states))]]
             for kind in OPS:
-                asked += [[*assumptions(kind, held), inside],
-                          [*assumptions(kind, held)[:-1], inside, z3.Not(trans[kind].step.unrolled)]]
+                asked += [[*assumptions(kind, kept), inside],
+                          [*assumptions(kind, kept)[:-1], inside, z3.Not(trans[kind].step.unrolled)]]
             initiated, *rest = check_all(asked, options.solver)
             if initiated.status != "unsat":
                 why = f"a new chunk outside the set ({initiated.status})"
@@ -496,16 +531,19 @@ def _suite(variant: str, geometry: Geometry, options: SuiteOptions, invariants: 
                                                  detail=_also(r.detail, f"no closed set of block states: {why}"))
                     for r in rows}
         by_name = {inv.name: inv for inv in [*state_invs, *step_invs]}
-        answers = check_all([[*assumptions(r.op, [*held, by_name[r.invariant]] if r.invariant in searchable
-                                           else held), inside, Breach(by_name[r.invariant]).at(pre, trans[r.op])]
+        answers = check_all([[*assumptions(r.op, [*kept, by_name[r.invariant]] if r.invariant in searchable
+                                           else kept), inside, Breach(by_name[r.invariant]).at(pre, trans[r.op])]
                              for r in rows], options.solver)
+        regained = summary["regained"]
+        under = f"under {closure.describe()}" + (f", with {len(regained)} dropped invariants kept again under it"
+                                                 if regained else "")
         out = {}
         for r, ans in zip(rows, answers):
             extra = {**r.extra, "block_states": summary, "under_block_states": ans.to_json()}
             out[(r.invariant, r.op)] = (
                 replace(r, verdict=Verdict.PROVED, seconds=r.seconds + ans.seconds, extra=extra, cti=None,
-                        detail=f"under {closure.describe()}") if ans.status == "unsat"
-                else replace(r, extra=extra, detail=_also(r.detail, f"not under {closure.describe()} ({ans.status})")))
+                        detail=under) if ans.status == "unsat"
+                else replace(r, extra=extra, detail=_also(r.detail, f"not {under} ({ans.status})")))
         return out
 
     run_all([partial(consecution_rows, inv, strengthening, each) for _, inv, strengthening in tail], jobs, done)
@@ -517,7 +555,8 @@ def _suite(variant: str, geometry: Geometry, options: SuiteOptions, invariants: 
                                 seed if options.block_states > 0 else None)
     still = [r for r in final.values() if r.verdict is Verdict.NOT_INDUCTIVE]
     if still and options.block_states > 0:
-        final |= under_block_states(still)
+        final |= under_block_states(still, {r.invariant for r in [*(r for rows in settled for r in rows),
+                                                                   *final.values()] if r.verdict is Verdict.VIOLATED})
     settled = [[final.get((r.invariant, r.op), r) for r in rows] for rows in settled]
     for r in left:
         report(final[(r.invariant, r.op)])
