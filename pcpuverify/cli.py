@@ -546,8 +546,8 @@ def _geometry(spec: str) -> Geometry:
                    " about 100,000 states reach 8 operations at 1x8, in two to three minutes); 0: none.")
 @click.option("--block-states", type=click.IntRange(min=0), default=SuiteOptions.block_states, show_default=True,
               help="Then ask each row still NOT-INDUCTIVE again under a closed set of block states, grown from the"
-                   " states the model reached until no operation leaves it (at most this many; mainline at 1x8:"
-                   " 2,903 states in about 3 minutes); 0: none.")
+                   " states the model reached until no operation leaves it, together with the invariants Houdini"
+                   " keeps under it (at most this many; mainline at 1x8: 2,903 states in about 3 minutes); 0: none.")
 @click.option("--jobs", type=click.IntRange(min=0), default=SolverOptions.jobs, show_default=True,
               help="Worker processes for the independent queries and obligations of a suite (0: one per core);"
                    " the verdicts are those of one worker.")
