@@ -585,8 +585,8 @@ def _breadth_first(variant: str, geometry: Geometry, rows: list[Result], max_sta
         trace = searched.found.get((r.invariant, r.op))
         if trace is None:
             settled[(r.invariant, r.op)] = replace(
-                r, extra=extra, detail=f"none within depth {r.depth}, nor in a breadth-first search on model/"
-                f" ({reach}{': it holds there, not proved' if searched.complete else ''})")
+                r, extra=extra, detail=f"{r.detail or f'none within depth {r.depth}'}, nor in a breadth-first search"
+                f" on model/ ({reach}{': it holds there, not proved' if searched.complete else ''})")
             continue
         assert first_violation(trace, r.invariant) == len(trace.ops) - 1
         settled[(r.invariant, r.op)] = replace(
@@ -630,7 +630,9 @@ def _beyond_depth(variant: str, geometry: Geometry, invariant: str, kind: str, d
     found = search(variant, geometry, invariant, kind, options.search_walks, options.solver.seed)
     seconds += time.perf_counter() - started
     if found is None:
-        return Result(variant, geometry.name, invariant, kind, Verdict.NOT_INDUCTIVE, seconds, cti=cti, depth=depth)
+        walked = f", nor in {options.search_walks:,} random walks on model/" if options.search_walks else ""
+        return Result(variant, geometry.name, invariant, kind, Verdict.NOT_INDUCTIVE, seconds,
+                      detail=f"none within depth {depth}{walked}", cti=cti, depth=depth)
     return Result(variant, geometry.name, invariant, kind, Verdict.VIOLATED, seconds,
                   detail=f"none within depth {depth}; random walk {found.walks} of {options.search_walks} on model/"
                          " broke it, minimised", trace=found.trace.to_json(), cti=cti, depth=len(found.trace.ops))
