@@ -142,6 +142,28 @@ def test_mainline_witness_reproduces_on_the_c_and_not_with_gallery_15s_fix(name:
     assert proc.returncode == 1 and "not reproduced on the C" in proc.stdout, (proc.stdout, proc.stderr)
 
 
+# mainline's witness for chunk-hint-off-by-at-most-a-page/free at 2x8, which the closed set of block states left
+# NOT-INDUCTIVE: gallery 13 (block 0's right_free lost: its run [5, 8) is hidden from chunk_md's scan) and gallery
+# 12 (the free in block 1 never reaches chunk_md) leave chunk_md.contig_hint 0 beside the 9 free bits [5, 14).
+# Built by hand, 10 operations, after a random walk found an 18-operation trace of the same mechanism.
+OFF_BY_A_PAGE_2X8 = PROOF_TRACES / "mainline__2x8__chunk-hint-off-by-at-most-a-page.json"
+
+
+def test_mainline_off_by_a_page_witness_breaks_the_model_first_at_its_last_free() -> None:
+    trace = trace_from_json(json.loads(OFF_BY_A_PAGE_2X8.read_text()))
+    assert (trace.variant, trace.geometry.name, len(trace.ops)) == ("mainline", "2x8", 10)
+    assert first_violation(trace, trace.violates) == 9 and op_name(trace.ops[-1]) == "free"
+
+
+def test_mainline_off_by_a_page_witness_reproduces_on_the_c_and_not_with_gallery_12s_fix(tmp_path: Path) -> None:
+    """(With gallery 13's fix instead the allocations land elsewhere and the trace's last free names none.)"""
+    proc = cli("replay", str(OFF_BY_A_PAGE_2X8), "--source", str(kernel("debian-6.12").percpu_c))
+    assert proc.returncode == 0 and "reproduced at step 9 on the C" in proc.stdout, (proc.stdout, proc.stderr)
+    fixed = patched("debian-6.12", ("chunk-md-free-end.patch",), tmp_path)
+    proc = cli("replay", str(OFF_BY_A_PAGE_2X8), "--source", str(fixed.percpu_c))
+    assert proc.returncode == 1 and "not reproduced on the C" in proc.stdout, (proc.stdout, proc.stderr)
+
+
 @pytest.mark.slow
 def test_mainline_contig_hint_row_is_settled_by_its_witness() -> None:
     """At 1x8 nothing within depth 4 breaks block-contig-hint-exact/alloc (the shortest is 8 operations), which
