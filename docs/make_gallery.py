@@ -200,7 +200,11 @@ source, still in 7.1.3 and Debian 6.12 (docs/kernels.md).""",
         ("mainline__block-left-right-free-exact.json",),
         """`pcpu_block_refresh_hint()` clears `right_free` (7.1.3 :791) and, after promoting the scan hint,
 scans only from its end; when the scan hint was the block's right free run nothing sets `right_free`
-again, and the cross-block iterators miss that run.""",
+again, and the cross-block iterators miss that run.  With finding 12 the chunk can look full on two
+8-bit pages: `alloc 4; alloc 1; alloc 9; alloc 2; free 5; free 0; alloc 1; alloc 1; alloc 6; free 8`
+hides block 0's run [5, 8) from `chunk_md`'s refresh after `alloc 6` and never reports the free of [8, 14),
+leaving `chunk_md.contig_hint` 0 beside the 9 free bits [5, 14) (on the C too; the 2x8 proofs' witness for
+`chunk-hint-off-by-at-most-a-page`/free, `tests/proof_traces/mainline__2x8__chunk-hint-off-by-at-most-a-page.json`).""",
         "`docs/patches/block-refresh-right-free.patch`: `right_free = start == PCPU_BITMAP_BLOCK_BITS ? "
         "contig_hint : 0`.",
         RELEASE_TRACES,
