@@ -14,8 +14,10 @@ import pytest
 from test_kernel_build import cli, kernel
 from test_kernel_fixes import patched
 
+from pcpuverify.counterexamples.kernel_diff import compare
 from pcpuverify.counterexamples.witness import Witness
-from pcpuverify.invariants.check import first_violation
+from pcpuverify.invariants.check import first_violation, replay
+from pcpuverify.kernel.harness import build_for, run_traces
 from pcpuverify.model.geometry import Geometry
 from pcpuverify.model.ops import op_name
 from pcpuverify.model.trace import trace_from_json
@@ -162,6 +164,48 @@ def test_mainline_off_by_a_page_witness_reproduces_on_the_c_and_not_with_gallery
     fixed = patched("debian-6.12", ("chunk-md-free-end.patch",), tmp_path)
     proc = cli("replay", str(OFF_BY_A_PAGE_2X8), "--source", str(fixed.percpu_c))
     assert proc.returncode == 1 and "not reproduced on the C" in proc.stdout, (proc.stdout, proc.stderr)
+
+
+# Why mainline's scan-hint-clear-of-contig-hint/alloc stays NOT-INDUCTIVE at 2x8: a reachable state where the
+# invariant holds and an allocation breaks it, so no strengthening can prove the row; but the invariant broke
+# before (step 9, a free: gallery 15's scan hint inside the new contig hint), and a row is VIOLATED only by a
+# trace whose last operation breaks it first.  Step 11 promotes that scan hint: block 0's contig hint is the
+# piece [2, 3) of the run [2, 4); step 12 spans the block edge, which clears the block's scan hint; step 13
+# demotes the piece to the scan hint; step 14 skips [3, 4), pcpu_block_update_scan() scans back to 2, and the
+# equal, better-aligned run [2, 4) becomes the contig hint around that scan hint.  Found by a breadth-first search from states with such a piece
+# (docs/releases.md); the same on Debian 6.12's C, step by step.
+CLEAR_OF_AFTER_A_BREAK = ("a1", "a1/2", "f0", "a1", "a2", "a1/2", "a1", "f0", "f2", "f3", "a1", "a1/4", "a2", "f6",
+                          "a2")
+
+
+def _short_ops(ops: tuple[str, ...]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for op in ops:
+        if op.startswith("f"):
+            out.append({"op": "free", "bit_off": int(op[1:])})
+        else:
+            bits, _, align = op[1:].partition("/")
+            out.append({"op": "alloc", "bits": int(bits), "align": int(align or 1), "pop_only": False})
+    return out
+
+
+def test_mainline_clear_of_alloc_row_breaks_again_after_an_earlier_break(tmp_path: Path) -> None:
+    trace_json = {"format": "pcpu-verify-trace/1", "variant": "mainline",
+                  "geometry": {"block_bits": 8, "nr_pages": 2, "populated": [0, 1]}, "init": {"kind": "chunk"},
+                  "ops": _short_ops(CLEAR_OF_AFTER_A_BREAK), "violates": "scan-hint-clear-of-contig-hint"}
+    replayed = replay(trace_from_json(trace_json))
+    broken_after = [any(v.invariant == "scan-hint-clear-of-contig-hint" for v in s.violations) for s in replayed.steps]
+    assert [i for i, broken in enumerate(broken_after) if broken] == [9, 10, 14]
+    assert op_name(replayed.trace.ops[9]) == "free" and op_name(replayed.trace.ops[14]) == "alloc"
+    path = tmp_path / "clear-of.json"
+    path.write_text(json.dumps(trace_json))
+    proc = cli("replay", str(path), "--source", str(kernel("debian-6.12").percpu_c))  # stops at the first break
+    assert proc.returncode == 0 and "reproduced at step 9 on the C" in proc.stdout, (proc.stdout, proc.stderr)
+    source = kernel("debian-6.12")
+    steps = [(s.result.bit_off, "", s.state) for s in replayed.steps]
+    (run,) = run_traces(build_for(source, replayed.trace.geometry, replayed.trace.init), replayed.trace.geometry,
+                        [list(replayed.trace.ops)])
+    assert len(run.steps) == 15 and compare(list(replayed.trace.ops), steps, run) is None
 
 
 @pytest.mark.slow
