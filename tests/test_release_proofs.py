@@ -172,8 +172,8 @@ def test_mainline_off_by_a_page_witness_reproduces_on_the_c_and_not_with_gallery
 # trace whose last operation breaks it first.  Step 11 promotes that scan hint: block 0's contig hint is the
 # piece [2, 3) of the run [2, 4); step 12 spans the block edge, which clears the block's scan hint; step 13
 # demotes the piece to the scan hint; step 14 skips [3, 4), pcpu_block_update_scan() scans back to 2, and the
-# equal, better-aligned run [2, 4) becomes the contig hint around that scan hint.  Found by a breadth-first search from states with such a piece
-# (docs/releases.md); the same on Debian 6.12's C, step by step.
+# equal, better-aligned run [2, 4) becomes the contig hint around that scan hint.  Found by a breadth-first
+# search from states with such a piece (docs/releases.md); the same on Debian 6.12's C, step by step.
 CLEAR_OF_AFTER_A_BREAK = ("a1", "a1/2", "f0", "a1", "a2", "a1/2", "a1", "f0", "f2", "f3", "a1", "a1/4", "a2", "f6",
                           "a2")
 
