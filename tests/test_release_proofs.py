@@ -19,8 +19,8 @@ from pcpuverify.counterexamples.witness import Witness
 from pcpuverify.invariants.check import first_violation, replay
 from pcpuverify.kernel.harness import build_for, run_traces
 from pcpuverify.model.geometry import Geometry
-from pcpuverify.model.ops import op_name
-from pcpuverify.model.trace import trace_from_json
+from pcpuverify.model.ops import Alloc, ChunkInit, Free, op_name
+from pcpuverify.model.trace import Trace, trace_from_json
 from pcpuverify.proofs.results import Verdict
 from pcpuverify.proofs.solver import SolverOptions
 from pcpuverify.proofs.suite import SuiteOptions, run_suite
@@ -174,31 +174,20 @@ def test_mainline_off_by_a_page_witness_reproduces_on_the_c_and_not_with_gallery
 # demotes the piece to the scan hint; step 14 skips [3, 4), pcpu_block_update_scan() scans back to 2, and the
 # equal, better-aligned run [2, 4) becomes the contig hint around that scan hint.  Found by a breadth-first
 # search from states with such a piece (docs/releases.md); the same on Debian 6.12's C, step by step.
-CLEAR_OF_AFTER_A_BREAK = ("a1", "a1/2", "f0", "a1", "a2", "a1/2", "a1", "f0", "f2", "f3", "a1", "a1/4", "a2", "f6",
-                          "a2")
-
-
-def _short_ops(ops: tuple[str, ...]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for op in ops:
-        if op.startswith("f"):
-            out.append({"op": "free", "bit_off": int(op[1:])})
-        else:
-            bits, _, align = op[1:].partition("/")
-            out.append({"op": "alloc", "bits": int(bits), "align": int(align or 1), "pop_only": False})
-    return out
+CLEAR_OF_AFTER_A_BREAK = Trace(
+    "mainline", Geometry(8, 2, (0, 1)), ChunkInit(),
+    (Alloc(1), Alloc(1, 2), Free(0), Alloc(1), Alloc(2), Alloc(1, 2), Alloc(1), Free(0), Free(2), Free(3), Alloc(1),
+     Alloc(1, 4), Alloc(2), Free(6), Alloc(2)),
+    "scan-hint-clear-of-contig-hint")
 
 
 def test_mainline_clear_of_alloc_row_breaks_again_after_an_earlier_break(tmp_path: Path) -> None:
-    trace_json = {"format": "pcpu-verify-trace/1", "variant": "mainline",
-                  "geometry": {"block_bits": 8, "nr_pages": 2, "populated": [0, 1]}, "init": {"kind": "chunk"},
-                  "ops": _short_ops(CLEAR_OF_AFTER_A_BREAK), "violates": "scan-hint-clear-of-contig-hint"}
-    replayed = replay(trace_from_json(trace_json))
+    replayed = replay(CLEAR_OF_AFTER_A_BREAK)
     broken_after = [any(v.invariant == "scan-hint-clear-of-contig-hint" for v in s.violations) for s in replayed.steps]
     assert [i for i, broken in enumerate(broken_after) if broken] == [9, 10, 14]
     assert op_name(replayed.trace.ops[9]) == "free" and op_name(replayed.trace.ops[14]) == "alloc"
     path = tmp_path / "clear-of.json"
-    path.write_text(json.dumps(trace_json))
+    path.write_text(json.dumps(CLEAR_OF_AFTER_A_BREAK.to_json()))
     proc = cli("replay", str(path), "--source", str(kernel("debian-6.12").percpu_c))  # stops at the first break
     assert proc.returncode == 0 and "reproduced at step 9 on the C" in proc.stdout, (proc.stdout, proc.stderr)
     source = kernel("debian-6.12")
