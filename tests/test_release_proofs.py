@@ -186,11 +186,11 @@ def test_mainline_clear_of_alloc_row_breaks_again_after_an_earlier_break(tmp_pat
     broken_after = [any(v.invariant == "scan-hint-clear-of-contig-hint" for v in s.violations) for s in replayed.steps]
     assert [i for i, broken in enumerate(broken_after) if broken] == [9, 10, 14]
     assert op_name(replayed.trace.ops[9]) == "free" and op_name(replayed.trace.ops[14]) == "alloc"
+    source = kernel("debian-6.12")
     path = tmp_path / "clear-of.json"
     path.write_text(json.dumps(CLEAR_OF_AFTER_A_BREAK.to_json()))
-    proc = cli("replay", str(path), "--source", str(kernel("debian-6.12").percpu_c))  # stops at the first break
+    proc = cli("replay", str(path), "--source", str(source.percpu_c))  # stops at the first break
     assert proc.returncode == 0 and "reproduced at step 9 on the C" in proc.stdout, (proc.stdout, proc.stderr)
-    source = kernel("debian-6.12")
     steps = [(s.result.bit_off, "", s.state) for s in replayed.steps]
     (run,) = run_traces(build_for(source, replayed.trace.geometry, replayed.trace.init), replayed.trace.geometry,
                         [list(replayed.trace.ops)])
