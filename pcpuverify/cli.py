@@ -319,8 +319,11 @@ def _outcome(r: TraceReplay) -> str:
 
     claim = r.trace.violates
     if claim is not None:
-        step = r.first(claim)
-        return f"result: claimed violation of {claim} " + ("not reproduced" if step is None else f"reproduced {at(step)}")
+        breaks = r.breaks(claim)
+        if not breaks:
+            return f"result: claimed violation of {claim} not reproduced"
+        again = "".join(f", again {at(step)}" for step in breaks[1:])  # it held again in between
+        return f"result: claimed violation of {claim} reproduced {at(breaks[0])}{again}"
     first = r.first_broken()
     if first is None:
         return "result: no claimed violation, and no invariant broken"

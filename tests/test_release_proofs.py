@@ -15,12 +15,12 @@ from test_kernel_build import cli, kernel
 from test_kernel_fixes import patched
 
 from pcpuverify.counterexamples.kernel_diff import compare
-from pcpuverify.counterexamples.witness import Witness
+from pcpuverify.counterexamples.witness import Witness, carry
 from pcpuverify.invariants.check import first_violation, replay
 from pcpuverify.kernel.harness import build_for, run_traces
 from pcpuverify.model.geometry import Geometry
-from pcpuverify.model.ops import Alloc, ChunkInit, Free, op_name
-from pcpuverify.model.trace import Trace, trace_from_json
+from pcpuverify.model.ops import op_name
+from pcpuverify.model.trace import trace_from_json
 from pcpuverify.proofs.results import Verdict
 from pcpuverify.proofs.solver import SolverOptions
 from pcpuverify.proofs.suite import SuiteOptions, run_suite
@@ -166,35 +166,43 @@ def test_mainline_off_by_a_page_witness_reproduces_on_the_c_and_not_with_gallery
     assert proc.returncode == 1 and "not reproduced on the C" in proc.stdout, (proc.stdout, proc.stderr)
 
 
-# Why mainline's scan-hint-clear-of-contig-hint/alloc stays NOT-INDUCTIVE at 2x8: a reachable state where the
-# invariant holds and an allocation breaks it, so no strengthening can prove the row; but the invariant broke
-# before (step 9, a free: gallery 15's scan hint inside the new contig hint), and a row is VIOLATED only by a
-# trace whose last operation breaks it first.  Step 11 promotes that scan hint: block 0's contig hint is the
-# piece [2, 3) of the run [2, 4); step 12 spans the block edge, which clears the block's scan hint; step 13
-# demotes the piece to the scan hint; step 14 skips [3, 4), pcpu_block_update_scan() scans back to 2, and the
-# equal, better-aligned run [2, 4) becomes the contig hint around that scan hint.  Found by a breadth-first
-# search from states with such a piece (docs/releases.md); the same on Debian 6.12's C, step by step.
-CLEAR_OF_AFTER_A_BREAK = Trace(
-    "mainline", Geometry(8, 2, (0, 1)), ChunkInit(),
-    (Alloc(1), Alloc(1, 2), Free(0), Alloc(1), Alloc(2), Alloc(1, 2), Alloc(1), Free(0), Free(2), Free(3), Alloc(1),
-     Alloc(1, 4), Alloc(2), Free(6), Alloc(2)),
-    "scan-hint-clear-of-contig-hint")
+# mainline's witness for scan-hint-clear-of-contig-hint/alloc at 2x8: a reachable state where the invariant holds
+# and an allocation breaks it, so no strengthening can prove the row; the invariant broke before (step 9, a free:
+# gallery 15's scan hint inside the new contig hint) and held again from step 11.  Step 11 promotes that scan hint:
+# block 0's contig hint is the piece [2, 3) of the run [2, 4); step 12 spans the block edge, which clears the
+# block's scan hint; step 13 demotes the piece to the scan hint; step 14 skips [3, 4), pcpu_block_update_scan()
+# scans back to 2, and the equal, better-aligned run [2, 4) becomes the contig hint around that scan hint.  Found
+# by a breadth-first search from states with such a piece (docs/releases.md); the same on Debian 6.12's C, step by
+# step.
+CLEAR_OF_2X8 = PROOF_TRACES / "mainline__2x8__scan-hint-clear-of-contig-hint.json"
 
 
 def test_mainline_clear_of_alloc_row_breaks_again_after_an_earlier_break(tmp_path: Path) -> None:
-    replayed = replay(CLEAR_OF_AFTER_A_BREAK)
-    broken_after = [any(v.invariant == "scan-hint-clear-of-contig-hint" for v in s.violations) for s in replayed.steps]
+    trace = trace_from_json(json.loads(CLEAR_OF_2X8.read_text()))
+    replayed = replay(trace)
+    broken_after = [any(v.invariant == trace.violates for v in s.violations) for s in replayed.steps]
     assert [i for i, broken in enumerate(broken_after) if broken] == [9, 10, 14]
-    assert op_name(replayed.trace.ops[9]) == "free" and op_name(replayed.trace.ops[14]) == "alloc"
+    assert replayed.breaks(trace.violates) == [9, 14]  # step 10 keeps it broken: not a break
+    assert op_name(trace.ops[9]) == "free" and op_name(trace.ops[14]) == "alloc"
     source = kernel("debian-6.12")
-    path = tmp_path / "clear-of.json"
-    path.write_text(json.dumps(CLEAR_OF_AFTER_A_BREAK.to_json()))
-    proc = cli("replay", str(path), "--source", str(source.percpu_c))  # stops at the first break
+    proc = cli("replay", str(CLEAR_OF_2X8), "--source", str(source.percpu_c))  # stops at the first break
     assert proc.returncode == 0 and "reproduced at step 9 on the C" in proc.stdout, (proc.stdout, proc.stderr)
     steps = [(s.result.bit_off, "", s.state) for s in replayed.steps]
-    (run,) = run_traces(build_for(source, replayed.trace.geometry, replayed.trace.init), replayed.trace.geometry,
-                        [list(replayed.trace.ops)])
-    assert len(run.steps) == 15 and compare(list(replayed.trace.ops), steps, run) is None
+    (run,) = run_traces(build_for(source, trace.geometry, trace.init), trace.geometry, [list(trace.ops)])
+    assert len(run.steps) == 15 and compare(list(trace.ops), steps, run) is None
+
+
+def test_a_witness_settles_a_row_whose_invariant_broke_earlier_by_another_operation() -> None:
+    """The row's claim is consecution over reachable states: the clear-of trace's last allocation breaks the
+    invariant from a state where it holds, so it is carried to the alloc row whole.  Its free row's break, at
+    step 9, carries the first 10 operations."""
+    witness = Witness(CLEAR_OF_2X8.name, trace_from_json(json.loads(CLEAR_OF_2X8.read_text())))
+    alloc = carry([witness], "mainline", Geometry.parse("2x8"), witness.trace.violates, "alloc")
+    assert alloc is not None and alloc.trace.ops == witness.trace.ops and alloc.first == 9
+    free = carry([witness], "mainline", Geometry.parse("2x8"), witness.trace.violates, "free")
+    assert free is not None and free.trace.ops == witness.trace.ops[:10] and free.first == 9
+    assert carry([witness], "mainline", Geometry.parse("2x8"), witness.trace.violates, "populate") is None
+    assert carry([witness], "mainline", Geometry.parse("3x8"), witness.trace.violates, "alloc") is None  # pages
 
 
 @pytest.mark.slow

@@ -18,7 +18,7 @@ from pcpuverify.check.obligation import (
 )
 from pcpuverify.check.outcomes import NOT_RUN, Outcome, Row
 from pcpuverify.check.workers import LayoutItem, StatefulItem, SuiteItem
-from pcpuverify.invariants.check import INVARIANTS, first_violation
+from pcpuverify.invariants.check import INVARIANTS, replay as replay_trace
 from pcpuverify.model.first_chunk import LayoutError
 from pcpuverify.model.reference import OpError
 from pcpuverify.proofs.results import Result, Verdict
@@ -29,9 +29,10 @@ def replay_row(variant: str, replay: Replay, trace: Any, source: str) -> Row:
     start = time.perf_counter()
     key = Obligation(variant, replay, trace.violates or "replays")
     try:
-        at = first_violation(trace, trace.violates) if trace.violates else None
-        verdict = "REPRODUCED" if (at is not None or not trace.violates) else "NOT-REPRODUCED"
-        detail = "" if at is None else ("breaks it in the initial state" if at < 0 else f"breaks it at step {at}")
+        breaks = replay_trace(trace).breaks(trace.violates) if trace.violates else []
+        verdict = "REPRODUCED" if (breaks or not trace.violates) else "NOT-REPRODUCED"
+        detail = ", again ".join("in the initial state" if at < 0 else f"at step {at}" for at in breaks)
+        detail = f"breaks it {detail}" if detail else ""
     except (OpError, LayoutError) as e:
         verdict, detail = "NOT-REPRODUCED", f"replay refused: {e}"
     expected = "REPRODUCED"

@@ -53,7 +53,7 @@ from pcpuverify.check.workers import (
     _owns,
 )
 from pcpuverify.exits import EXIT_OK, EXIT_TOOL_FAILURE, EXIT_UNDECIDED, EXIT_VIOLATION
-from pcpuverify.invariants.check import first_violation, invariant
+from pcpuverify.invariants.check import invariant, last_step_breaks
 from pcpuverify.model.geometry import Geometry
 from pcpuverify.proofs.blocks.labels import BlockLabel
 from pcpuverify.proofs.blocks.suite import ROW_NAMES as BLOCK_ROW_NAMES
@@ -560,12 +560,11 @@ def _minimise_new_c_violations(config: Config, rows: list[Row], citems: list[CIt
 
 
 def _still_breaks(entry: Any, invariant_name: str) -> bool:
-    """A baseline entry that is VIOLATED with a trace whose replay on the model breaks ``invariant_name`` first
-    at its last operation."""
+    """A baseline entry that is VIOLATED with a trace whose last operation, replayed on the model, breaks
+    ``invariant_name`` from a state where it holds."""
     if not (isinstance(entry, dict) and entry.get("verdict") == Verdict.VIOLATED.value and entry.get("trace")):
         return False
-    trace = trace_from_json(entry["trace"])
-    return first_violation(trace, invariant_name) == len(trace.ops) - 1
+    return last_step_breaks(trace_from_json(entry["trace"]), invariant_name)
 
 
 def baseline_from(run: CheckRun, old: Baseline) -> Baseline:
@@ -590,8 +589,9 @@ def baseline_from(run: CheckRun, old: Baseline) -> Baseline:
                 "verdict": r.verdict, "counterexample": (r.layout or {}).get("description", "")}
         elif r.verdict == Verdict.VIOLATED.value and not isinstance(r.key.setting.geometry, BlockLabel):
             # a block row's counterexample is a block: the verdict alone.  A row still VIOLATED keeps its recorded
-            # trace while that still breaks the invariant first at its last step (the solver's next model, or a
-            # carried witness, is another trace of the same finding, and rewriting it touched unchanged rows)
+            # trace while its last step still breaks the invariant from a state where it holds (the solver's next
+            # model, or a carried witness, is another trace of the same finding, and rewriting it touched unchanged
+            # rows)
             before = old.suites.get(r.key.subject, {}).get(r.key.setting.label, {}).get(r.key.invariant, {})
             kept = before.get(r.key.op)
             entry = kept if _still_breaks(kept, r.key.invariant) else {"verdict": r.verdict, "trace": r.trace}

@@ -6,9 +6,12 @@ sides takes eight operations).  A trace that already shows the violation
 on the same number of pages, with blocks of the same size or a power-of-two
 fraction of it, is carried there (``scaled_up``: each free frees what the
 same alloc returned) and replayed on ``model/``.  A witness is evidence of
-VIOLATED only, and only when the carried trace breaks the same invariant,
-with the last operation of the obligation's kind; it can never make an
-obligation PROVED.
+VIOLATED only, and only when an operation of the obligation's kind breaks
+the same invariant from a state where it holds; the carried trace ends
+there.  An earlier step may have broken it too (by another kind of
+operation, after which it held again): the row's claim is consecution over
+reachable states, and the state before the last operation is one.  A witness
+can never make an obligation PROVED.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pcpuverify.counterexamples.minimize import REFUSED, scaled_up
-from pcpuverify.invariants.check import first_violation
+from pcpuverify.invariants.check import replay
 from pcpuverify.model.geometry import Geometry
 from pcpuverify.model.ops import ChunkInit, op_to_json
 from pcpuverify.model.trace import Trace, load_trace
@@ -51,10 +54,12 @@ def _shown(path: Path) -> str:
 class Carried:
     witness: Witness
     trace: Trace  # on the obligation's variant and geometry, ending at the violating operation
+    first: int  # the step that first breaks the invariant: the last one, or an earlier one of another kind
 
 
 def carry(witnesses: Sequence[Witness], variant: str, geometry: Geometry, invariant: str, kind: str) -> Carried | None:
-    """The shortest carried witness that breaks ``invariant`` on ``variant`` with a last op of ``kind``."""
+    """The shortest carried witness whose last op, of ``kind``, breaks ``invariant`` on ``variant`` from a state
+    where it holds."""
     found: list[Carried] = []
     for w in witnesses:
         g = w.trace.geometry
@@ -62,10 +67,11 @@ def carry(witnesses: Sequence[Witness], variant: str, geometry: Geometry, invari
             continue
         try:
             trace = scaled_up(w.trace, variant, geometry.block_bits)
-            at = first_violation(trace, invariant)
+            breaks = replay(trace).breaks(invariant)
         except REFUSED:
             continue
-        if at is None or at < 0 or op_to_json(trace.ops[at])["op"] != kind:
+        at = next((i for i in breaks if i >= 0 and op_to_json(trace.ops[i])["op"] == kind), None)
+        if at is None:
             continue
-        found.append(Carried(w, Trace(variant, trace.geometry, trace.init, trace.ops[: at + 1], invariant)))
+        found.append(Carried(w, Trace(variant, trace.geometry, trace.init, trace.ops[: at + 1], invariant), breaks[0]))
     return min(found, key=lambda c: (len(c.trace.ops), c.witness.source), default=None)

@@ -110,6 +110,23 @@ class TraceReplay:
             return -1
         return next((s.index for s in self.steps if any(v.invariant == name for v in s.violations)), None)
 
+    def breaks(self, name: str) -> list[int]:
+        """Every step that breaks invariant ``name`` from a state where it holds (-1: the initial state breaks it).
+
+        A state invariant broken by one step can hold again after a later one
+        and be broken again: each such step is a break.  A step invariant
+        judges the step alone, so each step that violates it is one.
+        """
+        step_invariant = invariant(name).kind == "step"
+        held = not any(v.invariant == name for v in self.initial)
+        found = [] if held else [-1]
+        for s in self.steps:
+            broken = any(v.invariant == name for v in s.violations)
+            if broken and (held or step_invariant):
+                found.append(s.index)
+            held = not broken
+        return found
+
     def first_broken(self) -> str | None:
         """The first invariant the replay breaks: the initial state's first, else the earliest step's first."""
         for violations in [self.initial, *(s.violations for s in self.steps)]:
@@ -136,3 +153,13 @@ def replay(trace: Trace) -> TraceReplay:
 def first_violation(trace: Trace, name: str) -> int | None:
     """The index of the first step after which invariant ``name`` is broken (-1: the initial state)."""
     return replay(trace).first(name)
+
+
+def last_step_breaks(trace: Trace, name: str) -> bool:
+    """Whether the last operation of ``trace`` breaks invariant ``name`` from a state where it holds.
+
+    That is the negation of a consecution claim over reachable states, which
+    is what a PROVED row asserts, whether or not an earlier step broke the
+    invariant too.
+    """
+    return bool(trace.ops) and replay(trace).breaks(name)[-1:] == [len(trace.ops) - 1]

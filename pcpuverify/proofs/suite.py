@@ -623,9 +623,13 @@ def _beyond_depth(variant: str, geometry: Geometry, invariant: str, kind: str, d
     witness, else by a random search on ``model/``, else NOT-INDUCTIVE."""
     carried = carry(witnesses, variant, geometry, invariant, kind)
     if carried is not None:
+        last = len(carried.trace.ops) - 1
+        earlier = ("" if carried.first == last else f"; its last operation breaks it from a state where it holds,"
+                   f" after an earlier break {'in the initial state' if carried.first < 0 else f'at step {carried.first}'}")
         return Result(variant, geometry.name, invariant, kind, Verdict.VIOLATED, seconds,
                       detail=f"none within depth {depth}; witness {carried.witness.source} carried here and replayed"
-                             " on model/", trace=carried.trace.to_json(), cti=cti, depth=len(carried.trace.ops))
+                             f" on model/{earlier}", trace=carried.trace.to_json(), cti=cti,
+                      depth=len(carried.trace.ops))
     started = time.perf_counter()
     found = search(variant, geometry, invariant, kind, options.search_walks, options.solver.seed)
     seconds += time.perf_counter() - started
