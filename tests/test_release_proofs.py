@@ -23,7 +23,7 @@ from pcpuverify.model.ops import op_name
 from pcpuverify.model.trace import trace_from_json
 from pcpuverify.proofs.results import Verdict
 from pcpuverify.proofs.solver import SolverOptions
-from pcpuverify.proofs.suite import SuiteOptions, run_suite
+from pcpuverify.proofs.suite import SuiteOptions, _beyond_depth, run_suite
 
 ONE_BLOCK = Geometry.parse("1x8")
 # prove's default solver: an unsat from any solver is final, and tests/test_portfolio.py holds the verdicts of
@@ -184,6 +184,10 @@ def test_mainline_clear_of_alloc_row_breaks_again_after_an_earlier_break(tmp_pat
     assert [i for i, broken in enumerate(broken_after) if broken] == [9, 10, 14]
     assert replayed.breaks(trace.violates) == [9, 14]  # step 10 keeps it broken: not a break
     assert op_name(trace.ops[9]) == "free" and op_name(trace.ops[14]) == "alloc"
+    proc = cli("replay", str(CLEAR_OF_2X8))
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    last = proc.stdout.splitlines()[-1]
+    assert last == f"result: claimed violation of {trace.violates} reproduced at step 9, again at step 14", last
     source = kernel("debian-6.12")
     proc = cli("replay", str(CLEAR_OF_2X8), "--source", str(source.percpu_c))  # stops at the first break
     assert proc.returncode == 0 and "reproduced at step 9 on the C" in proc.stdout, (proc.stdout, proc.stderr)
@@ -203,6 +207,22 @@ def test_a_witness_settles_a_row_whose_invariant_broke_earlier_by_another_operat
     assert free is not None and free.trace.ops == witness.trace.ops[:10] and free.first == 9
     assert carry([witness], "mainline", Geometry.parse("2x8"), witness.trace.violates, "populate") is None
     assert carry([witness], "mainline", Geometry.parse("3x8"), witness.trace.violates, "alloc") is None  # pages
+
+
+def test_a_row_left_open_by_the_solver_is_violated_by_the_witness_and_says_where_it_first_broke() -> None:
+    """What prove does with mainline's clear-of/alloc row at 2x8 once consecution failed and bounded model
+    checking found nothing (the whole suite for the invariant: 3 min 13 s): the witness, carried whole, settles it
+    without a search (search_walks 0 would leave the row NOT-INDUCTIVE)."""
+    witness = Witness(CLEAR_OF_2X8.name, trace_from_json(json.loads(CLEAR_OF_2X8.read_text())))
+    row = _beyond_depth("mainline", Geometry.parse("2x8"), witness.trace.violates, "alloc", 4, 0.0, {}, [witness],
+                        SuiteOptions(search_walks=0))
+    assert row.verdict is Verdict.VIOLATED and row.trace == witness.trace.to_json() and row.depth == 15
+    assert row.detail == (f"none within depth 4; witness {CLEAR_OF_2X8.name} carried here and replayed on model/;"
+                          " its last operation breaks it from a state where it holds, after an earlier break at"
+                          " step 9"), row.detail
+    row = _beyond_depth("mainline", Geometry.parse("2x8"), witness.trace.violates, "alloc", 4, 0.0, {}, [],
+                        SuiteOptions(search_walks=0))
+    assert row.verdict is Verdict.NOT_INDUCTIVE
 
 
 @pytest.mark.slow
