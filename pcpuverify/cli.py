@@ -547,10 +547,12 @@ def _geometry(spec: str) -> Geometry:
               help="Then a breadth-first search on the model, up to this many distinct states, for the state"
                    " invariants' rows still NOT-INDUCTIVE (every operation from every new chunk: a shortest trace;"
                    " about 100,000 states reach 8 operations at 1x8, in two to three minutes); 0: none.")
-@click.option("--block-states", type=click.IntRange(min=0), default=SuiteOptions.block_states, show_default=True,
+@click.option("--block-states", type=click.IntRange(min=0), default=None,
               help="Then ask each row still NOT-INDUCTIVE again under a closed set of block states, grown from the"
                    " states the model reached until no operation leaves it, together with the invariants Houdini"
-                   " keeps under it (at most this many; mainline at 1x8: 2,903 states in about 3 minutes); 0: none.")
+                   " keeps under it (at most this many; mainline at 1x8: 2,903 states in about 3 minutes); 0: none."
+                   "  [default: the `block-states` of the project's [tool.pcpu-verify] config, if run inside it;"
+                   f" else {SuiteOptions.block_states}]")
 @click.option("--jobs", type=click.IntRange(min=0), default=SolverOptions.jobs, show_default=True,
               help="Worker processes for the independent queries and obligations of a suite (0: one per core);"
                    " the verdicts are those of one worker.")
@@ -574,7 +576,7 @@ def _geometry(spec: str) -> Geometry:
 @user_errors
 def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tuple[str, ...], ops: tuple[str, ...],
           timeout: float, rlimit: int, seed: int, solver: str, depth: int, search_walks: int, search_states: int,
-          block_states: int, jobs: int,
+          block_states: int | None, jobs: int,
           traces_dir: str | None, witness_paths: tuple[str, ...], no_witnesses: bool, layout: bool, rows: bool,
           as_json: bool, source_path: str | None) -> None:
     """Prove or refute every invariant for every operation on small geometries.
@@ -612,6 +614,8 @@ def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tu
         if variants:
             raise click.UsageError(f"--geometry {label.name}: no rows for {', '.join(unproved)}: {why}")
         click.echo(f"pcpu-verify: note: no {label.name} rows for {', '.join(unproved)}: {why}", err=True)
+    if block_states is None:  # as the check asks the project's rows: `prove` in a clone gives the gate's verdicts
+        block_states = config.block_states if config is not None else SuiteOptions.block_states
     options = SuiteOptions(solver=SolverOptions(rlimit=rlimit, seed=seed, timeout=timeout, solver=solver,
                                                 jobs=jobs or os.cpu_count() or 1), depth=depth,
                            search_walks=search_walks, search_states=search_states, block_states=block_states)

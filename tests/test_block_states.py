@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 import z3
@@ -24,6 +25,7 @@ from pcpuverify.symbolic.state import SymChunk
 from pcpuverify.symbolic.subjects import subject
 
 ONE_SMALL_BLOCK = Geometry.parse("1x4")
+PROJECT = Path(__file__).resolve().parent.parent
 
 
 def closure_from_a_new_chunk(variant: str, geometry: Geometry, max_states: int) -> tuple[Closure, SymChunk]:
@@ -63,26 +65,28 @@ def test_a_closure_past_its_budget_is_no_lemma() -> None:
     assert closure.failed.startswith("more than 20 block states")
 
 
-def prove_nr_empty_free(block_states: int) -> dict[str, object]:
+def prove_nr_empty_free(cwd: Path) -> dict[str, object]:
+    """The row, proved with prove's default --block-states: the config's inside a project, else none."""
     proc = subprocess.run(
         [pcpu_verify_exe(), "prove", "--variant", "mainline", "--geometry", "1x4", "--invariant",
          "nr-empty-pop-pages-by-block", "--op", "free", "--no-layout", "--no-witnesses", "--search-states", "0",
-         "--block-states", str(block_states), "--json"], capture_output=True, text=True, timeout=600, check=False)
+         "--json"], capture_output=True, text=True, timeout=600, check=False, cwd=cwd)
     assert proc.returncode == 0, proc.stderr
     (row,) = [r for r in json.loads(proc.stdout)["results"] if r["op"] == "free"]
     return row
 
 
 @pytest.mark.slow
-def test_prove_settles_a_row_under_the_closed_set_and_not_without_it() -> None:
+def test_prove_settles_a_row_under_the_closed_set_and_not_without_it(tmp_path: Path) -> None:
     """``mainline``'s ``nr-empty-pop-pages-by-block``/free: NOT-INDUCTIVE in the gate at 1x8, and at 1x4 too
-    without the set (its counterexample to induction has a block no trace leaves)."""
-    row = prove_nr_empty_free(1000)
+    without the set (its counterexample to induction has a block no trace leaves).  Inside the project `prove`
+    grows the set as the check does (its config's ``block-states``); outside one it does not."""
+    row = prove_nr_empty_free(PROJECT)
     assert row["result"] == "PROVED", row
     assert str(row["detail"]).startswith("under a closed set of 83 block states (")
     # Houdini drops it without the set, and keeps it with the set: what proves the row
     assert "nr-empty-pop-pages-by-block" in row["block_states"]["regained"], row["block_states"]
-    without = prove_nr_empty_free(0)
+    without = prove_nr_empty_free(tmp_path)
     assert without["result"] == "NOT-INDUCTIVE"
     # the row says what was tried: the solver's depth and the random walks (the default 2,000)
     assert without["detail"] == "none within depth 4, nor in 2,000 random walks on model/", without
