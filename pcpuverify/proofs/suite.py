@@ -623,9 +623,9 @@ def _beyond_depth(variant: str, geometry: Geometry, invariant: str, kind: str, d
     witness, else by a random search on ``model/``, else NOT-INDUCTIVE."""
     carried = carry(witnesses, variant, geometry, invariant, kind)
     if carried is not None:
-        last = len(carried.trace.ops) - 1
-        earlier = ("" if carried.first == last else f"; its last operation breaks it from a state where it holds,"
-                   f" after an earlier break {'in the initial state' if carried.first < 0 else f'at step {carried.first}'}")
+        first = "in the initial state" if carried.first < 0 else f"at step {carried.first}"
+        earlier = ("" if carried.first == len(carried.trace.ops) - 1 else
+                   f"; its last operation breaks it from a state where it holds, after an earlier break {first}")
         return Result(variant, geometry.name, invariant, kind, Verdict.VIOLATED, seconds,
                       detail=f"none within depth {depth}; witness {carried.witness.source} carried here and replayed"
                              f" on model/{earlier}", trace=carried.trace.to_json(), cti=cti,
