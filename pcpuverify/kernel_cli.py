@@ -24,7 +24,7 @@ from pcpuverify.counterexamples.kernel_first_chunk import OP as FIRST_CHUNK_OP
 from pcpuverify.counterexamples.kernel_first_chunk import FirstChunkRun, first_chunk_c
 from pcpuverify.counterexamples.kernel_machine import hypothesis_c
 from pcpuverify.counterexamples.kernel_search import C_TRACE_FORMAT, CSearch, CTrace, c_trace_file, explore_c, random_c
-from pcpuverify.counterexamples.kernel_shrink import minimize_on_c, reproduce, shrink
+from pcpuverify.counterexamples.kernel_shrink import breaks_after, minimize_on_c, reproduce, shrink
 from pcpuverify.counterexamples.minimize import NotACounterexample
 from pcpuverify.exits import EXIT_TOOL_FAILURE, EXIT_USAGE, EXIT_VIOLATION
 from pcpuverify.kernel.build import build
@@ -265,10 +265,11 @@ def minimize_on_c_cli(trace_file: str, source_path: str, out_file: str | None, a
 
 @_user_errors
 def replay_on_c(trace_file: str, source_path: str) -> None:
-    """``replay TRACE --source PATH``: the trace's ops on the C build, up to the step that breaks its claim."""
+    """``replay TRACE --source PATH``: the trace's ops on the C build, up to the last step that breaks its claim."""
     trace = load_c_trace(trace_file)
     source = _source(source_path)
-    found = reproduce(build_for(source, trace.geometry, trace.init), trace)
+    build_ = build_for(source, trace.geometry, trace.init)
+    found = reproduce(build_, trace)
     where = trace.geometry.name if isinstance(trace.init, ChunkInit) else _describe(trace)
     click.echo(f"{source.percpu_c} (layout {source.layout}), geometry {where}")
     if found is None:
@@ -278,4 +279,12 @@ def replay_on_c(trace_file: str, source_path: str) -> None:
     for index, op in enumerate(ops):
         click.echo(f"  step {index}: {op.describe()}")
     click.echo(f"    {message}")
-    click.echo(f"result: claimed violation of {trace.violates} reproduced at step {len(ops) - 1} on the C")
+    again = breaks_after(build_, trace, len(ops) - 1)  # it held again in between
+    shown = len(ops) - 1
+    for index, message in again:
+        for step in range(shown + 1, index + 1):
+            click.echo(f"  step {step}: {trace.ops[step].describe()}")
+        click.echo(f"    {message}")
+        shown = index
+    later = "".join(f", again at step {index}" for index, _ in again)
+    click.echo(f"result: claimed violation of {trace.violates} reproduced at step {len(ops) - 1}{later} on the C")

@@ -27,6 +27,7 @@ from functools import cache
 
 from pcpuverify.counterexamples.kernel_search import CTrace, state_violations, step_violations
 from pcpuverify.counterexamples.minimize import Candidate, FreeOf, Reductions, Step
+from pcpuverify.invariants.check import invariant
 from pcpuverify.kernel.build import Build
 from pcpuverify.kernel.harness import DriverGone, KernelChunk, build_for
 from pcpuverify.kernel.source import KernelSource, SourceError
@@ -168,6 +169,36 @@ def reproduce(build_: Build, trace: CTrace) -> tuple[tuple[Op, ...], str] | None
     except OpError as e:
         raise TraceError(f"the trace does not replay on the C: {e}") from None
     return None if at is None else (ops, message)
+
+
+def breaks_after(build_: Build, trace: CTrace, first: int) -> list[tuple[int, str]]:
+    """The steps after ``first`` that break the state invariant ``trace.violates`` on the C again, each from a state
+    where it holds, with their messages (as ``TraceReplay.breaks`` on the model: a row's claim is consecution, and
+    a later break refutes it too).  None for a finding of the C or a step invariant: ``reproduce`` reports those.
+
+    TraceError when an op is one a caller could not issue.
+    """
+    if first >= len(trace.ops) - 1 or trace.violates in FINDING_KINDS or invariant(trace.violates).kind != "state":
+        return []
+    chunk = KernelChunk(build_, trace.geometry, trace.init)
+    found: list[tuple[int, str]] = []
+    held = True
+    try:
+        for index, op in enumerate(trace.ops):
+            try:
+                chunk.apply(op)
+            except OpError as e:
+                raise TraceError(f"the trace does not replay on the C: ops[{index}]: {e}") from None
+            except DriverGone:  # a sanitizer report: nothing after it runs
+                break
+            broken = [v.describe() for v in state_violations(chunk.layout, chunk.dump(), chunk.geometry)
+                      if v.invariant == trace.violates]
+            if broken and held and index > first:
+                found.append((index, broken[0]))
+            held = not broken
+    finally:
+        chunk.close()
+    return found
 
 
 def shrink(build_: Build, trace: CTrace) -> CTrace:
