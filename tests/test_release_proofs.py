@@ -19,8 +19,8 @@ from pcpuverify.counterexamples.witness import Witness, carry
 from pcpuverify.invariants.check import first_violation, replay
 from pcpuverify.kernel.harness import build_for, run_traces
 from pcpuverify.model.geometry import Geometry
-from pcpuverify.model.ops import op_name
-from pcpuverify.model.trace import trace_from_json
+from pcpuverify.model.ops import Alloc, Free, op_name
+from pcpuverify.model.trace import Trace, trace_from_json
 from pcpuverify.proofs.results import Verdict
 from pcpuverify.proofs.solver import SolverOptions
 from pcpuverify.proofs.suite import SuiteOptions, _beyond_depth, run_suite
@@ -198,6 +198,32 @@ def test_mainline_clear_of_alloc_row_breaks_again_after_an_earlier_break(tmp_pat
     steps = [(s.result.bit_off, "", s.state) for s in replayed.steps]
     (run,) = run_traces(build_for(source, trace.geometry, trace.init), trace.geometry, [list(trace.ops)])
     assert len(run.steps) == 15 and compare(list(trace.ops), steps, run) is None
+
+
+# A right_free that is short but not 0, which the searches of 5 December had never met and the counterexample to
+# induction of chunk-md-scan-hint-clear-of-contig-hint/alloc at 2x8 needs (docs/releases.md, "The three open rows
+# at 2x8, searched again").  After step 8 block 0 is .1...... with gallery 15's scan hint [2, 3) inside its contig
+# hint [2, 8); step 9 takes [4, 6) and the refresh leaves [3, 4), a piece of [2, 4), as the scan hint; step 10
+# skips past it (pcpu_next_hint) to [6, 8) and the refresh promotes it: a contig hint missing its left bit.  Steps
+# 11 and 12 free from its end, so the shortcut "s_off == contig_hint + contig_hint_start" starts each freed area at
+# bit 3: right_free 5 beside the free run [2, 8).
+SHORT_RIGHT_FREE_OPS = (Alloc(2), Alloc(1), Alloc(4), Free(0), Alloc(1), Alloc(1), Free(0), Free(2), Free(3),
+                        Alloc(2, 4), Alloc(2), Free(4), Free(6))
+
+
+def test_a_right_free_short_but_not_zero_is_reached_on_the_model_and_the_c(tmp_path: Path) -> None:
+    trace = Trace("mainline", Geometry(8, 2, (0, 1)), ops=SHORT_RIGHT_FREE_OPS, violates="block-left-right-free-exact")
+    replayed = replay(trace)
+    block = replayed.steps[-1].state["chunks"]["dynamic"]["md_blocks"][0]
+    assert replayed.steps[-1].state["chunks"]["dynamic"]["alloc_map"].startswith("01000000")
+    assert (block["contig_hint"], block["contig_hint_start"], block["right_free"]) == (5, 3, 5)
+    assert replayed.breaks(trace.violates) == [5, 12]
+    path = tmp_path / "short-right-free.json"
+    path.write_text(json.dumps(trace.to_json()))
+    proc = cli("replay", str(path), "--source", str(kernel("debian-6.12").percpu_c))
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    assert "  step 12: free bit_off=6\n    block-left-right-free-exact: dynamic chunk: md_blocks[0].right_free 5," \
+        " a scan gives 6\n" in proc.stdout, proc.stdout
 
 
 def test_a_witness_settles_a_row_whose_invariant_broke_earlier_by_another_operation() -> None:
