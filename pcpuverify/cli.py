@@ -548,9 +548,11 @@ def _geometry(spec: str) -> Geometry:
                    " invariants' rows still NOT-INDUCTIVE (every operation from every new chunk: a shortest trace;"
                    " about 100,000 states reach 8 operations at 1x8, in two to three minutes); 0: none.")
 @click.option("--block-states", type=click.IntRange(min=0), default=None,
-              help="Then ask each row still NOT-INDUCTIVE again under a closed set of block states, grown from the"
-                   " states the model reached until no operation leaves it, together with the invariants Houdini"
-                   " keeps under it (at most this many; mainline at 1x8: 2,903 states in about 3 minutes); 0: none."
+              help="Then ask each row still NOT-INDUCTIVE again under a closed set of block states (and one of"
+                   " chunk_md's hints, for the scan_hint releases), grown from the states the model reached until no"
+                   " operation leaves them, together with the invariants Houdini keeps under them (at most this many"
+                   " of each; mainline at 1x8: 2,884 block states and 486 of chunk_md's hints in about 3 minutes);"
+                   " 0: none."
                    "  [default: the `block-states` of the project's [tool.pcpu-verify] config, if run inside it;"
                    f" else {SuiteOptions.block_states}]")
 @click.option("--jobs", type=click.IntRange(min=0), default=SolverOptions.jobs, show_default=True,

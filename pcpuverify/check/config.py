@@ -57,7 +57,7 @@ OPTIONAL_KEYS: dict[str, tuple[str, Any]] = {
     "search-states": ("then distinct states of a breadth-first search on the model for the state invariants' rows"
                       " still NOT-INDUCTIVE, an integer from 0 (none)", SuiteOptions.search_states),
     "block-states": ("then the rows still NOT-INDUCTIVE asked again under a closed set of at most this many block"
-                     " states, an integer from 0 (none)", SuiteOptions.block_states),
+                     " states (and of chunk_md's hints), an integer from 0 (none)", SuiteOptions.block_states),
 }
 
 

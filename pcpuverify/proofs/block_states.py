@@ -21,6 +21,13 @@ together are an inductive invariant, checked by the solver like any other;
 S being a superset of what is reachable is all soundness needs, and its
 extra states can only leave rows open.
 
+Where the chunk has a ``chunk_md`` (5.2's layout), its hints (the contig
+hint and its start, the scan hint and its start) are listed the same way, in
+a second set grown with the first: every counterexample to induction of
+``scan-hint-below-contig-hint``/free at 2x8 had a ``chunk_md`` whose hints no
+trace leaves (a scan hint that is its contig hint), and no formula over
+those four fields rules that out while ``mainline`` keeps its stale hints.
+
 S is grown together with its strengthening (``suite.py``): from every
 invariant whose initiation holds and that no trace breaks, S is closed
 relative to those kept, then Houdini drops those not inductive under S, and
@@ -43,6 +50,8 @@ from pcpuverify.proofs.translate import translator
 from pcpuverify.symbolic.state import SymChunk, block_key
 
 BlockState = tuple[int, ...]  # a block's bits of alloc_map (bit i of the block is bit i), then its md fields
+HintState = tuple[int, ...]  # chunk_md's CHUNK_MD_HINTS
+CHUNK_MD_HINTS = ("contig_hint", "contig_hint_start", "scan_hint", "scan_hint_start")
 
 
 def block_fields(chunk: SymChunk) -> list[str]:
@@ -68,54 +77,86 @@ def block_states_of(values: dict[str, Any], geometry: Geometry, names: list[str]
              *(int(values[block_key(i, f)]) for f in names)) for i in range(nr_blocks(geometry))}
 
 
-def block_in(chunk: SymChunk, index: int, states: Iterable[BlockState]) -> z3.BoolRef:
-    """Block ``index`` of ``chunk`` is in one of ``states``: grouped by bitmap, which decides most of it."""
-    terms = block_terms(chunk, index)
-    by_bits: dict[int, list[BlockState]] = {}
+def chunk_md_terms(chunk: SymChunk) -> list[z3.BitVecRef] | None:
+    """``chunk_md``'s hints as terms, in ``CHUNK_MD_HINTS`` order; None for a layout without one."""
+    md = getattr(chunk, "chunk_md", None)
+    return None if md is None else [getattr(md, f) for f in CHUNK_MD_HINTS]
+
+
+def chunk_md_states_of(values: dict[str, Any]) -> set[HintState]:
+    """The ``chunk_md`` hints of one chunk given by its flat values; none for a layout without ``chunk_md``."""
+    if f"chunk_md.{CHUNK_MD_HINTS[0]}" not in values:
+        return set()
+    return {tuple(int(values[f"chunk_md.{f}"]) for f in CHUNK_MD_HINTS)}
+
+
+def _one_of(terms: list[z3.BitVecRef], states: Iterable[tuple[int, ...]]) -> z3.BoolRef:
+    """``terms`` equal one of ``states``: grouped by the first term (a block's bitmap decides most of it)."""
+    by_first: dict[int, list[tuple[int, ...]]] = {}
     for s in states:
-        by_bits.setdefault(s[0], []).append(s[1:])
-    return z3.Or([z3.And(terms[0] == bits, z3.Or([z3.And([t == v for t, v in zip(terms[1:], rest)]) for rest in mds]))
-                  for bits, mds in sorted(by_bits.items())])
+        by_first.setdefault(s[0], []).append(s[1:])
+    return z3.Or([z3.And(terms[0] == first, z3.Or([z3.And([t == v for t, v in zip(terms[1:], rest)]) for rest in more]))
+                  for first, more in sorted(by_first.items())])
 
 
-def within(chunk: SymChunk, states: Iterable[BlockState]) -> z3.BoolRef:
-    """Every block of ``chunk`` is in one of ``states``."""
+def block_in(chunk: SymChunk, index: int, states: Iterable[BlockState]) -> z3.BoolRef:
+    """Block ``index`` of ``chunk`` is in one of ``states``."""
+    return _one_of(block_terms(chunk, index), states)
+
+
+def within(chunk: SymChunk, states: Iterable[BlockState], hints: Iterable[HintState]) -> z3.BoolRef:
+    """Every block of ``chunk`` is in one of ``states``, and its ``chunk_md``'s hints (if it has one) in ``hints``."""
     states = list(states)
-    return z3.And([block_in(chunk, i, states) for i in range(nr_blocks(chunk.geometry))])
+    inside = [block_in(chunk, i, states) for i in range(nr_blocks(chunk.geometry))]
+    terms = chunk_md_terms(chunk)
+    return z3.And(inside if terms is None else [*inside, _one_of(terms, hints)])
 
 
 @dataclass(frozen=True)
 class Closure:
-    """How the set was grown: its size, the states each round added, the time; ``failed`` says why it is not
-    closed (too many states, or a query the solver did not answer), and then it is no lemma."""
+    """How the sets were grown: the block states and ``chunk_md``'s hints (none for a layout without it), the
+    states each round added to both, the time; ``failed`` says why they are not closed (too many states, or a
+    query the solver did not answer), and then they are no lemma."""
 
     states: frozenset[BlockState]
+    hints: frozenset[HintState]
     added: tuple[int, ...]
     seconds: float
     failed: str = ""
 
     def describe(self) -> str:
         rounds = f"{len(self.added)} round" + ("s" if len(self.added) != 1 else "")
-        return (f"a closed set of {len(self.states):,} block states ({rounds},"
+        hints = f" and {len(self.hints):,} of chunk_md's hints" if self.hints else ""
+        return (f"a closed set of {len(self.states):,} block states{hints} ({rounds},"
                 f" {self.seconds:.0f} s; block_states.py)")
 
 
+def _places(chunk: SymChunk) -> list[tuple[int, list[z3.BitVecRef]]]:
+    """Where ``chunk`` is held to the sets: each block to the block states (set 0), ``chunk_md`` to the hints
+    (set 1)."""
+    places = [(0, block_terms(chunk, i)) for i in range(nr_blocks(chunk.geometry))]
+    terms = chunk_md_terms(chunk)
+    return places if terms is None else [*places, (1, terms)]
+
+
 def close(pre: SymChunk, steps: dict[str, tuple[list[z3.BoolRef], SymChunk]], seeds: set[BlockState],
-          max_states: int, timeout: float) -> Closure:
-    """Grow ``seeds`` until no step of ``steps`` (per kind: its assumptions on ``pre``, and its post-state) takes
-    a chunk whose blocks are in the set to a block state outside it; at most ``max_states`` states."""
+          hint_seeds: set[HintState], max_states: int, timeout: float) -> Closure:
+    """Grow ``seeds`` and ``hint_seeds`` until no step of ``steps`` (per kind: its assumptions on ``pre``, and its
+    post-state) takes a chunk inside both sets to a block state or ``chunk_md`` hints outside them; at most
+    ``max_states`` states in each."""
     tr = translator("bitwuzla")
     bw = tr.bw
-    states = set(seeds)
+    sets: list[set[tuple[int, ...]]] = [set(seeds), set(hint_seeds)]
+    what = ["block states", "chunk_md hint states"]
     added: list[int] = []
     started = time.perf_counter()
 
-    def failed(why: str) -> Closure:
-        return Closure(frozenset(states), tuple(added), time.perf_counter() - started, why)
+    def closure(why: str = "") -> Closure:
+        return Closure(frozenset(sets[0]), frozenset(sets[1]), tuple(added), time.perf_counter() - started, why)
 
     while True:
-        new: set[BlockState] = set()
-        inside = within(pre, states)
+        new: list[set[tuple[int, ...]]] = [set(), set()]
+        inside = within(pre, *sets)
         for kind, (assumptions, post) in steps.items():
             options = bw.Options()
             options.set(bw.Option.PRODUCE_MODELS, True)
@@ -123,21 +164,22 @@ def close(pre: SymChunk, steps: dict[str, tuple[list[z3.BoolRef], SymChunk]], se
             solver = bw.Bitwuzla(tr.tm, options)
             for f in tr.translate_all([*assumptions, inside]):
                 solver.assert_formula(f)
-            for index in range(nr_blocks(pre.geometry)):
-                terms = block_terms(post, index)
+            for index, (which, terms) in enumerate(_places(post)):
                 values = tr.translate_all(terms)
                 solver.push(1)
-                solver.assert_formula(tr(z3.Not(block_in(post, index, states))))
+                solver.assert_formula(tr(z3.Not(_one_of(terms, sets[which]))))
                 while (answer := solver.check_sat()) == bw.Result.SAT:
                     state = tuple(int(solver.get_value(v).value(10)) for v in values)
-                    new.add(state)
-                    if len(states) + len(new) > max_states:
-                        return failed(f"more than {max_states:,} block states ({kind})")
+                    new[which].add(state)
+                    if len(sets[which]) + len(new[which]) > max_states:
+                        return closure(f"more than {max_states:,} {what[which]} ({kind})")
                     solver.assert_formula(tr(z3.Or([t != v for t, v in zip(terms, state)])))
                 solver.pop(1)
                 if answer != bw.Result.UNSAT:
-                    return failed(f"{kind}, block {index}: the solver did not answer ({answer})")
-        added.append(len(new))
-        if not new:
-            return Closure(frozenset(states), tuple(added), time.perf_counter() - started)
-        states |= new
+                    return closure(f"{kind}, {'block ' + str(index) if which == 0 else 'chunk_md'}:"
+                                   f" the solver did not answer ({answer})")
+        added.append(len(new[0]) + len(new[1]))
+        if not added[-1]:
+            return closure()
+        for s, more in zip(sets, new):
+            s |= more

@@ -14,8 +14,9 @@ neither, random walks on ``model/`` look for one beyond that depth
 (``row_search.py``, ``search_walks`` of them, seeded); then one breadth-first
 search on ``model/`` serves every state invariant's row still open
 (``breadth_first.py``, up to ``search_states`` states); then a row still open
-is asked again with a closed set of block states added to its strengthening
-(``block_states.py``, up to ``block_states`` of them); with none of that settling it,
+is asked again with a closed set of block states (and of ``chunk_md``'s hints)
+added to its strengthening (``block_states.py``, up to ``block_states`` of
+each); with none of that settling it,
 it stays NOT-INDUCTIVE with its counterexample to induction, and with where
 Houdini dropped it (``houdini_drop``: the round, the operation, the invariants
 dropped before it, and the counterexample to induction of that query, which
@@ -47,7 +48,8 @@ from pcpuverify.model.geometry import Geometry
 from pcpuverify.model.ops import ChunkInit, Op, op_to_json
 from pcpuverify.model.trace import Trace
 from pcpuverify.model.reference import Reference
-from pcpuverify.proofs.block_states import BlockState, Closure, block_fields, block_states_of, close, within
+from pcpuverify.proofs.block_states import (BlockState, Closure, HintState, block_fields, block_states_of,
+                                           chunk_md_states_of, close, within)
 from pcpuverify.proofs.children import Later, run_all
 from pcpuverify.proofs.conformance import model_fields, quick_conformance
 from pcpuverify.proofs.initiation import first_chunk_initiation
@@ -85,8 +87,8 @@ class SuiteOptions:
     # states (breadth_first.py); 0: none.  mainline at 1x8: 99,699 states in 154 s, every trace of 8 operations,
     # which finds gallery 15's five 8-operation rows from scratch
     search_states: int = 100_000
-    # then the rows still open asked again under a closed set of at most this many block states (block_states.py);
-    # 0: none.  mainline at 1x8: 2,903 states in 161 s (one core), 4 of its 7 open rows PROVED
+    # then the rows still open asked again under closed sets of at most this many block states and chunk_md hints
+    # (block_states.py); 0: none.  mainline at 1x8: 2,884 and 486 in 157 s (one core), 4 of its 7 open rows PROVED
     block_states: int = 0
     conformance_steps: int = 60
     # consecution queries first with the strengthening sliced to their cone of influence (slicing.py); like
@@ -464,9 +466,12 @@ def _suite(variant: str, geometry: Geometry, options: SuiteOptions, invariants: 
                 report(r)
 
     seeds: set[BlockState] = set()  # the block states the model reached: where the closed set starts
+    hint_seeds: set[HintState] = set()  # and chunk_md's hints there
 
     def seed(ref: Reference) -> None:
-        seeds.update(block_states_of(model_fields(ref), geometry, block_fields(pre)))
+        values = model_fields(ref)
+        seeds.update(block_states_of(values, geometry, block_fields(pre)))
+        hint_seeds.update(chunk_md_states_of(values))
 
     def houdini_under(inside: z3.BoolRef, kept: list[Invariant]) -> list[Invariant]:
         """Houdini from ``kept`` with every block in the closed set assumed: what it keeps of ``kept``.  ``held``
@@ -489,20 +494,20 @@ def _suite(variant: str, geometry: Geometry, options: SuiteOptions, invariants: 
         kept, then Houdini drops those not inductive under it; until Houdini drops none.  The set only grows
         and the invariants only shrink, so it ends; each closure starts from the last set."""
         kept = [*held, *[inv for inv in state_invs if inv.name in dropped and inv.name not in broken]]
-        states, added, seconds = set(seeds), [], 0.0
+        states, hints, added, seconds = set(seeds), set(hint_seeds), [], 0.0
         while True:
             steps = {kind: ([*assumptions(kind, kept), z3.Not(trans[kind].step.post.oob_write)],
                             trans[kind].step.post) for kind in OPS}
-            closure = close(pre, steps, states, options.block_states, options.solver.timeout)
+            closure = close(pre, steps, states, hints, options.block_states, options.solver.timeout)
             added += closure.added
             seconds += closure.seconds
             closure = replace(closure, added=tuple(added), seconds=seconds)
             if closure.failed:
                 return closure, kept
-            again = houdini_under(within(pre, closure.states), kept)
+            again = houdini_under(within(pre, closure.states, closure.hints), kept)
             if again == kept:
                 return closure, kept
-            kept, states = again, set(closure.states)
+            kept, states, hints = again, set(closure.states), set(closure.hints)
 
     def under_block_states(rows: list[Result], broken: set[str]) -> dict[Obligation, Result]:
         """``rows`` asked again with a closed set of block states and the strengthening kept with it: PROVED
@@ -510,13 +515,13 @@ def _suite(variant: str, geometry: Geometry, options: SuiteOptions, invariants: 
         for ref in new_chunks(variant, geometry):
             seed(ref)
         closure, kept = closed_together(broken)
-        summary = {"states": len(closure.states), "added": list(closure.added),
+        summary = {"states": len(closure.states), "chunk_md_hints": len(closure.hints), "added": list(closure.added),
                    "seconds": round(closure.seconds, 3), "failed": closure.failed,
                    "regained": [inv.name for inv in kept if inv not in held]}
-        inside = within(pre, closure.states)
+        inside = within(pre, closure.states, closure.hints)
         why = closure.failed
-        if not why:  # the set holds every new chunk; each operation's unrolling suffices and its assumptions hold
-            asked = [[z3.Not(within(init, closure.states))]]
+        if not why:  # the sets hold every new chunk; each operation's unrolling suffices and its assumptions hold
+            asked = [[z3.Not(within(init, closure.states, closure.hints))]]
             for kind in OPS:
                 asked += [[*assumptions(kind, kept), inside],
                           [*assumptions(kind, kept)[:-1], inside, z3.Not(trans[kind].step.unrolled)]]
