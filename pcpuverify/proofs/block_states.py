@@ -23,10 +23,11 @@ extra states can only leave rows open.
 
 Where the chunk has a ``chunk_md`` (5.2's layout), its hints (the contig
 hint and its start, the scan hint and its start) are listed the same way, in
-a second set grown with the first: every counterexample to induction of
-``scan-hint-below-contig-hint``/free at 2x8 had a ``chunk_md`` whose hints no
-trace leaves (a scan hint that is its contig hint), and no formula over
-those four fields rules that out while ``mainline`` keeps its stale hints.
+a second set grown with the first: the counterexample to induction of
+``scan-hint-below-contig-hint``/free at 2x8 had a ``chunk_md`` whose scan hint
+was its contig hint, which no trace seen leaves, and that set rules it out
+(``docs/releases.md``).  Neither set says how ``chunk_md``'s hints sit on the
+bits.
 
 S is grown together with its strengthening (``suite.py``): from every
 invariant whose initiation holds and that no trace breaks, S is closed

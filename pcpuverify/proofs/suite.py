@@ -474,7 +474,7 @@ def _suite(variant: str, geometry: Geometry, options: SuiteOptions, invariants: 
         hint_seeds.update(chunk_md_states_of(values))
 
     def houdini_under(inside: z3.BoolRef, kept: list[Invariant]) -> list[Invariant]:
-        """Houdini from ``kept`` with every block in the closed set assumed: what it keeps of ``kept``.  ``held``
+        """Houdini from ``kept`` with the closed sets assumed: what it keeps of ``kept``.  ``held``
         is inductive with fewer assumptions, so it stays; only the others are asked."""
         while True:
             candidates = [inv for inv in kept if inv not in held]
@@ -510,8 +510,8 @@ def _suite(variant: str, geometry: Geometry, options: SuiteOptions, invariants: 
             kept, states, hints = again, set(closure.states), set(closure.hints)
 
     def under_block_states(rows: list[Result], broken: set[str]) -> dict[Obligation, Result]:
-        """``rows`` asked again with a closed set of block states and the strengthening kept with it: PROVED
-        where unsat, with the set's initiation and every operation's assumptions shown satisfiable first."""
+        """``rows`` asked again with the closed sets and the strengthening kept with them: PROVED
+        where unsat, with the sets' initiation and every operation's assumptions shown satisfiable first."""
         for ref in new_chunks(variant, geometry):
             seed(ref)
         closure, kept = closed_together(broken)
