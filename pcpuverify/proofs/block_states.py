@@ -100,17 +100,18 @@ def _one_of(terms: list[z3.BitVecRef], states: Iterable[tuple[int, ...]]) -> z3.
                   for first, more in sorted(by_first.items())])
 
 
-def block_in(chunk: SymChunk, index: int, states: Iterable[BlockState]) -> z3.BoolRef:
-    """Block ``index`` of ``chunk`` is in one of ``states``."""
-    return _one_of(block_terms(chunk, index), states)
+def _places(chunk: SymChunk) -> list[tuple[int, list[z3.BitVecRef]]]:
+    """Where ``chunk`` is held to the sets: each block to the block states (set 0), ``chunk_md`` to the hints
+    (set 1)."""
+    places = [(0, block_terms(chunk, i)) for i in range(nr_blocks(chunk.geometry))]
+    terms = chunk_md_terms(chunk)
+    return places if terms is None else [*places, (1, terms)]
 
 
 def within(chunk: SymChunk, states: Iterable[BlockState], hints: Iterable[HintState]) -> z3.BoolRef:
     """Every block of ``chunk`` is in one of ``states``, and its ``chunk_md``'s hints (if it has one) in ``hints``."""
-    states = list(states)
-    inside = [block_in(chunk, i, states) for i in range(nr_blocks(chunk.geometry))]
-    terms = chunk_md_terms(chunk)
-    return z3.And(inside if terms is None else [*inside, _one_of(terms, hints)])
+    sets = (list(states), list(hints))
+    return z3.And([_one_of(terms, sets[which]) for which, terms in _places(chunk)])
 
 
 @dataclass(frozen=True)
@@ -130,14 +131,6 @@ class Closure:
         hints = f" and {len(self.hints):,} of chunk_md's hints" if self.hints else ""
         return (f"a closed set of {len(self.states):,} block states{hints} ({rounds},"
                 f" {self.seconds:.0f} s; block_states.py)")
-
-
-def _places(chunk: SymChunk) -> list[tuple[int, list[z3.BitVecRef]]]:
-    """Where ``chunk`` is held to the sets: each block to the block states (set 0), ``chunk_md`` to the hints
-    (set 1)."""
-    places = [(0, block_terms(chunk, i)) for i in range(nr_blocks(chunk.geometry))]
-    terms = chunk_md_terms(chunk)
-    return places if terms is None else [*places, (1, terms)]
 
 
 def close(pre: SymChunk, steps: dict[str, tuple[list[z3.BoolRef], SymChunk]], seeds: set[BlockState],
