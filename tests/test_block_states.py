@@ -19,6 +19,7 @@ from installed import pcpu_verify_exe
 
 from pcpuverify.counterexamples import breadth_first
 from pcpuverify.counterexamples.explore import new_chunks
+from pcpuverify.counterexamples.row_search import walk_states
 from pcpuverify.model.geometry import Geometry
 from pcpuverify.model.reference import Reference
 from pcpuverify.proofs.block_states import (BlockState, Closure, HintState, block_fields, block_states_of,
@@ -76,6 +77,31 @@ def test_the_closure_from_a_new_chunk_is_every_state_mainline_reaches() -> None:
     assert len(closure.added) > 2  # grown by the solver, round by round, from the new chunk's one state of each
 
 
+def test_the_seeding_walks_show_states_the_model_reaches_and_most_of_them() -> None:
+    """``prove`` seeds the sets with the states of random walks (``walk_states``) as well as the breadth-first
+    search's: each one must be reachable (an unreachable seed could only leave rows open, but then the sets
+    would no longer be what the model reaches at 1x4), the same for one seed, and most of the 83."""
+    pre = subject("mainline").require_encoding()(ONE_SMALL_BLOCK).fresh_chunk("pre")
+    names = block_fields(pre)
+
+    def walked(seed: int) -> tuple[int, set[BlockState], set[HintState]]:
+        blocks: set[BlockState] = set()
+        hints: set[HintState] = set()
+
+        def seen(ref: Reference) -> None:
+            values = model_fields(ref)
+            blocks.update(block_states_of(values, ONE_SMALL_BLOCK, names))
+            hints.update(chunk_md_states_of(values))
+
+        return walk_states("mainline", ONE_SMALL_BLOCK, 2000, seed, seen), blocks, hints
+
+    steps, blocks, hints = walked(0)
+    reached_blocks, reached_hints = states_reached("mainline", ONE_SMALL_BLOCK, [("free-bits-count", "alloc")], pre)
+    assert steps > 2000 and blocks <= reached_blocks and hints <= reached_hints
+    assert len(blocks) > 83 // 2 and len(hints) > 62 // 2, (len(blocks), len(hints))
+    assert walked(0) == (steps, blocks, hints) and walked(1) != walked(0)
+
+
 def test_a_closure_past_its_budget_is_no_lemma() -> None:
     closure, _ = closure_from_a_new_chunk("mainline", ONE_SMALL_BLOCK, 20)
     assert re.fullmatch(r"more than 20 (block|chunk_md hint) states \((alloc|free|populate|depopulate)\)",
@@ -104,6 +130,7 @@ def test_prove_settles_a_row_under_the_closed_set_and_not_without_it(tmp_path: P
     assert str(row["detail"]).startswith("under a closed set of 83 block states and 62 of chunk_md's hints (")
     # Houdini drops it without the set, and keeps it with the set: what proves the row
     assert "nr-empty-pop-pages-by-block" in row["block_states"]["regained"], row["block_states"]
+    assert row["block_states"]["seed_walks"]["steps"] > row["block_states"]["seed_walks"]["walks"]
     without = prove_nr_empty_free(tmp_path)
     assert without["result"] == "NOT-INDUCTIVE"
     # the row says what was tried: the solver's depth and the random walks (the default 2,000)

@@ -23,6 +23,7 @@ same trace.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from pcpuverify.counterexamples.minimize import Candidate, Minimizer
@@ -79,6 +80,30 @@ def search(variant: str, geometry: Geometry, invariant: str, kind: str, walks: i
             assert first_violation(found, invariant) == len(found.ops) - 1
             return Found(found, walk)
     return None
+
+
+def walk_states(variant: str, geometry: Geometry, walks: int, seed: int,
+                on_state: Callable[[Reference], None]) -> int:
+    """``walks`` random walks as the search takes them (``WALK_LENGTH`` operations from a new chunk with random
+    pages populated), each state reached shown to ``on_state``; the operations applied.  A walk ends at an
+    operation the model refuses or at a stray write (past it the state means nothing).  The closed sets of
+    ``block_states.py`` start from these states: each one listed here is one the solver need not find."""
+    rng = random.Random(f"{seed}:{variant}:{geometry.name}:walk_states")
+    steps = 0
+    for _ in range(walks):
+        populated = tuple(p for p in range(geometry.nr_pages) if rng.random() < 0.5)
+        ref = Reference(variant, replace(geometry, populated=populated), ChunkInit())
+        on_state(ref)
+        for _ in range(WALK_LENGTH):
+            try:
+                ref.apply(random_op(ref, rng, small_size))
+            except OpError:
+                break
+            if ref.corrupted_at is not None:
+                break
+            steps += 1
+            on_state(ref)
+    return steps
 
 
 def _first_breaking_walk(ref: Reference, rng: random.Random, invariant: str) -> tuple[Op, ...] | None:

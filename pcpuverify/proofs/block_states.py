@@ -10,7 +10,8 @@ lemma tried on them failed the same way (``docs/releases.md``).
 A block's state is its bits of ``alloc_map`` and the fields of its
 ``pcpu_block_md``.  The lemma here says each block's state is one of a
 finite set S.  S starts from the states reached on ``model/`` (the new
-chunks', and the breadth-first search's when it ran) and grows by rounds:
+chunks', the breadth-first search's when it ran, and those of random walks)
+and grows by rounds:
 each round, per kind of operation, enumerates every block state outside S
 that one operation reaches from a well-formed chunk whose blocks are all in
 S and which satisfies a strengthening (Bitwuzla, incremental:
