@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,16 @@ def states_reached(variant: str, geometry: Geometry, wanted: list[tuple[str, str
                    pre: SymChunk) -> tuple[set[BlockState], set[HintState]]:
     """The block states and ``chunk_md`` hints of the new chunks, and (for ``wanted``) of every state a
     breadth-first search reaches."""
+    blocks, hints, seen = recorder(geometry, pre)
+    for ref in new_chunks(variant, geometry):
+        seen(ref)
+    if wanted:
+        breadth_first.search(variant, geometry, wanted, 10**6, seen)
+    return blocks, hints
+
+
+def recorder(geometry: Geometry, pre: SymChunk) -> tuple[set[BlockState], set[HintState], Callable[[Reference], None]]:
+    """Two sets, and what adds the block states and ``chunk_md`` hints of a state shown to it to them."""
     names = block_fields(pre)
     blocks: set[BlockState] = set()
     hints: set[HintState] = set()
@@ -58,11 +69,7 @@ def states_reached(variant: str, geometry: Geometry, wanted: list[tuple[str, str
         blocks.update(block_states_of(values, geometry, names))
         hints.update(chunk_md_states_of(values))
 
-    for ref in new_chunks(variant, geometry):
-        seen(ref)
-    if wanted:
-        breadth_first.search(variant, geometry, wanted, 10**6, seen)
-    return blocks, hints
+    return blocks, hints, seen
 
 
 def test_the_closure_from_a_new_chunk_is_every_state_mainline_reaches() -> None:
@@ -82,17 +89,9 @@ def test_the_seeding_walks_show_states_the_model_reaches_and_most_of_them() -> N
     search's: each one must be reachable (an unreachable seed could only leave rows open, but then the sets
     would no longer be what the model reaches at 1x4), the same for one seed, and most of the 83."""
     pre = subject("mainline").require_encoding()(ONE_SMALL_BLOCK).fresh_chunk("pre")
-    names = block_fields(pre)
 
     def walked(seed: int) -> tuple[int, set[BlockState], set[HintState]]:
-        blocks: set[BlockState] = set()
-        hints: set[HintState] = set()
-
-        def seen(ref: Reference) -> None:
-            values = model_fields(ref)
-            blocks.update(block_states_of(values, ONE_SMALL_BLOCK, names))
-            hints.update(chunk_md_states_of(values))
-
+        blocks, hints, seen = recorder(ONE_SMALL_BLOCK, pre)
         return walk_states("mainline", ONE_SMALL_BLOCK, 2000, seed, seen), blocks, hints
 
     steps, blocks, hints = walked(0)
