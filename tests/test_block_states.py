@@ -3,7 +3,8 @@
 At 1x4 the breadth-first search sees every state ``mainline`` reaches (1,548, 83 distinct block states), so
 the closure, grown from a new chunk by the solver alone, can be compared with the real thing: it must hold
 every block state and every ``chunk_md`` hint state the model reaches (or a row proved under it could be false),
-and at 1x4 it holds no more.
+and at 1x4 it holds no more block states.  A one-block chunk lists ``chunk_md``'s hints joined with its block's
+state: 100 such states are reached at 1x4.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from pcpuverify.counterexamples.explore import new_chunks
 from pcpuverify.counterexamples.row_search import walk_states
 from pcpuverify.model.geometry import Geometry
 from pcpuverify.model.reference import Reference
-from pcpuverify.proofs.block_states import (BlockState, Closure, HintState, block_fields, block_states_of,
-                                           chunk_md_states_of, close)
+from pcpuverify.proofs import hint_reach
+from pcpuverify.proofs.block_states import (CHUNK_MD_HINTS, BlockState, Closure, HintState, block_fields,
+                                           block_states_of, chunk_md_states_of, close)
 from pcpuverify.proofs.conformance import model_fields
 from pcpuverify.proofs.obligations import OPS, transition
 from pcpuverify.symbolic.state import SymChunk
@@ -67,7 +69,7 @@ def recorder(geometry: Geometry, pre: SymChunk) -> tuple[set[BlockState], set[Hi
     def seen(ref: Reference) -> None:
         values = model_fields(ref)
         blocks.update(block_states_of(values, geometry, names))
-        hints.update(chunk_md_states_of(values))
+        hints.update(chunk_md_states_of(values, geometry, names))
 
     return blocks, hints, seen
 
@@ -78,9 +80,10 @@ def test_the_closure_from_a_new_chunk_is_every_state_mainline_reaches() -> None:
     blocks, hints = states_reached("mainline", ONE_SMALL_BLOCK, [("free-bits-count", "alloc")], pre)
     assert not closure.failed and closure.added[-1] == 0
     assert len(blocks) == 83 and closure.states == blocks
-    # chunk_md's hints: every one reached, and more (e.g. a scan hint that is the contig hint), which a
-    # strengthening true of the reachable states would rule out; this closure assumes well-formedness alone
-    assert len(hints) == 62 and closure.hints > hints
+    # chunk_md's hints with the block: every one reached, and more (e.g. a scan hint that is the contig hint),
+    # which a strengthening true of the reachable states would rule out; this closure assumes well-formedness alone
+    assert len(hints) == 100 and closure.hints > hints
+    assert all(len(h) == len(next(iter(blocks))) + len(CHUNK_MD_HINTS) for h in closure.hints)
     assert len(closure.added) > 2  # grown by the solver, round by round, from the new chunk's one state of each
 
 
@@ -97,8 +100,27 @@ def test_the_seeding_walks_show_states_the_model_reaches_and_most_of_them() -> N
     steps, blocks, hints = walked(0)
     reached_blocks, reached_hints = states_reached("mainline", ONE_SMALL_BLOCK, [("free-bits-count", "alloc")], pre)
     assert steps > 2000 and blocks <= reached_blocks and hints <= reached_hints
-    assert len(blocks) > 83 // 2 and len(hints) > 62 // 2, (len(blocks), len(hints))
+    assert len(blocks) > 83 // 2 and len(hints) > 100 // 2, (len(blocks), len(hints))
     assert walked(0) == (steps, blocks, hints) and walked(1) != walked(0)
+
+
+def test_the_search_over_bits_and_hints_reaches_every_state_the_model_reaches() -> None:
+    """``hint_reach.reach`` (the seeds of the joined set) lets a free release any run of allocated bits, so it may
+    reach more than the model; it must reach at least as much (a missing seed only costs the closure queries, but a
+    search that missed reachable states would be a wrong search).  At 1x4 it reaches exactly the model's states
+    (so, by the test above, none outside the closure)."""
+    pre = subject("mainline").require_encoding()(ONE_SMALL_BLOCK).fresh_chunk("pre")
+    blocks, hints = states_reached("mainline", ONE_SMALL_BLOCK, [("free-bits-count", "alloc")], pre)
+    searched = {"blocks": set(), "hints": set()}
+
+    def seen(key: hint_reach.HintKey) -> None:
+        values = hint_reach.values(key)
+        searched["blocks"] |= block_states_of(values, ONE_SMALL_BLOCK, block_fields(pre))
+        searched["hints"] |= chunk_md_states_of(values, ONE_SMALL_BLOCK, block_fields(pre))
+
+    assert hint_reach.reach("mainline", ONE_SMALL_BLOCK, 10_000, seen)
+    assert searched == {"blocks": blocks, "hints": hints}
+    assert not hint_reach.reach("mainline", ONE_SMALL_BLOCK, 100, lambda key: None)  # no fixpoint within 100
 
 
 def test_a_closure_past_its_budget_is_no_lemma() -> None:
@@ -125,8 +147,10 @@ def test_prove_settles_a_row_under_the_closed_set_and_not_without_it(tmp_path: P
     grows the set as the check does (its config's ``block-states``); outside one it does not."""
     row = prove_nr_empty_free(PROJECT)
     assert row["result"] == "PROVED", row
-    # with the strengthening, the hints are exactly the 62 the model reaches (test above: 88 without it)
-    assert str(row["detail"]).startswith("under a closed set of 83 block states and 62 of chunk_md's hints (")
+    # with the strengthening, the joined hints are exactly the 100 the model reaches (test above: 251 without it)
+    assert str(row["detail"]).startswith(
+        "under a closed set of 83 block states and 100 of chunk_md's hints joined with the block (")
+    assert row["block_states"]["seed_reach"]["complete"], row["block_states"]
     # Houdini drops it without the set, and keeps it with the set: what proves the row
     assert "nr-empty-pop-pages-by-block" in row["block_states"]["regained"], row["block_states"]
     assert row["block_states"]["seed_walks"]["steps"] > row["block_states"]["seed_walks"]["walks"]

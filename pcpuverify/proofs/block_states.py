@@ -27,8 +27,13 @@ hint and its start, the scan hint and its start) are listed the same way, in
 a second set grown with the first: the counterexample to induction of
 ``scan-hint-below-contig-hint``/free at 2x8 had a ``chunk_md`` whose scan hint
 was its contig hint, which no trace seen leaves, and that set rules it out
-(``docs/releases.md``).  Neither set says how ``chunk_md``'s hints sit on the
-bits.
+(``docs/releases.md``).  Apart, the two sets do not say how ``chunk_md``'s
+hints sit on the bits.  So where the chunk has one block (``joined``), each
+entry of the second set is the block's state with ``chunk_md``'s hints, one
+joined state per chunk: at 1x8 that settles the three ``chunk_md`` rows the
+sets apart left open (``docs/releases.md``).  Past one block the pairs of a
+block and the hints are too many to list (at 2x8 random walks met 67,590
+for block 0 alone), so the sets stay apart there.
 
 S is grown together with its strengthening (``suite.py``): from every
 invariant whose initiation holds and that no trace breaks, S is closed
@@ -52,7 +57,7 @@ from pcpuverify.proofs.translate import translator
 from pcpuverify.symbolic.state import SymChunk, block_key
 
 BlockState = tuple[int, ...]  # a block's bits of alloc_map (bit i of the block is bit i), then its md fields
-HintState = tuple[int, ...]  # chunk_md's CHUNK_MD_HINTS
+HintState = tuple[int, ...]  # chunk_md's CHUNK_MD_HINTS, after the block's state where ``joined``
 CHUNK_MD_HINTS = ("contig_hint", "contig_hint_start", "scan_hint", "scan_hint_start")
 
 
@@ -79,17 +84,31 @@ def block_states_of(values: dict[str, Any], geometry: Geometry, names: list[str]
              *(int(values[block_key(i, f)]) for f in names)) for i in range(nr_blocks(geometry))}
 
 
+def joined(geometry: Geometry) -> bool:
+    """Whether ``chunk_md``'s hints are listed with the block's state: where the chunk has one block."""
+    return nr_blocks(geometry) == 1
+
+
 def chunk_md_terms(chunk: SymChunk) -> list[z3.BitVecRef] | None:
-    """``chunk_md``'s hints as terms, in ``CHUNK_MD_HINTS`` order; None for a layout without one."""
+    """``chunk_md``'s hints as terms, in ``CHUNK_MD_HINTS`` order, after block 0's terms where ``joined``; None
+    for a layout without ``chunk_md``."""
     md = getattr(chunk, "chunk_md", None)
-    return None if md is None else [getattr(md, f) for f in CHUNK_MD_HINTS]
+    if md is None:
+        return None
+    hints = [getattr(md, f) for f in CHUNK_MD_HINTS]
+    return [*block_terms(chunk, 0), *hints] if joined(chunk.geometry) else hints
 
 
-def chunk_md_states_of(values: dict[str, Any]) -> set[HintState]:
-    """The ``chunk_md`` hints of one chunk given by its flat values; none for a layout without ``chunk_md``."""
+def chunk_md_states_of(values: dict[str, Any], geometry: Geometry, names: list[str]) -> set[HintState]:
+    """The ``chunk_md`` hints of one chunk given by its flat values (after its block's state where ``joined``);
+    none for a layout without ``chunk_md``."""
     if f"chunk_md.{CHUNK_MD_HINTS[0]}" not in values:
         return set()
-    return {tuple(int(values[f"chunk_md.{f}"]) for f in CHUNK_MD_HINTS)}
+    hints = tuple(int(values[f"chunk_md.{f}"]) for f in CHUNK_MD_HINTS)
+    if not joined(geometry):
+        return {hints}
+    (block,) = block_states_of(values, geometry, names)
+    return {(*block, *hints)}
 
 
 def _one_of(terms: list[z3.BitVecRef], states: Iterable[tuple[int, ...]]) -> z3.BoolRef:
@@ -126,10 +145,12 @@ class Closure:
     added: tuple[int, ...]
     seconds: float
     failed: str = ""
+    joined: bool = False  # each of ``hints`` is a block's state with chunk_md's hints
 
     def describe(self) -> str:
         rounds = f"{len(self.added)} round" + ("s" if len(self.added) != 1 else "")
-        hints = f" and {len(self.hints):,} of chunk_md's hints" if self.hints else ""
+        hints = (f" and {len(self.hints):,} of chunk_md's hints" + (" joined with the block" if self.joined else "")
+                 if self.hints else "")
         return (f"a closed set of {len(self.states):,} block states{hints} ({rounds},"
                 f" {self.seconds:.0f} s; block_states.py)")
 
@@ -147,7 +168,8 @@ def close(pre: SymChunk, steps: dict[str, tuple[list[z3.BoolRef], SymChunk]], se
     started = time.perf_counter()
 
     def closure(why: str = "") -> Closure:
-        return Closure(frozenset(sets[0]), frozenset(sets[1]), tuple(added), time.perf_counter() - started, why)
+        return Closure(frozenset(sets[0]), frozenset(sets[1]), tuple(added), time.perf_counter() - started, why,
+                       joined(pre.geometry))
 
     while True:
         new: list[set[tuple[int, ...]]] = [set(), set()]
