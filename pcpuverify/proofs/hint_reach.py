@@ -2,8 +2,8 @@
 
 ``block_states.py`` lists a one-block chunk's block state and ``chunk_md``'s
 hints together, one joined state per chunk (``joined``), because the
-counterexamples to induction of ``mainline``'s open ``chunk_md`` rows at
-1x8 join a block and hints that no trace joins.  The solver grows that set
+counterexamples to induction of the three ``chunk_md`` rows ``mainline`` left
+open at 1x8 join a block and hints that no trace joins.  The solver grows that set
 one state per query, which is too slow from the few thousand states random
 walks meet (``docs/releases.md``).  This search meets them all first.
 
@@ -14,15 +14,14 @@ make:
 - a free may release any run of allocated bits, as the solver's
   ``bound_map`` allows (``bound_map`` is written by an allocation and read
   only by the free that ends it);
-- an allocation skips ``pcpu_alloc``'s slot check (which never refuses an
-  allocation ``pcpu_find_block_fit`` places, as the slot follows
-  ``chunk_md.contig_hint``), and an atomic one sees each set of populated
-  pages (population changes no hint).
+- an allocation skips ``pcpu_alloc``'s slot check (which can only refuse
+  it), and an atomic one sees each set of populated pages (population
+  changes no hint).
 
 So what it reaches is every state the model reaches and perhaps more, as a
-seed needs; a state the closure would not reach only keeps rows open.  At
-1x8 (``mainline``) it reaches a fixpoint: 341,068 states, 18,063 joined
-states, in about 90 s on one core.
+seed needs (a seed no trace reaches can only keep rows open).  At 1x8
+(``mainline``) it reaches a fixpoint: 341,068 states, 18,063 joined states,
+in about 80 s on one core.
 """
 
 from __future__ import annotations

@@ -98,7 +98,8 @@ class SuiteOptions:
     # which finds gallery 15's five 8-operation rows from scratch
     search_states: int = 100_000
     # then the rows still open asked again under closed sets of at most this many block states and chunk_md hints
-    # (block_states.py); 0: none.  mainline at 1x8: 2,884 and 486 in 157 s (one core), 4 of its 7 open rows PROVED
+    # (block_states.py); 0: none.  mainline at 1x8: 2,829 block states and 18,063 joined with chunk_md's hints, seeded
+    # by hint_reach.py (77 s) and closed in 187 s (one core): all 7 of its open rows PROVED
     block_states: int = 0
     conformance_steps: int = 60
     # consecution queries first with the strengthening sliced to their cone of influence (slicing.py); like
