@@ -118,9 +118,9 @@ def test_the_search_over_bits_and_hints_reaches_every_state_the_model_reaches() 
         searched["blocks"] |= block_states_of(values, ONE_SMALL_BLOCK, block_fields(pre))
         searched["hints"] |= chunk_md_states_of(values, ONE_SMALL_BLOCK, block_fields(pre))
 
-    assert hint_reach.reach("mainline", ONE_SMALL_BLOCK, 10_000, seen)
+    assert hint_reach.reach("mainline", ONE_SMALL_BLOCK, 10_000, seen).complete
     assert searched == {"blocks": blocks, "hints": hints}
-    assert not hint_reach.reach("mainline", ONE_SMALL_BLOCK, 100, lambda key: None)  # no fixpoint within 100
+    assert hint_reach.reach("mainline", ONE_SMALL_BLOCK, 100, lambda key: None) == (100, False)  # cut at 100
 
 
 def test_a_closure_past_its_budget_is_no_lemma() -> None:

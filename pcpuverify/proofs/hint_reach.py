@@ -11,9 +11,9 @@ It searches ``model/`` breadth first over what the closed sets and the
 hint updates read: ``alloc_map``, ``md_blocks`` and ``chunk_md``.  The rest
 of the chunk is left out, and the search lets through every step it could
 make:
-- a free may release any run of allocated bits, as the solver's
-  ``bound_map`` allows (``bound_map`` is written by an allocation and read
-  only by the free that ends it);
+- a free may release any run of allocated bits, as it may in the solver's
+  pre-states (``bound_map`` is written by an allocation and read only by the
+  free that ends it);
 - an allocation skips ``pcpu_alloc``'s slot check (which can only refuse
   it), and an atomic one sees each set of populated pages (population
   changes no hint).
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import fields
+from typing import NamedTuple
 
 from pcpuverify.model.geometry import Geometry
 from pcpuverify.model.linux_5_4 import Linux54, PcpuBlockMd, PcpuChunk54
@@ -104,9 +105,14 @@ def values(key: HintKey) -> dict[str, int]:
     return out
 
 
-def reach(variant: str, geometry: Geometry, max_states: int, on_state: Callable[[HintKey], None]) -> bool:
-    """Show every state reached from a new chunk to ``on_state``, breadth first, until a fixpoint (True) or
-    ``max_states`` distinct states (False)."""
+class Reached(NamedTuple):
+    states: int  # distinct states shown
+    complete: bool  # a fixpoint: every state the search can reach was shown
+
+
+def reach(variant: str, geometry: Geometry, max_states: int, on_state: Callable[[HintKey], None]) -> Reached:
+    """Show every state reached from a new chunk to ``on_state``, breadth first, until a fixpoint or
+    ``max_states`` distinct states."""
     model = subject(variant).model(geometry.block_bits, geometry.nr_pages)
     assert isinstance(model, Linux54), f"{variant} keeps no chunk_md"
     at = _Chunk(model)
@@ -121,9 +127,9 @@ def reach(variant: str, geometry: Geometry, max_states: int, on_state: Callable[
                 if after in seen:
                     continue
                 if len(seen) >= max_states:
-                    return False
+                    return Reached(len(seen), False)
                 seen.add(after)
                 on_state(after)
                 following.append(after)
         frontier = following
-    return True
+    return Reached(len(seen), True)

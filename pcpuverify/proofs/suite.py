@@ -533,10 +533,9 @@ def _suite(variant: str, geometry: Geometry, options: SuiteOptions, invariants: 
         reached: dict[str, object] = {}
         if joined(geometry) and hasattr(pre, "chunk_md"):  # the joined set is too large to grow from the walks
             started = time.perf_counter()
-            states: list[int] = []
-            complete = hint_reach.reach(variant, geometry, REACH_STATES,
-                                        lambda key: (states.append(1), seed_values(hint_reach.values(key))))
-            reached = {"states": len(states), "complete": complete, "seconds": round(time.perf_counter() - started, 3)}
+            searched = hint_reach.reach(variant, geometry, REACH_STATES,
+                                        lambda key: seed_values(hint_reach.values(key)))
+            reached = {**searched._asdict(), "seconds": round(time.perf_counter() - started, 3)}
         closure, kept = closed_together(broken)
         summary = {"states": len(closure.states), "chunk_md_hints": len(closure.hints), "added": list(closure.added),
                    "seconds": round(closure.seconds, 3), "seed_walks": walks, "seed_reach": reached,
