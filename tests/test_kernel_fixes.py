@@ -202,11 +202,12 @@ PROOF_TRACES = Path(__file__).with_name("proof_traces")
 
 @pytest.mark.slow
 @pytest.mark.parametrize("release", ["debian-6.12", "linux-7.1.3"])
-@pytest.mark.parametrize("name", ["scan-hint-before-contig-hint", "scan-hint-clear-of-contig-hint"])
+@pytest.mark.parametrize("name", ["scan-hint-before-contig-hint", "scan-hint-clear-of-contig-hint",
+                                  "2x8__scan-hint-before-contig-hint"])
 def test_the_proofs_findings_on_the_c(release: str, name: str, tmp_path: Path) -> None:
-    """The 1x8 proofs' finding (docs/gallery.md 16), found and shortened on the model: `pcpu-verify replay
-    --source` reproduces it on the C, and no longer with scan-hint-equal-after-alignment.patch or with
-    mainline-fixed.patch."""
+    """The 1x8 proofs' finding (docs/gallery.md 16), found and shortened on the model, and its 2x8 witness:
+    `pcpu-verify replay --source` reproduces it on the C, and no longer with scan-hint-equal-after-alignment.patch
+    or with mainline-fixed.patch."""
     trace = PROOF_TRACES / f"mainline__{name}.json"
     source = kernel(release).percpu_c.parent.parent
 

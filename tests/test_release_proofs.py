@@ -166,6 +166,21 @@ def test_mainline_off_by_a_page_witness_reproduces_on_the_c_and_not_with_gallery
     assert proc.returncode == 1 and "not reproduced on the C" in proc.stdout, (proc.stdout, proc.stderr)
 
 
+# mainline's witness for scan-hint-before-contig-hint/alloc at 2x8: gallery 16 in block 0, block 1 untouched (the
+# random search's 6-operation trace for mainline).  The 1x8 witness cannot carry to two pages, and linux-5.4's
+# random walks, seeded by its own name, miss it, so without this file linux-5.4's row at 2x8 stayed NOT-INDUCTIVE.
+BEFORE_2X8 = PROOF_TRACES / "mainline__2x8__scan-hint-before-contig-hint.json"
+
+
+@pytest.mark.parametrize("variant", ["mainline", "linux-5.4"])
+def test_the_2x8_scan_hint_before_witness_carries_to_both_scan_hint_releases(variant: str) -> None:
+    witness = Witness(BEFORE_2X8.name, trace_from_json(json.loads(BEFORE_2X8.read_text())))
+    assert (witness.trace.variant, witness.trace.geometry.name, len(witness.trace.ops)) == ("mainline", "2x8", 6)
+    carried = carry([witness], variant, Geometry.parse("2x8"), witness.trace.violates, "alloc")
+    assert carried is not None and carried.first == 5 and len(carried.trace.ops) == 6
+    assert carry([witness], "mainline-fixed", Geometry.parse("2x8"), witness.trace.violates, "alloc") is None
+
+
 # mainline's witness for scan-hint-clear-of-contig-hint/alloc at 2x8: a reachable state where the invariant holds
 # and an allocation breaks it, so no strengthening can prove the row; the invariant broke before (step 9, a free:
 # gallery 15's scan hint inside the new contig hint) and held again from step 11.  Step 11 promotes that scan hint:
