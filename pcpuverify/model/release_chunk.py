@@ -22,7 +22,7 @@ def _field_names(cls: type) -> tuple[str, ...]:
     return tuple(f.name for f in fields(cls))
 
 
-def _flat(block: Any) -> tuple[int, ...]:
+def flat_fields(block: Any) -> tuple[int, ...]:
     """A block's fields (plain ints) as a tuple: ``dataclasses.astuple`` without its deep copy of each value, which
     made ``key`` half of a breadth-first search's time."""
     return tuple(getattr(block, name) for name in _field_names(type(block)))
@@ -108,9 +108,9 @@ class ReleaseChunk:
             if isinstance(value, Bitmap):
                 out.append(value.value)
             elif isinstance(value, MdBlocks):
-                out.append(tuple(_flat(b) for b in value))
+                out.append(tuple(flat_fields(b) for b in value))
             elif isinstance(value, self.block_type):
-                out.append(_flat(value))
+                out.append(flat_fields(value))
             elif isinstance(value, dict):
                 out.append(tuple(sorted(value.items())))
             else:

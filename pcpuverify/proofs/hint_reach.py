@@ -33,6 +33,7 @@ from typing import NamedTuple
 from pcpuverify.model.geometry import Geometry
 from pcpuverify.model.linux_5_4 import Linux54, PcpuBlockMd, PcpuChunk54
 from pcpuverify.model.percpu import PCPU_MIN_ALLOC_SIZE
+from pcpuverify.model.release_chunk import flat_fields
 from pcpuverify.symbolic.state import block_key
 from pcpuverify.symbolic.subjects import subject
 
@@ -51,7 +52,7 @@ class _Chunk:
 
     def key(self) -> HintKey:
         c = self.chunk
-        return (c.alloc_map.value, tuple(_flat(b) for b in c.md_blocks.blocks), _flat(c.chunk_md))
+        return (c.alloc_map.value, tuple(flat_fields(b) for b in c.md_blocks.blocks), flat_fields(c.chunk_md))
 
     def load(self, key: HintKey, populated: int) -> None:
         alloc_map, blocks, chunk_md = key
@@ -63,10 +64,6 @@ class _Chunk:
         c.free_bytes = (self.nr_bits - alloc_map.bit_count()) * PCPU_MIN_ALLOC_SIZE
         c.populated.value = populated
         c.log.clear()
-
-
-def _flat(md: PcpuBlockMd) -> tuple[int, ...]:
-    return tuple(getattr(md, f) for f in MD_FIELDS)
 
 
 def _successors(at: _Chunk, key: HintKey, geometry: Geometry) -> Iterator[HintKey]:
