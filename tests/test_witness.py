@@ -35,6 +35,22 @@ def test_carried_to_larger_blocks_it_still_breaks_the_invariant(variant: str, bl
     assert first_violation(carried.trace, WITHIN) == len(carried.trace.ops) - 1
 
 
+BREADTH_FIRST = ROOT / "tests" / "proof_traces" / "breadth-first"
+
+
+@pytest.mark.parametrize("variant", ["mainline", "linux-5.4"])
+def test_carried_to_more_pages_the_pages_it_lacks_are_added_as_the_geometry_populates_them(variant: str) -> None:
+    """mainline's 8-operation witness on one 8-bit block (gallery 15) breaks block 0 alone, so on three pages it
+    breaks the same invariant at the same step; the page it had stays as it was (not populated at first)."""
+    name = "block-contig-hint-exact"
+    witnesses = load_witnesses([BREADTH_FIRST / f"mainline__1x8__{name}__alloc.json"])
+    assert witnesses[0].trace.geometry == Geometry(8, 1, ())
+    carried = carry(witnesses, variant, Geometry(8, 3, (0, 1, 2)), name, "alloc")
+    assert carried is not None and carried.trace.geometry == Geometry(8, 3, (1, 2))
+    assert first_violation(carried.trace, name) == len(carried.trace.ops) - 1 == 7
+    assert carry(witnesses, "mainline-fixed", Geometry(8, 3, (0, 1, 2)), name, "alloc") is None  # gallery 15's fix
+
+
 def test_scaling_keeps_the_shape_in_blocks() -> None:
     scaled = scaled_up(load_trace(THREE_BLOCKS), "v1", 8)
     sizes = [op.bits for op in scaled.ops if hasattr(op, "bits")]
@@ -47,7 +63,7 @@ def test_scaling_keeps_the_shape_in_blocks() -> None:
     ("variant", "geometry", "kind"),
     [
         ("fixed", Geometry(8, 3, ()), "free"),  # the fix removes it
-        ("v1", Geometry(8, 2, ()), "free"),  # needs the same number of pages
+        ("v1", Geometry(8, 2, ()), "free"),  # needs as many pages: three
         ("v1", Geometry(8, 3, ()), "alloc"),  # the last operation is a free, not an alloc
     ],
 )

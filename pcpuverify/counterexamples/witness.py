@@ -3,9 +3,12 @@
 Bounded model checking settles a failed consecution only up to its depth;
 some reachable violations are longer (a three-block run grown from both
 sides takes eight operations).  A trace that already shows the violation
-on the same number of pages, with blocks of the same size or a power-of-two
-fraction of it, is carried there (``scaled_up``: each free frees what the
-same alloc returned) and replayed on ``model/``.  A witness is evidence of
+on as many pages or fewer, with blocks of the same size or a power-of-two
+fraction of it, is carried there (``with_pages``: the pages it lacks are
+appended, as the obligation's geometry populates them; ``scaled_up``: each
+free frees what the same alloc returned) and replayed on ``model/``.  More
+pages change where a fit is found and what ``chunk_md`` learns, so many
+traces break nothing there; the replay decides.  A witness is evidence of
 VIOLATED only, and only when an operation of the obligation's kind breaks
 the same invariant from a state where it holds; the carried trace ends
 there.  An earlier step may have broken it too (by another kind of
@@ -17,7 +20,7 @@ can never make an obligation PROVED.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pcpuverify.counterexamples.minimize import REFUSED, scaled_up
@@ -50,6 +53,14 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
+def with_pages(trace: Trace, geometry: Geometry) -> Trace:
+    """``trace`` on a chunk of ``geometry.nr_pages`` pages: its own pages as they were, the rest populated as in
+    ``geometry`` (its blocks stay the trace's size)."""
+    g = trace.geometry
+    added = tuple(p for p in geometry.populated if p >= g.nr_pages)
+    return replace(trace, geometry=Geometry(g.block_bits, geometry.nr_pages, (*g.populated, *added)))
+
+
 @dataclass(frozen=True)
 class Carried:
     witness: Witness
@@ -63,10 +74,10 @@ def carry(witnesses: Sequence[Witness], variant: str, geometry: Geometry, invari
     found: list[Carried] = []
     for w in witnesses:
         g = w.trace.geometry
-        if w.trace.violates != invariant or g.nr_pages != geometry.nr_pages or geometry.block_bits % g.block_bits:
+        if w.trace.violates != invariant or g.nr_pages > geometry.nr_pages or geometry.block_bits % g.block_bits:
             continue
         try:
-            trace = scaled_up(w.trace, variant, geometry.block_bits)
+            trace = scaled_up(with_pages(w.trace, geometry), variant, geometry.block_bits)
             breaks = replay(trace).breaks(invariant)
         except REFUSED:
             continue
