@@ -251,7 +251,9 @@ def test_a_witness_settles_a_row_whose_invariant_broke_earlier_by_another_operat
     free = carry([witness], "mainline", Geometry.parse("2x8"), witness.trace.violates, "free")
     assert free is not None and free.trace.ops == witness.trace.ops[:10] and free.first == 9
     assert carry([witness], "mainline", Geometry.parse("2x8"), witness.trace.violates, "populate") is None
-    assert carry([witness], "mainline", Geometry.parse("3x8"), witness.trace.violates, "alloc") is None  # pages
+    assert carry([witness], "mainline", Geometry.parse("1x8"), witness.trace.violates, "alloc") is None  # pages
+    on_three = carry([witness], "mainline", Geometry.parse("3x8"), witness.trace.violates, "alloc")  # page 2 added
+    assert on_three is not None and on_three.trace.ops == witness.trace.ops and on_three.first == 9
 
 
 def test_a_row_left_open_by_the_solver_is_violated_by_the_witness_and_says_where_it_first_broke() -> None:
