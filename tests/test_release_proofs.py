@@ -167,8 +167,9 @@ def test_mainline_off_by_a_page_witness_reproduces_on_the_c_and_not_with_gallery
 
 
 # mainline's witness for scan-hint-before-contig-hint/alloc at 2x8: gallery 16 in block 0, block 1 untouched (the
-# random search's 6-operation trace for mainline).  The 1x8 witness cannot carry to two pages, and linux-5.4's
-# random walks, seeded by its own name, miss it, so without this file linux-5.4's row at 2x8 stayed NOT-INDUCTIVE.
+# random search's 6-operation trace for mainline).  The 1x8 witness breaks nothing on two pages (its allocations
+# land elsewhere), and linux-5.4's random walks, seeded by its own name, miss it, so without this file linux-5.4's
+# row at 2x8 stayed NOT-INDUCTIVE.
 BEFORE_2X8 = PROOF_TRACES / "mainline__2x8__scan-hint-before-contig-hint.json"
 
 
