@@ -570,7 +570,9 @@ def _suite(variant: str, geometry: Geometry, options: SuiteOptions, invariants: 
             out[(r.invariant, r.op)] = (
                 replace(r, verdict=Verdict.PROVED, seconds=r.seconds + ans.seconds, extra=extra, cti=None,
                         detail=under) if ans.status == "unsat"
-                else replace(r, extra=extra, detail=_also(r.detail, f"not {under} ({ans.status})")))
+                else replace(r, extra=extra, detail=_also(r.detail, f"not {under} ({ans.status})"),
+                             # the counterexample to induction the sets leave, not the one they were asked for
+                             cti=_cti(ans.model, pre, trans[r.op]) if ans.model is not None else r.cti))
         return out
 
     run_all([partial(consecution_rows, inv, strengthening, each) for _, inv, strengthening in tail], jobs, done)
