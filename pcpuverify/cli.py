@@ -70,7 +70,7 @@ from pcpuverify.proofs.obligations import OPS
 from pcpuverify.proofs.results import Result, Verdict
 from pcpuverify.proofs.solver import SOLVER_CHOICES, SolverOptions
 from pcpuverify.proofs.suite import SuiteOptions, run_suite
-from pcpuverify.proofs.termination import Terminated, sigterm_raises, stop_if_terminated
+from pcpuverify.proofs.termination import Terminated, sigterm_raises, stop_if_terminated, stopping
 from pcpuverify.report import Console, print_overview, print_results, results_json, trace_file_name, wide_console
 from pcpuverify.symbolic.bv import check_encodable
 from pcpuverify.symbolic.subjects import SUBJECTS, SubjectError, subject
@@ -625,64 +625,87 @@ def prove(variants: tuple[str, ...], geometries: tuple[str, ...], invariants: tu
     err = Console(stderr=True)
     lines = None if err.is_terminal else ProgressLines(err)  # a CI log: no spinner, so say what finished
     wanted = {n for n in invariants if n not in LAYOUT_PROPERTIES} if invariants else None
-    results: list[Result] = []
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                  console=err, transient=True, disable=as_json or not err.is_terminal) as progress:
-        for variant in chosen:
-            total = len(suite_rows(frozenset(wanted) if wanted is not None else None, frozenset(ops) or None,
-                                   variant))
-            for geometry in geos:
-                task = progress.add_task(f"{variant} {geometry.name}", total=None)
+    results: list[Result] = []  # the finished suites' rows
+    streamed: list[Result] = []  # the running suite's rows, as they settle
+    try:
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                      console=err, transient=True, disable=as_json or not err.is_terminal) as progress:
+            for variant in chosen:
+                total = len(suite_rows(frozenset(wanted) if wanted is not None else None, frozenset(ops) or None,
+                                       variant))
+                for geometry in geos:
+                    task = progress.add_task(f"{variant} {geometry.name}", total=None)
 
-                def show(r: Result, task: TaskID = task, label: str = f"{variant} {geometry.name}",
-                         total: int = total) -> None:
-                    progress.update(task, description=f"{label}: {r.invariant} / {r.op} {r.verdict.value}")
-                    if lines is not None:
-                        lines.add(label, total, r)
+                    def show(r: Result, task: TaskID = task, label: str = f"{variant} {geometry.name}",
+                             total: int = total) -> None:
+                        progress.update(task, description=f"{label}: {r.invariant} / {r.op} {r.verdict.value}")
+                        streamed.append(r)
+                        if lines is not None:
+                            lines.add(label, total, r)
 
-                if total:  # a selection with no row of this variant is not solved for nothing
-                    results += run_suite(variant, geometry, options, wanted, set(ops) or None, show, witnesses)
+                    if total:  # a selection with no row of this variant is not solved for nothing
+                        results += run_suite(variant, geometry, options, wanted, set(ops) or None, show, witnesses)
+                        streamed.clear()
+                        if lines is not None:
+                            lines.suite_done()
+                    progress.remove_task(task)
+                for label in [] if ops or variant in unproved else labels:
+                    task = progress.add_task(f"{variant} {label.name}", total=None)
+                    picked = frozenset(invariants) if invariants else None
+
+                    def shown(r: Result, task: TaskID = task, name: str = f"{variant} {label.name}",
+                              total: int = len(label_rows(label, variant, picked))) -> None:
+                        progress.update(task, description=f"{name}: {r.invariant} / {r.op} {r.verdict.value}")
+                        streamed.append(r)
+                        if lines is not None:
+                            lines.add(name, total, r)
+
+                    results += run_label(variant, label, options.solver, picked, shown, source)
+                    streamed.clear()
                     if lines is not None:
                         lines.suite_done()
-                progress.remove_task(task)
-            for label in [] if ops or variant in unproved else labels:
-                task = progress.add_task(f"{variant} {label.name}", total=None)
-                picked = frozenset(invariants) if invariants else None
-
-                def shown(r: Result, task: TaskID = task, name: str = f"{variant} {label.name}",
-                          total: int = len(label_rows(label, variant, picked))) -> None:
-                    progress.update(task, description=f"{name}: {r.invariant} / {r.op} {r.verdict.value}")
+                    progress.remove_task(task)
+                if layout and not ops and subject(variant).proves_layout:
+                    label = f"{variant} first-chunk layout at 64 bits"
+                    task = progress.add_task(label, total=None)
+                    found = [r for r in run_layout_suite(4096, options.solver, variant=variant)
+                             if not invariants or r.invariant in invariants]
                     if lines is not None:
-                        lines.add(name, total, r)
-
-                results += run_label(variant, label, options.solver, picked, shown, source)
-                if lines is not None:
-                    lines.suite_done()
-                progress.remove_task(task)
-            if layout and not ops and subject(variant).proves_layout:
-                label = f"{variant} first-chunk layout at 64 bits"
-                task = progress.add_task(label, total=None)
-                found = [r for r in run_layout_suite(4096, options.solver, variant=variant)
-                         if not invariants or r.invariant in invariants]
-                if lines is not None:
-                    lines.line(label, Counter(r.verdict.value for r in found), f"{len(found)} rows")
-                results += found
-                progress.remove_task(task)
+                        lines.line(label, Counter(r.verdict.value for r in found), f"{len(found)} rows")
+                    results += found
+                    progress.remove_task(task)
+    except BaseException as e:
+        if lines is not None:
+            lines.flush()
+        if stopping() and (results or streamed):  # Ctrl-C or SIGTERM: what was settled is printed, not lost
+            how = "interrupted" if isinstance(e, KeyboardInterrupt) else "terminated"
+            _print_proved([*results, *streamed], options, traces, traces_dir, as_json, rows, stopped=how)
+        raise
     if not results:  # a selection that matches no row proved nothing, so it may not exit 0
         raise click.UsageError("nothing to prove: no obligation matches --geometry, --invariant and --op together"
                                " (a block label has no --op rows; layout properties need --layout)")
-    if traces is not None:
-        _save_traces(results, traces)
-    if as_json:
-        click.echo(results_json(results, {"options": options.to_json()}))
-    elif rows:
-        print_results(wide_console(), results)
-    else:
-        print_overview(wide_console(), results, traces_dir, _next_steps(results, _project_config()))
+    _print_proved(results, options, traces, traces_dir, as_json, rows)
     if any(r.verdict in (Verdict.VACUOUS, Verdict.SPURIOUS, Verdict.NONCONFORMANT) for r in results):
         sys.exit(EXIT_TOOL_FAILURE)
     if any(r.verdict is Verdict.UNKNOWN for r in results):
         sys.exit(EXIT_UNDECIDED)
+
+
+def _print_proved(results: list[Result], options: SuiteOptions, traces: Path | None, traces_dir: str | None,
+                  as_json: bool, rows: bool, stopped: str | None = None) -> None:
+    """``prove``'s rows: their traces saved, then the JSON, the table or the overview.  ``stopped`` (interrupted,
+    terminated) marks the rows of a run cut short: those settled before it, the rest not reached."""
+    if traces is not None:
+        _save_traces(results, traces)
+    if as_json:
+        click.echo(results_json(results, {"options": options.to_json(), **({"stopped": stopped} if stopped else {})}))
+        return
+    if stopped:
+        click.echo(f"pcpu-verify: {stopped}: {len(results):,} rows, each as far as it got; the rest were not reached")
+    if rows:
+        print_results(wide_console(), results)
+    else:
+        print_overview(wide_console(), results, traces_dir, _next_steps(results, _project_config()))
 
 
 def _project_config() -> Config | None:

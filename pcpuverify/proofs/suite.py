@@ -66,7 +66,7 @@ from pcpuverify.proofs.obligations import (
 from pcpuverify.proofs.results import Result, Verdict
 from pcpuverify.proofs.slicing import Cone
 from pcpuverify.proofs.solver import Answer, SolverOptions, check, check_all
-from pcpuverify.proofs.termination import stop_if_terminated
+from pcpuverify.proofs.termination import stop_if_terminated, stopping
 from pcpuverify.symbolic.encode import SymPercpu
 from pcpuverify.symbolic.state import SymChunk
 from pcpuverify.symbolic.subjects import subject
@@ -257,8 +257,11 @@ def run_suite(
 def _suite(variant: str, geometry: Geometry, options: SuiteOptions, invariants: set[str] | None,
            ops: set[str] | None, progress: Progress | None, witnesses: Sequence[Witness],
            conformance: Later[str | None], first_chunk: Later[list[Result]]) -> list[Result]:
+    shown: set[Obligation] = set()  # the rows reported: a suite stopped reports those it held back, once
+
     def report(r: Result) -> None:
         stop_if_terminated()  # a row settled: where a SIGTERM whose exception was lost stops the suite
+        shown.add((r.invariant, r.op))
         if progress is not None:
             progress(r)
 
@@ -575,20 +578,42 @@ def _suite(variant: str, geometry: Geometry, options: SuiteOptions, invariants: 
                              cti=_cti(ans.model, pre, trans[r.op]) if ans.model is not None else r.cti))
         return out
 
-    run_all([partial(consecution_rows, inv, strengthening, each) for _, inv, strengthening in tail], jobs, done)
-    left = [r for rows in settled for r in rows if open_row(r)]
-    final: dict[Obligation, Result] = {(r.invariant, r.op): r for r in left}
-    bfs_rows = [r for r in left if searched_row(r)]
-    if bfs_rows:
-        final |= _breadth_first(variant, geometry, bfs_rows, options.search_states,
-                                seed if options.block_states > 0 else None)
-    still = [r for r in final.values() if r.verdict is Verdict.NOT_INDUCTIVE]
-    if still and options.block_states > 0:
-        final |= under_block_states(still, {r.invariant for r in [*(r for rows in settled for r in rows),
-                                                                   *final.values()] if r.verdict is Verdict.VIOLATED})
+    final: dict[Obligation, Result] = {}  # the rows held back for the later stages, as those settle them
+    stage = "before the breadth-first search and the closed sets had run"  # where a stop finds the rows
+
+    def stopped() -> None:
+        """Ctrl-C or SIGTERM: the rows held back for a later stage are reported as they stand, not lost."""
+        if progress is None:
+            return
+        for rows in settled:
+            for r in rows:
+                if open_row(r) and (r.invariant, r.op) not in shown:
+                    r = final.get((r.invariant, r.op), r)
+                    progress(r if r.verdict is not Verdict.NOT_INDUCTIVE else
+                             replace(r, detail=_also(r.detail, f"stopped {stage}")))
+
+    try:
+        run_all([partial(consecution_rows, inv, strengthening, each) for _, inv, strengthening in tail], jobs, done)
+        left = [r for rows in settled for r in rows if open_row(r)]
+        final |= {(r.invariant, r.op): r for r in left}
+        bfs_rows = [r for r in left if searched_row(r)]
+        if bfs_rows:
+            stage = "during the breadth-first search"
+            final |= _breadth_first(variant, geometry, bfs_rows, options.search_states,
+                                    seed if options.block_states > 0 else None)
+        still = [r for r in final.values() if r.verdict is Verdict.NOT_INDUCTIVE]
+        if still and options.block_states > 0:
+            stage = "while the closed sets were grown"
+            final |= under_block_states(still, {r.invariant for r in [*(r for rows in settled for r in rows),
+                                                                       *final.values()]
+                                                if r.verdict is Verdict.VIOLATED})
+        for r in left:
+            report(final[(r.invariant, r.op)])
+    except BaseException:
+        if stopping():
+            stopped()
+        raise
     settled = [[final.get((r.invariant, r.op), r) for r in rows] for rows in settled]
-    for r in left:
-        report(final[(r.invariant, r.op)])
     results += [r for rows in settled for r in rows]
     return results
 

@@ -51,6 +51,11 @@ def stop_if_terminated() -> None:
         raise Terminated()
 
 
+def stopping() -> bool:
+    """Whether the exception being handled is Ctrl-C or SIGTERM, or what SIGTERM left where it landed."""
+    return isinstance(sys.exc_info()[1], (KeyboardInterrupt, Terminated)) or RECEIVED.is_set()
+
+
 def _quiet_when_terminated(default: Callable[[Any], object]) -> Callable[[Any], object]:
     def hook(unraisable: Any) -> None:
         if RECEIVED.is_set():  # ending on SIGTERM: its own exception, landed here, or the debris of what it cut short
