@@ -14,6 +14,7 @@ import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import z3
@@ -24,11 +25,13 @@ from pcpuverify.counterexamples.explore import new_chunks
 from pcpuverify.counterexamples.row_search import walk_states
 from pcpuverify.model.geometry import Geometry
 from pcpuverify.model.reference import Reference
-from pcpuverify.proofs import hint_reach
+from pcpuverify.proofs import hint_reach, suite
 from pcpuverify.proofs.block_states import (CHUNK_MD_HINTS, BlockState, Closure, HintState, block_fields,
                                            block_states_of, chunk_md_states_of, close)
 from pcpuverify.proofs.conformance import model_fields
 from pcpuverify.proofs.obligations import OPS, transition
+from pcpuverify.proofs.results import Verdict
+from pcpuverify.proofs.suite import SuiteOptions, run_suite
 from pcpuverify.symbolic.state import SymChunk
 from pcpuverify.symbolic.subjects import subject
 
@@ -158,3 +161,35 @@ def test_prove_settles_a_row_under_the_closed_set_and_not_without_it(tmp_path: P
     assert without["result"] == "NOT-INDUCTIVE"
     # the row says what was tried: the solver's depth and the random walks (the default 2,000)
     assert without["detail"] == "none within depth 4, nor in 2,000 random walks on model/", without
+
+
+@pytest.mark.slow
+def test_a_row_open_under_the_sets_shows_a_counterexample_inside_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``mainline``'s ``chunk-md-scan-hint-clear-of-contig-hint``/alloc at 2x4 stays NOT-INDUCTIVE under the
+    closed sets (each block and ``chunk_md``'s hints are listed apart there): the counterexample to induction
+    it reports is the one of the query that assumed the sets, so its state lies inside them.  The one asked
+    before the sets were grown, which it reported until 7 December 2026, does not."""
+    grown: list[Closure] = []
+
+    def recorded(*args: object, **kwargs: object) -> Closure:
+        grown.append(close(*args, **kwargs))  # type: ignore[arg-type]
+        return grown[-1]
+
+    monkeypatch.setattr(suite, "close", recorded)
+    g = Geometry.parse("2x4")
+    rows = run_suite("mainline", g, SuiteOptions(block_states=20_000), {"chunk-md-scan-hint-clear-of-contig-hint"},
+                     {"alloc"})
+    (row,) = [r for r in rows if r.op == "alloc"]
+    assert row.verdict is Verdict.NOT_INDUCTIVE and "not under a closed set of" in row.detail, row.detail
+    last = grown[-1]
+
+    def inside(state: dict[str, Any]) -> bool:
+        chunk = state["chunks"]["dynamic"]
+        bits = chunk["alloc_map"]
+        names = list(chunk["md_blocks"][0])
+        blocks = {(int(bits[g.block_bits * i:g.block_bits * (i + 1)][::-1], 2), *(md[f] for f in names))
+                  for i, md in enumerate(chunk["md_blocks"])}
+        hints = tuple(chunk["chunk_md"][f] for f in CHUNK_MD_HINTS)
+        return blocks <= last.states and hints in last.hints
+
+    assert row.cti is not None and inside(row.cti["before"]), row.cti
