@@ -55,7 +55,10 @@ def test_a_stopped_prove_prints_its_rows(sent: int, code: int, how: str) -> None
     proc = subprocess.Popen([exe(), "prove", "--variant", "mainline", "--geometry", "1x8", "--invariant", ROW,
                              "--invariant", "free-bits-count", "--op", "free", "--depth", "2", "--search-walks", "0",
                              "--search-states", "1000000", "--block-states", "0", "--no-witnesses", "--no-layout",
-                             "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # a terminal's Ctrl-C: a job started with `&` (a CI script run so) ignores SIGINT, and
+                            # its children inherit that
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         first = proc.stderr.readline() if proc.stderr is not None else ""
         assert first.startswith("prove: mainline 1x8: init (every invariant): 2 PROVED"), first
