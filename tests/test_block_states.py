@@ -171,8 +171,8 @@ def test_a_row_open_under_the_sets_shows_a_counterexample_inside_them(monkeypatc
     before the sets were grown, which it reported until 7 December 2026, does not."""
     grown: list[Closure] = []
 
-    def recorded(*args: object, **kwargs: object) -> Closure:
-        grown.append(close(*args, **kwargs))  # type: ignore[arg-type]
+    def recorded(*args: Any, **kwargs: Any) -> Closure:
+        grown.append(close(*args, **kwargs))
         return grown[-1]
 
     monkeypatch.setattr(suite, "close", recorded)
