@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import time
 from typing import Any
 
 import pytest
@@ -76,3 +77,25 @@ def test_a_stopped_prove_prints_its_rows(sent: int, code: int, how: str) -> None
         ("free-bits-count", "init", "PROVED"), (ROW, "init", "PROVED"), ("free-bits-count", "free", "PROVED"),
         (ROW, "free", "NOT-INDUCTIVE")]
     assert printed["results"][-1]["detail"] == "none within depth 2; stopped during the breadth-first search"
+
+
+def test_ctrl_c_in_a_z3_query_stops_prove_at_once() -> None:
+    """Z3 took Ctrl-C itself, answered unknown and the run went on (past 300 s here, where it now leaves at
+    once): the first consecution query of ``free-bits-count``/free at 4x16 takes Z3 minutes."""
+    proc = subprocess.Popen([exe(), "prove", "--solver", "z3", "--variant", "fixed", "--geometry", "4x16",
+                             "--invariant", "free-bits-count", "--op", "free", "--depth", "1", "--no-layout"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        first = proc.stderr.readline() if proc.stderr is not None else ""
+        assert first.startswith("prove: fixed 4x16: init (every invariant): 1 PROVED"), first
+        time.sleep(8)  # into the consecution query, which follows the initiation rows
+        proc.send_signal(signal.SIGINT)
+        signalled = time.monotonic()
+        out, err = proc.communicate(timeout=120)
+        seconds = time.monotonic() - signalled
+    finally:
+        proc.kill()
+    assert (proc.returncode, seconds < 10) == (130, True), (seconds, err[-3000:])
+    assert "pcpu-verify: interrupted" in err and "Traceback" not in err, err[-3000:]
+    assert "free-bits-count  1P" in out, out  # the initiation row, printed

@@ -14,8 +14,11 @@ How each solver is bounded:
   the same number) and ``seed``; ``tlimit-per`` as the wall-clock net.
 - Bitwuzla: only a wall-clock limit (``TIME_LIMIT_PER``) and ``SEED``; it
   has no resource limit, so it is not allowed in the deterministic mode.
-  It polls for SIGTERM and Ctrl-C (``termination.polled_signals``); Z3 and
-  cvc5 in this process see them only when their call returns.
+
+Bitwuzla and Z3 return at once on SIGTERM or Ctrl-C, and the signal is then
+raised (``termination.py``): Bitwuzla polls for them, and Z3 is interrupted
+from a watcher thread.  cvc5 can be neither: ``solver.in_turn`` solves it in
+a child process.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from dataclasses import dataclass, field
 
 import z3
 
-from pcpuverify.proofs.termination import polled_signals
+from pcpuverify.proofs.termination import interrupting, polled_signals
 from pcpuverify.proofs.translate import sort_of, translator
 
 SOLVERS = ("z3", "bitwuzla", "cvc5")
@@ -83,8 +86,10 @@ def _z3(assertions: list[z3.BoolRef], limits: Limits, start: float) -> Outcome:
     s.set("rlimit", limits.rlimit)
     s.set("random_seed", limits.seed)
     s.set("timeout", int(limits.timeout * 1000))
+    s.set("ctrl_c", False)  # else Z3 takes Ctrl-C itself, answers unknown, and the Ctrl-C is lost
     s.add(*assertions)
-    status = s.check()
+    with interrupting(s.interrupt):
+        status = s.check()
     if status == z3.sat:
         model = s.model()
         values: list[Value] = []

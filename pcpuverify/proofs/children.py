@@ -110,6 +110,9 @@ class Child(Generic[T]):
         except EOFError:
             raise ChildFailed(f"child {self.proc.pid} died without answering (exit code {self.proc.exitcode})")\
                 from None
+        except BaseException:  # Ctrl-C or SIGTERM while waiting: the child is not waited for
+            self.proc.kill()
+            raise
         finally:
             self.conn.close()
             self.proc.join()

@@ -12,6 +12,8 @@ solver's limits are set: ``proofs/backends.py``.
 
 from __future__ import annotations
 
+import multiprocessing as mp
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -23,6 +25,7 @@ from pcpuverify.proofs.portfolio import Settled, race
 SOLVER_CHOICES = (*SOLVERS, "portfolio")
 # the portfolio's order, strongest first (bench/bench_proofs.py): Bitwuzla answered the suite's queries fastest
 PORTFOLIO = ("bitwuzla", "z3", "cvc5")
+UNINTERRUPTIBLE = ("cvc5",)  # no poll, no interrupt: solved in a child where a signal could come
 
 
 # Z3 reads rlimit, random_seed and timeout (in ms) as unsigned 32-bit ints and silently wraps larger ones:
@@ -105,13 +108,25 @@ def check(assertions: list[z3.BoolRef], options: SolverOptions) -> Answer:
 
 
 def in_turn(solvers: Sequence[str], assertions: list[z3.BoolRef], limits: Limits) -> Settled:
-    """One worker, this process: each solver in turn until one answers sat or unsat (no fork, nothing to kill)."""
+    """One worker: each solver in turn until one answers sat or unsat.
+
+    Each solves in this process, except cvc5 where a signal can reach it: it can be neither polled nor
+    interrupted (``termination.py``), so it solves in a forked child, killed on SIGTERM or Ctrl-C, which would
+    otherwise wait until the query returned (up to ``--timeout``).
+    """
     outcomes: list[Outcome] = []
     for solver in solvers:
-        outcomes.append(solve(solver, assertions, limits))
+        outcomes.append(race([assertions], (solver,), limits, 1)[0].winner if solver in UNINTERRUPTIBLE
+                        and _signals_arrive() else solve(solver, assertions, limits))
         if outcomes[-1].status in ("sat", "unsat"):
             return Settled(outcomes[-1], outcomes)
     if len(outcomes) == 1:
         return Settled(outcomes[0], outcomes)
     return Settled(Outcome("+".join(solvers), "unknown", sum(o.seconds for o in outcomes),
                            reason="; ".join(o.reason for o in outcomes)), outcomes)
+
+
+def _signals_arrive() -> bool:
+    """Whether this thread is where signals are handled, and may fork: the main thread of a process that is not
+    a daemon (the portfolio's solver children are, and are killed by their parent)."""
+    return threading.current_thread() is threading.main_thread() and not mp.current_process().daemon

@@ -18,14 +18,24 @@ again; and the command line exits 143 on any exception once ``RECEIVED`` is
 set.  Forks hold the signal off altogether (``children.start``).
 
 A native solver call holds the main thread until it returns: a signal's
-Python handler runs only then, up to ``--timeout`` later.  Bitwuzla polls a
-callback as it works; within ``polled_signals`` SIGTERM and SIGINT are only
-noted, the poll sees them and the solver returns at once, and the noted
-signal is then raised as its own handler would have.
+Python handler runs only then, up to ``--timeout`` later.  So each solver is
+made to return at once:
+
+- Bitwuzla polls a callback as it works; within ``polled_signals`` SIGTERM
+  and SIGINT are only noted, the poll sees them and the solver returns, and
+  the noted signal is then raised as its own handler would have.
+- Z3 can be interrupted from another thread; within ``interrupting``, a
+  watcher thread reads the signal numbers that Python's C-level handler
+  writes to a wakeup fd (it does so while the main thread is held) and
+  interrupts the query.  Z3's own Ctrl-C handling must be off (its
+  ``ctrl_c`` parameter): it catches SIGINT itself and returns "unknown",
+  and the Ctrl-C is lost.
+- cvc5 has neither: it is solved in a child process (``backends.py``).
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -119,3 +129,35 @@ def _deliver(signum: int, handler: object) -> None:
         handler(signum, None)
     elif handler == signal.SIG_DFL:
         signal.raise_signal(signum)  # the default action, as if it had come now
+
+
+@contextmanager
+def interrupting(interrupt: Callable[[], None]) -> Iterator[None]:
+    """Within: SIGTERM or SIGINT, where this process handles it, calls ``interrupt`` (from a watcher thread)
+    while the main thread is held in a native call; the signal's own handler then runs when the call returns.
+
+    Python's C-level handler writes each signal's number to the wakeup fd even while the main thread is held,
+    and only for a signal that has a Python handler: a SIGINT the process ignores (a background job) stays
+    ignored.  Outside the main thread, where the wakeup fd cannot be set, nothing is watched.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    previous = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+    watcher = threading.Thread(target=_watch, args=(read_end, interrupt), name="interrupt-on-signal", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        signal.set_wakeup_fd(previous)
+        os.close(write_end)  # the watcher reads the end of the pipe and leaves
+        watcher.join()
+        os.close(read_end)
+
+
+def _watch(read_end: int, interrupt: Callable[[], None]) -> None:
+    while numbers := os.read(read_end, 64):
+        if any(n in POLLED for n in numbers):
+            interrupt()

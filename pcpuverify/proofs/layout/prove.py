@@ -25,6 +25,7 @@ from pcpuverify.proofs.layout.preconditions import preconditions
 from pcpuverify.proofs.layout.properties import LAYOUT_PROPERTIES, LayoutProperty
 from pcpuverify.proofs.results import Result, Verdict
 from pcpuverify.proofs.solver import SolverOptions, check
+from pcpuverify.proofs.termination import interrupting
 
 # -- running the obligations -----------------------------------------------------------
 
@@ -100,8 +101,14 @@ def _minimize(assertions: list[Bool], L: SymLayout, options: SolverOptions) -> t
     solver.set("rlimit", options.rlimit)
     solver.set("random_seed", options.seed)
     solver.set("timeout", int(options.timeout * 1000))
+    solver.set("ctrl_c", False)  # else Z3 takes Ctrl-C itself, answers unknown, and the Ctrl-C is lost
     solver.add(*assertions)
-    if solver.check() != z3.sat:
+
+    def check_here() -> z3.CheckSatResult:
+        with interrupting(solver.interrupt):  # SIGTERM or Ctrl-C: Z3 returns at once, and the signal is raised
+            return solver.check()
+
+    if check_here() != z3.sat:
         return None, time.perf_counter() - start
     model = solver.model()
     # Probes are a nicety: each gets a small share of the budget, and an unknown just stops the search.
@@ -119,7 +126,7 @@ def _minimize(assertions: list[Bool], L: SymLayout, options: SolverOptions) -> t
             return "unknown"
         solver.push()
         solver.add(condition)
-        status = solver.check()
+        status = check_here()
         if status == z3.sat:
             model = solver.model()
         solver.pop()
