@@ -166,6 +166,34 @@ def test_mainline_off_by_a_page_witness_reproduces_on_the_c_and_not_with_gallery
     assert proc.returncode == 1 and "not reproduced on the C" in proc.stdout, (proc.stdout, proc.stderr)
 
 
+# mainline's witness for chunk-hint-off-by-at-most-a-page/alloc at 3x8, the same two findings met by an allocation,
+# which needs a third block: steps 8 and 9 free [8, 15) inside block 1 (gallery 12: chunk_md never hears of it and
+# keeps its stale scan hint [11, 12)), beside block 0's free [5, 8) that its right_free 0 hides (gallery 13); step
+# 10 breaks chunk_md's contig hint [19, 24) in block 2, and pcpu_chunk_refresh_hint(chunk, false) promotes the scan
+# hint and scans forward only from bit 12: chunk_md.contig_hint 1 beside the free run [5, 15), off by 9.  Found by
+# Go-Explore on Debian 6.12's C at 3x8 (a 121-operation trace), shrunk by `pcpu-verify minimize` to 11 operations.
+OFF_BY_A_PAGE_ALLOC_3X8 = PROOF_TRACES / "mainline__3x8__chunk-hint-off-by-at-most-a-page.json"
+
+
+def test_mainline_off_by_a_page_alloc_witness_breaks_the_model_first_at_its_last_alloc() -> None:
+    trace = trace_from_json(json.loads(OFF_BY_A_PAGE_ALLOC_3X8.read_text()))
+    assert (trace.variant, trace.geometry.name, len(trace.ops)) == ("mainline", "3x8", 11)
+    assert first_violation(trace, trace.violates) == 10 and op_name(trace.ops[-1]) == "alloc"
+
+
+@pytest.mark.parametrize("patch", ["chunk-md-free-end.patch", "block-refresh-right-free.patch",
+                                   "chunk-refresh-full-scan.patch", "mainline-fixed.patch"])
+def test_mainline_off_by_a_page_alloc_witness_reproduces_on_the_c_and_not_with_each_fix(patch: str,
+                                                                                      tmp_path: Path) -> None:
+    """Each of gallery 12's, 13's and the full refresh's fixes removes it on its own."""
+    for release in ("debian-6.12", "linux-5.4.286"):
+        proc = cli("replay", str(OFF_BY_A_PAGE_ALLOC_3X8), "--source", str(kernel(release).percpu_c))
+        assert proc.returncode == 0 and "reproduced at step 10 on the C" in proc.stdout, (proc.stdout, proc.stderr)
+    fixed = patched("debian-6.12", (patch,), tmp_path)
+    proc = cli("replay", str(OFF_BY_A_PAGE_ALLOC_3X8), "--source", str(fixed.percpu_c))
+    assert proc.returncode == 1 and "not reproduced on the C" in proc.stdout, (proc.stdout, proc.stderr)
+
+
 # mainline's witness for scan-hint-before-contig-hint/alloc at 2x8: gallery 16 in block 0, block 1 untouched (the
 # random search's 6-operation trace for mainline).  The 1x8 witness breaks nothing on two pages (its allocations
 # land elsewhere), and linux-5.4's random walks, seeded by its own name, miss it, so without this file linux-5.4's
