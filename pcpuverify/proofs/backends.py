@@ -86,10 +86,8 @@ def _z3(assertions: list[z3.BoolRef], limits: Limits, start: float) -> Outcome:
     s.set("rlimit", limits.rlimit)
     s.set("random_seed", limits.seed)
     s.set("timeout", int(limits.timeout * 1000))
-    s.set("ctrl_c", False)  # else Z3 takes Ctrl-C itself, answers unknown, and the Ctrl-C is lost
     s.add(*assertions)
-    with interrupting(s.interrupt):
-        status = s.check()
+    status = z3_check(s)
     if status == z3.sat:
         model = s.model()
         values: list[Value] = []
@@ -103,6 +101,13 @@ def _z3(assertions: list[z3.BoolRef], limits: Limits, start: float) -> Outcome:
     if status == z3.unsat:
         return Outcome("z3", "unsat", time.perf_counter() - start)
     return Outcome("z3", "unknown", time.perf_counter() - start, reason=s.reason_unknown())
+
+
+def z3_check(s: z3.Solver) -> z3.CheckSatResult:
+    """``s.check()``, returning at once on SIGTERM or Ctrl-C, which are then raised (``termination.interrupting``)."""
+    s.set("ctrl_c", False)  # else Z3 takes Ctrl-C itself, answers unknown, and the Ctrl-C is lost
+    with interrupting(s.interrupt):
+        return s.check()
 
 
 def _bitwuzla(assertions: list[z3.BoolRef], limits: Limits, start: float) -> Outcome:

@@ -30,7 +30,7 @@ made to return at once:
   interrupts the query.  Z3's own Ctrl-C handling must be off (its
   ``ctrl_c`` parameter): it catches SIGINT itself and returns "unknown",
   and the Ctrl-C is lost.
-- cvc5 has neither: it is solved in a child process (``backends.py``).
+- cvc5 has neither: it is solved in a child process (``solver.in_turn``).
 """
 
 from __future__ import annotations

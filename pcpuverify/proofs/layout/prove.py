@@ -24,8 +24,8 @@ from pcpuverify.proofs.layout.encoding import (
 from pcpuverify.proofs.layout.preconditions import preconditions
 from pcpuverify.proofs.layout.properties import LAYOUT_PROPERTIES, LayoutProperty
 from pcpuverify.proofs.results import Result, Verdict
+from pcpuverify.proofs.backends import z3_check
 from pcpuverify.proofs.solver import SolverOptions, check
-from pcpuverify.proofs.termination import interrupting
 
 # -- running the obligations -----------------------------------------------------------
 
@@ -101,14 +101,8 @@ def _minimize(assertions: list[Bool], L: SymLayout, options: SolverOptions) -> t
     solver.set("rlimit", options.rlimit)
     solver.set("random_seed", options.seed)
     solver.set("timeout", int(options.timeout * 1000))
-    solver.set("ctrl_c", False)  # else Z3 takes Ctrl-C itself, answers unknown, and the Ctrl-C is lost
     solver.add(*assertions)
-
-    def check_here() -> z3.CheckSatResult:
-        with interrupting(solver.interrupt):  # SIGTERM or Ctrl-C: Z3 returns at once, and the signal is raised
-            return solver.check()
-
-    if check_here() != z3.sat:
+    if z3_check(solver) != z3.sat:
         return None, time.perf_counter() - start
     model = solver.model()
     # Probes are a nicety: each gets a small share of the budget, and an unknown just stops the search.
@@ -126,7 +120,7 @@ def _minimize(assertions: list[Bool], L: SymLayout, options: SolverOptions) -> t
             return "unknown"
         solver.push()
         solver.add(condition)
-        status = check_here()
+        status = z3_check(solver)
         if status == z3.sat:
             model = solver.model()
         solver.pop()
