@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import z3
 
@@ -110,6 +111,14 @@ def z3_check(s: z3.Solver) -> z3.CheckSatResult:
         return s.check()
 
 
+def bitwuzla_check(s: Any) -> Any:
+    """``s.check_sat()`` of a ``bitwuzla.Bitwuzla``, returning at once on SIGTERM or Ctrl-C, which are then raised
+    (``termination.polled_signals``: the solver polls for them)."""
+    with polled_signals() as signalled:
+        s.configure_terminator(signalled)
+        return s.check_sat()
+
+
 def _bitwuzla(assertions: list[z3.BoolRef], limits: Limits, start: float) -> Outcome:
     tr = translator("bitwuzla")
     terms = tr.translate_all(assertions)
@@ -121,9 +130,7 @@ def _bitwuzla(assertions: list[z3.BoolRef], limits: Limits, start: float) -> Out
     s = bw.Bitwuzla(tr.tm, opts)
     for t in terms:
         s.assert_formula(t)
-    with polled_signals() as signalled:
-        s.configure_terminator(signalled)  # SIGTERM or Ctrl-C: Bitwuzla returns at once, and the signal is raised
-        result = s.check_sat()
+    result = bitwuzla_check(s)
     if result == bw.Result.SAT:
         values = [(name, width, _bw_value(s.get_value(c), width)) for (name, width), c in tr.consts.items()]
         return Outcome("bitwuzla", "sat", time.perf_counter() - start, values)

@@ -53,6 +53,7 @@ from typing import Any
 import z3
 
 from pcpuverify.model.geometry import Geometry
+from pcpuverify.proofs.backends import bitwuzla_check
 from pcpuverify.proofs.translate import translator
 from pcpuverify.symbolic.state import SymChunk, block_key
 
@@ -185,7 +186,7 @@ def close(pre: SymChunk, steps: dict[str, tuple[list[z3.BoolRef], SymChunk]], se
                 values = tr.translate_all(terms)
                 solver.push(1)
                 solver.assert_formula(tr(z3.Not(_one_of(terms, sets[which]))))
-                while (answer := solver.check_sat()) == bw.Result.SAT:
+                while (answer := bitwuzla_check(solver)) == bw.Result.SAT:
                     state = tuple(int(solver.get_value(v).value(10)) for v in values)
                     new[which].add(state)
                     if len(sets[which]) + len(new[which]) > max_states:
