@@ -101,18 +101,20 @@ def _save(result: CSearch, source: KernelSource, directory: Path) -> list[Path]:
 
 @click.command()
 @click.option("--source", "source_path", required=True, metavar="PATH", help="Kernel tree, mm/ folder or mm/percpu.c.")
-@click.option("--geometry", "geometry_spec", default="2x8", show_default=True, metavar="PAGESxBITS")
+@click.option("--geometry", "geometry_spec", default="2x8", show_default=True, metavar="PAGESxBITS",
+              help="Pages (one block each) x bits per block of the chunk the C is built for.")
 @click.option("--depth", type=click.IntRange(min=0), default=3, show_default=True, help="Breadth-first search depth.")
 @click.option("--examples", type=click.IntRange(min=0), default=100, show_default=True,
               help="Random walks, then as many Hypothesis stateful examples, after the search.")
 @click.option("--length", type=click.IntRange(min=1), default=20, show_default=True, help="Operations per random walk.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the random walks and the Hypothesis examples.")
 @click.option("--traces", "traces_dir", type=click.Path(file_okay=False), default=None,
               help="Write each finding's trace here (JSON, replays on the C build).")
 @click.option("--first-chunk", is_flag=True,
               help="Also set up the first chunk (4.14 on) of every layout its callers give, at the geometry's page,"
                    " and hold it to the invariants.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the search's states, findings and traces as JSON.")
 @_user_errors
 def explore(source_path: str, geometry_spec: str, depth: int, examples: int, length: int, seed: int,
             traces_dir: str | None, first_chunk: bool, as_json: bool) -> None:
@@ -166,12 +168,15 @@ def explore(source_path: str, geometry_spec: str, depth: int, examples: int, len
 
 @click.command()
 @click.option("--source", "source_path", required=True, metavar="PATH", help="Kernel tree, mm/ folder or mm/percpu.c.")
-@click.option("--variant", required=True, type=click.Choice(sorted(VARIANTS)))
-@click.option("--geometry", "geometry_spec", default="2x8", show_default=True, metavar="PAGESxBITS")
+@click.option("--variant", required=True, type=click.Choice(sorted(VARIANTS)),
+              help="The model variant held to the C.")
+@click.option("--geometry", "geometry_spec", default="2x8", show_default=True, metavar="PAGESxBITS",
+              help="Pages (one block each) x bits per block of the chunk the C is built for.")
 @click.option("--traces", type=click.IntRange(min=1), default=1000, show_default=True, help="Random traces.")
 @click.option("--length", type=click.IntRange(min=1), default=20, show_default=True, help="Operations per trace.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the random traces.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @_user_errors
 def diff(source_path: str, variant: str, geometry_spec: str, traces: int, length: int, seed: int,
          as_json: bool) -> None:

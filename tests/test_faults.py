@@ -234,6 +234,13 @@ def test_nonsense_option_is_refused(tmp_path: Path, args: list[str], named: str)
     assert not (tmp_path / "cache").exists()
 
 
+@pytest.mark.parametrize("args", [["diff", "--variant", "mainline"], ["explore"]])
+def test_a_negative_seed_of_the_c_searches_is_refused(tmp_path: Path, args: list[str]) -> None:
+    """Python's ``random`` seeds with ``abs()`` of an int: ``--seed -1`` ran seed 1's traces while the report
+    said -1."""
+    assert_one_error_line(pcpu_verify(*args, "--source", tmp_path, "--seed", "-1"), "--seed", "-1")
+
+
 def test_nonsense_config_value_is_refused(tmp_path: Path) -> None:
     write_check_config(tmp_path, depth=100000)
     assert_one_error_line(pcpu_verify("check", "--config", tmp_path / "check.toml", cwd=tmp_path, timeout=60),
