@@ -48,7 +48,7 @@ from pcpuverify.model.geometry import Geometry
 from pcpuverify.model.ops import ChunkInit, Op, op_to_json
 from pcpuverify.model.trace import Trace
 from pcpuverify.model.reference import Reference
-from pcpuverify.proofs import hint_reach
+from pcpuverify.proofs import hint_reach, popcount_steps
 from pcpuverify.proofs.block_states import (BlockState, Closure, HintState, block_fields, block_states_of,
                                            chunk_md_states_of, close, joined, within)
 from pcpuverify.proofs.children import Later, run_all
@@ -357,6 +357,7 @@ def _suite(variant: str, geometry: Geometry, options: SuiteOptions, invariants: 
                                  times={f"{k} (sliced)": v for k, v in answers[i].times.items()} | full.times)
         return answers
 
+    fresh = (enc.fresh_chunk("popcount.before"), enc.fresh_chunk("popcount.after"))  # popcount_steps' own
     consecution: dict[tuple[str, str], Answer] = {}
     dropped: dict[str, dict[str, object]] = {}  # each dropped invariant: where Houdini dropped it (``_drop``)
     rounds = 0
@@ -367,8 +368,13 @@ def _suite(variant: str, geometry: Geometry, options: SuiteOptions, invariants: 
             # one operation's queries share their assumptions, so they are independent: solved as one batch
             post = trans[kind].step.post
             batch = list(held)
-            answers = consecution_answers([(kind, held, [z3.Not(post.oob_write)], z3.Not(inv.z3(post)))
-                                           for inv in batch], options.solver)
+            stepped = {inv.name: a for inv in batch if (a := popcount_steps.prove(
+                inv, kind, pre, trans[kind], [*assumptions(kind, held), z3.Not(post.oob_write)], fresh,
+                options.solver)) is not None}
+            whole = [inv for inv in batch if inv.name not in stepped]
+            asked = dict(zip([inv.name for inv in whole], consecution_answers(
+                [(kind, held, [z3.Not(post.oob_write)], z3.Not(inv.z3(post))) for inv in whole], options.solver)))
+            answers = [stepped.get(inv.name) or asked[inv.name] for inv in batch]
             without = list(dropped)  # what the whole batch did not assume
             for inv, ans in zip(batch, answers):
                 consecution[(inv.name, kind)] = ans
