@@ -1,10 +1,10 @@
 """``free-bits-count`` across an allocation or a free, in steps: no query holds both the transition and a popcount.
 
 Asked whole, the invariant's consecution query (``free_bits == nr_bits - popcount(alloc_map)`` before, broken
-after) bit-blasts the alloc (or free) transition and two popcounts of the whole bitmap together, and it is the
-suite's slowest query from 64 bits on (``fixed``, Bitwuzla: 97 s at 2x32, unfinished after 30 minutes at 4x32;
-README, the benchmark).  Given to that query as extra assumptions, the facts below did not help (95 s at 2x32):
-the solver still bit-blasts everything at once.  So they replace it, as three kinds of query, each unsat:
+after) bit-blasts the alloc (or free) transition and two popcounts of the whole bitmap together, and it was the
+suite's slowest query from 64 bits on (``fixed``, Bitwuzla: 97 s at 2x32, unfinished after 37 minutes at 4x32;
+docs/design.md, "Solvers").  Given to that query as extra assumptions, the facts below did not help (95 s at
+2x32): the solver still bit-blasts everything at once.  So they replace it, as three kinds of query, each unsat:
 
 1. **The shape**, under the query's own assumptions: the invariant held before, and the operation either left
    ``alloc_map`` and ``free_bits`` alone, or set (cleared) one range ``[off, off + size)`` of bits that were all
