@@ -44,6 +44,8 @@ FROM_BITS = 32
 
 @dataclass(frozen=True)
 class Lemmas:
+    """Whether both lemmas are proved at one width (every query unsat), in how long, and each query's answer."""
+
     proved: bool
     seconds: float
     answers: tuple[Answer, ...]
