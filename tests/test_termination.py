@@ -213,6 +213,7 @@ CLOSING_SCRIPT = textwrap.dedent("""
     hard = [x * y == 1099511627791 * 1099511627689, z3.ULT(x, 2**41), z3.ULT(y, 2**41), z3.UGT(x, 1), z3.UGT(y, 1)]
     # one state in each set; a post-state outside them is easy, with the factors hard: the first query is long
     seeds = {(0,) * len(block_terms(pre, 0))}, {(0,) * len(chunk_md_terms(pre))}
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as a terminal leaves it; a job started with & ignores it
     threading.Timer(2, os.kill, (os.getpid(), signal.{signal})).start()
     start = time.monotonic()
     try:
