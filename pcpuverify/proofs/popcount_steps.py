@@ -72,17 +72,21 @@ def range_count(lo: Int, hi: Int, n: int) -> z3.BoolRef:
     return z3.Implies(z3.And(lo >= 0, lo <= hi, hi <= n), popcount(range_mask(lo, hi, n), n) == hi - lo)
 
 
-def _disjoint_queries(n: int) -> list[list[z3.BoolRef]]:
-    """``disjoint`` for every ``n``-bit pair: at once up to ``DIRECT`` bits, else from its two parts, each proved
-    by the queries of its own width (listed too, narrowest first)."""
+def _disjoint_queries(n: int, into: dict[int, list[z3.BoolRef]]) -> dict[int, list[z3.BoolRef]]:
+    """``disjoint`` for every ``n``-bit pair, one query per width: at once up to ``DIRECT`` bits, else from its
+    two parts, each proved by the queries of its own width (added too, each width once)."""
+    if n in into:
+        return into
     x, d = z3.BitVec(f"popcount.x{n}", n), z3.BitVec(f"popcount.d{n}", n)
     if n <= DIRECT:
-        return [[z3.Not(disjoint(x, d, n))]]
+        into[n] = [z3.Not(disjoint(x, d, n))]
+        return into
     k = _split(n)
+    _disjoint_queries(n - k, _disjoint_queries(k, into))
     low = disjoint(z3.Extract(k - 1, 0, x), z3.Extract(k - 1, 0, d), k)
     high = disjoint(z3.Extract(n - 1, k, x), z3.Extract(n - 1, k, d), n - k)
-    parts = _disjoint_queries(k) + (_disjoint_queries(n - k) if n - k != k else [])
-    return [*parts, [low, high, z3.Not(disjoint(x, d, n))]]
+    into[n] = [low, high, z3.Not(disjoint(x, d, n))]
+    return into
 
 
 def lemmas(n: int, solver: SolverOptions) -> Lemmas:
@@ -90,25 +94,29 @@ def lemmas(n: int, solver: SolverOptions) -> Lemmas:
     key = (n, solver)
     if key not in _proved:
         lo, hi = z3.BitVec("popcount.lo", INT_W), z3.BitVec("popcount.hi", INT_W)
-        answers = check_all([*_disjoint_queries(n), [z3.Not(range_count(lo, hi, n))]], solver)
+        answers = check_all([*_disjoint_queries(n, {}).values(), [z3.Not(range_count(lo, hi, n))]], solver)
         _proved[key] = Lemmas(all(a.status == "unsat" for a in answers), sum(a.seconds for a in answers),
                               tuple(answers))
     return _proved[key]
 
 
+def _range(off: Int, size: Int, n: int) -> tuple[z3.BitVecRef, z3.BoolRef]:
+    """The mask of ``size`` bits at ``off``, and that it lies within the ``n`` bits (no wrap of the sum)."""
+    return range_mask(off, off + size, n), z3.And(size <= n, off >= 0, off <= n, off + size <= n)
+
+
 def _shape(kind: str, pre: SymChunk, post: SymChunk, off: Int) -> z3.BoolRef:
     """What the operation did to ``alloc_map`` and ``free_bits``: nothing, or set (cleared) the range of
     ``|change of free_bits|`` bits at ``off``, all free (allocated) before."""
-    n = pre.nr_bits
     change = post.free_bits - pre.free_bits
     size = -change if kind == "alloc" else change
-    mask = range_mask(off, off + size, n)
+    mask, inside = _range(off, size, pre.nr_bits)
     if kind == "alloc":
         moved = z3.And(pre.alloc_map & mask == 0, post.alloc_map == pre.alloc_map | mask)
     else:
         moved = z3.And(mask & ~pre.alloc_map == 0, post.alloc_map == pre.alloc_map & ~mask)
     unchanged = z3.And(post.alloc_map == pre.alloc_map, change == 0)
-    return z3.Or(unchanged, z3.And(size > 0, size <= n, off >= 0, off <= n, off + size <= n, moved))
+    return z3.Or(unchanged, z3.And(size > 0, inside, moved))
 
 
 def _step(kind: str, inv: Invariant, fresh: tuple[SymChunk, SymChunk]) -> list[z3.BoolRef]:
@@ -120,15 +128,14 @@ def _step(kind: str, inv: Invariant, fresh: tuple[SymChunk, SymChunk]) -> list[z
     n = before.nr_bits
     off, size = z3.BitVec("popcount.off", INT_W), z3.BitVec("popcount.size", INT_W)
     small = before.alloc_map if kind == "alloc" else after.alloc_map
-    mask = range_mask(off, off + size, n)
+    mask, inside = _range(off, size, n)
     if kind == "alloc":
         after = after.set(alloc_map=small | mask)
     else:
         before = before.set(alloc_map=small | mask)
     change = after.free_bits - before.free_bits
-    return [size >= 0, size <= n, off >= 0, off <= n, off + size <= n, small & mask == 0,
-            change == (-size if kind == "alloc" else size), disjoint(small, mask, n), range_count(off, off + size, n),
-            inv.z3(before), z3.Not(inv.z3(after))]
+    return [size >= 0, inside, small & mask == 0, change == (-size if kind == "alloc" else size),
+            disjoint(small, mask, n), range_count(off, off + size, n), inv.z3(before), z3.Not(inv.z3(after))]
 
 
 def prove(inv: Invariant, kind: str, pre: SymChunk, t: Transition, assumptions: list[z3.BoolRef],
