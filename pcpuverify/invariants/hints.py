@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import z3
 
@@ -142,9 +142,44 @@ def _longest_is(free: z3.BitVecRef, n: int, length: Int) -> z3.BoolRef:
     return z3.And(has_run(free, n, length), z3.Not(has_run(free, n, length + 1)))
 
 
+# "some free run of at least this many bits exists" in a chunk: read off its bitmap here, off its blocks' metadata
+# in proofs/run_bridge.py, where a lemma proves the two the same while the blocks' hints match their bits
+Runs = Callable[[Int], z3.BoolRef]
+
+
+def map_runs(chunk: SymChunk) -> Runs:
+    """Runs read off the chunk's whole bitmap."""
+    return lambda length: has_run(~chunk.alloc_map, chunk.nr_bits, length)
+
+
+def _not_above_free_run(chunk: SymChunk, runs: Runs) -> z3.BoolRef:
+    return runs(chunk.contig_hint)
+
+
+def _within_a_block(chunk: SymChunk, runs: Runs) -> z3.BoolRef:
+    return z3.Not(runs(chunk.contig_hint + chunk.geometry.block_bits + 1))
+
+
+def _exact_below_a_block(chunk: SymChunk, runs: Runs) -> z3.BoolRef:
+    B = chunk.geometry.block_bits
+    start, end = chunk.contig_hint_start, chunk.contig_hint_start + chunk.contig_hint
+    placed = z3.Or(chunk.contig_hint == 0, z3.And(start >= 0, start <= end, end <= chunk.nr_bits,
+                                                  chunk.alloc_map & range_mask(start, end, chunk.nr_bits) == 0))
+    longest = z3.And(runs(chunk.contig_hint), z3.Not(runs(chunk.contig_hint + 1)))
+    return z3.Implies(chunk.contig_hint < B, z3.And(longest, placed))
+
+
+# the chunk invariants that read the longest free run of the whole bitmap, each as a function of ``Runs``
+CHUNK_RUN_INVARIANTS: dict[str, Callable[[SymChunk, Runs], z3.BoolRef]] = {
+    "chunk-contig-hint-not-above-free-run": _not_above_free_run,
+    "chunk-contig-hint-within-a-block": _within_a_block,
+    "chunk-contig-hint-exact-below-a-block": _exact_below_a_block,
+}
+
+
 @chunk_contig_hint_not_above_free_run.symbolic
 def _chunk_contig_hint_not_above_free_run(chunk: SymChunk) -> z3.BoolRef:
-    return has_run(~chunk.alloc_map, chunk.nr_bits, chunk.contig_hint)
+    return _not_above_free_run(chunk, map_runs(chunk))
 
 
 @chunk_contig_hint_region_free.symbolic
@@ -196,15 +231,9 @@ def _block_hints_match_scan(chunk: SymChunk) -> z3.BoolRef:
 
 @chunk_contig_hint_within_a_block.symbolic
 def _chunk_contig_hint_within_a_block(chunk: SymChunk) -> z3.BoolRef:
-    B = chunk.geometry.block_bits
-    return z3.Not(has_run(~chunk.alloc_map, chunk.nr_bits, chunk.contig_hint + B + 1))
+    return _within_a_block(chunk, map_runs(chunk))
 
 
 @chunk_contig_hint_exact_below_a_block.symbolic
 def _chunk_contig_hint_exact_below_a_block(chunk: SymChunk) -> z3.BoolRef:
-    B = chunk.geometry.block_bits
-    start, end = chunk.contig_hint_start, chunk.contig_hint_start + chunk.contig_hint
-    placed = z3.Or(chunk.contig_hint == 0, z3.And(start >= 0, start <= end, end <= chunk.nr_bits,
-                                                  chunk.alloc_map & range_mask(start, end, chunk.nr_bits) == 0))
-    return z3.Implies(chunk.contig_hint < B,
-                      z3.And(_longest_is(~chunk.alloc_map, chunk.nr_bits, chunk.contig_hint), placed))
+    return _exact_below_a_block(chunk, map_runs(chunk))

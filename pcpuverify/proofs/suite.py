@@ -48,7 +48,7 @@ from pcpuverify.model.geometry import Geometry
 from pcpuverify.model.ops import ChunkInit, Op, op_to_json
 from pcpuverify.model.trace import Trace
 from pcpuverify.model.reference import Reference
-from pcpuverify.proofs import hint_reach, popcount_steps
+from pcpuverify.proofs import hint_reach, popcount_steps, run_bridge
 from pcpuverify.proofs.block_states import (BlockState, Closure, HintState, block_fields, block_states_of,
                                            chunk_md_states_of, close, joined, within)
 from pcpuverify.proofs.children import Later, run_all
@@ -371,9 +371,20 @@ def _suite(variant: str, geometry: Geometry, options: SuiteOptions, invariants: 
             stepped = {inv.name: a for inv in batch if (a := popcount_steps.prove(
                 inv, kind, pre, trans[kind], [*assumptions(kind, held), z3.Not(post.oob_write)], fresh,
                 options.solver)) is not None}
-            whole = [inv for inv in batch if inv.name not in stepped]
-            asked = dict(zip([inv.name for inv in whole], consecution_answers(
-                [(kind, held, [z3.Not(post.oob_write)], z3.Not(inv.z3(post))) for inv in whole], options.solver)))
+            # the chunk's longest-run invariants over the blocks' metadata, once the blocks' own query is unsat
+            bridged = [inv for inv in batch if inv.name not in stepped and run_bridge.applies(inv, held)]
+            whole = [inv for inv in batch if inv.name not in stepped and inv not in bridged]
+
+            def asked_whole(invs: list[Invariant]) -> dict[str, Answer]:
+                return dict(zip([inv.name for inv in invs], consecution_answers(
+                    [(kind, held, [z3.Not(post.oob_write)], z3.Not(inv.z3(post))) for inv in invs], options.solver)))
+
+            asked = asked_whole(whole)
+            if bridged and asked[run_bridge.BLOCKS_EXACT].status == "unsat":
+                t = trans[kind]
+                asked |= run_bridge.prove(bridged, held, pre, post, [well_formed, t.precondition, t.step.unrolled,
+                                                                     z3.Not(post.oob_write)], holds, options.solver)
+            asked |= asked_whole([inv for inv in bridged if inv.name not in asked])
             answers = [stepped.get(inv.name) or asked[inv.name] for inv in batch]
             without = list(dropped)  # what the whole batch did not assume
             for inv, ans in zip(batch, answers):
