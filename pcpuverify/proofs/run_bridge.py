@@ -14,14 +14,15 @@ once per geometry and process (Bitwuzla: 4.5 s at 4x32, 27.5 s at 4x64).  Then t
 
 - before the operation, each of the three held is stated over the metadata (the same, by the bridge, since
   ``block-hints-match-scan`` is held too);
-- after it, ``block-hints-match-scan`` is assumed, and the target is broken over the metadata.
+- after it, ``block-hints-match-scan`` is assumed, and the target is broken over the metadata, each of its
+  conjuncts a query of its own (``conjuncts``).
 
-Why a proof of that query is a proof of the whole one: a model of the whole query satisfies the first point
+Why proofs of those queries are a proof of the whole one: a model of the whole query satisfies the first point
 through the bridge; it satisfies ``block-hints-match-scan`` after the operation because that invariant's own
 query in the same Houdini round, asked under the same assumptions, was unsat (the caller asks this only then);
-and by the bridge again the target is broken over the metadata.  So with the bridge proved, an unsat answer
-here is one for the whole query.  Anything else, and the whole query is asked: the bridge proves, it never
-refutes.
+and by the bridge again the target is broken over the metadata, so one of its conjuncts is.  So with the bridge
+proved, unsat answers here are one for the whole query.  Anything else, and the whole query is asked: the bridge
+proves, it never refutes.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ import z3
 from pcpuverify.invariants.base import Invariant
 from pcpuverify.invariants.hints import CHUNK_RUN_INVARIANTS, Runs, map_runs
 from pcpuverify.model.geometry import Geometry
-from pcpuverify.proofs.solver import Answer, SolverOptions, check_all
 from pcpuverify.proofs.blocks.abstraction import longest_run
+from pcpuverify.proofs.solver import Answer, SolverOptions, check_all
 from pcpuverify.symbolic.bv import INT_W
 from pcpuverify.symbolic.state import SymChunk, fresh_chunk
 

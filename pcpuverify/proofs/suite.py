@@ -357,6 +357,12 @@ def _suite(variant: str, geometry: Geometry, options: SuiteOptions, invariants: 
                                  times={f"{k} (sliced)": v for k, v in answers[i].times.items()} | full.times)
         return answers
 
+    def asked_whole(kind: str, invs: list[Invariant]) -> dict[str, Answer]:
+        """Houdini's whole consecution queries of one operation under the invariants held, by invariant."""
+        post = trans[kind].step.post
+        return dict(zip([inv.name for inv in invs], consecution_answers(
+            [(kind, held, [z3.Not(post.oob_write)], z3.Not(inv.z3(post))) for inv in invs], options.solver)))
+
     fresh = (enc.fresh_chunk("popcount.before"), enc.fresh_chunk("popcount.after"))  # popcount_steps' own
     consecution: dict[tuple[str, str], Answer] = {}
     dropped: dict[str, dict[str, object]] = {}  # each dropped invariant: where Houdini dropped it (``_drop``)
@@ -374,17 +380,12 @@ def _suite(variant: str, geometry: Geometry, options: SuiteOptions, invariants: 
             # the chunk's longest-run invariants over the blocks' metadata, once the blocks' own query is unsat
             bridged = [inv for inv in batch if inv.name not in stepped and run_bridge.applies(inv, held)]
             whole = [inv for inv in batch if inv.name not in stepped and inv not in bridged]
-
-            def asked_whole(invs: list[Invariant]) -> dict[str, Answer]:
-                return dict(zip([inv.name for inv in invs], consecution_answers(
-                    [(kind, held, [z3.Not(post.oob_write)], z3.Not(inv.z3(post))) for inv in invs], options.solver)))
-
-            asked = asked_whole(whole)
+            asked = asked_whole(kind, whole)
             if bridged and asked[run_bridge.BLOCKS_EXACT].status == "unsat":
                 t = trans[kind]
                 asked |= run_bridge.prove(bridged, held, pre, post, [well_formed, t.precondition, t.step.unrolled,
                                                                      z3.Not(post.oob_write)], holds, options.solver)
-            asked |= asked_whole([inv for inv in bridged if inv.name not in asked])
+            asked |= asked_whole(kind, [inv for inv in bridged if inv.name not in asked])
             answers = [stepped.get(inv.name) or asked[inv.name] for inv in batch]
             without = list(dropped)  # what the whole batch did not assume
             for inv, ans in zip(batch, answers):
