@@ -132,7 +132,8 @@ def chunk_contig_hint_exact_below_a_block(alloc: PcpuAllocator, chunk: PcpuChunk
 # -- the Z3 side ---------------------------------------------------------------------
 
 
-def _block_seg(chunk: SymChunk, i: int) -> z3.BitVecRef:
+def block_seg(chunk: SymChunk, i: int) -> z3.BitVecRef:
+    """Block ``i``'s bits of the chunk's ``alloc_map`` (set = allocated)."""
     B = chunk.geometry.block_bits
     return z3.Extract((i + 1) * B - 1, i * B, chunk.alloc_map)
 
@@ -223,7 +224,7 @@ def _block_hints_match_scan(chunk: SymChunk) -> z3.BoolRef:
     B = chunk.geometry.block_bits
     conds = []
     for i, block in enumerate(chunk.md_blocks):
-        seg = _block_seg(chunk, i)
+        seg = block_seg(chunk, i)
         parts = block_scan_parts(seg, block, B)
         conds += [_longest_is(~seg, B, block.contig_hint), *parts.values()]
     return z3.And(conds)

@@ -48,7 +48,7 @@ from pcpuverify.model.geometry import Geometry
 from pcpuverify.model.ops import ChunkInit, Op, op_to_json
 from pcpuverify.model.trace import Trace
 from pcpuverify.model.reference import Reference
-from pcpuverify.proofs import hint_reach, popcount_steps, run_bridge
+from pcpuverify.proofs import hint_reach, popcount_steps, run_bridge, scan_instances
 from pcpuverify.proofs.block_states import (BlockState, Closure, HintState, block_fields, block_states_of,
                                            chunk_md_states_of, close, joined, within)
 from pcpuverify.proofs.children import Later, run_all
@@ -363,6 +363,23 @@ def _suite(variant: str, geometry: Geometry, options: SuiteOptions, invariants: 
         return dict(zip([inv.name for inv in invs], consecution_answers(
             [(kind, held, [z3.Not(post.oob_write)], z3.Not(inv.z3(post))) for inv in invs], options.solver)))
 
+    instance_parts: dict[str, list[scan_instances.Part]] = {}  # each operation's, built once
+
+    def at_instances(kind: str, invs: list[Invariant]) -> dict[str, Answer]:
+        """The unsat answers of ``scan_instances``' route, by invariant; an invariant left out is asked whole."""
+        out = {}
+        for inv in [inv for inv in invs if scan_instances.applies(inv, kind, pre)]:
+            post = trans[kind].step.post
+            if kind not in instance_parts:
+                instance_parts[kind] = scan_instances.parts(pre, post)
+            parts = instance_parts[kind]
+            others = [h for h in held if h is not inv]
+            answers = consecution_answers([(kind, others, [z3.Not(post.oob_write), *p.given], p.negation)
+                                           for p in parts], options.solver)
+            if (answer := scan_instances.combined(parts, answers)) is not None:
+                out[inv.name] = answer
+        return out
+
     fresh = (enc.fresh_chunk("popcount.before"), enc.fresh_chunk("popcount.after"))  # popcount_steps' own
     consecution: dict[tuple[str, str], Answer] = {}
     dropped: dict[str, dict[str, object]] = {}  # each dropped invariant: where Houdini dropped it (``_drop``)
@@ -374,19 +391,20 @@ def _suite(variant: str, geometry: Geometry, options: SuiteOptions, invariants: 
             # one operation's queries share their assumptions, so they are independent: solved as one batch
             post = trans[kind].step.post
             batch = list(held)
-            stepped = {inv.name: a for inv in batch if (a := popcount_steps.prove(
+            routed = {inv.name: a for inv in batch if (a := popcount_steps.prove(
                 inv, kind, pre, trans[kind], [*assumptions(kind, held), z3.Not(post.oob_write)], fresh,
                 options.solver)) is not None}
+            routed |= at_instances(kind, batch)
             # the chunk's longest-run invariants over the blocks' metadata, once the blocks' own query is unsat
-            bridged = [inv for inv in batch if inv.name not in stepped and run_bridge.applies(inv, held)]
-            whole = [inv for inv in batch if inv.name not in stepped and inv not in bridged]
-            asked = asked_whole(kind, whole)
+            bridged = [inv for inv in batch if inv.name not in routed and run_bridge.applies(inv, held)]
+            whole = [inv for inv in batch if inv.name not in routed and inv not in bridged]
+            asked = routed | asked_whole(kind, whole)
             if bridged and asked[run_bridge.BLOCKS_EXACT].status == "unsat":
                 t = trans[kind]
                 asked |= run_bridge.prove(bridged, held, pre, post, [well_formed, t.precondition, t.step.unrolled,
                                                                      z3.Not(post.oob_write)], holds, options.solver)
             asked |= asked_whole(kind, [inv for inv in bridged if inv.name not in asked])
-            answers = [stepped.get(inv.name) or asked[inv.name] for inv in batch]
+            answers = [asked[inv.name] for inv in batch]
             without = list(dropped)  # what the whole batch did not assume
             for inv, ans in zip(batch, answers):
                 consecution[(inv.name, kind)] = ans
