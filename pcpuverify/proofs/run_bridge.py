@@ -19,10 +19,10 @@ once per geometry and process (Bitwuzla: 4.5 s at 4x32, 27.5 s at 4x64).  Then t
 
 Why proofs of those queries are a proof of the whole one: a model of the whole query satisfies the first point
 through the bridge; it satisfies ``block-hints-match-scan`` after the operation because that invariant's own
-query in the same Houdini round, asked under the same assumptions, was unsat (the caller asks this only then);
-and by the bridge again the target is broken over the metadata, so one of its conjuncts is.  So with the bridge
-proved, unsat answers here are one for the whole query.  Anything else, and the whole query is asked: the bridge
-proves, it never refutes.
+query in the same Houdini round, asked under the same assumptions, was unsat, whole or by ``scan_instances``' parts
+(the caller asks this only then); and by the bridge again the target is broken over the metadata, so one of its
+conjuncts is.  So with the bridge proved, unsat answers here are one for the whole query.  Anything else, and the
+whole query is asked: the bridge proves, it never refutes.
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 The invariant says each block's hints are those of its bits.  One of its claims is universal: no free run of
 ``contig_hint + 1`` bits starts *anywhere* in the block.  Bit-blasted, that is a circuit over every position and
-every length of every block, before the operation and after it, and from 64-bit blocks on it was the suite's
-slowest query (``fixed``, Bitwuzla, 4x64: 211.4 s for an allocation, 220.1 s for a free; docs/design.md,
-"Solvers").  The block contracts met the same circuit at 256 and 1024 bits and answered it with weaker queries
+every length of every block, before the operation and after it, and at 4x64 it was the suite's slowest query
+(``fixed``, Bitwuzla: 211.4 s for an allocation, 220.1 s for a free; docs/design.md, "Solvers").  The block
+contracts met the same circuit at 256 and 1024 bits and answered it with weaker queries
 (``proofs/blocks/instances.py``); these are the same queries, one block of the chunk at a time:
 
 - **before**, every held invariant but this one, which is stated as its other conjuncts
@@ -22,7 +22,8 @@ after the operation, if it has one; and its state after breaks some conjunct of 
 block's negation of it.  So this route proves, and never refutes: anything but unsat, and the whole query is
 asked.
 
-Measured on the query alone (``fixed``, every state invariant held, Bitwuzla, one core; 7 December 2026):
+Measured on the query alone (``fixed``, every state invariant held, Bitwuzla, one core; 7 December 2026; a
+scratch version that also asked "a run of ``contig_hint`` bits", at the hint's start, as a sixth part per block):
 
 | geometry | whole, alloc | here, alloc | whole, free | here, free |
 |---|---|---|---|---|
@@ -33,7 +34,7 @@ Measured on the query alone (``fixed``, every state invariant held, Bitwuzla, on
 
 So the route starts at 64-bit blocks (``FROM_BLOCK_BITS``).  One query per block (every conjunct's negation in
 one) took 86.8 s and 164.7 s at 4x64: less for an allocation, more for a free, and four long queries where
-two workers share 24 short ones.
+two workers share twenty short ones.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ class Part:
 
 
 def applies(inv: Invariant, kind: str, pre: SymChunk) -> bool:
+    """Whether ``inv``'s query for an operation of ``kind`` on chunks like ``pre`` is asked this way first."""
     return inv.name == INVARIANT and kind in KINDS and pre.geometry.block_bits >= FROM_BLOCK_BITS
 
 
