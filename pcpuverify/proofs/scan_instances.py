@@ -30,11 +30,12 @@ scratch version that also asked "a run of ``contig_hint`` bits", at the hint's s
 | 2x32 | 8.9 s | 9.5 s | | |
 | 4x32 | 29.1 s | 33.8 s | | |
 | 2x64 | 61.3 s | 29.4 s | | |
-| 4x64 | 211.4 s | 104.5 s (the longest part 8.5 s) | 220.1 s | 126.8 s (12.3 s) |
+| 4x64 | 211.4 s | 104.5 s (the longest part 8.2 s) | 220.1 s | 126.8 s (13.4 s) |
 
 So the route starts at 64-bit blocks (``FROM_BLOCK_BITS``).  One query per block (every conjunct's negation in
-one) took 86.8 s and 164.7 s at 4x64: less for an allocation, more for a free, and four long queries where
-two workers share twenty short ones.
+one; ``free-bits-count`` and the three run invariants left out of the assumptions, which alone changed little:
+103.7 s and 118.4 s per conjunct) took 86.8 s and 164.7 s at 4x64: less for an allocation, more for a free, and
+four long queries where two workers share twenty short ones.
 """
 
 from __future__ import annotations
