@@ -46,7 +46,8 @@ import z3
 
 from pcpuverify.invariants.base import Invariant
 from pcpuverify.invariants.hints import block_scan_parts, block_seg
-from pcpuverify.proofs.blocks.instances import area_run_start, no_run_at, run_at
+from pcpuverify.proofs.blocks.instances import no_run_at, run_at
+from pcpuverify.proofs.blocks.instances import terms as instance_terms
 from pcpuverify.proofs.solver import Answer
 from pcpuverify.symbolic.bv import INT_W, I, Int, highest_set, lowest_set
 from pcpuverify.symbolic.state import SymChunk
@@ -76,11 +77,10 @@ def terms(pre: SymChunk, post: SymChunk, i: int) -> list[Int]:
     """Where block ``i``'s claim is stated before the operation: where a longer run after it would come from."""
     B = pre.geometry.block_bits
     before, after = block_seg(pre, i), block_seg(post, i)
-    changed = before ^ after
+    changed = before ^ after  # the operation's area in this block
     lo = z3.If(changed == 0, I(0), lowest_set(changed, B))
     hi = z3.If(changed == 0, I(0), highest_set(changed, B) + 1)
-    return [I(0), I(B) - pre.md_blocks[i].right_free, lo, hi, area_run_start(after, lo, B),
-            post.md_blocks[i].contig_hint_start]
+    return instance_terms(pre.md_blocks[i], post.md_blocks[i], lo, hi, after, B)
 
 
 def weak_invariant(pre: SymChunk, post: SymChunk) -> list[z3.BoolRef]:

@@ -365,20 +365,17 @@ def _suite(variant: str, geometry: Geometry, options: SuiteOptions, invariants: 
 
     instance_parts: dict[str, list[scan_instances.Part]] = {}  # each operation's, built once
 
-    def at_instances(kind: str, invs: list[Invariant]) -> dict[str, Answer]:
-        """The unsat answers of ``scan_instances``' route, by invariant; an invariant left out is asked whole."""
-        out = {}
-        for inv in [inv for inv in invs if scan_instances.applies(inv, kind, pre)]:
-            post = trans[kind].step.post
-            if kind not in instance_parts:
-                instance_parts[kind] = scan_instances.parts(pre, post)
-            parts = instance_parts[kind]
-            others = [h for h in held if h is not inv]
-            answers = consecution_answers([(kind, others, [z3.Not(post.oob_write), *p.given], p.negation)
-                                           for p in parts], options.solver)
-            if (answer := scan_instances.combined(parts, answers)) is not None:
-                out[inv.name] = answer
-        return out
+    def at_instances(kind: str, inv: Invariant) -> Answer | None:
+        """``inv``'s unsat answer by ``scan_instances``' route, or None: ask it whole."""
+        if not scan_instances.applies(inv, kind, pre):
+            return None
+        post = trans[kind].step.post
+        if kind not in instance_parts:
+            instance_parts[kind] = scan_instances.parts(pre, post)
+        parts = instance_parts[kind]
+        others = [h for h in held if h is not inv]
+        return scan_instances.combined(parts, consecution_answers(
+            [(kind, others, [z3.Not(post.oob_write), *p.given], p.negation) for p in parts], options.solver))
 
     fresh = (enc.fresh_chunk("popcount.before"), enc.fresh_chunk("popcount.after"))  # popcount_steps' own
     consecution: dict[tuple[str, str], Answer] = {}
@@ -394,7 +391,7 @@ def _suite(variant: str, geometry: Geometry, options: SuiteOptions, invariants: 
             routed = {inv.name: a for inv in batch if (a := popcount_steps.prove(
                 inv, kind, pre, trans[kind], [*assumptions(kind, held), z3.Not(post.oob_write)], fresh,
                 options.solver)) is not None}
-            routed |= at_instances(kind, batch)
+            routed |= {inv.name: a for inv in batch if (a := at_instances(kind, inv)) is not None}
             # the chunk's longest-run invariants over the blocks' metadata, once the blocks' own query is unsat
             bridged = [inv for inv in batch if inv.name not in routed and run_bridge.applies(inv, held)]
             whole = [inv for inv in batch if inv.name not in routed and inv not in bridged]
